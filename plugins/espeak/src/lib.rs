@@ -1,0 +1,1 @@
+//! espeak plugin (being written)

@@ -1,0 +1,1 @@
+//! local-whisper plugin (being written)
