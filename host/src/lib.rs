@@ -1,2 +1,10 @@
-//! placeholder
-pub fn x() {}
+//! OpenClaw Voice host: loads speech plugins, runs the voice pipeline, and serves operations
+//! endpoints. The binary (`main.rs`) is a thin edge over this library.
+//!
+//! See ARCHITECTURE.md for the code map and the invariants.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod plugins;
+pub mod telemetry;

@@ -1,0 +1,669 @@
+//! Reading, checking and merging the configuration layers.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::{Table, Value};
+
+use super::schema::{AgentKind, Config};
+
+/// Prefix of configuration environment variables: `OPENCLAW__SECTION__KEY=value`.
+pub const ENV_PREFIX: &str = "OPENCLAW__";
+
+/// Keys whose values would be secrets; they are refused in files (use `<key>_env`).
+const SECRET_KEYS: &[&str] = &[
+    "api_key",
+    "apikey",
+    "token",
+    "bot_token",
+    "password",
+    "secret",
+    "client_secret",
+    "dsn",
+    "authorization",
+];
+
+/// One configuration problem. Each names where it came from and the key concerned.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The environment has no file of its own.
+    #[error("unknown environment `{env}`: {path} does not exist (available: {available})")]
+    UnknownEnvironment {
+        /// The environment asked for.
+        env: String,
+        /// The file looked for.
+        path: PathBuf,
+        /// The environments that exist.
+        available: String,
+    },
+    /// A file is not valid TOML.
+    #[error("{origin}: invalid TOML: {reason}")]
+    Syntax {
+        /// File or variable.
+        origin: String,
+        /// Parser message.
+        reason: String,
+    },
+    /// A key the schema does not know.
+    #[error("{origin}: unknown key `{key}`{expected}")]
+    UnknownKey {
+        /// File or variable.
+        origin: String,
+        /// Dotted key path.
+        key: String,
+        /// `" (expected one of …)"` or empty.
+        expected: String,
+    },
+    /// A value of the wrong type or out of range.
+    #[error("{origin}: `{key}`: {reason}")]
+    Invalid {
+        /// File, variable, or `configuration` for the merged whole.
+        origin: String,
+        /// Dotted key path.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A literal secret in a file.
+    #[error(
+        "{origin}: `{key}` looks like a secret, and secrets never go in config files; \
+         put it in an environment variable and set `{key}_env = \"VARIABLE_NAME\"` instead"
+    )]
+    SecretInFile {
+        /// File or variable.
+        origin: String,
+        /// Dotted key path.
+        key: String,
+    },
+    /// A secret's environment variable is not set.
+    #[error(
+        "environment variable {var} is not set (or empty), and {needed_by} needs it \
+         (named by `{key}`)"
+    )]
+    MissingSecret {
+        /// The variable.
+        var: String,
+        /// Who needs it: `provider \`openai-whisper\``, `the agent`.
+        needed_by: String,
+        /// The `*_env` key naming it.
+        key: String,
+    },
+}
+
+/// Every problem found, in the order found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} configuration problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The effective configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The merged, validated configuration.
+    pub config: Config,
+    /// The environment name (`development`, `offline`…).
+    pub environment: String,
+    /// The files read, in layer order.
+    pub files: Vec<PathBuf>,
+    /// The `OPENCLAW__…` variables applied, in order (names only).
+    pub env_overrides: Vec<String>,
+    /// Secret variables the configuration names and whether each is set: `(key, var, set)`.
+    pub secrets: Vec<(String, String, bool)>,
+}
+
+/// Loads `dir/default.toml` (optional), `dir/<environment>.toml` (required) and the
+/// `OPENCLAW__…` variables from `vars`, and validates the result.
+pub fn load(
+    dir: &Path,
+    environment: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<LoadedConfig, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut merged = Table::new();
+    let mut files = Vec::new();
+
+    let default_path = dir.join("default.toml");
+    if default_path.exists() {
+        if let Some(table) = read_layer(&default_path, &mut errors) {
+            deep_merge(&mut merged, table);
+        }
+        files.push(default_path);
+    }
+
+    let env_path = dir.join(format!("{environment}.toml"));
+    if environment == "default" || !env_path.exists() {
+        errors.push(ConfigError::UnknownEnvironment {
+            env: environment.to_string(),
+            path: env_path,
+            available: available_environments(dir),
+        });
+    } else {
+        if let Some(table) = read_layer(&env_path, &mut errors) {
+            deep_merge(&mut merged, table);
+        }
+        files.push(env_path);
+    }
+
+    let mut env_overrides = Vec::new();
+    let mut vars: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let origin = format!("environment variable {name}");
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        if path.iter().any(|s| s.is_empty()) {
+            errors.push(ConfigError::Invalid {
+                origin,
+                key: name.clone(),
+                reason: "the name must look like OPENCLAW__SECTION__KEY".into(),
+            });
+            continue;
+        }
+        let table = nest(&path, parse_env_value(&raw));
+        if check_layer(&origin, &table, &mut errors) {
+            deep_merge(&mut merged, table);
+            env_overrides.push(name);
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+
+    let config: Config = match deserialize("configuration", Value::Table(merged)) {
+        Ok(config) => config,
+        Err(e) => return Err(ConfigErrors(vec![e])),
+    };
+    validate(&config, &mut errors);
+    let secrets = secret_refs(&config);
+    for (key, var, set) in &secrets {
+        if !set {
+            errors.push(ConfigError::MissingSecret {
+                var: var.clone(),
+                needed_by: needed_by(key),
+                key: key.clone(),
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(LoadedConfig {
+        config,
+        environment: environment.to_string(),
+        files,
+        env_overrides,
+        secrets,
+    })
+}
+
+fn available_environments(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let p = e.path();
+                    (p.extension()? == "toml")
+                        .then(|| p.file_stem()?.to_str().map(str::to_owned))
+                        .flatten()
+                })
+                .filter(|n| n != "default")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.is_empty() {
+        format!("none; is {} the config directory?", dir.display())
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Reads and checks one file; returns its table if it is usable.
+fn read_layer(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Table> {
+    let origin = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            errors.push(ConfigError::Read {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+            return None;
+        }
+    };
+    let table: Table = match text.parse() {
+        Ok(table) => table,
+        Err(e) => {
+            errors.push(ConfigError::Syntax {
+                origin,
+                reason: e.to_string().trim().replace('\n', " "),
+            });
+            return None;
+        }
+    };
+    check_layer(&origin, &table, errors).then_some(table)
+}
+
+/// Checks one layer alone against the schema, and for literal secrets.
+fn check_layer(origin: &str, table: &Table, errors: &mut Vec<ConfigError>) -> bool {
+    let before = errors.len();
+    find_secrets(origin, "", table, errors);
+    if let Err(e) = deserialize::<Config>(origin, Value::Table(table.clone())) {
+        errors.push(e);
+    }
+    errors.len() == before
+}
+
+fn find_secrets(origin: &str, prefix: &str, table: &Table, errors: &mut Vec<ConfigError>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
+            errors.push(ConfigError::SecretInFile {
+                origin: origin.to_string(),
+                key: key.clone(),
+            });
+        }
+        if let Value::Table(inner) = v {
+            find_secrets(origin, &key, inner, errors);
+        }
+    }
+}
+
+fn deserialize<T: DeserializeOwned>(origin: &str, value: Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        let path = if path == "." { String::new() } else { path };
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            let (name, tail) = rest.split_once('`').unwrap_or((rest, ""));
+            let key = if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            let expected = tail
+                .trim_start_matches(',')
+                .trim()
+                .strip_prefix("expected ")
+                .map(|s| format!(" (expected {s})"))
+                .unwrap_or_default();
+            ConfigError::UnknownKey {
+                origin: origin.to_string(),
+                key,
+                expected,
+            }
+        } else {
+            ConfigError::Invalid {
+                origin: origin.to_string(),
+                key: if path.is_empty() {
+                    "(top level)".into()
+                } else {
+                    path
+                },
+                reason: message,
+            }
+        }
+    })
+}
+
+fn parse_env_value(raw: &str) -> Value {
+    format!("v = {raw}")
+        .parse::<Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_string()))
+}
+
+fn nest(path: &[String], value: Value) -> Table {
+    let mut value = value;
+    for key in path.iter().skip(1).rev() {
+        let mut t = Table::new();
+        t.insert(key.clone(), value);
+        value = Value::Table(t);
+    }
+    let mut root = Table::new();
+    if let Some(first) = path.first() {
+        root.insert(first.clone(), value);
+    }
+    root
+}
+
+/// Merges `over` into `base`: tables merge key by key, everything else is replaced.
+pub(crate) fn deep_merge(base: &mut Table, over: Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Table(b)), Value::Table(o)) => deep_merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        origin: "configuration".into(),
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks that need the merged whole.
+fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
+    for (role, list) in [
+        ("stt", &config.stt.providers),
+        ("tts", &config.tts.providers),
+    ] {
+        let mut seen = BTreeSet::new();
+        for id in list {
+            if !config.providers.contains_key(id) {
+                errors.push(invalid(
+                    &format!("{role}.providers"),
+                    format!("names provider `{id}`, but there is no [providers.{id}] block"),
+                ));
+            }
+            if !seen.insert(id) {
+                errors.push(invalid(
+                    &format!("{role}.providers"),
+                    format!("lists `{id}` twice"),
+                ));
+            }
+        }
+    }
+    for (id, p) in &config.providers {
+        if p.timeout_ms == 0 {
+            errors.push(invalid(
+                &format!("providers.{id}.timeout_ms"),
+                "must be greater than 0",
+            ));
+        }
+        if p.max_concurrent_calls == 0 {
+            errors.push(invalid(
+                &format!("providers.{id}.max_concurrent_calls"),
+                "must be at least 1",
+            ));
+        }
+        if let Some(hash) = &p.sha256 {
+            if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+                errors.push(invalid(
+                    &format!("providers.{id}.sha256"),
+                    "must be 64 hexadecimal characters",
+                ));
+            }
+        }
+    }
+    let pl = &config.pipeline;
+    if !(-90.0..=0.0).contains(&pl.speech_threshold_dbfs) {
+        errors.push(invalid(
+            "pipeline.speech_threshold_dbfs",
+            "must be between -90 and 0 dBFS",
+        ));
+    }
+    if !(100..=5_000).contains(&pl.silence_hangover_ms) {
+        errors.push(invalid(
+            "pipeline.silence_hangover_ms",
+            "must be between 100 and 5000",
+        ));
+    }
+    if pl.min_utterance_ms >= pl.max_utterance_ms {
+        errors.push(invalid(
+            "pipeline.min_utterance_ms",
+            "must be less than pipeline.max_utterance_ms",
+        ));
+    }
+    if pl.max_utterance_ms > 60_000 {
+        errors.push(invalid(
+            "pipeline.max_utterance_ms",
+            "must be at most 60000",
+        ));
+    }
+    if pl.preroll_ms > 1_000 {
+        errors.push(invalid("pipeline.preroll_ms", "must be at most 1000"));
+    }
+    if config.agent.kind == AgentKind::OpenaiChat
+        && !(config.agent.base_url.starts_with("http://")
+            || config.agent.base_url.starts_with("https://"))
+    {
+        errors.push(invalid(
+            "agent.base_url",
+            "must start with http:// or https://",
+        ));
+    }
+    if config.ops.enabled && config.ops.bind.parse::<SocketAddr>().is_err() {
+        errors.push(invalid(
+            "ops.bind",
+            format!(
+                "`{}` is not an address like 127.0.0.1:3001",
+                config.ops.bind
+            ),
+        ));
+    }
+}
+
+/// Every `*_env` key the active configuration uses, with whether its variable is set.
+fn secret_refs(config: &Config) -> Vec<(String, String, bool)> {
+    let mut refs = Vec::new();
+    let active: BTreeSet<&String> = config
+        .stt
+        .providers
+        .iter()
+        .chain(config.tts.providers.iter())
+        .collect();
+    for (id, provider) in &config.providers {
+        if !active.contains(id) {
+            continue;
+        }
+        collect_env_keys(
+            &format!("providers.{id}.settings"),
+            &provider.settings,
+            &mut refs,
+        );
+    }
+    if config.agent.kind == AgentKind::OpenaiChat {
+        if let Some(var) = &config.agent.api_key_env {
+            refs.push(("agent.api_key_env".to_string(), var.clone()));
+        }
+    }
+    if config.ops.enabled {
+        if let Some(var) = &config.ops.token_env {
+            refs.push(("ops.token_env".to_string(), var.clone()));
+        }
+    }
+    refs.into_iter()
+        .map(|(key, var)| {
+            let set = std::env::var(&var)
+                .map(|v| !v.trim().is_empty())
+                .unwrap_or(false);
+            (key, var, set)
+        })
+        .collect()
+}
+
+fn collect_env_keys(prefix: &str, table: &Table, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let key = format!("{prefix}.{k}");
+        match v {
+            Value::String(var) if k.ends_with("_env") => out.push((key, var.clone())),
+            Value::Table(inner) => collect_env_keys(&key, inner, out),
+            _ => {}
+        }
+    }
+}
+
+fn needed_by(key: &str) -> String {
+    if let Some(rest) = key.strip_prefix("providers.") {
+        let id = rest.split('.').next().unwrap_or(rest);
+        format!("provider `{id}`")
+    } else if key.starts_with("agent.") {
+        "the agent".into()
+    } else if key.starts_with("ops.") {
+        "the ops server".into()
+    } else {
+        format!("`{key}`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    fn errs(r: Result<LoadedConfig, ConfigErrors>) -> Vec<String> {
+        r.unwrap_err().0.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn layers_merge_in_order() {
+        let dir = dir_with(&[
+            (
+                "default.toml",
+                "[pipeline]\nsilence_hangover_ms = 600\npreroll_ms = 100\n",
+            ),
+            ("staging.toml", "[pipeline]\npreroll_ms = 300\n"),
+        ]);
+        let vars = vec![(
+            "OPENCLAW__PIPELINE__BARGE_IN_MIN_MS".to_string(),
+            "700".to_string(),
+        )];
+        let loaded = load(dir.path(), "staging", vars).unwrap();
+        assert_eq!(loaded.config.pipeline.silence_hangover_ms, 600);
+        assert_eq!(loaded.config.pipeline.preroll_ms, 300);
+        assert_eq!(loaded.config.pipeline.barge_in_min_ms, 700);
+        assert_eq!(
+            loaded.env_overrides,
+            vec!["OPENCLAW__PIPELINE__BARGE_IN_MIN_MS"]
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_dotted_path() {
+        let dir = dir_with(&[("staging.toml", "[pipeline]\nsilence_hangover = 600\n")]);
+        let e = errs(load(dir.path(), "staging", vec![]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("staging.toml"), "{}", e[0]);
+        assert!(e[0].contains("`pipeline.silence_hangover`"), "{}", e[0]);
+        assert!(
+            e[0].contains("silence_hangover_ms"),
+            "suggests the real keys: {}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn type_error_names_file_and_key() {
+        let dir = dir_with(&[
+            ("default.toml", "[pipeline]\npreroll_ms = \"lots\"\n"),
+            ("offline.toml", ""),
+        ]);
+        let e = errs(load(dir.path(), "offline", vec![]));
+        assert!(e[0].contains("default.toml"), "{}", e[0]);
+        assert!(e[0].contains("`pipeline.preroll_ms`"), "{}", e[0]);
+        assert!(e[0].contains("invalid type"), "{}", e[0]);
+    }
+
+    #[test]
+    fn env_override_errors_name_the_variable() {
+        let dir = dir_with(&[("offline.toml", "")]);
+        let vars = vec![("OPENCLAW__OPS__BINDD".to_string(), "x".to_string())];
+        let e = errs(load(dir.path(), "offline", vars));
+        assert!(e[0].contains("OPENCLAW__OPS__BINDD"), "{}", e[0]);
+        assert!(e[0].contains("`ops.bindd`"), "{}", e[0]);
+    }
+
+    #[test]
+    fn literal_secret_in_file_is_refused() {
+        let dir = dir_with(&[(
+            "production.toml",
+            "[providers.openai]\n[providers.openai.settings]\napi_key = \"sk-live-123\"\n",
+        )]);
+        let e = errs(load(dir.path(), "production", vec![]));
+        assert!(
+            e[0].contains("providers.openai.settings.api_key"),
+            "{}",
+            e[0]
+        );
+        assert!(e[0].contains("api_key_env"), "{}", e[0]);
+        assert!(!e[0].contains("sk-live-123"));
+    }
+
+    #[test]
+    fn missing_secret_names_variable_and_provider() {
+        let dir = dir_with(&[(
+            "staging.toml",
+            "[stt]\nproviders = [\"cloud\"]\n[providers.cloud.settings]\napi_key_env = \"OPENCLAW_TEST_UNSET_KEY_1\"\n",
+        )]);
+        let e = errs(load(dir.path(), "staging", vec![]));
+        assert!(e[0].contains("OPENCLAW_TEST_UNSET_KEY_1"), "{}", e[0]);
+        assert!(e[0].contains("provider `cloud`"), "{}", e[0]);
+    }
+
+    #[test]
+    fn unknown_environment_lists_available() {
+        let dir = dir_with(&[("offline.toml", ""), ("staging.toml", "")]);
+        let e = errs(load(dir.path(), "prod", vec![]));
+        assert!(e[0].contains("unknown environment `prod`"), "{}", e[0]);
+        assert!(e[0].contains("offline, staging"), "{}", e[0]);
+    }
+
+    #[test]
+    fn provider_lists_must_name_blocks() {
+        let dir = dir_with(&[("offline.toml", "[tts]\nproviders = [\"nope\"]\n")]);
+        let e = errs(load(dir.path(), "offline", vec![]));
+        assert!(e[0].contains("[providers.nope]"), "{}", e[0]);
+    }
+
+    #[test]
+    fn env_values_parse_as_toml_or_string() {
+        assert_eq!(parse_env_value("true"), Value::Boolean(true));
+        assert_eq!(parse_env_value("12"), Value::Integer(12));
+        assert_eq!(
+            parse_env_value("0.0.0.0:3001"),
+            Value::String("0.0.0.0:3001".into())
+        );
+        assert!(matches!(parse_env_value("[\"a\", \"b\"]"), Value::Array(_)));
+    }
+}

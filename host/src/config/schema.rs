@@ -1,0 +1,238 @@
+//! The configuration schema: one struct per section, every field documented with its default.
+//!
+//! Every struct is `#[serde(default, deny_unknown_fields)]`, so a single layer (one file, or the
+//! environment) can be checked on its own: unknown keys and wrong types are caught per layer
+//! and reported with the file and the dotted key path. No field holds a secret: secrets live in
+//! environment variables named by `*_env` keys.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where plugin libraries are found.
+    pub plugins: PluginsConfig,
+    /// Speech-to-text: which providers, in failover order.
+    pub stt: RoleConfig,
+    /// Text-to-speech: which providers, in failover order.
+    pub tts: RoleConfig,
+    /// Provider blocks, by provider id (`[providers.local-whisper]`).
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// The conversational agent.
+    pub agent: AgentConfig,
+    /// Endpointing, barge-in and turn handling.
+    pub pipeline: PipelineConfig,
+    /// The operations HTTP server.
+    pub ops: OpsConfig,
+    /// Log output.
+    pub logging: LoggingConfig,
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directory scanned for plugin libraries (`*.so`). Default: `target/release`.
+    pub dir: String,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: "target/release".into(),
+        }
+    }
+}
+
+/// `[stt]` and `[tts]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Provider ids in failover order; each names a `[providers.<id>]` block. Default: empty.
+    pub providers: Vec<String>,
+}
+
+/// `[providers.<id>]`: one configured provider.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The plugin that implements it (its `PluginInfo.name`). Default: the provider id.
+    pub plugin: Option<String>,
+    /// Per-call timeout in milliseconds. Default: 15000.
+    pub timeout_ms: u64,
+    /// Calls allowed in flight at once; more wait. Default: 4.
+    pub max_concurrent_calls: usize,
+    /// Expected SHA-256 of the plugin file (hex); a differing file is refused. Default: none.
+    pub sha256: Option<String>,
+    /// Plugin-specific settings, handed to the plugin as TOML text. Default: empty.
+    pub settings: toml::Table,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            plugin: None,
+            timeout_ms: 15_000,
+            max_concurrent_calls: 4,
+            sha256: None,
+            settings: toml::Table::new(),
+        }
+    }
+}
+
+/// Which agent answers.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentKind {
+    /// Repeats what was heard: no network, no account. The offline default.
+    #[default]
+    Echo,
+    /// Any OpenAI-compatible `/v1/chat/completions` server (OpenClaw gateway, OpenAI, Ollama).
+    OpenaiChat,
+}
+
+/// `[agent]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// `echo` or `openai-chat`. Default: `echo`.
+    pub kind: AgentKind,
+    /// Base URL of the chat server (without `/v1`). Default: `http://127.0.0.1:18789`.
+    pub base_url: String,
+    /// Model name; `openclaw:<agentId>` for the OpenClaw gateway. Default: `openclaw:main`.
+    pub model: String,
+    /// Environment variable holding the bearer token; none for servers without auth.
+    pub api_key_env: Option<String>,
+    /// The system prompt.
+    pub system_prompt: String,
+    /// Past exchanges kept per channel as conversation memory. Default: 8.
+    pub memory_turns: usize,
+    /// Whole-request timeout in milliseconds. Default: 30000.
+    pub timeout_ms: u64,
+    /// Time allowed until the first token, in milliseconds. Default: 10000.
+    pub first_token_timeout_ms: u64,
+    /// Maximum tokens in a reply. Default: 300.
+    pub max_tokens: u32,
+    /// Sampling temperature. Default: 0.7.
+    pub temperature: f64,
+    /// Send a per-speaker `user` field (hashed user id) so the gateway keeps a session.
+    /// Default: true.
+    pub send_user: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            kind: AgentKind::Echo,
+            base_url: "http://127.0.0.1:18789".into(),
+            model: "openclaw:main".into(),
+            api_key_env: None,
+            system_prompt: "You are a helpful voice assistant in a Discord voice channel. \
+                Answer in one to three short spoken sentences, without markdown, lists or emoji."
+                .into(),
+            memory_turns: 8,
+            timeout_ms: 30_000,
+            first_token_timeout_ms: 10_000,
+            max_tokens: 300,
+            temperature: 0.7,
+            send_user: true,
+        }
+    }
+}
+
+/// `[pipeline]`: endpointing and turn handling.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Frames louder than this (dBFS, RMS) count as speech. Default: -45.
+    pub speech_threshold_dbfs: f32,
+    /// Silence after speech that ends an utterance, in ms. Default: 500.
+    pub silence_hangover_ms: u32,
+    /// Shorter utterances are dropped as noise, in ms. Default: 250.
+    pub min_utterance_ms: u32,
+    /// Longer utterances are cut and handled, in ms. Default: 15000.
+    pub max_utterance_ms: u32,
+    /// Audio kept from before speech started, so first syllables are not cut, in ms.
+    /// Default: 200.
+    pub preroll_ms: u32,
+    /// Speech from a user for this long while the bot talks stops the bot, in ms. Default: 400.
+    pub barge_in_min_ms: u32,
+    /// Whether barge-in is enabled. Default: true.
+    pub barge_in: bool,
+    /// Language hint for speech-to-text. Default: `en`.
+    pub language: String,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            speech_threshold_dbfs: -45.0,
+            silence_hangover_ms: 500,
+            min_utterance_ms: 250,
+            max_utterance_ms: 15_000,
+            preroll_ms: 200,
+            barge_in_min_ms: 400,
+            barge_in: true,
+            language: "en".into(),
+        }
+    }
+}
+
+/// `[ops]`: the health and metrics HTTP server.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Whether to serve `/health`, `/ready` and `/metrics`. Default: true.
+    pub enabled: bool,
+    /// Listen address. Default: `127.0.0.1:3001`.
+    pub bind: String,
+    /// Environment variable holding a bearer token for `/metrics` and detailed health;
+    /// none means open. Default: none.
+    pub token_env: Option<String>,
+    /// How long in-flight turns may run after SIGTERM, in ms. Default: 10000.
+    pub shutdown_deadline_ms: u64,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            enabled: true,
+            bind: "127.0.0.1:3001".into(),
+            token_env: None,
+            shutdown_deadline_ms: 10_000,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Human-readable lines. Default.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// Level or filter (`info`, `openclaw_voice=debug`); `LOG_LEVEL` overrides. Default: `info`.
+    pub level: String,
+    /// `pretty` or `json`. Default: `pretty`.
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
