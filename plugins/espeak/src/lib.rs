@@ -1,1 +1,196 @@
-//! espeak plugin (being written)
+//! `espeak`: a local text-to-speech plugin for OpenClaw Voice that runs the
+//! [espeak-ng](https://github.com/espeak-ng/espeak-ng) program.
+//!
+//! espeak-ng is a small formant synthesizer: robotic, but it needs no model download, runs on
+//! any CPU and makes speech hundreds of times faster than real time, so it is a good fallback
+//! voice and a good voice for tests. Install it with `apt-get install espeak-ng`.
+//!
+//! How a synthesis runs:
+//!
+//! 1. the text is split into sentences ([`split`]);
+//! 2. a worker thread runs `espeak-ng --stdin --stdout` once per sentence, text on stdin
+//!    ([`engine`]), and decodes the WAV it writes as it arrives ([`wav`]);
+//! 3. the audio goes to the host in chunks of at most `chunk_ms`, with espeak-ng's leading
+//!    silence and final pause trimmed ([`stream`]), while the next sentence is made.
+//!
+//! Output is mono 16-bit PCM at the rate in espeak-ng's WAV header (22050 Hz). Settings are
+//! described in [`settings`]. A minimal provider entry in the host config:
+//!
+//! ```toml
+//! [providers.tts]
+//! plugin = "espeak"
+//! [providers.tts.settings]
+//! voice = "en-us"
+//! ```
+
+pub mod engine;
+pub mod settings;
+pub mod split;
+pub mod stream;
+pub mod wav;
+
+use std::sync::Mutex;
+
+use plugin_api::abi::{Capabilities, HealthReport, PluginError, Role, SynthesisOptions, Voice};
+use plugin_api::sdk::{AudioStream, CancelToken, PluginDefinition, TextToSpeech};
+
+use crate::engine::{Espeak, Prosody, VoiceOrigin};
+use crate::settings::{check_voice_name, Settings};
+
+/// The sample rate espeak-ng writes (the stream reports the rate from each WAV header).
+pub const SAMPLE_RATE: u32 = 22_050;
+
+/// Longest text accepted in one synthesis, in bytes (about 2 hours of speech).
+pub const MAX_TEXT_BYTES: usize = 100_000;
+
+/// The espeak-ng text-to-speech provider.
+pub struct EspeakTts {
+    settings: Settings,
+    engine: Espeak,
+    voices: Mutex<Option<Vec<Voice>>>,
+}
+
+impl EspeakTts {
+    /// Builds a provider from its settings (TOML text): checks them, finds the program and
+    /// checks that it accepts the configured voice.
+    pub fn new(settings_text: &str) -> Result<Self, PluginError> {
+        let (settings, engine) = check(settings_text)?;
+        Ok(EspeakTts {
+            settings,
+            engine,
+            voices: Mutex::new(None),
+        })
+    }
+
+    /// The voice for one synthesis: the request's voice, else the request's language when the
+    /// configured voice speaks another one, else the configured voice.
+    fn choose_voice(
+        &self,
+        options: &SynthesisOptions,
+    ) -> Result<(String, VoiceOrigin), PluginError> {
+        if let Some(voice) = options.voice().filter(|v| !v.is_empty()) {
+            check_voice_name(voice)
+                .map_err(|why| PluginError::invalid_input(format!("voice {why}")))?;
+            return Ok((voice.to_string(), VoiceOrigin::Request));
+        }
+        if let Some(language) = options.language().filter(|l| !l.is_empty()) {
+            let language = language.to_ascii_lowercase().replace('_', "-");
+            let primary = |tag: &str| {
+                tag.split(['-', '+'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            };
+            if primary(&language) != primary(&self.settings.voice) {
+                check_voice_name(&language)
+                    .map_err(|why| PluginError::invalid_input(format!("language {why}")))?;
+                return Ok((language, VoiceOrigin::Request));
+            }
+        }
+        Ok((self.settings.voice.clone(), VoiceOrigin::Settings))
+    }
+}
+
+/// Parses the settings, finds the program and checks the voice.
+fn check(settings_text: &str) -> Result<(Settings, Espeak), PluginError> {
+    let settings = Settings::parse(settings_text)?;
+    let engine = Espeak::locate(&settings.binary)?;
+    engine
+        .check_voice(&settings.voice)
+        .map_err(|e| e.into_plugin_error(VoiceOrigin::Settings))?;
+    Ok((settings, engine))
+}
+
+impl TextToSpeech for EspeakTts {
+    fn synthesize(
+        &self,
+        text: &str,
+        options: &SynthesisOptions,
+        cancel: CancelToken,
+    ) -> Result<Box<dyn AudioStream>, PluginError> {
+        if text.trim().is_empty() {
+            return Err(PluginError::invalid_input(
+                "nothing to say: the text is empty",
+            ));
+        }
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(PluginError::invalid_input(format!(
+                "text is too long ({} bytes, at most {MAX_TEXT_BYTES})",
+                text.len()
+            )));
+        }
+        let sentences = split::split_sentences(text);
+        if sentences.is_empty() {
+            return Err(PluginError::invalid_input(
+                "nothing to say: the text is only punctuation",
+            ));
+        }
+        let (voice, voice_origin) = self.choose_voice(options)?;
+        plugin_api::log::debug!(
+            "speaking {} sentences ({} bytes) with voice {voice}",
+            sentences.len(),
+            text.len()
+        );
+        let job = stream::Job {
+            engine: self.engine.clone(),
+            prosody: Prosody {
+                voice,
+                rate: self.settings.rate,
+                pitch: self.settings.pitch,
+                amplitude: self.settings.amplitude,
+            },
+            voice_origin,
+            sentences,
+            chunk_ms: self.settings.chunk_ms,
+            gap_ms: self.settings.gap_ms,
+            trim_silence: self.settings.trim_silence,
+        };
+        let (stream, _worker) = stream::start(job, cancel)?;
+        Ok(Box::new(stream))
+    }
+
+    fn voices(&self) -> Result<Vec<Voice>, PluginError> {
+        let mut cached = self.voices.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(voices) = cached.as_ref() {
+            return Ok(voices.clone());
+        }
+        let voices = self
+            .engine
+            .voices()
+            .map_err(|e| e.into_plugin_error(VoiceOrigin::Settings))?;
+        *cached = Some(voices.clone());
+        Ok(voices)
+    }
+
+    fn health(&self) -> Result<HealthReport, PluginError> {
+        Ok(match self.engine.version() {
+            Ok(version) => {
+                HealthReport::healthy(format!("`{}` runs: {version}", self.engine.name()))
+            }
+            Err(e) => HealthReport::unhealthy(e.to_string()),
+        })
+    }
+}
+
+/// The plugin definition (what [`plugin_api::export_plugin!`] exports).
+pub fn definition() -> PluginDefinition {
+    PluginDefinition::new("espeak", env!("CARGO_PKG_VERSION"))
+        .description("Local text-to-speech with espeak-ng, streamed sentence by sentence")
+        .capabilities(Capabilities {
+            streaming: true,
+            sample_rates: vec![SAMPLE_RATE].into(),
+            ..Capabilities::default()
+        })
+        .text_to_speech(EspeakTts::new)
+        .validate_config(|role, settings| match role {
+            Role::TextToSpeech => check(settings).map(|_| ()),
+            Role::SpeechToText => Err(PluginError::config(
+                "espeak only provides text-to-speech (tts)",
+            )),
+        })
+}
+
+plugin_api::export_plugin!(definition);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,485 @@
+//! The synthesis worker: one thread per synthesis runs espeak-ng once per sentence and feeds
+//! the audio to a [`ChannelStream`] as it is decoded, so the host plays sentence 1 while
+//! sentence 2 is made.
+//!
+//! Within a sentence, audio is handed over in pieces of at most `chunk_ms` as espeak-ng writes
+//! it; the end of each sentence flushes what is left. Silence is trimmed on the way
+//! (see [`Shaper`]). The worker checks the [`CancelToken`] every few milliseconds, while it
+//! waits for espeak-ng and while it waits for room in the channel, and kills the running
+//! espeak-ng when the synthesis is cancelled or the stream is dropped.
+
+use std::io::Read;
+use std::process::Child;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use plugin_api::abi::{AudioChunk, PluginError};
+use plugin_api::sdk::{CancelToken, ChannelStream};
+
+use crate::engine::{self, EngineError, Espeak, Prosody, VoiceOrigin};
+use crate::wav::WavDecoder;
+
+/// How often a waiting worker looks at the cancel token.
+const POLL: Duration = Duration::from_millis(5);
+/// espeak-ng writing nothing for this long is a hang (it makes minutes of audio per second).
+const STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Samples at or below this magnitude count as silence (espeak-ng's silence is exact zeros).
+const SILENCE_THRESHOLD: i16 = 8;
+
+/// What the worker should make.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The program.
+    pub engine: Espeak,
+    /// Voice and prosody.
+    pub prosody: Prosody,
+    /// Who chose the voice (for the error kind if espeak-ng refuses it).
+    pub voice_origin: VoiceOrigin,
+    /// The sentences, in order.
+    pub sentences: Vec<String>,
+    /// Longest chunk in milliseconds.
+    pub chunk_ms: u32,
+    /// Replace espeak-ng's pause between sentences by this many milliseconds of silence.
+    pub gap_ms: Option<u32>,
+    /// Drop leading silence and the last sentence's trailing silence.
+    pub trim_silence: bool,
+}
+
+/// How a worker ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every sentence was synthesized and handed over.
+    Completed,
+    /// The synthesis was cancelled or the stream dropped; espeak-ng was killed.
+    Stopped,
+    /// A sentence failed; the error was handed to the stream.
+    Failed,
+}
+
+/// Starts the worker thread and returns the stream it feeds, plus its handle (tests join it).
+pub fn start(
+    job: Job,
+    cancel: CancelToken,
+) -> Result<(ChannelStream, JoinHandle<Outcome>), PluginError> {
+    let (sender, stream) = ChannelStream::new(cancel.clone());
+    let handle = thread::Builder::new()
+        .name("espeak-synth".into())
+        .spawn(move || run(&job, &Output { sender, cancel }))
+        .map_err(|e| PluginError::internal(format!("could not start the synthesis thread: {e}")))?;
+    Ok((stream, handle))
+}
+
+/// The sending end, with the cancel token.
+struct Output {
+    sender: SyncSender<Result<AudioChunk, PluginError>>,
+    cancel: CancelToken,
+}
+
+/// The stream was cancelled or dropped: stop working.
+struct Stop;
+
+impl Output {
+    /// Sends `item`, waiting for room while watching the cancel token.
+    fn send(&self, item: Result<AudioChunk, PluginError>) -> Result<(), Stop> {
+        let mut item = item;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Stop);
+            }
+            match self.sender.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(back)) => {
+                    item = back;
+                    thread::sleep(POLL);
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(Stop),
+            }
+        }
+    }
+}
+
+fn run(job: &Job, output: &Output) -> Outcome {
+    let started = Instant::now();
+    let mut shaper = Shaper::new(job.chunk_ms, job.trim_silence);
+    let count = job.sentences.len();
+    for (index, sentence) in job.sentences.iter().enumerate() {
+        let last = index + 1 == count;
+        let result = synthesize_sentence(job, sentence, &mut shaper, output).and_then(|()| {
+            shaper
+                .end_sentence(last, job.gap_ms, &mut |chunk| output.send(Ok(chunk)))
+                .map_err(SentenceError::from)
+        });
+        match result {
+            Ok(()) => {}
+            Err(SentenceError::Stop) => {
+                plugin_api::log::debug!("synthesis stopped at sentence {}/{count}", index + 1);
+                return Outcome::Stopped;
+            }
+            Err(SentenceError::Engine(e)) => {
+                plugin_api::log::warn!("espeak-ng failed on sentence {}/{count}: {e}", index + 1);
+                // If the stream is gone there is nobody to tell.
+                let _ = output.send(Err(e.into_plugin_error(job.voice_origin)));
+                return Outcome::Failed;
+            }
+        }
+    }
+    plugin_api::log::debug!(
+        "synthesized {count} sentences in {} ms",
+        started.elapsed().as_millis()
+    );
+    Outcome::Completed
+}
+
+enum SentenceError {
+    Stop,
+    Engine(EngineError),
+}
+
+impl From<Stop> for SentenceError {
+    fn from(_: Stop) -> Self {
+        SentenceError::Stop
+    }
+}
+
+impl From<EngineError> for SentenceError {
+    fn from(e: EngineError) -> Self {
+        SentenceError::Engine(e)
+    }
+}
+
+/// Kills and reaps the child when dropped, unless it was waited for.
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            engine::kill(child);
+        }
+    }
+}
+
+/// Runs espeak-ng on one sentence, passing decoded samples to `shaper` as they arrive.
+fn synthesize_sentence(
+    job: &Job,
+    sentence: &str,
+    shaper: &mut Shaper,
+    output: &Output,
+) -> Result<(), SentenceError> {
+    if output.cancel.is_cancelled() {
+        return Err(SentenceError::Stop);
+    }
+    let engine = &job.engine;
+    let child = job
+        .engine
+        .synthesis_command(&job.prosody)
+        .spawn()
+        .map_err(|e| engine.spawn_error(e))?;
+    let mut guard = ChildGuard(Some(child));
+    let Some(child) = guard.0.as_mut() else {
+        return Err(SentenceError::Stop);
+    };
+    engine::feed_stdin(child, sentence).map_err(|e| engine.io_error(e))?;
+    let stderr = child.stderr.take().map(engine::read_stderr_in_thread);
+    let (bytes_tx, bytes_rx) = mpsc::channel::<std::io::Result<Vec<u8>>>();
+    if let Some(mut stdout) = child.stdout.take() {
+        thread::Builder::new()
+            .name("espeak-read".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match stdout.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            if bytes_tx.send(Ok(buf[..n].to_vec())).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = bytes_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| engine.io_error(e))?;
+    }
+
+    let mut decoder = WavDecoder::new();
+    let mut samples = Vec::new();
+    let mut last_data = Instant::now();
+    let mut emit = |chunk: AudioChunk| output.send(Ok(chunk));
+    loop {
+        if output.cancel.is_cancelled() {
+            return Err(SentenceError::Stop); // the guard kills espeak-ng
+        }
+        match bytes_rx.recv_timeout(POLL) {
+            Ok(Ok(bytes)) => {
+                last_data = Instant::now();
+                decoder
+                    .push(&bytes, &mut samples)
+                    .map_err(|source| wav_error(engine, source))?;
+                if let Some(format) = decoder.format() {
+                    shaper.push(&samples, format.sample_rate, &mut emit)?;
+                }
+                samples.clear();
+            }
+            Ok(Err(e)) => return Err(engine.io_error(e).into()),
+            Err(RecvTimeoutError::Timeout) => {
+                if last_data.elapsed() > STALL_TIMEOUT {
+                    return Err(EngineError::Timeout {
+                        binary: engine.name().to_string(),
+                        after: STALL_TIMEOUT,
+                    }
+                    .into());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+
+    // stdout closed: espeak-ng is exiting.
+    let mut child = guard.0.take().ok_or(SentenceError::Stop)?;
+    let status = match wait_with_cancel(&mut child, &output.cancel) {
+        Ok(Wait::Exited(status)) => status,
+        Ok(Wait::Cancelled) => return Err(SentenceError::Stop),
+        Ok(Wait::TimedOut) => {
+            return Err(EngineError::Timeout {
+                binary: engine.name().to_string(),
+                after: STALL_TIMEOUT,
+            }
+            .into())
+        }
+        Err(e) => return Err(engine.io_error(e).into()),
+    };
+    let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+    if !status.success() {
+        let failure = EngineError::Failed {
+            binary: engine.name().to_string(),
+            status,
+            stderr,
+        };
+        return Err(engine::classify_failure(failure, &job.prosody.voice).into());
+    }
+    decoder
+        .finish(&mut samples)
+        .map_err(|source| wav_error(engine, source))?;
+    if let Some(format) = decoder.format() {
+        shaper.push(&samples, format.sample_rate, &mut emit)?;
+    }
+    Ok(())
+}
+
+fn wav_error(engine: &Espeak, source: crate::wav::WavError) -> EngineError {
+    EngineError::Wav {
+        binary: engine.name().to_string(),
+        source,
+    }
+}
+
+enum Wait {
+    Exited(std::process::ExitStatus),
+    Cancelled,
+    TimedOut,
+}
+
+/// Waits for `child` to exit (it closed its stdout, so it is about to); kills it if the
+/// synthesis is cancelled first or it takes too long.
+fn wait_with_cancel(child: &mut Child, cancel: &CancelToken) -> std::io::Result<Wait> {
+    let deadline = Instant::now() + STALL_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Wait::Exited(status));
+        }
+        if cancel.is_cancelled() {
+            engine::kill(child);
+            return Ok(Wait::Cancelled);
+        }
+        if Instant::now() > deadline {
+            engine::kill(child);
+            return Ok(Wait::TimedOut);
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Cuts the decoded samples into chunks and trims silence.
+///
+/// - Leading silence of every sentence is dropped (espeak-ng starts each run with 12 ms of
+///   zeros), when trimming.
+/// - Silence after the last loud sample is held back: if more speech follows in the same
+///   sentence it is kept (pauses at commas); at the end of a sentence it is the pause before
+///   the next one (kept, or replaced by `gap_ms`), and after the last sentence it is dropped,
+///   when trimming.
+#[derive(Debug)]
+pub struct Shaper {
+    chunk_ms: u32,
+    trim: bool,
+    sample_rate: u32,
+    pending: Vec<i16>,
+    held_silence: usize,
+    in_speech: bool,
+}
+
+impl Shaper {
+    /// A shaper emitting chunks of at most `chunk_ms`.
+    pub fn new(chunk_ms: u32, trim: bool) -> Self {
+        Shaper {
+            chunk_ms,
+            trim,
+            sample_rate: 0,
+            pending: Vec::new(),
+            held_silence: 0,
+            in_speech: false,
+        }
+    }
+
+    fn chunk_samples(&self) -> usize {
+        (self.sample_rate as usize * self.chunk_ms as usize / 1000).max(1)
+    }
+
+    /// Adds decoded samples at `sample_rate`, emitting every full chunk.
+    pub fn push<E>(
+        &mut self,
+        samples: &[i16],
+        sample_rate: u32,
+        emit: &mut impl FnMut(AudioChunk) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if sample_rate != self.sample_rate && !self.pending.is_empty() {
+            self.flush(emit)?;
+        }
+        self.sample_rate = sample_rate;
+        for &sample in samples {
+            let silent = sample.unsigned_abs() <= SILENCE_THRESHOLD.unsigned_abs();
+            if silent {
+                if self.in_speech || !self.trim {
+                    self.held_silence += 1;
+                }
+                continue;
+            }
+            self.in_speech = true;
+            self.pending.extend(std::iter::repeat_n(
+                0,
+                std::mem::take(&mut self.held_silence),
+            ));
+            self.pending.push(sample);
+        }
+        // Held silence is not pending yet: it may turn out to be the sentence's tail.
+        let size = self.chunk_samples();
+        while self.pending.len() >= size {
+            let rest = self.pending.split_off(size);
+            let chunk = std::mem::replace(&mut self.pending, rest);
+            emit(AudioChunk::new(chunk, self.sample_rate))?;
+        }
+        Ok(())
+    }
+
+    /// Ends a sentence: settles its trailing silence and flushes what is pending.
+    pub fn end_sentence<E>(
+        &mut self,
+        last: bool,
+        gap_ms: Option<u32>,
+        emit: &mut impl FnMut(AudioChunk) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let trailing = std::mem::take(&mut self.held_silence);
+        let silence = if !self.in_speech && self.trim {
+            0 // nothing was said: add no pause either
+        } else if last {
+            if self.trim {
+                0
+            } else {
+                trailing
+            }
+        } else {
+            match gap_ms {
+                Some(ms) => self.sample_rate as usize * ms as usize / 1000,
+                None => trailing,
+            }
+        };
+        self.pending.extend(std::iter::repeat_n(0, silence));
+        self.in_speech = false;
+        self.flush(emit)
+    }
+
+    fn flush<E>(&mut self, emit: &mut impl FnMut(AudioChunk) -> Result<(), E>) -> Result<(), E> {
+        let size = self.chunk_samples();
+        while !self.pending.is_empty() {
+            let rest = if self.pending.len() > size {
+                self.pending.split_off(size)
+            } else {
+                Vec::new()
+            };
+            let chunk = std::mem::replace(&mut self.pending, rest);
+            emit(AudioChunk::new(chunk, self.sample_rate))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(
+        shaper: &mut Shaper,
+        input: &[&[i16]],
+        last: bool,
+        gap: Option<u32>,
+    ) -> Vec<Vec<i16>> {
+        let mut out = Vec::new();
+        let mut emit = |c: AudioChunk| -> Result<(), ()> {
+            out.push(c.samples.into_vec());
+            Ok(())
+        };
+        for piece in input {
+            shaper.push(piece, 1000, &mut emit).unwrap();
+        }
+        shaper.end_sentence(last, gap, &mut emit).unwrap();
+        out
+    }
+
+    #[test]
+    fn trims_leading_and_final_silence_but_keeps_inner_pauses() {
+        let mut shaper = Shaper::new(1000, true);
+        let chunks = collect(
+            &mut shaper,
+            &[&[0, 0, 0, 5, 100], &[0, 0, 200, 0, 0, 0]],
+            true,
+            None,
+        );
+        assert_eq!(chunks, vec![vec![100, 0, 0, 200]]);
+    }
+
+    #[test]
+    fn keeps_the_natural_pause_between_sentences_or_uses_gap_ms() {
+        let mut shaper = Shaper::new(1000, true);
+        let first = collect(&mut shaper, &[&[0, 100, 0, 0, 0]], false, None);
+        assert_eq!(first, vec![vec![100, 0, 0, 0]]);
+        let second = collect(&mut shaper, &[&[0, 0, 100, 0]], false, Some(5));
+        assert_eq!(second, vec![vec![100, 0, 0, 0, 0, 0]]);
+    }
+
+    #[test]
+    fn without_trimming_everything_passes() {
+        let mut shaper = Shaper::new(1000, false);
+        let chunks = collect(&mut shaper, &[&[0, 0, 100, 0]], true, None);
+        assert_eq!(chunks, vec![vec![0, 0, 100, 0]]);
+    }
+
+    #[test]
+    fn cuts_chunks_of_chunk_ms() {
+        // 10 ms at 1000 Hz = 10 samples per chunk.
+        let mut shaper = Shaper::new(10, true);
+        let loud: Vec<i16> = vec![1000; 25];
+        let chunks = collect(&mut shaper, &[&loud], true, None);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+    }
+
+    #[test]
+    fn a_silent_sentence_yields_nothing() {
+        let mut shaper = Shaper::new(1000, true);
+        assert!(collect(&mut shaper, &[&[0; 50]], false, Some(100)).is_empty());
+    }
+}
