@@ -7,10 +7,16 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use plugin_api::abi::Role;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::agent::Agent;
 use crate::cli::{Cli, Command, SimulateArgs};
 use crate::config::{self, LoadedConfig};
-use crate::plugins::PluginSet;
+use crate::pipeline::{Playback, SessionDeps, Speaker, TurnOutcome, TurnReport, VoiceSession};
+use crate::plugins::{PluginSet, Providers};
 use crate::telemetry;
+use crate::voice::local::{read_wav, WavRecorder};
 
 /// Loads the configuration for the CLI's environment, with errors as one report.
 pub fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
@@ -267,15 +273,218 @@ pub fn parse_time_ms(s: &str) -> Option<u64> {
     (v.is_finite() && v >= 0.0).then(|| (v * scale).round() as u64)
 }
 
+/// Loads plugins and builds the providers and the agent for a session.
+pub async fn build_session_deps(loaded: &LoadedConfig) -> anyhow::Result<SessionDeps> {
+    let dir = plugins_dir(loaded);
+    let set = PluginSet::scan(&dir)?;
+    let providers = Providers::build(&set, &loaded.config).await;
+    for failure in &providers.failures {
+        tracing::error!("{failure}");
+    }
+    let problems: Vec<String> = providers.failures.iter().map(|f| f.to_string()).collect();
+    if providers.stt.is_empty() {
+        bail!(
+            "no speech-to-text provider could be started (stt.providers = {:?}): {}",
+            loaded.config.stt.providers,
+            problems.join("; ")
+        );
+    }
+    if providers.tts.is_empty() {
+        bail!(
+            "no text-to-speech provider could be started (tts.providers = {:?}): {}",
+            loaded.config.tts.providers,
+            problems.join("; ")
+        );
+    }
+    let agent = Agent::from_config(&loaded.config.agent)?;
+    Ok(SessionDeps {
+        stt: providers.stt,
+        tts: providers.tts,
+        agent,
+        config: loaded.config.pipeline.clone(),
+    })
+}
+
+/// Sample rate of the simulation's output WAV.
+const OUTPUT_RATE: u32 = 24_000;
+/// Frame length fed to the pipeline, as Discord sends it.
+const FRAME_MS: u64 = 20;
+
 /// `simulate`.
 pub async fn simulate(
     cli: &Cli,
-    _args: &SimulateArgs,
-    _inputs: Vec<SimulateInput>,
+    args: &SimulateArgs,
+    inputs: Vec<SimulateInput>,
 ) -> anyhow::Result<ExitCode> {
     let loaded = load_config(cli)?;
     telemetry::init(&loaded.config.logging);
-    bail!("`simulate` is not yet available in this build: the offline pipeline is being written")
+    // Read every input first: a bad file is reported before anything slow happens.
+    let mut audio = Vec::new();
+    for input in &inputs {
+        audio.push(read_wav(&input.path)?);
+    }
+    let deps = build_session_deps(&loaded).await?;
+    let hangover = u64::from(deps.config.silence_hangover_ms);
+    let recorder = Arc::new(WavRecorder::new(OUTPUT_RATE));
+    let playback = Arc::new(Playback::new(recorder.clone(), !args.fast));
+    let (mut router, mut session) =
+        VoiceSession::start(deps, "simulation".to_string(), playback.clone());
+
+    let speakers: Vec<Speaker> = inputs
+        .iter()
+        .map(|i| Speaker {
+            id: i.speaker.clone(),
+            name: i.speaker.clone(),
+        })
+        .collect();
+    let end_ms = inputs
+        .iter()
+        .zip(&audio)
+        .map(|(i, a)| i.at_ms + a.duration().as_millis() as u64)
+        .max()
+        .unwrap_or(0)
+        + hangover
+        + 200;
+
+    // Feed frames: real time unless --fast; speakers who have started and fallen silent get
+    // silence frames, as Discord reports them.
+    let feeder = async {
+        let start = tokio::time::Instant::now();
+        let mut t = 0u64;
+        let mut silence: Vec<i16> = Vec::new();
+        while t < end_ms {
+            if !args.fast {
+                tokio::time::sleep_until(start + Duration::from_millis(t)).await;
+            } else if t % 1_000 == 0 {
+                tokio::task::yield_now().await;
+            }
+            let now = Instant::now();
+            for ((input, wav), speaker) in inputs.iter().zip(&audio).zip(&speakers) {
+                if t < input.at_ms {
+                    continue;
+                }
+                let channels = usize::from(wav.channels);
+                let frame_len = (wav.sample_rate as usize * FRAME_MS as usize / 1000) * channels;
+                let offset =
+                    ((t - input.at_ms) * u64::from(wav.sample_rate) / 1000) as usize * channels;
+                if offset + frame_len <= wav.samples.len() {
+                    router.push(
+                        speaker,
+                        &wav.samples[offset..offset + frame_len],
+                        wav.channels,
+                        wav.sample_rate,
+                        now,
+                    );
+                } else {
+                    silence.clear();
+                    silence.resize(frame_len, 0);
+                    if offset < wav.samples.len() {
+                        let rest = &wav.samples[offset..];
+                        silence[..rest.len()].copy_from_slice(rest);
+                    }
+                    router.push(speaker, &silence, wav.channels, wav.sample_rate, now);
+                }
+            }
+            t += FRAME_MS;
+        }
+        router.flush(Instant::now());
+        drop(router);
+    };
+
+    let printer = async {
+        let mut turns = 0usize;
+        let mut failed = 0usize;
+        while let Some(report) = session.reports.recv().await {
+            if !report.is_turn() {
+                eprintln!(
+                    "(no speech recognised from {}: {} ms of audio ignored)",
+                    report.speaker.name, report.utterance_ms
+                );
+                continue;
+            }
+            turns += 1;
+            if matches!(report.outcome, TurnOutcome::Failed(_)) {
+                failed += 1;
+            }
+            print_turn(turns, &report, args.json);
+        }
+        (turns, failed)
+    };
+    let ((), (turns, failed)) = tokio::join!(feeder, printer);
+    session.join().await;
+    if let Some(end) = playback.ends_at() {
+        tokio::time::sleep_until(end.into()).await;
+    }
+    let written = recorder.write(&args.output)?;
+    if !args.json {
+        println!(
+            "{turns} turn{}; the bot's speech ({:.1} s) is in {}",
+            if turns == 1 { "" } else { "s" },
+            written.as_secs_f64(),
+            args.output.display()
+        );
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_turn(n: usize, report: &TurnReport, json: bool) {
+    let ms = report.timeline.ms();
+    if json {
+        let value = serde_json::json!({
+            "turn": n,
+            "speaker": report.speaker.name,
+            "transcript": report.transcript,
+            "reply": report.reply,
+            "outcome": report.outcome,
+            "timeline_ms": ms,
+            "utterance_ms": report.utterance_ms,
+            "reply_audio_ms": report.reply_audio_ms,
+            "stt_provider": report.stt_provider,
+            "tts_provider": report.tts_provider,
+            "errors": report.errors,
+        });
+        println!("{value}");
+        return;
+    }
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+    println!(
+        "turn {n} · {} ({:.1} s of speech)",
+        report.speaker.name,
+        report.utterance_ms as f64 / 1000.0
+    );
+    println!("  heard:  {:?}", report.transcript);
+    println!("  reply:  {:?}", report.reply);
+    let outcome = match &report.outcome {
+        TurnOutcome::Completed => "completed".to_string(),
+        TurnOutcome::Interrupted => "interrupted (barge-in)".to_string(),
+        TurnOutcome::Failed(why) => format!("FAILED: {why}"),
+        TurnOutcome::Cancelled => "cancelled".to_string(),
+        TurnOutcome::NoSpeech => "no speech".to_string(),
+    };
+    println!(
+        "  outcome: {outcome} · stt {} · tts {}",
+        report.stt_provider.as_deref().unwrap_or("-"),
+        report.tts_provider.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  timeline (ms after end of speech): endpoint {:.0} · stt done {} · first token {} · first audio {} · playback {}",
+        ms.endpoint_detected,
+        opt(ms.stt_done),
+        opt(ms.agent_first_token),
+        opt(ms.first_tts_audio),
+        opt(ms.playback_start)
+    );
+    println!(
+        "  voice-to-voice (endpoint → first audio): {} ms",
+        opt(ms.voice_to_voice)
+    );
+    for e in &report.errors {
+        println!("  error: {e}");
+    }
 }
 
 /// `run`.

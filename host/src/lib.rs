@@ -3,8 +3,11 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants.
 
+pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod pipeline;
 pub mod plugins;
 pub mod telemetry;
+pub mod voice;

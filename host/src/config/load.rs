@@ -311,12 +311,14 @@ fn deserialize<T: DeserializeOwned>(origin: &str, value: Value) -> Result<T, Con
         let path = e.path().to_string();
         let message = e.inner().to_string();
         let path = if path == "." { String::new() } else { path };
+        let message = message.split('\n').next().unwrap_or_default().to_string();
         if let Some(rest) = message.strip_prefix("unknown field `") {
+            // The path already ends with the unknown key.
             let (name, tail) = rest.split_once('`').unwrap_or((rest, ""));
             let key = if path.is_empty() {
                 name.to_string()
             } else {
-                format!("{path}.{name}")
+                path.clone()
             };
             let expected = tail
                 .trim_start_matches(',')

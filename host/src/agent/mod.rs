@@ -1,0 +1,216 @@
+//! The agent: turns what a speaker said into a reply, streamed as text deltas.
+//!
+//! `echo` repeats the transcript (offline, no account). `openai-chat` streams
+//! `/v1/chat/completions` from any OpenAI-compatible server — the OpenClaw gateway
+//! (`model = "openclaw:<agentId>"`), OpenAI, Ollama — with a system prompt, per-conversation
+//! memory, and the OpenAI `user` field set per speaker so the gateway keeps a session.
+
+mod openai;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::config::{AgentConfig, AgentKind};
+pub use openai::OpenAiChat;
+
+/// One question for the agent.
+#[derive(Debug, Clone)]
+pub struct AgentRequest {
+    /// Conversation key: a voice channel, or the simulation.
+    pub conversation: String,
+    /// Stable speaker id (hashed before it leaves the host).
+    pub speaker_id: String,
+    /// Display name, shown to the agent.
+    pub speaker_name: String,
+    /// What was said.
+    pub text: String,
+}
+
+/// Why the agent could not answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The server answered with an error status.
+    #[error("agent server answered HTTP {status}: {message}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// The server's own error text.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach the agent server at {url}: {reason}")]
+    Connect {
+        /// The URL tried (no credentials).
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No first token, or no completion, in time.
+    #[error("the agent did not answer in time: {0}")]
+    Timeout(String),
+    /// The stream was malformed or ended early.
+    #[error("the agent's reply stream broke: {0}")]
+    Stream(String),
+    /// The agent could not be set up.
+    #[error("agent configuration: {0}")]
+    Config(String),
+}
+
+impl AgentError {
+    /// A short, bounded label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AgentError::Http { .. } => "http",
+            AgentError::Connect { .. } => "connect",
+            AgentError::Timeout(_) => "timeout",
+            AgentError::Stream(_) => "stream",
+            AgentError::Config(_) => "config",
+        }
+    }
+}
+
+/// Reply text deltas, in order; the channel closes when the reply is complete.
+pub type ReplyStream = mpsc::Receiver<Result<String, AgentError>>;
+
+/// Past exchanges, per conversation.
+#[derive(Debug, Default)]
+pub(crate) struct Memory {
+    turns: Mutex<HashMap<String, VecDeque<(String, String)>>>,
+    capacity: usize,
+}
+
+impl Memory {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Memory {
+            turns: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    pub(crate) fn history(&self, conversation: &str) -> Vec<(String, String)> {
+        let turns = match self.turns.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        turns
+            .get(conversation)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn remember(&self, conversation: &str, user: String, assistant: String) {
+        if self.capacity == 0 || assistant.trim().is_empty() {
+            return;
+        }
+        let mut turns = match self.turns.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let q = turns.entry(conversation.to_string()).or_default();
+        q.push_back((user, assistant));
+        while q.len() > self.capacity {
+            q.pop_front();
+        }
+    }
+}
+
+/// The configured agent.
+#[derive(Clone)]
+pub enum Agent {
+    /// Repeats what it heard.
+    Echo,
+    /// An OpenAI-compatible chat server.
+    OpenAiChat(Arc<OpenAiChat>),
+}
+
+impl Agent {
+    /// Builds the agent from config; the token is read from its variable now.
+    pub fn from_config(cfg: &AgentConfig) -> Result<Agent, AgentError> {
+        match cfg.kind {
+            AgentKind::Echo => Ok(Agent::Echo),
+            AgentKind::OpenaiChat => Ok(Agent::OpenAiChat(Arc::new(OpenAiChat::new(cfg)?))),
+        }
+    }
+
+    /// `echo` or `openai-chat`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Agent::Echo => "echo",
+            Agent::OpenAiChat(_) => "openai-chat",
+        }
+    }
+
+    /// Starts a reply; deltas arrive on the returned channel.
+    pub fn reply(&self, request: AgentRequest) -> ReplyStream {
+        match self {
+            Agent::Echo => {
+                let (tx, rx) = mpsc::channel(64);
+                let text = format!("You said: {}", request.text.trim());
+                // Word by word, as a streaming agent would send it.
+                for word in text.split_inclusive(' ') {
+                    if tx.try_send(Ok(word.to_string())).is_err() {
+                        break;
+                    }
+                }
+                rx
+            }
+            Agent::OpenAiChat(chat) => chat.clone().reply(request),
+        }
+    }
+}
+
+/// Hashes a user id so the raw id never leaves the host.
+pub fn hash_user(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("openclaw-voice:{id}").as_bytes());
+    format!("u-{}", &hex::encode(digest)[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn echo_streams_the_transcript_back() {
+        let agent = Agent::Echo;
+        let mut rx = agent.reply(AgentRequest {
+            conversation: "c".into(),
+            speaker_id: "1".into(),
+            speaker_name: "Ann".into(),
+            text: "what time is it".into(),
+        });
+        let mut text = String::new();
+        let mut deltas = 0;
+        while let Some(d) = rx.recv().await {
+            text.push_str(&d.unwrap());
+            deltas += 1;
+        }
+        assert_eq!(text, "You said: what time is it");
+        assert!(deltas > 1);
+    }
+
+    #[test]
+    fn memory_keeps_the_last_turns_per_conversation() {
+        let m = Memory::new(2);
+        for i in 0..3 {
+            m.remember("a", format!("q{i}"), format!("a{i}"));
+        }
+        m.remember("b", "x".into(), "y".into());
+        let h = m.history("a");
+        assert_eq!(
+            h,
+            vec![("q1".into(), "a1".into()), ("q2".into(), "a2".into())]
+        );
+        assert_eq!(m.history("b").len(), 1);
+    }
+
+    #[test]
+    fn user_ids_are_hashed_stably() {
+        assert_eq!(hash_user("42"), hash_user("42"));
+        assert_ne!(hash_user("42"), hash_user("43"));
+        assert!(!hash_user("123456789").contains("123456789"));
+    }
+}

@@ -1,0 +1,15 @@
+//! The voice pipeline, independent of any transport: per-speaker endpointing and resampling,
+//! speech-to-text with failover, the agent, sentence streaming, text-to-speech, playback and
+//! barge-in, with a timeline per turn.
+
+pub mod endpoint;
+pub mod playback;
+pub mod sentences;
+pub mod turn;
+
+pub use endpoint::{EndpointConfig, SpeakerEndpointer, UtteranceAudio, UTTERANCE_RATE};
+pub use playback::{AudioOutput, Playback};
+pub use turn::{
+    FrameRouter, SessionDeps, Speaker, TimelineMs, TurnOutcome, TurnReport, TurnTimeline,
+    VoiceSession,
+};

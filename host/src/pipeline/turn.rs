@@ -1,0 +1,612 @@
+//! The turn loop: utterances in, spoken replies out.
+//!
+//! A [`FrameRouter`] (owned by the transport, called once per frame per speaker) runs
+//! endpointing and barge-in detection and sends [`SessionEvent`]s. The session task starts
+//! speech-to-text for each utterance at once, then handles turns in order: agent reply streamed
+//! into sentences, each sentence synthesized and queued for playback as its first chunk
+//! arrives. A barge-in cancels the turn in progress and stops playback.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use plugin_api::abi::{SynthesisOptions, TranscribeOptions};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::endpoint::{EndpointConfig, EndpointEvent, SpeakerEndpointer, UtteranceAudio};
+use super::playback::Playback;
+use super::sentences::{speakable, SentenceSplitter};
+use crate::agent::{Agent, AgentRequest};
+use crate::config::PipelineConfig;
+use crate::plugins::{ProviderError, SpeechToTextProvider, TextToSpeechProvider};
+
+/// Who is speaking.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Speaker {
+    /// Stable id (Discord user id, or the simulated speaker's name).
+    pub id: String,
+    /// Display name, given to the agent.
+    pub name: String,
+}
+
+/// What the frame path tells the session.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// A speaker finished an utterance.
+    Utterance(Speaker, UtteranceAudio),
+    /// A speaker talked over the bot for longer than the barge-in minimum.
+    BargeIn(Speaker),
+}
+
+/// Per-speaker frame handling; owned by the transport's receive loop.
+pub struct FrameRouter {
+    cfg: EndpointConfig,
+    barge_in_ms: Option<u32>,
+    speakers: HashMap<String, SpeakerSlot>,
+    events: mpsc::UnboundedSender<SessionEvent>,
+    playback: Arc<Playback>,
+}
+
+struct SpeakerSlot {
+    speaker: Speaker,
+    endpointer: SpeakerEndpointer,
+    barged: bool,
+}
+
+impl FrameRouter {
+    /// Handles one frame of `speaker`'s interleaved PCM that arrived at `now`.
+    pub fn push(
+        &mut self,
+        speaker: &Speaker,
+        interleaved: &[i16],
+        channels: u16,
+        rate: u32,
+        now: Instant,
+    ) {
+        let cfg = self.cfg;
+        let slot = self
+            .speakers
+            .entry(speaker.id.clone())
+            .or_insert_with(|| SpeakerSlot {
+                speaker: speaker.clone(),
+                endpointer: SpeakerEndpointer::new(cfg),
+                barged: false,
+            });
+        let event = slot.endpointer.push(interleaved, channels, rate, now);
+        if let Some(min) = self.barge_in_ms {
+            if !slot.barged
+                && slot.endpointer.current_voiced_ms() >= min
+                && self.playback.is_playing()
+            {
+                slot.barged = true;
+                let _ = self
+                    .events
+                    .send(SessionEvent::BargeIn(slot.speaker.clone()));
+            }
+        }
+        match event {
+            Some(EndpointEvent::Utterance(audio)) => {
+                slot.barged = false;
+                let _ = self
+                    .events
+                    .send(SessionEvent::Utterance(slot.speaker.clone(), audio));
+            }
+            Some(EndpointEvent::Dropped { voiced_ms }) => {
+                slot.barged = false;
+                tracing::debug!(speaker = %slot.speaker.name, voiced_ms, "utterance too short, dropped");
+            }
+            Some(EndpointEvent::SpeechStarted) | None => {}
+        }
+    }
+
+    /// Ends every utterance in progress (input ended).
+    pub fn flush(&mut self, now: Instant) {
+        for slot in self.speakers.values_mut() {
+            if let Some(EndpointEvent::Utterance(audio)) = slot.endpointer.flush(now) {
+                let _ = self
+                    .events
+                    .send(SessionEvent::Utterance(slot.speaker.clone(), audio));
+            }
+        }
+    }
+
+    /// Forgets a speaker (they left); an utterance in progress is handled.
+    pub fn remove_speaker(&mut self, id: &str, now: Instant) {
+        if let Some(mut slot) = self.speakers.remove(id) {
+            if let Some(EndpointEvent::Utterance(audio)) = slot.endpointer.flush(now) {
+                let _ = self
+                    .events
+                    .send(SessionEvent::Utterance(slot.speaker, audio));
+            }
+        }
+    }
+}
+
+/// Milestones of one turn. Instants are absolute; [`TurnTimeline::ms`] makes them relative to
+/// the end of speech.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnTimeline {
+    /// Last voiced frame.
+    pub speech_end: Instant,
+    /// The endpointer decided the utterance was over.
+    pub endpoint_detected: Instant,
+    /// Speech-to-text returned.
+    pub stt_done: Option<Instant>,
+    /// The agent's first text arrived.
+    pub agent_first_token: Option<Instant>,
+    /// The first synthesized audio arrived.
+    pub first_tts_audio: Option<Instant>,
+    /// The first reply audio started playing.
+    pub playback_start: Option<Instant>,
+}
+
+/// [`TurnTimeline`] in milliseconds after the end of speech.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct TimelineMs {
+    /// End of speech → endpoint detected (the configured hang-over, in practice).
+    pub endpoint_detected: f64,
+    /// End of speech → transcript.
+    pub stt_done: Option<f64>,
+    /// End of speech → first agent token.
+    pub agent_first_token: Option<f64>,
+    /// End of speech → first TTS audio.
+    pub first_tts_audio: Option<f64>,
+    /// End of speech → playback start.
+    pub playback_start: Option<f64>,
+    /// Endpoint detected → first TTS audio: the voice-to-voice latency without the hang-over.
+    pub voice_to_voice: Option<f64>,
+}
+
+impl TurnTimeline {
+    /// Milliseconds after the end of speech.
+    pub fn ms(&self) -> TimelineMs {
+        let rel = |t: Instant| t.saturating_duration_since(self.speech_end).as_secs_f64() * 1000.0;
+        TimelineMs {
+            endpoint_detected: rel(self.endpoint_detected),
+            stt_done: self.stt_done.map(rel),
+            agent_first_token: self.agent_first_token.map(rel),
+            first_tts_audio: self.first_tts_audio.map(rel),
+            playback_start: self.playback_start.map(rel),
+            voice_to_voice: self.first_tts_audio.map(|t| {
+                t.saturating_duration_since(self.endpoint_detected)
+                    .as_secs_f64()
+                    * 1000.0
+            }),
+        }
+    }
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum TurnOutcome {
+    /// The reply was spoken in full.
+    Completed,
+    /// Someone talked over the bot and the reply was stopped.
+    Interrupted,
+    /// Speech-to-text found no words (silence, noise, a dropped hallucination): no turn.
+    NoSpeech,
+    /// The turn failed; the reason is in `errors`.
+    Failed(String),
+    /// The session shut down during the turn.
+    Cancelled,
+}
+
+/// Everything about one turn, for the caller to print, log or count.
+#[derive(Debug, Clone)]
+pub struct TurnReport {
+    /// Who spoke.
+    pub speaker: Speaker,
+    /// What they said.
+    pub transcript: String,
+    /// What the bot answered (the part that was produced).
+    pub reply: String,
+    /// How it ended.
+    pub outcome: TurnOutcome,
+    /// Milestones.
+    pub timeline: TurnTimeline,
+    /// Length of the utterance audio, ms.
+    pub utterance_ms: u64,
+    /// The speech-to-text provider that answered.
+    pub stt_provider: Option<String>,
+    /// The text-to-speech provider(s) that spoke.
+    pub tts_provider: Option<String>,
+    /// Provider and agent errors met on the way (failovers included).
+    pub errors: Vec<String>,
+    /// Reply audio produced, ms.
+    pub reply_audio_ms: u64,
+}
+
+impl TurnReport {
+    /// Whether this was a turn at all (someone said something).
+    pub fn is_turn(&self) -> bool {
+        self.outcome != TurnOutcome::NoSpeech
+    }
+}
+
+/// What a session needs.
+#[derive(Clone)]
+pub struct SessionDeps {
+    /// Speech-to-text providers, in failover order.
+    pub stt: Vec<Arc<SpeechToTextProvider>>,
+    /// Text-to-speech providers, in failover order.
+    pub tts: Vec<Arc<TextToSpeechProvider>>,
+    /// The agent.
+    pub agent: Agent,
+    /// Pipeline settings.
+    pub config: PipelineConfig,
+}
+
+/// A running voice session: the task that handles turns.
+pub struct VoiceSession {
+    /// Reports of finished turns.
+    pub reports: mpsc::UnboundedReceiver<TurnReport>,
+    task: JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl VoiceSession {
+    /// Starts a session for `conversation` playing on `playback`; returns the router to feed
+    /// frames into.
+    pub fn start(
+        deps: SessionDeps,
+        conversation: String,
+        playback: Arc<Playback>,
+    ) -> (FrameRouter, VoiceSession) {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let router = FrameRouter {
+            cfg: EndpointConfig::from(&deps.config),
+            barge_in_ms: deps.config.barge_in.then_some(deps.config.barge_in_min_ms),
+            speakers: HashMap::new(),
+            events: events_tx,
+            playback: playback.clone(),
+        };
+        let shutdown = CancellationToken::new();
+        let runner = Arc::new(TurnRunner {
+            deps,
+            conversation,
+            playback,
+            current: Mutex::new(None),
+            shutdown: shutdown.clone(),
+        });
+        let task = tokio::spawn(runner.run(events_rx, reports_tx));
+        (
+            router,
+            VoiceSession {
+                reports: reports_rx,
+                task,
+                shutdown,
+            },
+        )
+    }
+
+    /// Cancels the turn in progress and every queued turn (they are reported `Cancelled`).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits for the session task to end (after the router is dropped and turns are done).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+type SttResult = Result<(plugin_api::abi::Transcript, String), Vec<ProviderError>>;
+
+struct QueuedTurn {
+    speaker: Speaker,
+    audio_ms: u64,
+    speech_end: Instant,
+    endpoint_detected: Instant,
+    stt: JoinHandle<(SttResult, Instant)>,
+}
+
+struct TurnRunner {
+    deps: SessionDeps,
+    conversation: String,
+    playback: Arc<Playback>,
+    current: Mutex<Option<CancellationToken>>,
+    shutdown: CancellationToken,
+}
+
+impl TurnRunner {
+    async fn run(
+        self: Arc<Self>,
+        mut events: mpsc::UnboundedReceiver<SessionEvent>,
+        reports: mpsc::UnboundedSender<TurnReport>,
+    ) {
+        let (queue_tx, mut queue_rx) = mpsc::unbounded_channel::<QueuedTurn>();
+        let worker = {
+            let me = self.clone();
+            tokio::spawn(async move {
+                while let Some(turn) = queue_rx.recv().await {
+                    let report = me.handle(turn).await;
+                    tracing::info!(
+                        speaker = %report.speaker.name,
+                        outcome = ?report.outcome,
+                        voice_to_voice_ms = report.timeline.ms().voice_to_voice,
+                        "turn finished"
+                    );
+                    tracing::debug!(transcript = %report.transcript, reply = %report.reply, "turn text");
+                    let _ = reports.send(report);
+                }
+            })
+        };
+        while let Some(event) = events.recv().await {
+            match event {
+                SessionEvent::Utterance(speaker, audio) => {
+                    let stt = self.spawn_stt(&audio);
+                    let _ = queue_tx.send(QueuedTurn {
+                        speaker,
+                        audio_ms: audio.duration_ms(),
+                        speech_end: audio.speech_end,
+                        endpoint_detected: audio.endpoint_detected,
+                        stt,
+                    });
+                }
+                SessionEvent::BargeIn(speaker) => {
+                    tracing::info!(speaker = %speaker.name, "barge-in: stopping the reply");
+                    if let Some(token) = self.lock_current().take() {
+                        token.cancel();
+                    }
+                    self.playback.stop();
+                }
+            }
+        }
+        drop(queue_tx);
+        let _ = worker.await;
+    }
+
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<CancellationToken>> {
+        match self.current.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn spawn_stt(&self, audio: &UtteranceAudio) -> JoinHandle<(SttResult, Instant)> {
+        let providers = self.deps.stt.clone();
+        let samples: Arc<[i16]> = Arc::from(audio.samples.as_slice());
+        let options = TranscribeOptions {
+            language: abi_stable::std_types::ROption::RSome(
+                self.deps.config.language.as_str().into(),
+            ),
+            prompt: abi_stable::std_types::ROption::RNone,
+        };
+        tokio::spawn(async move {
+            let mut errors = Vec::new();
+            for provider in &providers {
+                match provider.transcribe(samples.clone(), options.clone()).await {
+                    Ok(t) => return (Ok((t, provider.id.clone())), Instant::now()),
+                    Err(e) => {
+                        tracing::warn!("speech-to-text failed, trying the next provider: {e}");
+                        let fail_over = e.should_fail_over();
+                        errors.push(e);
+                        if !fail_over {
+                            break;
+                        }
+                    }
+                }
+            }
+            (Err(errors), Instant::now())
+        })
+    }
+
+    async fn handle(&self, turn: QueuedTurn) -> TurnReport {
+        let mut report = TurnReport {
+            speaker: turn.speaker.clone(),
+            transcript: String::new(),
+            reply: String::new(),
+            outcome: TurnOutcome::Completed,
+            timeline: TurnTimeline {
+                speech_end: turn.speech_end,
+                endpoint_detected: turn.endpoint_detected,
+                stt_done: None,
+                agent_first_token: None,
+                first_tts_audio: None,
+                playback_start: None,
+            },
+            utterance_ms: turn.audio_ms,
+            stt_provider: None,
+            tts_provider: None,
+            errors: Vec::new(),
+            reply_audio_ms: 0,
+        };
+        if self.shutdown.is_cancelled() {
+            turn.stt.abort();
+            report.outcome = TurnOutcome::Cancelled;
+            return report;
+        }
+        let (stt, stt_done) = match turn.stt.await {
+            Ok(r) => r,
+            Err(e) => {
+                report.outcome = TurnOutcome::Failed(format!("speech-to-text task failed: {e}"));
+                return report;
+            }
+        };
+        report.timeline.stt_done = Some(stt_done);
+        match stt {
+            Ok((transcript, provider)) => {
+                report.transcript = transcript.text.trim().to_string();
+                report.stt_provider = Some(provider);
+            }
+            Err(errors) => {
+                report.errors = errors.iter().map(|e| e.to_string()).collect();
+                report.outcome = TurnOutcome::Failed(if errors.is_empty() {
+                    "no speech-to-text provider is configured".into()
+                } else {
+                    "every speech-to-text provider failed".into()
+                });
+                return report;
+            }
+        }
+        if report.transcript.is_empty() {
+            report.outcome = TurnOutcome::NoSpeech;
+            return report;
+        }
+
+        let cancel = self.shutdown.child_token();
+        *self.lock_current() = Some(cancel.clone());
+        let outcome = tokio::select! {
+            _ = cancel.cancelled() => None,
+            outcome = self.reply(&mut report) => Some(outcome),
+        };
+        report.outcome = match outcome {
+            Some(o) => o,
+            None if self.shutdown.is_cancelled() => TurnOutcome::Cancelled,
+            None => TurnOutcome::Interrupted,
+        };
+        // Let the reply finish playing before the next turn, unless it is interrupted.
+        if report.outcome == TurnOutcome::Completed {
+            if let Some(end) = self.playback.ends_at() {
+                tokio::select! {
+                    _ = cancel.cancelled() => {
+                        report.outcome = if self.shutdown.is_cancelled() {
+                            TurnOutcome::Cancelled
+                        } else {
+                            TurnOutcome::Interrupted
+                        };
+                    }
+                    _ = tokio::time::sleep_until(end.into()) => {}
+                }
+            }
+        }
+        self.lock_current().take();
+        report
+    }
+
+    /// Agent → sentences → TTS → playback, with the agent and TTS overlapping.
+    async fn reply(&self, report: &mut TurnReport) -> TurnOutcome {
+        let request = AgentRequest {
+            conversation: self.conversation.clone(),
+            speaker_id: report.speaker.id.clone(),
+            speaker_name: report.speaker.name.clone(),
+            text: report.transcript.clone(),
+        };
+        let mut deltas = self.deps.agent.reply(request);
+        let (sentence_tx, mut sentence_rx) = mpsc::unbounded_channel::<String>();
+
+        let producer = async {
+            let mut splitter = SentenceSplitter::new();
+            let mut full = String::new();
+            let mut first_token = None;
+            let mut error = None;
+            while let Some(delta) = deltas.recv().await {
+                match delta {
+                    Ok(text) => {
+                        first_token.get_or_insert_with(Instant::now);
+                        full.push_str(&text);
+                        for s in splitter.push(&text) {
+                            let _ = sentence_tx.send(s);
+                        }
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(rest) = splitter.finish() {
+                let _ = sentence_tx.send(rest);
+            }
+            if error.is_some() && full.trim().is_empty() {
+                let _ = sentence_tx.send(
+                    "Sorry, I could not reach the assistant just now. Please try again.".into(),
+                );
+            }
+            drop(sentence_tx);
+            (full, first_token, error)
+        };
+
+        let consumer = async {
+            let mut first_audio = None;
+            let mut playback_start = None;
+            let mut providers: Vec<String> = Vec::new();
+            let mut errors = Vec::new();
+            let mut audio_ms = 0u64;
+            while let Some(sentence) = sentence_rx.recv().await {
+                let text = speakable(&sentence);
+                if text.is_empty() {
+                    continue;
+                }
+                let spoken = self
+                    .speak(
+                        &text,
+                        &mut first_audio,
+                        &mut playback_start,
+                        &mut audio_ms,
+                        &mut errors,
+                    )
+                    .await;
+                if let Some(p) = spoken {
+                    if !providers.contains(&p) {
+                        providers.push(p);
+                    }
+                }
+            }
+            (first_audio, playback_start, providers, errors, audio_ms)
+        };
+
+        let (
+            (full, first_token, agent_error),
+            (first_audio, playback_start, providers, errors, audio_ms),
+        ) = tokio::join!(producer, consumer);
+        report.reply = full.trim().to_string();
+        report.timeline.agent_first_token = first_token;
+        report.timeline.first_tts_audio = first_audio;
+        report.timeline.playback_start = playback_start;
+        report.reply_audio_ms = audio_ms;
+        report.tts_provider = (!providers.is_empty()).then(|| providers.join(","));
+        report.errors.extend(errors);
+        if let Some(e) = agent_error {
+            report.errors.push(format!("agent: {e}"));
+            return TurnOutcome::Failed(format!("agent: {}", e.label()));
+        }
+        if first_audio.is_none() {
+            return TurnOutcome::Failed("no text-to-speech provider could speak the reply".into());
+        }
+        TurnOutcome::Completed
+    }
+
+    /// Speaks one sentence, failing over between TTS providers until one produces audio.
+    async fn speak(
+        &self,
+        text: &str,
+        first_audio: &mut Option<Instant>,
+        playback_start: &mut Option<Instant>,
+        audio_ms: &mut u64,
+        errors: &mut Vec<String>,
+    ) -> Option<String> {
+        for provider in &self.deps.tts {
+            let mut stream = provider.synthesize(text.to_string(), SynthesisOptions::default());
+            let mut produced = false;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(audio) => {
+                        if audio.samples.is_empty() {
+                            continue;
+                        }
+                        first_audio.get_or_insert_with(Instant::now);
+                        *audio_ms += super::playback::duration(&audio).as_millis() as u64;
+                        let start = self.playback.enqueue(&audio);
+                        playback_start.get_or_insert(start);
+                        produced = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!("text-to-speech failed: {e}");
+                        errors.push(e.to_string());
+                        break;
+                    }
+                }
+            }
+            if produced {
+                return Some(provider.id.clone());
+            }
+        }
+        None
+    }
+}
