@@ -29,13 +29,14 @@ pub mod split;
 pub mod stream;
 pub mod wav;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use plugin_api::abi::{Capabilities, HealthReport, PluginError, Role, SynthesisOptions, Voice};
 use plugin_api::sdk::{AudioStream, CancelToken, PluginDefinition, TextToSpeech};
 
 use crate::engine::{Espeak, Prosody, VoiceOrigin};
 use crate::settings::{check_voice_name, Settings};
+use crate::stream::Standby;
 
 /// The sample rate espeak-ng writes (the stream reports the rate from each WAV header).
 pub const SAMPLE_RATE: u32 = 22_050;
@@ -48,6 +49,8 @@ pub struct EspeakTts {
     settings: Settings,
     engine: Espeak,
     voices: Mutex<Option<Vec<Voice>>>,
+    /// A started espeak-ng waiting for the next synthesis, when `prespawn` is on.
+    standby: Option<Arc<Standby>>,
 }
 
 impl EspeakTts {
@@ -55,10 +58,14 @@ impl EspeakTts {
     /// checks that it accepts the configured voice.
     pub fn new(settings_text: &str) -> Result<Self, PluginError> {
         let (settings, engine) = check(settings_text)?;
+        let standby = settings
+            .prespawn
+            .then(|| Arc::new(Standby::new(engine.clone(), default_prosody(&settings))));
         Ok(EspeakTts {
             settings,
             engine,
             voices: Mutex::new(None),
+            standby,
         })
     }
 
@@ -88,6 +95,16 @@ impl EspeakTts {
             }
         }
         Ok((self.settings.voice.clone(), VoiceOrigin::Settings))
+    }
+}
+
+/// The voice and prosody of the settings.
+fn default_prosody(settings: &Settings) -> Prosody {
+    Prosody {
+        voice: settings.voice.clone(),
+        rate: settings.rate,
+        pitch: settings.pitch,
+        amplitude: settings.amplitude,
     }
 }
 
@@ -135,15 +152,14 @@ impl TextToSpeech for EspeakTts {
             engine: self.engine.clone(),
             prosody: Prosody {
                 voice,
-                rate: self.settings.rate,
-                pitch: self.settings.pitch,
-                amplitude: self.settings.amplitude,
+                ..default_prosody(&self.settings)
             },
             voice_origin,
             sentences,
             chunk_ms: self.settings.chunk_ms,
             gap_ms: self.settings.gap_ms,
             trim_silence: self.settings.trim_silence,
+            standby: self.standby.as_ref().map(Arc::downgrade),
         };
         let (stream, _worker) = stream::start(job, cancel)?;
         Ok(Box::new(stream))

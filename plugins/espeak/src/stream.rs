@@ -2,15 +2,24 @@
 //! the audio to a [`ChannelStream`] as it is decoded, so the host plays sentence 1 while
 //! sentence 2 is made.
 //!
+//! Starting espeak-ng costs about 8 ms (exec, loading its phoneme data and voice), more than
+//! synthesizing a sentence. espeak-ng does all of that before it reads its input, so a process
+//! can be started ahead of time and left waiting on stdin: the worker starts the process for
+//! sentence N+1 while sentence N is being read, and a [`Standby`] process with the provider's
+//! default voice waits for the next synthesis. The first chunk then arrives in about 1 ms
+//! instead of 8 (see `docs/BENCHMARKS.md`).
+//!
 //! Within a sentence, audio is handed over in pieces of at most `chunk_ms` as espeak-ng writes
 //! it; the end of each sentence flushes what is left. Silence is trimmed on the way
 //! (see [`Shaper`]). The worker checks the [`CancelToken`] every few milliseconds, while it
 //! waits for espeak-ng and while it waits for room in the channel, and kills the running
 //! espeak-ng when the synthesis is cancelled or the stream is dropped.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::process::Child;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -28,7 +37,7 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(15);
 const SILENCE_THRESHOLD: i16 = 8;
 
 /// What the worker should make.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Job {
     /// The program.
     pub engine: Espeak,
@@ -44,6 +53,9 @@ pub struct Job {
     pub gap_ms: Option<u32>,
     /// Drop leading silence and the last sentence's trailing silence.
     pub trim_silence: bool,
+    /// Start each sentence's espeak-ng while the previous sentence is read, and use (then
+    /// refill) the provider's standby process; `None` starts every process on demand.
+    pub standby: Option<Weak<Standby>>,
 }
 
 /// How a worker ended.
@@ -68,6 +80,90 @@ pub fn start(
         .spawn(move || run(&job, &Output { sender, cancel }))
         .map_err(|e| PluginError::internal(format!("could not start the synthesis thread: {e}")))?;
     Ok((stream, handle))
+}
+
+/// An espeak-ng process, started and waiting for its text on stdin. Killed when dropped.
+#[derive(Debug)]
+pub struct Spawned {
+    prosody: Prosody,
+    child: Option<Child>,
+}
+
+impl Spawned {
+    /// Starts espeak-ng with `prosody`.
+    pub fn start(engine: &Espeak, prosody: &Prosody) -> Result<Self, EngineError> {
+        let child = engine
+            .synthesis_command(prosody)
+            .spawn()
+            .map_err(|e| engine.spawn_error(e))?;
+        Ok(Spawned {
+            prosody: prosody.clone(),
+            child: Some(child),
+        })
+    }
+
+    /// Whether the process is still running (a waiting process can be killed by others).
+    fn is_waiting(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            engine::kill(child);
+        }
+    }
+}
+
+/// One espeak-ng process with the provider's default voice, started before it is needed.
+#[derive(Debug)]
+pub struct Standby {
+    engine: Espeak,
+    prosody: Prosody,
+    slot: Mutex<Option<Spawned>>,
+}
+
+impl Standby {
+    /// A standby for `prosody`, with a process started at once (if it can be).
+    pub fn new(engine: Espeak, prosody: Prosody) -> Self {
+        let standby = Standby {
+            engine,
+            prosody,
+            slot: Mutex::new(None),
+        };
+        standby.refill();
+        standby
+    }
+
+    /// The waiting process, if it speaks with `prosody` and is still alive.
+    fn take(&self, prosody: &Prosody) -> Option<Spawned> {
+        if *prosody != self.prosody {
+            return None;
+        }
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spawned = slot.take()?;
+        spawned.is_waiting().then_some(spawned)
+    }
+
+    /// Whether a process is started and waiting.
+    pub fn is_ready(&self) -> bool {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_mut().is_some_and(Spawned::is_waiting)
+    }
+
+    /// Starts a process if none is waiting.
+    fn refill(&self) {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_mut().is_some_and(Spawned::is_waiting) {
+            return;
+        }
+        *slot = Spawned::start(&self.engine, &self.prosody)
+            .map_err(|e| plugin_api::log::debug!("no standby espeak-ng: {e}"))
+            .ok();
+    }
 }
 
 /// The sending end, with the cancel token.
@@ -101,11 +197,24 @@ impl Output {
 
 fn run(job: &Job, output: &Output) -> Outcome {
     let started = Instant::now();
+    let standby = job.standby.as_ref().and_then(Weak::upgrade);
+    let prefetch = job.standby.is_some();
+    let mut next = standby.as_ref().and_then(|s| s.take(&job.prosody));
+    let warm = next.is_some();
     let mut shaper = Shaper::new(job.chunk_ms, job.trim_silence);
     let count = job.sentences.len();
+    let mut outcome = Outcome::Completed;
     for (index, sentence) in job.sentences.iter().enumerate() {
         let last = index + 1 == count;
-        let result = synthesize_sentence(job, sentence, &mut shaper, output).and_then(|()| {
+        let result = synthesize_sentence(
+            job,
+            sentence,
+            next.take(),
+            (prefetch && !last).then_some(&mut next),
+            &mut shaper,
+            output,
+        )
+        .and_then(|()| {
             shaper
                 .end_sentence(last, job.gap_ms, &mut |chunk| output.send(Ok(chunk)))
                 .map_err(SentenceError::from)
@@ -114,21 +223,29 @@ fn run(job: &Job, output: &Output) -> Outcome {
             Ok(()) => {}
             Err(SentenceError::Stop) => {
                 plugin_api::log::debug!("synthesis stopped at sentence {}/{count}", index + 1);
-                return Outcome::Stopped;
+                outcome = Outcome::Stopped;
+                break;
             }
             Err(SentenceError::Engine(e)) => {
                 plugin_api::log::warn!("espeak-ng failed on sentence {}/{count}: {e}", index + 1);
                 // If the stream is gone there is nobody to tell.
                 let _ = output.send(Err(e.into_plugin_error(job.voice_origin)));
-                return Outcome::Failed;
+                outcome = Outcome::Failed;
+                break;
             }
         }
     }
-    plugin_api::log::debug!(
-        "synthesized {count} sentences in {} ms",
-        started.elapsed().as_millis()
-    );
-    Outcome::Completed
+    drop(next);
+    if outcome == Outcome::Completed {
+        plugin_api::log::debug!(
+            "synthesized {count} sentences in {} ms (standby process: {warm})",
+            started.elapsed().as_millis()
+        );
+    }
+    if let Some(standby) = standby {
+        standby.refill();
+    }
+    outcome
 }
 
 enum SentenceError {
@@ -148,21 +265,14 @@ impl From<EngineError> for SentenceError {
     }
 }
 
-/// Kills and reaps the child when dropped, unless it was waited for.
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            engine::kill(child);
-        }
-    }
-}
-
-/// Runs espeak-ng on one sentence, passing decoded samples to `shaper` as they arrive.
+/// Runs espeak-ng on one sentence (in `process` if one was started for it), passing decoded
+/// samples to `shaper` as they arrive. Once the text is handed over, starts the process for
+/// the next sentence into `prefetch`, if asked.
 fn synthesize_sentence(
     job: &Job,
     sentence: &str,
+    process: Option<Spawned>,
+    prefetch: Option<&mut Option<Spawned>>,
     shaper: &mut Shaper,
     output: &Output,
 ) -> Result<(), SentenceError> {
@@ -170,13 +280,17 @@ fn synthesize_sentence(
         return Err(SentenceError::Stop);
     }
     let engine = &job.engine;
-    let child = job
-        .engine
-        .synthesis_command(&job.prosody)
-        .spawn()
-        .map_err(|e| engine.spawn_error(e))?;
-    let mut guard = ChildGuard(Some(child));
-    let Some(child) = guard.0.as_mut() else {
+    let ready = process
+        .filter(|p| p.prosody == job.prosody)
+        .and_then(|mut p| {
+            // A waiting process can have been killed by someone else.
+            p.is_waiting().then_some(p)
+        });
+    let mut process = match ready {
+        Some(p) => p,
+        None => Spawned::start(engine, &job.prosody)?,
+    };
+    let Some(child) = process.child.as_mut() else {
         return Err(SentenceError::Stop);
     };
     engine::feed_stdin(child, sentence).map_err(|e| engine.io_error(e))?;
@@ -205,14 +319,30 @@ fn synthesize_sentence(
             })
             .map_err(|e| engine.io_error(e))?;
     }
+    // Start the next sentence's espeak-ng once this one's first chunk is out (starting a
+    // process takes a few milliseconds, which the first chunk should not wait for).
+    let mut prefetch = prefetch;
+    let mut start_next = || {
+        if let Some(slot) = prefetch.take() {
+            // Failing here is not fatal: the next sentence tries again and reports the error.
+            *slot = Spawned::start(engine, &job.prosody).ok();
+        }
+    };
+    let sent = Cell::new(0usize);
+    let mut emit = |chunk: AudioChunk| {
+        sent.set(sent.get() + 1);
+        output.send(Ok(chunk))
+    };
 
     let mut decoder = WavDecoder::new();
     let mut samples = Vec::new();
     let mut last_data = Instant::now();
-    let mut emit = |chunk: AudioChunk| output.send(Ok(chunk));
     loop {
+        if sent.get() > 0 {
+            start_next();
+        }
         if output.cancel.is_cancelled() {
-            return Err(SentenceError::Stop); // the guard kills espeak-ng
+            return Err(SentenceError::Stop); // dropping `process` kills espeak-ng
         }
         match bytes_rx.recv_timeout(POLL) {
             Ok(Ok(bytes)) => {
@@ -239,9 +369,10 @@ fn synthesize_sentence(
         }
     }
 
+    start_next();
     // stdout closed: espeak-ng is exiting.
-    let mut child = guard.0.take().ok_or(SentenceError::Stop)?;
-    let status = match wait_with_cancel(&mut child, &output.cancel) {
+    let child = process.child.as_mut().ok_or(SentenceError::Stop)?;
+    let status = match wait_with_cancel(child, &output.cancel) {
         Ok(Wait::Exited(status)) => status,
         Ok(Wait::Cancelled) => return Err(SentenceError::Stop),
         Ok(Wait::TimedOut) => {

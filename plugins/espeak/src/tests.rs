@@ -1,6 +1,7 @@
 //! End-to-end tests through [`TestPlugin`] (the same adapters the host drives), against the
 //! real espeak-ng program: no mocks.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_api::abi::{AudioChunk, ErrorKind, Role, SynthesisOptions};
@@ -139,26 +140,24 @@ fn cancel_stops_the_stream_promptly() {
     assert!(cancelled_at.elapsed() < Duration::from_millis(100));
 }
 
+fn job(sentences: Vec<String>, chunk_ms: u32, standby: Option<&Arc<Standby>>) -> stream::Job {
+    stream::Job {
+        engine: Espeak::locate("espeak-ng").unwrap(),
+        prosody: default_prosody(&Settings::default()),
+        voice_origin: VoiceOrigin::Settings,
+        sentences,
+        chunk_ms,
+        gap_ms: None,
+        trim_silence: true,
+        standby: standby.map(Arc::downgrade),
+    }
+}
+
 #[test]
 fn cancelling_kills_espeak_and_ends_the_worker() {
     // One enormous sentence: espeak-ng is still writing when the synthesis is cancelled.
-    let words = "word ".repeat(8_000);
-    let settings = Settings::default();
-    let job = stream::Job {
-        engine: Espeak::locate("espeak-ng").unwrap(),
-        prosody: Prosody {
-            voice: settings.voice,
-            rate: settings.rate,
-            pitch: settings.pitch,
-            amplitude: settings.amplitude,
-        },
-        voice_origin: VoiceOrigin::Settings,
-        sentences: vec![words],
-        chunk_ms: 200,
-        gap_ms: None,
-        trim_silence: true,
-    };
     let cancel = CancelToken::new();
+    let job = job(vec!["word ".repeat(8_000)], 200, None);
     let (mut stream, worker) = stream::start(job, cancel.clone()).unwrap();
     assert!(stream.next_chunk().unwrap().is_some());
     let cancelled_at = Instant::now();
@@ -175,24 +174,51 @@ fn cancelling_kills_espeak_and_ends_the_worker() {
 
 #[test]
 fn dropping_the_stream_ends_the_worker() {
-    let settings = Settings::default();
-    let job = stream::Job {
-        engine: Espeak::locate("espeak-ng").unwrap(),
-        prosody: Prosody {
-            voice: settings.voice,
-            rate: settings.rate,
-            pitch: settings.pitch,
-            amplitude: settings.amplitude,
-        },
-        voice_origin: VoiceOrigin::Settings,
-        sentences: vec!["word ".repeat(8_000)],
-        chunk_ms: 20,
-        gap_ms: None,
-        trim_silence: true,
-    };
+    let job = job(vec!["word ".repeat(8_000)], 20, None);
     let (stream, worker) = stream::start(job, CancelToken::new()).unwrap();
     drop(stream);
     assert_eq!(worker.join().unwrap(), stream::Outcome::Stopped);
+}
+
+#[test]
+fn standby_process_is_used_and_refilled() {
+    let engine = Espeak::locate("espeak-ng").unwrap();
+    let standby = Arc::new(Standby::new(engine, default_prosody(&Settings::default())));
+    assert!(standby.is_ready());
+    let sentences = vec!["One.".to_string(), "Two.".into(), "Three.".into()];
+    let (mut stream, worker) =
+        stream::start(job(sentences, 200, Some(&standby)), CancelToken::new()).unwrap();
+    let mut chunks = 0;
+    while stream.next_chunk().unwrap().is_some() {
+        chunks += 1;
+    }
+    assert!(chunks >= 3);
+    assert_eq!(worker.join().unwrap(), stream::Outcome::Completed);
+    assert!(
+        standby.is_ready(),
+        "a new process waits for the next synthesis"
+    );
+}
+
+#[test]
+fn prespawned_processes_make_the_same_audio() {
+    let text = "First sentence here. A second one, with a comma! And a third?";
+    let warm = plugin().tts("").unwrap();
+    let cold = plugin().tts("prespawn = false").unwrap();
+    for _ in 0..2 {
+        let a = samples(
+            &warm
+                .synthesize_all(text, &SynthesisOptions::default())
+                .unwrap(),
+        );
+        let b = samples(
+            &cold
+                .synthesize_all(text, &SynthesisOptions::default())
+                .unwrap(),
+        );
+        assert_eq!(a.len(), b.len());
+        assert!(a == b, "prespawned audio differs");
+    }
 }
 
 #[test]
@@ -233,7 +259,12 @@ fn a_binary_that_fails_is_unavailable() {
 #[test]
 fn text_starting_with_a_dash_is_spoken_not_parsed() {
     let tts = plugin().tts("").unwrap();
-    for text in ["-v xx --help", "--version", "-5 degrees outside", "- bullet point"] {
+    for text in [
+        "-v xx --help",
+        "--version",
+        "-5 degrees outside",
+        "- bullet point",
+    ] {
         let chunks = tts
             .synthesize_all(text, &SynthesisOptions::default())
             .unwrap_or_else(|e| panic!("{text:?}: {e}"));
