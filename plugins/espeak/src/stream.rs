@@ -77,7 +77,7 @@ pub fn start(
     let (sender, stream) = ChannelStream::new(cancel.clone());
     let handle = thread::Builder::new()
         .name("espeak-synth".into())
-        .spawn(move || run(&job, &Output { sender, cancel }))
+        .spawn(move || run(&job, Output { sender, cancel }))
         .map_err(|e| PluginError::internal(format!("could not start the synthesis thread: {e}")))?;
     Ok((stream, handle))
 }
@@ -195,7 +195,7 @@ impl Output {
     }
 }
 
-fn run(job: &Job, output: &Output) -> Outcome {
+fn run(job: &Job, output: Output) -> Outcome {
     let started = Instant::now();
     let standby = job.standby.as_ref().and_then(Weak::upgrade);
     let prefetch = job.standby.is_some();
@@ -212,7 +212,7 @@ fn run(job: &Job, output: &Output) -> Outcome {
             next.take(),
             (prefetch && !last).then_some(&mut next),
             &mut shaper,
-            output,
+            &output,
         )
         .and_then(|()| {
             shaper
@@ -235,6 +235,8 @@ fn run(job: &Job, output: &Output) -> Outcome {
             }
         }
     }
+    // End the stream before refilling the standby, which takes a few milliseconds.
+    drop(output);
     drop(next);
     if outcome == Outcome::Completed {
         plugin_api::log::debug!(
@@ -266,8 +268,8 @@ impl From<EngineError> for SentenceError {
 }
 
 /// Runs espeak-ng on one sentence (in `process` if one was started for it), passing decoded
-/// samples to `shaper` as they arrive. Once the text is handed over, starts the process for
-/// the next sentence into `prefetch`, if asked.
+/// samples to `shaper` as they arrive. Once this sentence's first chunk is out, starts the
+/// process for the next sentence into `prefetch`, if asked.
 fn synthesize_sentence(
     job: &Job,
     sentence: &str,
