@@ -27,6 +27,15 @@ pub struct LoadedPlugin {
     pub(crate) module: PluginModule_Ref,
 }
 
+impl LoadedPlugin {
+    /// The plugin's root module, for code that drives the ABI itself (benchmarks, tests).
+    /// Everything else goes through [`PluginSet::build_stt`](super::PluginSet::build_stt) and
+    /// friends, whose handles run each call off the async threads under a timeout.
+    pub fn module(&self) -> PluginModule_Ref {
+        self.module
+    }
+}
+
 impl fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadedPlugin")
@@ -180,6 +189,15 @@ pub fn load_plugin(
         }
     }
     let header = lib_header_from_path(path).map_err(map_library_error)?;
+    // abi_stable's version check lets a plugin built against a newer 0.x plugin-api through to
+    // the layout check, whose report is a page about package versions; say it plainly first.
+    let built_against = header.version_strings().version.as_str();
+    if !api_compatible(built_against, plugin_api::abi::API_VERSION) {
+        return Err(LoadError::IncompatibleApi {
+            expected: plugin_api::abi::API_VERSION.to_string(),
+            found: built_against.to_string(),
+        });
+    }
     let module = header
         .init_root_module::<PluginModule_Ref>()
         .map_err(map_library_error)?;
