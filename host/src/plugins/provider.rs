@@ -247,10 +247,11 @@ impl TextToSpeechProvider {
                     return;
                 }
             };
-            let _ = tokio::task::spawn_blocking(move || {
+            // Detached: the stream's channel, not the join handle, carries the outcome.
+            drop(tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 pull_chunks(&id, &inner, &text, &options, &thread_control, &tx);
-            });
+            }));
         });
         SpeechStream {
             provider: self.id.clone(),
