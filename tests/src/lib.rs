@@ -1,0 +1,259 @@
+//! Shared support for OpenClaw Voice's integration tests and benchmarks.
+//!
+//! The tests drive what users run: the real `openclaw-voice` binary and real plugin libraries
+//! (`cdylib`s) loaded from disk. `cargo test` does not build the `cdylib`s of other workspace
+//! members, so the project's test command is `cargo build --workspace && cargo test
+//! --workspace`; the helpers here find the build outputs next to the test executable (in
+//! `target/<profile>`) and fail with a message saying what to build when one is missing.
+//!
+//! - [`profile_dir`], [`library`], [`binary`]: where the build outputs are.
+//! - [`PluginDir`]: a temporary plugin directory holding copies of chosen libraries and bad
+//!   files.
+//! - [`ConfigDir`]: a temporary configuration directory.
+//! - [`openclaw_voice`]: runs the binary with a clean environment and captures its output.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Library name of the `fault` test plugin (`tests/plugins/fault`).
+pub const FAULT: &str = "openclaw_test_plugin_fault";
+/// Library name of the `tone` example plugin (`examples/tone-tts`).
+pub const TONE: &str = "openclaw_plugin_tone";
+/// Library name of the library that is not a plugin (`tests/plugins/not-a-plugin`).
+pub const NOT_A_PLUGIN: &str = "openclaw_test_not_a_plugin";
+
+/// The workspace root (the directory holding the root `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// The build directory of the running test or benchmark: `target/debug` under `cargo test`,
+/// `target/release` under `cargo bench`. Found from the executable's own path
+/// (`target/<profile>/deps/<name>-<hash>`), which honours `CARGO_TARGET_DIR` and profiles.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the path of the running test executable");
+    let deps = exe
+        .parent()
+        .expect("the test executable lives in a directory");
+    if deps.file_name() == Some(OsStr::new("deps")) {
+        if let Some(dir) = deps.parent() {
+            return dir.to_path_buf();
+        }
+    }
+    // Not run by cargo from target/<profile>/deps: fall back to the default layout.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("debug")
+}
+
+/// The profile's name (`debug`, `release`) as cargo spells it in build commands.
+fn build_hint(dir: &Path) -> String {
+    match dir.file_name().and_then(OsStr::to_str) {
+        Some("debug") | None => "cargo build --workspace".to_string(),
+        Some("release") => "cargo build --release --workspace".to_string(),
+        Some(other) => format!("cargo build --profile {other} --workspace"),
+    }
+}
+
+/// The built `cdylib` `lib<name>.so` (platform naming) in [`profile_dir`].
+///
+/// # Panics
+///
+/// When it has not been built, with the command that builds it.
+pub fn library(name: &str) -> PathBuf {
+    let dir = profile_dir();
+    let file = format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let path = dir.join(&file);
+    assert!(
+        path.is_file(),
+        "{} is missing: `cargo test` does not build plugin libraries; run `{}` first",
+        path.display(),
+        build_hint(&dir)
+    );
+    path
+}
+
+/// The built `openclaw-voice` binary in [`profile_dir`].
+///
+/// # Panics
+///
+/// When it has not been built, with the command that builds it.
+pub fn binary() -> PathBuf {
+    let dir = profile_dir();
+    let path = dir.join(format!("openclaw-voice{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing; run `{}` first",
+        path.display(),
+        build_hint(&dir)
+    );
+    path
+}
+
+/// A temporary plugin directory, removed when dropped.
+pub struct PluginDir {
+    dir: tempfile::TempDir,
+}
+
+impl PluginDir {
+    /// An empty directory.
+    pub fn new() -> Self {
+        PluginDir {
+            dir: tempfile::Builder::new()
+                .prefix("ocv-plugins-")
+                .tempdir()
+                .expect("create a temporary plugin directory"),
+        }
+    }
+
+    /// A directory holding copies of the built libraries `names` (see [`library`]).
+    pub fn with(names: &[&str]) -> Self {
+        let dir = Self::new();
+        for name in names {
+            dir.add(name);
+        }
+        dir
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies the built library `name` in, under its own file name; returns the copy's path.
+    pub fn add(&self, name: &str) -> PathBuf {
+        let source = library(name);
+        let file = source.file_name().expect("a library has a file name");
+        self.add_as(&source, file)
+    }
+
+    /// Copies `source` in as `file_name`; returns the copy's path.
+    pub fn add_as(&self, source: &Path, file_name: impl AsRef<OsStr>) -> PathBuf {
+        let target = self.dir.path().join(file_name.as_ref());
+        std::fs::copy(source, &target)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", source.display(), target.display()));
+        target
+    }
+
+    /// Writes a file with `bytes` (a bad "library"); returns its path.
+    pub fn write(&self, file_name: &str, bytes: &[u8]) -> PathBuf {
+        let target = self.dir.path().join(file_name);
+        std::fs::write(&target, bytes)
+            .unwrap_or_else(|e| panic!("write {}: {e}", target.display()));
+        target
+    }
+}
+
+impl Default for PluginDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A temporary configuration directory (`--config-dir`), removed when dropped.
+pub struct ConfigDir {
+    dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    /// An empty directory.
+    pub fn new() -> Self {
+        ConfigDir {
+            dir: tempfile::Builder::new()
+                .prefix("ocv-config-")
+                .tempdir()
+                .expect("create a temporary config directory"),
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `<name>` (e.g. `default.toml`, `test.toml`) with `text`; returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+}
+
+impl Default for ConfigDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Quotes a path for a TOML basic string.
+pub fn toml_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// What a run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Whether it exited with status 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// stdout and stderr together, for searching.
+    pub fn output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the `openclaw-voice` binary with `args` and the extra environment `env`, in a clean
+/// environment: every `OPENCLAW*` variable and `LOG_LEVEL` of the caller is removed, so the
+/// developer's shell cannot change the result.
+pub fn openclaw_voice<I, S>(args: I, env: &[(&str, &str)]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(binary());
+    command.args(args);
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("OPENCLAW") || name == "LOG_LEVEL" {
+            command.env_remove(&key);
+        }
+    }
+    command.envs(env.iter().copied());
+    let output = command.output().expect("run the openclaw-voice binary");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
