@@ -1,0 +1,338 @@
+//! End-to-end tests of `openclaw-voice simulate` on the offline stack: the real binary, the
+//! real local-whisper and espeak plugins, the tiny.en model, and speech made by espeak-ng.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use openclaw_voice_tests::{openclaw_voice, toml_path, ConfigDir, PluginDir, Run};
+
+const WHISPER: &str = "openclaw_plugin_local_whisper";
+const ESPEAK: &str = "openclaw_plugin_espeak";
+
+/// The Whisper model: `models/` (from `make model`) or the shared mirror beside the checkout.
+fn model() -> PathBuf {
+    let root = openclaw_voice_tests::workspace_root();
+    let candidates = [
+        std::env::var_os("OPENCLAW_TEST_MODEL").map(PathBuf::from),
+        Some(root.join("models/ggml-tiny.en.bin")),
+        Some(root.join("../shared/models/ggml-tiny.en.bin")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .expect("the tiny.en model: run `make model` (or set OPENCLAW_TEST_MODEL)")
+}
+
+/// Speech for `text`, made by espeak-ng (22050 Hz mono).
+fn speech(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("espeak-ng")
+        .args(["-s", "165", "-w"])
+        .arg(&path)
+        .arg(text)
+        .status()
+        .expect("espeak-ng is installed (`make deps`)");
+    assert!(status.success());
+    path
+}
+
+fn sox(args: &[&str]) {
+    let status = Command::new("sox")
+        .args(args)
+        .status()
+        .expect("sox is installed (`make deps`)");
+    assert!(status.success(), "sox {args:?}");
+}
+
+struct Offline {
+    _plugins: PluginDir,
+    config: ConfigDir,
+    work: tempfile::TempDir,
+}
+
+impl Offline {
+    fn new(extra: &str) -> Self {
+        let plugins = PluginDir::with(&[WHISPER, ESPEAK]);
+        let config = ConfigDir::new();
+        config.write(
+            "test.toml",
+            &format!(
+                "[plugins]\ndir = {}\n\
+                 [stt]\nproviders = [\"local-whisper\"]\n\
+                 [tts]\nproviders = [\"espeak\"]\n\
+                 [providers.local-whisper.settings]\nmodel = {}\n\
+                 [providers.espeak.settings]\nvoice = \"en-us\"\n\
+                 [ops]\nenabled = false\n\
+                 [logging]\nlevel = \"warn\"\n{extra}",
+                toml_path(plugins.path()),
+                toml_path(&model())
+            ),
+        );
+        Offline {
+            _plugins: plugins,
+            config,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    fn simulate(&self, args: &[&str]) -> Run {
+        let mut all = vec![
+            "--config-dir".to_string(),
+            self.config.path().display().to_string(),
+            "--env".into(),
+            "test".into(),
+            "simulate".into(),
+            "--json".into(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        openclaw_voice(all, &[])
+    }
+}
+
+fn turns(run: &Run) -> Vec<serde_json::Value> {
+    run.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect()
+}
+
+fn text(turn: &serde_json::Value, key: &str) -> String {
+    turn[key].as_str().unwrap_or_default().to_lowercase()
+}
+
+/// (duration in seconds, RMS 0..1) of a mono 16-bit WAV.
+fn wav_stats(path: &Path) -> (f64, f64) {
+    let mut reader = hound::WavReader::open(path).unwrap();
+    let rate = reader.spec().sample_rate;
+    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+    let energy: f64 = samples
+        .iter()
+        .map(|&s| (f64::from(s) / 32768.0).powi(2))
+        .sum();
+    let rms = (energy / samples.len().max(1) as f64).sqrt();
+    (samples.len() as f64 / f64::from(rate), rms)
+}
+
+#[test]
+fn a_question_in_gives_a_spoken_answer_out() {
+    let env = Offline::new("");
+    let question = speech(env.dir(), "q.wav", "What is the capital of France?");
+    let reply = env.dir().join("reply.wav");
+    let run = env.simulate(&[
+        "--fast",
+        "--input",
+        question.to_str().unwrap(),
+        "--speaker",
+        "alice",
+        "--output",
+        reply.to_str().unwrap(),
+    ]);
+    assert!(run.success(), "{run}");
+    let turns = turns(&run);
+    assert_eq!(turns.len(), 1, "{run}");
+    let turn = &turns[0];
+    assert_eq!(turn["speaker"], "alice");
+    let heard = text(turn, "transcript");
+    assert!(
+        heard.contains("capital") && heard.contains("france"),
+        "{run}"
+    );
+    assert!(
+        text(turn, "reply").contains("france"),
+        "echo answers with what it heard"
+    );
+    assert_eq!(turn["outcome"]["kind"], "completed");
+    for key in [
+        "stt_done",
+        "agent_first_token",
+        "first_tts_audio",
+        "playback_start",
+    ] {
+        assert!(
+            turn["timeline_ms"][key].as_f64().is_some(),
+            "timeline has {key}: {run}"
+        );
+    }
+    let (seconds, rms) = wav_stats(&reply);
+    // "You said: what is the capital of France?" at espeak's pace.
+    assert!((1.5..8.0).contains(&seconds), "reply lasts {seconds} s");
+    assert!(rms > 0.01, "reply is audible (rms {rms})");
+}
+
+#[test]
+fn overlapping_speakers_are_each_heard_and_attributed() {
+    let env = Offline::new("");
+    let a = speech(
+        env.dir(),
+        "a.wav",
+        "The roses in my garden look lovely today.",
+    );
+    let b = speech(env.dir(), "b.wav", "Please play some jazz music for me.");
+    let reply = env.dir().join("reply.wav");
+    let run = env.simulate(&[
+        "--fast",
+        "--input",
+        a.to_str().unwrap(),
+        "--speaker",
+        "ann",
+        "--input",
+        b.to_str().unwrap(),
+        "--speaker",
+        "bob",
+        "--at",
+        "0.8s",
+        "--output",
+        reply.to_str().unwrap(),
+    ]);
+    assert!(run.success(), "{run}");
+    let turns = turns(&run);
+    assert_eq!(turns.len(), 2, "{run}");
+    let by = |name: &str| {
+        turns
+            .iter()
+            .find(|t| t["speaker"] == name)
+            .unwrap_or_else(|| panic!("a turn from {name}: {run}"))
+    };
+    assert!(text(by("ann"), "transcript").contains("garden"), "{run}");
+    assert!(text(by("bob"), "transcript").contains("music"), "{run}");
+    assert!(!text(by("ann"), "transcript").contains("music"), "{run}");
+}
+
+#[test]
+fn talking_over_the_reply_stops_it() {
+    let env = Offline::new("");
+    let long = speech(
+        env.dir(),
+        "long.wav",
+        "Tell me the whole history of the Roman empire, from the founding of the city to the \
+         fall of Constantinople, with every emperor in order.",
+    );
+    let interrupt = speech(env.dir(), "stop.wav", "Please stop talking now.");
+    let long_seconds = wav_stats(&long).0;
+    // The echo reply starts about a second after the question ends and lasts longer than the
+    // question; the interruption comes two seconds into it.
+    let at = format!("{:.2}s", long_seconds + 3.0);
+    let reply = env.dir().join("reply.wav");
+    let run = env.simulate(&[
+        "--input",
+        long.to_str().unwrap(),
+        "--speaker",
+        "ann",
+        "--input",
+        interrupt.to_str().unwrap(),
+        "--speaker",
+        "bob",
+        "--at",
+        &at,
+        "--output",
+        reply.to_str().unwrap(),
+    ]);
+    assert!(run.success(), "{run}");
+    let turns = turns(&run);
+    assert_eq!(turns.len(), 2, "{run}");
+    assert_eq!(turns[0]["speaker"], "ann");
+    assert_eq!(turns[0]["outcome"]["kind"], "interrupted", "{run}");
+    assert_eq!(turns[1]["speaker"], "bob");
+    assert_eq!(turns[1]["outcome"]["kind"], "completed", "{run}");
+    assert!(text(&turns[1], "transcript").contains("stop"), "{run}");
+    // The first reply was cut: less of it was recorded than was synthesized.
+    let produced_ms = turns[0]["reply_audio_ms"].as_f64().unwrap();
+    let second_ms = turns[1]["reply_audio_ms"].as_f64().unwrap();
+    let (recorded, _) = wav_stats(&reply);
+    assert!(
+        recorded * 1000.0 < produced_ms + second_ms,
+        "recorded {recorded} s, produced {produced_ms} + {second_ms} ms"
+    );
+}
+
+#[test]
+fn silence_and_noise_make_no_turn() {
+    let env = Offline::new("");
+    let silence = env.dir().join("silence.wav");
+    let noise = env.dir().join("noise.wav");
+    sox(&[
+        "-n",
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        silence.to_str().unwrap(),
+        "trim",
+        "0",
+        "3",
+    ]);
+    sox(&[
+        "-n",
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        noise.to_str().unwrap(),
+        "synth",
+        "3",
+        "whitenoise",
+        "vol",
+        "0.3",
+    ]);
+    for input in [&silence, &noise] {
+        let reply = env.dir().join("reply.wav");
+        let run = env.simulate(&[
+            "--fast",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            reply.to_str().unwrap(),
+        ]);
+        assert!(run.success(), "{run}");
+        assert!(
+            turns(&run).is_empty(),
+            "no turn from {}: {run}",
+            input.display()
+        );
+        let (seconds, _) = wav_stats(&reply);
+        assert_eq!(seconds, 0.0, "the bot said nothing");
+    }
+}
+
+#[test]
+fn bad_inputs_fail_with_clear_errors() {
+    let env = Offline::new("");
+    let corrupt = env.dir().join("corrupt.wav");
+    std::fs::write(&corrupt, b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk").unwrap();
+    let run = env.simulate(&["--input", corrupt.to_str().unwrap()]);
+    assert!(!run.success(), "{run}");
+    assert!(run.stderr.contains("corrupt.wav"), "{run}");
+
+    let question = speech(env.dir(), "q.wav", "Hello there.");
+    let missing_model = Offline::new("[providers.local-whisper]\nplugin = \"local-whisper\"\n");
+    missing_model.config.write(
+        "test.toml",
+        &std::fs::read_to_string(missing_model.config.path().join("test.toml"))
+            .unwrap()
+            .replace(&toml_path(&model()), "\"/nonexistent/ggml-tiny.en.bin\""),
+    );
+    let run = missing_model.simulate(&["--input", question.to_str().unwrap()]);
+    assert!(!run.success(), "{run}");
+    assert!(
+        run.stderr.contains("/nonexistent/ggml-tiny.en.bin"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("fetch-model") || run.stderr.contains("make model"),
+        "{run}"
+    );
+
+    let unknown = Offline::new("[providers.espeak]\nplugin = \"no-such-voice\"\n");
+    let run = unknown.simulate(&["--input", question.to_str().unwrap()]);
+    assert!(!run.success(), "{run}");
+    assert!(run.stderr.contains("no-such-voice"), "{run}");
+}
