@@ -3,6 +3,7 @@
 
 pub mod loader;
 pub mod provider;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ pub use loader::{LoadError, LoadFailure, LoadedPlugin, PluginDescription};
 pub use provider::{
     Audio, ProviderError, SpeechStream, SpeechToTextProvider, TextToSpeechProvider,
 };
+pub use stats::{ProviderStats, StatsSnapshot};
 
 /// Time allowed for a plugin to check settings or build a provider (a model load).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use abi_stable::std_types::{ROption, RStr};
 use plugin_api::abi::{
-    ErrorKind, HealthReport, Pcm16kMono, PluginError, SpeechStreamBox, SttBox, SynthesisOptions,
-    TranscribeOptions, Transcript, TtsBox, Voice,
+    ErrorKind, HealthReport, Pcm16kMono, PluginError, Role, SpeechStreamBox, SttBox,
+    SynthesisOptions, TranscribeOptions, Transcript, TtsBox, Voice,
 };
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{timeout_at, Instant};
+
+use super::stats::ProviderStats;
 
 /// A failed provider call, tagged with the provider's id.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -72,6 +74,25 @@ impl ProviderError {
 
 /// Runs `f` on the blocking pool under the provider's permit and deadline.
 async fn call_blocking<T: Send + 'static>(
+    stats: Option<&ProviderStats>,
+    provider: &str,
+    what: &str,
+    permits: &Arc<Semaphore>,
+    limit: Duration,
+    f: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
+) -> Result<T, ProviderError> {
+    let started = Instant::now();
+    let result = call_blocking_inner(provider, what, permits, limit, f).await;
+    if let Some(stats) = stats {
+        match &result {
+            Ok(_) => stats.success(started.elapsed()),
+            Err(e) => stats.failure(e.kind),
+        }
+    }
+    result
+}
+
+async fn call_blocking_inner<T: Send + 'static>(
     provider: &str,
     what: &str,
     permits: &Arc<Semaphore>,
@@ -113,6 +134,7 @@ pub struct SpeechToTextProvider {
     inner: Arc<SttBox>,
     timeout: Duration,
     permits: Arc<Semaphore>,
+    stats: Arc<ProviderStats>,
 }
 
 impl SpeechToTextProvider {
@@ -124,12 +146,18 @@ impl SpeechToTextProvider {
         max_concurrent: usize,
     ) -> Self {
         SpeechToTextProvider {
+            stats: Arc::new(ProviderStats::new(&id, &plugin, Role::SpeechToText)),
             id,
             plugin,
             inner: Arc::new(inner),
             timeout,
             permits: Arc::new(Semaphore::new(max_concurrent)),
         }
+    }
+
+    /// Call statistics.
+    pub fn stats(&self) -> &Arc<ProviderStats> {
+        &self.stats
     }
 
     /// The per-call timeout.
@@ -145,6 +173,7 @@ impl SpeechToTextProvider {
     ) -> Result<Transcript, ProviderError> {
         let inner = self.inner.clone();
         call_blocking(
+            Some(&self.stats),
             &self.id,
             "transcribe",
             &self.permits,
@@ -161,9 +190,14 @@ impl SpeechToTextProvider {
     /// Asks the plugin for its health.
     pub async fn health(&self) -> Result<HealthReport, ProviderError> {
         let inner = self.inner.clone();
-        call_blocking(&self.id, "health", &self.permits, self.timeout, move || {
-            inner.health().into_result()
-        })
+        call_blocking(
+            None,
+            &self.id,
+            "health",
+            &self.permits,
+            self.timeout,
+            move || inner.health().into_result(),
+        )
         .await
     }
 }
@@ -177,6 +211,7 @@ pub struct TextToSpeechProvider {
     inner: Arc<TtsBox>,
     timeout: Duration,
     permits: Arc<Semaphore>,
+    stats: Arc<ProviderStats>,
 }
 
 /// One piece of synthesized audio, mono.
@@ -197,6 +232,7 @@ impl TextToSpeechProvider {
         max_concurrent: usize,
     ) -> Self {
         TextToSpeechProvider {
+            stats: Arc::new(ProviderStats::new(&id, &plugin, Role::TextToSpeech)),
             id,
             plugin,
             inner: Arc::new(inner),
@@ -205,21 +241,36 @@ impl TextToSpeechProvider {
         }
     }
 
+    /// Call statistics (latency is time to first audio).
+    pub fn stats(&self) -> &Arc<ProviderStats> {
+        &self.stats
+    }
+
     /// The voices the plugin offers.
     pub async fn voices(&self) -> Result<Vec<Voice>, ProviderError> {
         let inner = self.inner.clone();
-        call_blocking(&self.id, "voices", &self.permits, self.timeout, move || {
-            inner.voices().into_result().map(|v| v.into_vec())
-        })
+        call_blocking(
+            None,
+            &self.id,
+            "voices",
+            &self.permits,
+            self.timeout,
+            move || inner.voices().into_result().map(|v| v.into_vec()),
+        )
         .await
     }
 
     /// Asks the plugin for its health.
     pub async fn health(&self) -> Result<HealthReport, ProviderError> {
         let inner = self.inner.clone();
-        call_blocking(&self.id, "health", &self.permits, self.timeout, move || {
-            inner.health().into_result()
-        })
+        call_blocking(
+            None,
+            &self.id,
+            "health",
+            &self.permits,
+            self.timeout,
+            move || inner.health().into_result(),
+        )
         .await
     }
 
@@ -258,6 +309,9 @@ impl TextToSpeechProvider {
             rx,
             control,
             chunk_timeout: self.timeout,
+            stats: self.stats.clone(),
+            started: Instant::now(),
+            recorded: false,
         }
     }
 }
@@ -333,6 +387,10 @@ pub struct SpeechStream {
     rx: mpsc::Receiver<Result<Audio, ProviderError>>,
     control: Arc<StreamControl>,
     chunk_timeout: Duration,
+    stats: Arc<ProviderStats>,
+    started: Instant,
+    // Whether this synthesis was counted (at its first audio or its first error).
+    recorded: bool,
 }
 
 impl SpeechStream {
@@ -344,7 +402,7 @@ impl SpeechStream {
     /// The next chunk, `None` at the end; a chunk that takes longer than the provider's
     /// timeout is a `Timeout` error (and the synthesis is cancelled).
     pub async fn next(&mut self) -> Option<Result<Audio, ProviderError>> {
-        match tokio::time::timeout(self.chunk_timeout, self.rx.recv()).await {
+        let item = match tokio::time::timeout(self.chunk_timeout, self.rx.recv()).await {
             Ok(item) => item,
             Err(_) => {
                 self.control.cancel();
@@ -354,7 +412,21 @@ impl SpeechStream {
                     self.chunk_timeout,
                 )))
             }
+        };
+        if !self.recorded {
+            match &item {
+                Some(Ok(_)) => {
+                    self.recorded = true;
+                    self.stats.success(self.started.elapsed());
+                }
+                Some(Err(e)) => {
+                    self.recorded = true;
+                    self.stats.failure(e.kind);
+                }
+                None => {}
+            }
         }
+        item
     }
 
     /// Stops the synthesis.

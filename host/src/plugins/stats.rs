@@ -1,0 +1,174 @@
+//! Per-provider statistics: calls, outcomes by error kind, latency, last error. The ops
+//! endpoints read them (`/health`, `/metrics`); the failover logic may too.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use plugin_api::abi::{ErrorKind, Role};
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 9] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0];
+
+/// A latency histogram with fixed buckets (cumulative counts are computed on read).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// Count per bucket (non-cumulative), one more than [`LATENCY_BUCKETS`] for +Inf.
+    pub counts: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Sum of observations, seconds.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        let idx = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[idx] += 1;
+        self.sum += s;
+        self.count += 1;
+    }
+
+    /// Cumulative counts per bucket bound, ending with +Inf.
+    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+        let mut total = 0;
+        let mut out = Vec::with_capacity(self.counts.len());
+        for (i, c) in self.counts.iter().enumerate() {
+            total += c;
+            out.push((
+                LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY),
+                total,
+            ));
+        }
+        out
+    }
+}
+
+/// The last failure of a provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastError {
+    /// Its kind.
+    pub kind: ErrorKind,
+    /// When it happened.
+    pub at: SystemTime,
+}
+
+/// Statistics for one provider. Cheap to update from any thread.
+#[derive(Debug)]
+pub struct ProviderStats {
+    /// Provider id.
+    pub id: String,
+    /// The plugin behind it.
+    pub plugin: String,
+    /// Its role.
+    pub role: Role,
+    calls: AtomicU64,
+    successes: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    failures: BTreeMap<&'static str, u64>,
+    latency: Histogram,
+    last_error: Option<LastError>,
+    last_success: Option<SystemTime>,
+}
+
+/// A copy of a provider's statistics at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsSnapshot {
+    /// Calls made (each transcription or synthesis, health probes excluded).
+    pub calls: u64,
+    /// Calls that succeeded.
+    pub successes: u64,
+    /// Failures by error kind (`timeout`, `auth`…).
+    pub failures: BTreeMap<&'static str, u64>,
+    /// Latency of successful calls (STT: whole call; TTS: time to first audio).
+    pub latency: Histogram,
+    /// The last failure.
+    pub last_error: Option<LastError>,
+    /// When the last call succeeded.
+    pub last_success: Option<SystemTime>,
+}
+
+impl ProviderStats {
+    /// Empty statistics.
+    pub fn new(id: &str, plugin: &str, role: Role) -> Self {
+        ProviderStats {
+            id: id.to_string(),
+            plugin: plugin.to_string(),
+            role,
+            calls: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Records a successful call and its latency.
+    pub fn success(&self, latency: Duration) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.successes.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.lock();
+        inner.latency.observe(latency);
+        inner.last_success = Some(SystemTime::now());
+    }
+
+    /// Records a failed call.
+    pub fn failure(&self, kind: ErrorKind) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.lock();
+        *inner.failures.entry(kind.as_str()).or_default() += 1;
+        inner.last_error = Some(LastError {
+            kind,
+            at: SystemTime::now(),
+        });
+    }
+
+    /// A consistent copy.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let inner = self.lock();
+        StatsSnapshot {
+            calls: self.calls.load(Ordering::Relaxed),
+            successes: self.successes.load(Ordering::Relaxed),
+            failures: inner.failures.clone(),
+            latency: inner.latency.clone(),
+            last_error: inner.last_error.clone(),
+            last_success: inner.last_success,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_and_latency_are_counted() {
+        let s = ProviderStats::new("w", "local-whisper", Role::SpeechToText);
+        s.success(Duration::from_millis(80));
+        s.success(Duration::from_millis(700));
+        s.failure(ErrorKind::Timeout);
+        let snap = s.snapshot();
+        assert_eq!((snap.calls, snap.successes), (3, 2));
+        assert_eq!(snap.failures.get("timeout"), Some(&1));
+        assert_eq!(snap.last_error.unwrap().kind, ErrorKind::Timeout);
+        let cum = snap.latency.cumulative();
+        assert_eq!(cum[0], (0.05, 0));
+        assert_eq!(cum[1], (0.1, 1));
+        assert_eq!(cum.last().unwrap().1, 2);
+    }
+}
