@@ -130,6 +130,7 @@ impl OpenAiChat {
         request: &AgentRequest,
         tx: &mpsc::Sender<Result<String, AgentError>>,
     ) -> Result<String, AgentError> {
+        let first_token_deadline = tokio::time::Instant::now() + self.first_token_timeout;
         let mut http = self
             .client
             .post(&self.url)
@@ -138,7 +139,7 @@ impl OpenAiChat {
         if let Some(token) = &self.token {
             http = http.bearer_auth(&token.0);
         }
-        let response = tokio::time::timeout(self.first_token_timeout, http.send())
+        let response = tokio::time::timeout_at(first_token_deadline, http.send())
             .await
             .map_err(|_| {
                 AgentError::Timeout(format!(
@@ -164,7 +165,8 @@ impl OpenAiChat {
         let mut first = true;
         loop {
             let next = if first {
-                match tokio::time::timeout(self.first_token_timeout, bytes.next()).await {
+                // Keep-alive comments do not extend the first-token budget.
+                match tokio::time::timeout_at(first_token_deadline, bytes.next()).await {
                     Ok(n) => n,
                     Err(_) => {
                         return Err(AgentError::Timeout(format!(
@@ -301,6 +303,231 @@ mod tests {
             "Invalid API key"
         );
         assert_eq!(error_message("plain"), "plain");
+    }
+
+    /// A one-connection-at-a-time HTTP/1.1 server speaking the chat completions streaming
+    /// format; `respond` gets the request (head and body) and returns the raw response bytes,
+    /// written in pieces with a pause between them.
+    async fn fake_server(
+        respond: impl Fn(&str) -> Vec<Vec<u8>> + Send + Sync + 'static,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                // Read the head, then the body by Content-Length.
+                let request = loop {
+                    let n = sock.read(&mut tmp).await.unwrap();
+                    if n == 0 {
+                        break String::new();
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let len: usize = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= head_end + 4 + len {
+                            break text;
+                        }
+                    }
+                };
+                let _ = tx.send(request.clone());
+                for piece in respond(&request) {
+                    if sock.write_all(&piece).await.is_err() {
+                        break;
+                    }
+                    let _ = sock.flush().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                let _ = sock.shutdown().await;
+            }
+        });
+        (format!("http://{addr}"), rx)
+    }
+
+    fn sse_head() -> Vec<u8> {
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n".to_vec()
+    }
+
+    fn delta(text: &str) -> Vec<u8> {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-1", "object": "chat.completion.chunk",
+                   "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+        )
+        .into_bytes()
+    }
+
+    fn agent_config(base_url: &str, key_env: Option<&str>) -> AgentConfig {
+        AgentConfig {
+            kind: crate::config::AgentKind::OpenaiChat,
+            base_url: base_url.to_string(),
+            model: "openclaw:main".into(),
+            api_key_env: key_env.map(str::to_owned),
+            first_token_timeout_ms: 2_000,
+            timeout_ms: 5_000,
+            ..AgentConfig::default()
+        }
+    }
+
+    fn request(text: &str) -> AgentRequest {
+        AgentRequest {
+            conversation: "guild-1/voice-2".into(),
+            speaker_id: "123456789".into(),
+            speaker_name: "Ann".into(),
+            text: text.into(),
+        }
+    }
+
+    async fn collect(mut rx: ReplyStream) -> (String, Option<AgentError>) {
+        let mut text = String::new();
+        while let Some(item) = rx.recv().await {
+            match item {
+                Ok(d) => text.push_str(&d),
+                Err(e) => return (text, Some(e)),
+            }
+        }
+        (text, None)
+    }
+
+    #[tokio::test]
+    async fn streams_a_reply_and_remembers_it() {
+        std::env::set_var("OPENCLAW_TEST_AGENT_TOKEN_A", "tok-abc-123");
+        let (url, mut requests) = fake_server(|_| {
+            vec![
+                sse_head(),
+                b": keep-alive\n\n".to_vec(),
+                delta("Paris is the capital. "),
+                delta("It is in France."),
+                b"data: [DONE]\n\n".to_vec(),
+            ]
+        })
+        .await;
+        let chat = Arc::new(
+            OpenAiChat::new(&agent_config(&url, Some("OPENCLAW_TEST_AGENT_TOKEN_A"))).unwrap(),
+        );
+        let (text, err) = collect(chat.clone().reply(request("capital of France?"))).await;
+        assert_eq!(err, None);
+        assert_eq!(text, "Paris is the capital. It is in France.");
+        let first = requests.recv().await.unwrap();
+        assert!(
+            first.starts_with("POST /v1/chat/completions HTTP/1.1"),
+            "{first}"
+        );
+        assert!(first
+            .to_lowercase()
+            .contains("authorization: bearer tok-abc-123"));
+        let body: Value =
+            serde_json::from_str(&first[first.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        assert_eq!(body["model"], "openclaw:main");
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["user"], hash_user("123456789"));
+        assert_eq!(body["messages"][0]["role"], "system");
+        assert_eq!(body["messages"][1]["content"], "Ann: capital of France?");
+
+        // The second question carries the first exchange as memory.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let _ = collect(chat.clone().reply(request("and Spain?"))).await;
+        let second = requests.recv().await.unwrap();
+        let body: Value =
+            serde_json::from_str(&second[second.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 4, "{body}");
+        assert_eq!(
+            messages[2]["content"],
+            "Paris is the capital. It is in France."
+        );
+        assert_eq!(messages[3]["content"], "Ann: and Spain?");
+    }
+
+    #[tokio::test]
+    async fn an_error_response_carries_the_servers_message() {
+        let (url, _requests) = fake_server(|_| {
+            let body = r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+            vec![format!(
+                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()]
+        })
+        .await;
+        let chat = Arc::new(OpenAiChat::new(&agent_config(&url, None)).unwrap());
+        let (text, err) = collect(chat.reply(request("hi"))).await;
+        assert_eq!(text, "");
+        assert_eq!(
+            err,
+            Some(AgentError::Http {
+                status: 401,
+                message: "Incorrect API key provided".into()
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_short_is_an_error_after_the_text_so_far() {
+        let (url, _requests) =
+            fake_server(|_| vec![sse_head(), delta("The answer is "), delta("forty")]).await;
+        let chat = Arc::new(OpenAiChat::new(&agent_config(&url, None)).unwrap());
+        let (text, err) = collect(chat.reply(request("hi"))).await;
+        assert_eq!(text, "The answer is forty");
+        assert!(
+            matches!(err, Some(AgentError::Stream(ref m)) if m.contains("[DONE]")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_at_the_first_token() {
+        let (url, _requests) = fake_server(|_| {
+            let mut pieces = vec![sse_head()];
+            // Only keep-alive comments for a while: no token.
+            pieces.extend((0..30).map(|_| b": ping\n\n".to_vec()));
+            pieces
+        })
+        .await;
+        let mut cfg = agent_config(&url, None);
+        cfg.first_token_timeout_ms = 200;
+        let chat = Arc::new(OpenAiChat::new(&cfg).unwrap());
+        let started = std::time::Instant::now();
+        let (_, err) = collect(chat.reply(request("hi"))).await;
+        assert!(matches!(err, Some(AgentError::Timeout(_))), "{err:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let chat = Arc::new(OpenAiChat::new(&agent_config(&url, None)).unwrap());
+        let (_, err) = collect(chat.reply(request("hi"))).await;
+        assert!(matches!(err, Some(AgentError::Connect { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn a_missing_token_variable_is_named() {
+        let err = OpenAiChat::new(&agent_config(
+            "http://127.0.0.1:1",
+            Some("OPENCLAW_TEST_UNSET_TOKEN_Z"),
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("OPENCLAW_TEST_UNSET_TOKEN_Z"),
+            "{err}"
+        );
     }
 
     #[test]
