@@ -119,22 +119,33 @@ impl To16k {
 
     /// Feeds mono samples; resampled output is appended to `out`.
     fn process(&mut self, mono: &[f32], out: &mut Vec<f32>) {
-        self.pending.extend_from_slice(mono);
         let chunk = self.resampler.input_frames_next();
+        // The common case (whole 20 ms frames, nothing pending) needs no copy.
+        if self.pending.is_empty() && mono.len() == chunk {
+            self.run(&[mono], out);
+            return;
+        }
+        self.pending.extend_from_slice(mono);
         let mut start = 0;
         while self.pending.len() - start >= chunk {
             self.input[0].clear();
             self.input[0].extend_from_slice(&self.pending[start..start + chunk]);
             start += chunk;
-            match self
-                .resampler
-                .process_into_buffer(&self.input, &mut self.output, None)
-            {
-                Ok((_, produced)) => out.extend_from_slice(&self.output[0][..produced]),
-                Err(e) => tracing::warn!("resampler error, frame dropped: {e}"),
-            }
+            let input = std::mem::take(&mut self.input);
+            self.run(&input, out);
+            self.input = input;
         }
         self.pending.drain(..start);
+    }
+
+    fn run<V: AsRef<[f32]>>(&mut self, input: &[V], out: &mut Vec<f32>) {
+        match self
+            .resampler
+            .process_into_buffer(input, &mut self.output, None)
+        {
+            Ok((_, produced)) => out.extend_from_slice(&self.output[0][..produced]),
+            Err(e) => tracing::warn!("resampler error, frame dropped: {e}"),
+        }
     }
 }
 
@@ -198,15 +209,23 @@ impl SpeakerEndpointer {
 
         // Downmix and measure.
         self.mono.clear();
-        let mut energy = 0f64;
+        let mut energy = 0f32;
         let scale = 1.0 / (f32::from(i16::MAX) * channels as f32);
-        for frame in interleaved.chunks_exact(channels) {
-            let sum: i32 = frame.iter().map(|&s| i32::from(s)).sum();
-            let v = sum as f32 * scale;
-            energy += f64::from(v * v);
-            self.mono.push(v);
+        if channels == 2 {
+            for pair in interleaved.chunks_exact(2) {
+                let v = (i32::from(pair[0]) + i32::from(pair[1])) as f32 * scale;
+                energy += v * v;
+                self.mono.push(v);
+            }
+        } else {
+            for frame in interleaved.chunks_exact(channels) {
+                let sum: i32 = frame.iter().map(|&s| i32::from(s)).sum();
+                let v = sum as f32 * scale;
+                energy += v * v;
+                self.mono.push(v);
+            }
         }
-        let rms = (energy / frames as f64).sqrt() as f32;
+        let rms = (energy / frames as f32).sqrt();
         let voiced = rms >= self.cfg.threshold;
 
         // Resample to 16 kHz.
