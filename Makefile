@@ -58,3 +58,13 @@ bench: build model ## Run the benchmarks (see docs/BENCHMARKS.md)
 
 clean: ## Remove build output
 	$(CARGO) clean
+
+# ---- Delivery: releases, packaging, deploy, container, coverage (docs/DEPLOYMENT.md) ----
+.PHONY: release release-test
+
+release: ## Cut a release: version from commits, changelog, tag (ARGS=--dry-run; scripts/release -h)
+	scripts/release $(ARGS)
+
+release-test: ## scripts/release on a scratch repository (needs git-cliff)
+	@command -v git-cliff >/dev/null || pip install -q git-cliff
+	tests/release/test-release.sh
