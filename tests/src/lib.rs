@@ -11,6 +11,9 @@
 //!   files.
 //! - [`ConfigDir`]: a temporary configuration directory.
 //! - [`openclaw_voice`]: runs the binary with a clean environment and captures its output.
+//! - [`fake_cloud`]: local fake servers for the cloud speech APIs (OpenAI, ElevenLabs).
+
+pub mod fake_cloud;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,12 @@ pub const FAULT: &str = "openclaw_test_plugin_fault";
 pub const TONE: &str = "openclaw_plugin_tone";
 /// Library name of the library that is not a plugin (`tests/plugins/not-a-plugin`).
 pub const NOT_A_PLUGIN: &str = "openclaw_test_not_a_plugin";
+/// Library name of the `openai-whisper` plugin (`plugins/openai-whisper`).
+pub const OPENAI_WHISPER: &str = "openclaw_plugin_openai_whisper";
+/// Library name of the `elevenlabs` plugin (`plugins/elevenlabs`).
+pub const ELEVENLABS: &str = "openclaw_plugin_elevenlabs";
+/// Library name of the `openai-tts` plugin (`plugins/openai-tts`).
+pub const OPENAI_TTS: &str = "openclaw_plugin_openai_tts";
 
 /// The workspace root (the directory holding the root `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
