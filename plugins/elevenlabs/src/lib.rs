@@ -1,0 +1,239 @@
+//! `elevenlabs`: a text-to-speech plugin for OpenClaw Voice that streams speech from
+//! [ElevenLabs](https://elevenlabs.io/docs/api-reference/text-to-speech/stream).
+//!
+//! One synthesis is one
+//! `POST {base_url}/v1/text-to-speech/{voice_id}/stream?output_format=pcm_24000`, with the key
+//! in `xi-api-key` and a JSON body (`text`, `model_id`, `voice_settings`, `language_code`).
+//! The answer is raw 16-bit mono PCM, sent in chunks as it is made; a worker thread hands each
+//! piece to the host the moment it arrives ([`pcm_stream`]), so the first audio plays while
+//! ElevenLabs is still speaking the rest. Nothing is decoded. [`voices`](ElevenLabs::voices)
+//! comes from `GET /v1/voices`.
+//!
+//! Failures come back typed, with ElevenLabs' own error text and never the key: 401/403 →
+//! `Auth` (a spent quota included: ElevenLabs answers it with 401 `quota_exceeded`), 422 →
+//! `InvalidInput` with the field the API names, 429 → `RateLimited`, 5xx and refused
+//! connections → `Unavailable`, silence for longer than `timeout_ms` → `Timeout`. 429, 5xx and
+//! refused connections are retried with jittered exponential backoff (honouring
+//! `Retry-After`) until audio starts; never after, which would repeat speech. Settings are
+//! described in [`settings`].
+//!
+//! ```toml
+//! [providers.elevenlabs]
+//! timeout_ms = 8000
+//! [providers.elevenlabs.settings]
+//! api_key_env = "ELEVENLABS_API_KEY"
+//! ```
+
+pub mod settings;
+
+#[path = "../../cloud-shared/http.rs"]
+mod http;
+#[path = "../../cloud-shared/pcm_stream.rs"]
+mod pcm_stream;
+
+use std::sync::Arc;
+
+use plugin_api::abi::{Capabilities, HealthReport, PluginError, Role, SynthesisOptions, Voice};
+use plugin_api::abi_stable::std_types::{ROption, RString};
+use plugin_api::sdk::{AudioStream, CancelToken, PluginDefinition, TextToSpeech};
+use reqwest::header::CONTENT_TYPE;
+use serde::{Deserialize, Serialize};
+
+use crate::http::Api;
+use crate::settings::{check_voice_id, Settings, VoiceSettings};
+
+/// The plugin's name.
+pub const PLUGIN: &str = "elevenlabs";
+
+/// Longest text accepted in one synthesis, in characters (the most any ElevenLabs model
+/// takes per request is 40 000; the host sends a sentence at a time).
+pub const MAX_TEXT_CHARS: usize = 10_000;
+
+/// The ElevenLabs text-to-speech provider.
+#[derive(Debug)]
+pub struct ElevenLabs {
+    settings: Settings,
+    api: Arc<Api>,
+}
+
+/// The JSON body of a synthesis.
+#[derive(Debug, Serialize)]
+struct SpeechRequest<'a> {
+    text: &'a str,
+    model_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voice_settings: Option<VoiceSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language_code: Option<&'a str>,
+}
+
+impl ElevenLabs {
+    /// Builds a provider from its settings (TOML text): checks them and reads the key. Makes no
+    /// request.
+    pub fn new(settings_text: &str) -> Result<Self, PluginError> {
+        let settings = Settings::parse(settings_text)?;
+        let api = Arc::new(Api::new(settings.api())?);
+        Ok(ElevenLabs { settings, api })
+    }
+
+    fn url(&self, voice_id: &str) -> String {
+        let mut url = self.api.url(&format!(
+            "/v1/text-to-speech/{voice_id}/stream?output_format={}",
+            self.settings.output_format.as_str()
+        ));
+        if let Some(level) = self.settings.optimize_streaming_latency {
+            url.push_str(&format!("&optimize_streaming_latency={level}"));
+        }
+        url
+    }
+}
+
+impl TextToSpeech for ElevenLabs {
+    fn synthesize(
+        &self,
+        text: &str,
+        options: &SynthesisOptions,
+        cancel: CancelToken,
+    ) -> Result<Box<dyn AudioStream>, PluginError> {
+        if text.trim().is_empty() {
+            return Err(PluginError::invalid_input(
+                "nothing to say: the text is empty",
+            ));
+        }
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(PluginError::invalid_input(format!(
+                "text is too long ({chars} characters, at most {MAX_TEXT_CHARS})"
+            )));
+        }
+        let voice_id = match options.voice().filter(|v| !v.is_empty()) {
+            Some(voice) => {
+                check_voice_id(voice)
+                    .map_err(|why| PluginError::invalid_input(format!("voice {why}")))?;
+                voice
+            }
+            None => &self.settings.voice_id,
+        };
+        let voice_settings = self.settings.voice_settings();
+        let body = serde_json::to_vec(&SpeechRequest {
+            text,
+            model_id: &self.settings.model_id,
+            voice_settings: voice_settings.is_set().then_some(voice_settings),
+            language_code: self.settings.language_code.as_deref(),
+        })
+        .map_err(|e| PluginError::internal(format!("{PLUGIN}: building the request: {e}")))?;
+        let url = self.url(voice_id);
+        plugin_api::log::debug!(
+            "synthesizing {chars} characters with voice {voice_id}, model {}",
+            self.settings.model_id
+        );
+        let stream = pcm_stream::start(
+            self.api.clone(),
+            self.settings.output_format.sample_rate(),
+            cancel,
+            move |api, cancel| {
+                api.call("synthesis", Some(cancel), |client| {
+                    Ok(client
+                        .post(&url)
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(body.clone()))
+                })
+            },
+        )?;
+        Ok(Box::new(stream))
+    }
+
+    fn voices(&self) -> Result<Vec<Voice>, PluginError> {
+        let url = self.api.url("/v1/voices");
+        let response = self
+            .api
+            .call("listing voices", None, |client| Ok(client.get(&url)))?;
+        let listing: VoiceList = response.json().map_err(|e| {
+            PluginError::unavailable(format!(
+                "{PLUGIN}: the voice list is not what the API documents: {e}"
+            ))
+        })?;
+        Ok(listing
+            .voices
+            .into_iter()
+            .map(VoiceEntry::into_voice)
+            .collect())
+    }
+
+    fn health(&self) -> Result<HealthReport, PluginError> {
+        Ok(HealthReport::healthy(format!(
+            "configured for {}, voice {}, model {}, {} (no request made)",
+            self.api.base_url(),
+            self.settings.voice_id,
+            self.settings.model_id,
+            self.settings.output_format.as_str()
+        )))
+    }
+}
+
+/// `GET /v1/voices` (the fields the plugin uses).
+#[derive(Debug, Deserialize)]
+struct VoiceList {
+    voices: Vec<VoiceEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VoiceEntry {
+    voice_id: String,
+    name: String,
+    #[serde(default)]
+    labels: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    verified_languages: Option<Vec<VerifiedLanguage>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VerifiedLanguage {
+    language: String,
+}
+
+impl VoiceEntry {
+    fn into_voice(self) -> Voice {
+        let language = self
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get("language"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .or_else(|| {
+                self.verified_languages
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(|l| l.language.clone())
+            });
+        let mut voice = Voice::new(self.voice_id, self.name);
+        voice.language = match language {
+            Some(l) => ROption::RSome(RString::from(l)),
+            None => ROption::RNone,
+        };
+        voice
+    }
+}
+
+/// The plugin definition (what [`plugin_api::export_plugin!`] exports).
+pub fn definition() -> PluginDefinition {
+    PluginDefinition::new(PLUGIN, env!("CARGO_PKG_VERSION"))
+        .description("Streamed text-to-speech with ElevenLabs (raw PCM, first audio as it comes)")
+        .capabilities(Capabilities {
+            streaming: true,
+            sample_rates: vec![16_000, 22_050, 24_000, 44_100].into(),
+            ..Capabilities::default()
+        })
+        .text_to_speech(ElevenLabs::new)
+        .validate_config(|role, settings| match role {
+            Role::TextToSpeech => Settings::parse(settings).map(|_| ()),
+            Role::SpeechToText => Err(PluginError::config(format!(
+                "{PLUGIN} only provides text-to-speech (tts)"
+            ))),
+        })
+}
+
+plugin_api::export_plugin!(definition);
+
+#[cfg(test)]
+mod tests;
