@@ -1,0 +1,361 @@
+//! The speech-to-text provider: one loaded whisper.cpp model, a pool of decoder states, and
+//! the transcription path (silence check, decoding, hallucination guard, transcript).
+
+use std::collections::HashMap;
+use std::ffi::c_int;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use plugin_api::abi::{
+    HealthReport, Pcm16kMono, PluginError, Segment, TranscribeOptions, Transcript, STT_SAMPLE_RATE,
+};
+use plugin_api::log;
+use plugin_api::sdk::SpeechToText;
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperState};
+
+use crate::guard::{self, Evidence};
+use crate::model;
+use crate::pool::Pool;
+use crate::settings::{self, Settings};
+use crate::whisper_log;
+
+/// Utterances shorter than this are padded with silence: whisper.cpp skips anything under
+/// 100 ms, and the padding costs nothing (the encoder window is padded anyway).
+const MIN_SAMPLES: usize = STT_SAMPLE_RATE as usize;
+
+/// Decoding parameters that do not change between calls. whisper-rs copies a language into a
+/// C string it never frees, so parameters are built once per language and cloned per call.
+type Template = FullParams<'static, 'static>;
+
+/// The speech-to-text provider: a loaded model and a pool of decoder states.
+pub struct LocalWhisper {
+    settings: Settings,
+    model_path: PathBuf,
+    context: WhisperContext,
+    states: Pool<WhisperState>,
+    multilingual: bool,
+    /// Parameters for the configured language.
+    template: Template,
+    /// Parameters for languages asked for per call (multilingual models only).
+    other_languages: Mutex<HashMap<&'static str, Template>>,
+    /// The configured `initial_prompt`, tokenized.
+    prompt_tokens: Vec<c_int>,
+}
+
+impl LocalWhisper {
+    /// Parses `settings`, loads the model and makes the decoder states.
+    pub fn new(settings: &str) -> Result<Self, PluginError> {
+        let settings = Settings::parse(settings)?;
+        whisper_log::install();
+        let model_path = settings.model_path();
+        let started = Instant::now();
+        let context = model::load(&model_path, &settings.model_name)?;
+        let multilingual = context.is_multilingual();
+        if !multilingual && !matches!(settings.language.as_str(), "en" | "auto") {
+            return Err(PluginError::config(format!(
+                "the model {} is English-only, but language is `{}`; use a multilingual \
+                 model (one without `.en` in its name) or set language = \"en\"",
+                model_path.display(),
+                settings.language
+            )));
+        }
+        let states = (0..settings.pool_size)
+            .map(|_| context.create_state())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                PluginError::internal(format!(
+                    "whisper.cpp could not make a decoder state for {}: {e}",
+                    model_path.display()
+                ))
+            })?;
+        let language = match settings.forced_language() {
+            _ if !multilingual => Some("en"),
+            None => None,
+            Some(code) => Some(static_language(code)?),
+        };
+        let prompt_tokens = match settings.initial_prompt.as_deref() {
+            Some(prompt) => tokenize(&context, prompt)
+                .map_err(|e| PluginError::config(format!("initial_prompt: {}", e.message())))?,
+            None => Vec::new(),
+        };
+        let provider = LocalWhisper {
+            template: template(&settings, language),
+            other_languages: Mutex::new(HashMap::new()),
+            prompt_tokens,
+            states: Pool::new(states),
+            settings,
+            model_path,
+            context,
+            multilingual,
+        };
+        log::info!(
+            "loaded {} ({} decoder states, {} threads each) in {} ms",
+            provider.model_path.display(),
+            provider.states.size(),
+            provider.settings.threads,
+            started.elapsed().as_millis()
+        );
+        Ok(provider)
+    }
+
+    /// The language to decode in: the call's, else the settings'; `None` to detect it.
+    fn language(&self, options: &TranscribeOptions) -> Result<Option<&'static str>, PluginError> {
+        if !self.multilingual {
+            // English-only models have no language token; say what they produce.
+            return Ok(Some("en"));
+        }
+        match options.language() {
+            Some("auto") => Ok(None),
+            Some(code) => static_language(code)
+                .map(Some)
+                .map_err(|e| PluginError::invalid_input(e.message().to_string())),
+            None => match self.settings.forced_language() {
+                Some(code) => static_language(code).map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Parameters for `language`: the template when it is the configured one.
+    fn params_for(&self, language: Option<&'static str>) -> Template {
+        let configured = match self.settings.forced_language() {
+            _ if !self.multilingual => Some("en"),
+            other => other,
+        };
+        let Some(code) = language else {
+            return self.template.clone();
+        };
+        if configured == Some(code) {
+            return self.template.clone();
+        }
+        let mut cache = self
+            .other_languages
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache
+            .entry(code)
+            .or_insert_with(|| template(&self.settings, Some(code)))
+            .clone()
+    }
+
+    /// Reads the segments out of `state` after `full`, dropping those the guard refuses.
+    fn collect(&self, state: &WhisperState, duration_ms: u64) -> Decoded {
+        let limit_ms = u32::try_from(duration_ms).unwrap_or(u32::MAX);
+        let eot = self.context.token_eot();
+        let mut decoded = Decoded {
+            segments: Vec::new(),
+            probability_sum: 0.0,
+            tokens: 0,
+            no_speech_prob: 0.0,
+        };
+        for segment in state.as_iter() {
+            decoded.no_speech_prob = decoded.no_speech_prob.max(segment.no_speech_probability());
+            let raw = match segment.to_str_lossy() {
+                Ok(text) => text.into_owned(),
+                Err(e) => {
+                    log::debug!("skipping a segment whisper.cpp gave no text for: {e}");
+                    continue;
+                }
+            };
+            let text = match guard::clean_segment(&raw) {
+                Ok(text) => text,
+                Err(reason) => {
+                    log::debug!("dropped segment {raw:?}: {reason}");
+                    continue;
+                }
+            };
+            for i in 0..segment.n_tokens() {
+                if let Some(token) = segment.get_token(i) {
+                    // Ids from end-of-text up are special and timestamp tokens.
+                    if token.token_id() < eot {
+                        decoded.probability_sum += f64::from(token.token_probability());
+                        decoded.tokens += 1;
+                    }
+                }
+            }
+            // whisper.cpp times are centiseconds from the start of the (padded) audio.
+            let to_ms = |cs: i64| u32::try_from(cs.max(0).saturating_mul(10)).unwrap_or(u32::MAX);
+            let start_ms = to_ms(segment.start_timestamp()).min(limit_ms);
+            let end_ms = to_ms(segment.end_timestamp()).clamp(start_ms, limit_ms);
+            decoded.segments.push(Segment {
+                start_ms,
+                end_ms,
+                text: text.into(),
+            });
+        }
+        decoded
+    }
+}
+
+/// What one whisper.cpp run produced, after the per-segment guard.
+struct Decoded {
+    segments: Vec<Segment>,
+    /// Sum of the text tokens' probabilities in the kept segments, and their count.
+    probability_sum: f64,
+    tokens: usize,
+    no_speech_prob: f32,
+}
+
+/// Whisper's own `'static` spelling of a language code, or a config error.
+fn static_language(code: &str) -> Result<&'static str, PluginError> {
+    settings::check_language(code)?;
+    whisper_rs::get_lang_id(code)
+        .and_then(whisper_rs::get_lang_str)
+        .ok_or_else(|| PluginError::config(format!("language `{code}` is not one Whisper knows")))
+}
+
+/// Tokenizes a prompt (NUL characters removed).
+fn tokenize(context: &WhisperContext, prompt: &str) -> Result<Vec<c_int>, PluginError> {
+    let prompt = prompt.replace('\0', " ");
+    // A token is at least one byte, so this many always suffice (whisper-rs mishandles a
+    // too-small buffer).
+    let max_tokens = prompt.len() + 16;
+    context
+        .tokenize(&prompt, max_tokens)
+        .map_err(|e| PluginError::invalid_input(format!("the prompt cannot be tokenized: {e}")))
+}
+
+/// A cap on decoded tokens per window for `n_samples` of audio: 32, plus 8 per second (about
+/// twice the rate of fast speech). It bounds the time Whisper can spend looping on noise
+/// (each temperature fallback decodes up to the cap) without cutting real speech short.
+fn max_tokens(n_samples: usize) -> c_int {
+    let seconds = n_samples.div_ceil(STT_SAMPLE_RATE as usize).min(30);
+    c_int::try_from(32 + 8 * seconds).unwrap_or(0)
+}
+
+/// The `audio_ctx` for `n_samples` of audio under the configured policy.
+fn audio_ctx(settings: &Settings, n_samples: usize) -> c_int {
+    let duration_ms = n_samples as u64 * 1000 / u64::from(STT_SAMPLE_RATE);
+    c_int::try_from(settings.audio_ctx.frames(duration_ms)).unwrap_or(0)
+}
+
+/// Decoding parameters for `language` (`None`: detect it) under `settings`.
+fn template(settings: &Settings, language: Option<&'static str>) -> Template {
+    let strategy = match settings.beam_size {
+        0 => SamplingStrategy::Greedy { best_of: 5 },
+        n => SamplingStrategy::BeamSearch {
+            beam_size: c_int::try_from(n).unwrap_or(5),
+            patience: -1.0,
+        },
+    };
+    let mut params = FullParams::new(strategy);
+    params.set_n_threads(c_int::try_from(settings.threads).unwrap_or(1));
+    params.set_translate(false);
+    // Every utterance stands alone: no text carried over from the previous call.
+    params.set_no_context(true);
+    params.set_print_special(false);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_timestamps(false);
+    params.set_suppress_blank(true);
+    // Suppress non-speech tokens ("[Music]", "♪"…), as OpenAI's and faster-whisper's
+    // defaults do.
+    params.set_suppress_nst(true);
+    params.set_no_speech_thold(settings.no_speech_threshold);
+    match language {
+        // whisper.cpp's default language is "en"; leaving it avoids a C string allocation.
+        Some("en") => {}
+        Some(code) => params.set_language(Some(code)),
+        None => {
+            params.set_language(None);
+            params.set_detect_language(false);
+        }
+    }
+    params
+}
+
+impl SpeechToText for LocalWhisper {
+    fn transcribe(
+        &self,
+        audio: Pcm16kMono<'_>,
+        options: &TranscribeOptions,
+    ) -> Result<Transcript, PluginError> {
+        let samples = audio.as_slice();
+        if samples.is_empty() {
+            return Err(PluginError::invalid_input("the utterance has no samples"));
+        }
+        let duration_ms = audio.duration_ms();
+        if guard::is_silent(samples, self.settings.silence_threshold_dbfs) {
+            log::debug!(
+                "{duration_ms} ms at {:.1} dBFS is below {} dBFS: empty",
+                guard::rms_dbfs(samples),
+                self.settings.silence_threshold_dbfs
+            );
+            return Ok(Transcript::empty());
+        }
+        let language = self.language(options)?;
+        let call_prompt = match options.prompt().filter(|p| !p.trim().is_empty()) {
+            Some(prompt) => Some(tokenize(&self.context, prompt)?),
+            None => None,
+        };
+
+        let mut pcm: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
+        if pcm.len() < MIN_SAMPLES {
+            pcm.resize(MIN_SAMPLES, 0.0);
+        }
+        let mut params: FullParams<'static, '_> = self.params_for(language);
+        params.set_audio_ctx(audio_ctx(&self.settings, pcm.len()));
+        params.set_max_tokens(max_tokens(pcm.len()));
+        match &call_prompt {
+            Some(tokens) => params.set_tokens(tokens),
+            None if !self.prompt_tokens.is_empty() => params.set_tokens(&self.prompt_tokens),
+            None => {}
+        }
+
+        let waited = Instant::now();
+        let Some(mut state) = self.states.get() else {
+            return Err(PluginError::internal("the decoder state pool is empty"));
+        };
+        let started = Instant::now();
+        state
+            .full(params, &pcm)
+            .map_err(|e| PluginError::internal(format!("whisper.cpp failed: {e}")))?;
+        let language = match language {
+            Some(code) => code,
+            None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("en"),
+        };
+        let decoded = self.collect(&state, duration_ms);
+        drop(state);
+        log::debug!(
+            "decoded {duration_ms} ms in {} ms (waited {} ms for a state)",
+            started.elapsed().as_millis(),
+            started.duration_since(waited).as_millis()
+        );
+
+        let text = decoded
+            .segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let confidence =
+            (decoded.tokens > 0).then(|| (decoded.probability_sum / decoded.tokens as f64) as f32);
+        let evidence = Evidence {
+            no_speech_prob: decoded.no_speech_prob,
+            confidence,
+        };
+        if let Some(reason) =
+            guard::judge_transcript(&text, &evidence, self.settings.no_speech_threshold)
+        {
+            log::debug!("dropped transcript {text:?} ({reason}; {evidence:?})");
+            return Ok(Transcript::empty());
+        }
+        let mut transcript = Transcript::new(text.trim())
+            .with_language(language)
+            .with_segments(decoded.segments);
+        if let Some(confidence) = confidence {
+            transcript = transcript.with_confidence(confidence.clamp(0.0, 1.0));
+        }
+        Ok(transcript)
+    }
+
+    fn health(&self) -> Result<HealthReport, PluginError> {
+        Ok(HealthReport::healthy(format!(
+            "model {} loaded; {} of {} decoder states free",
+            self.model_path.display(),
+            self.states.available(),
+            self.states.size()
+        )))
+    }
+}
