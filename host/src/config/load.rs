@@ -430,6 +430,36 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 ));
             }
         }
+        let c = &p.circuit;
+        for (key, ok, range) in [
+            (
+                "failures",
+                (1..=1_000).contains(&c.failures),
+                "between 1 and 1000",
+            ),
+            (
+                "failure_rate",
+                (0.0..=1.0).contains(&c.failure_rate),
+                "between 0 and 1",
+            ),
+            (
+                "window",
+                (1..=10_000).contains(&c.window),
+                "between 1 and 10000",
+            ),
+            (
+                "cooldown_ms",
+                (100..=3_600_000).contains(&c.cooldown_ms),
+                "between 100 and 3600000",
+            ),
+        ] {
+            if !ok {
+                errors.push(invalid(
+                    &format!("providers.{id}.circuit.{key}"),
+                    format!("must be {range}"),
+                ));
+            }
+        }
     }
     let pl = &config.pipeline;
     if !(-90.0..=0.0).contains(&pl.speech_threshold_dbfs) {
@@ -458,6 +488,14 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     }
     if pl.preroll_ms > 1_000 {
         errors.push(invalid("pipeline.preroll_ms", "must be at most 1000"));
+    }
+    for (key, value) in [
+        ("pipeline.stt_budget_ms", pl.stt_budget_ms),
+        ("pipeline.tts_budget_ms", pl.tts_budget_ms),
+    ] {
+        if !(100..=600_000).contains(&value) {
+            errors.push(invalid(key, "must be between 100 and 600000"));
+        }
     }
     if config.agent.kind == AgentKind::OpenaiChat
         && !(config.agent.base_url.starts_with("http://")
@@ -649,6 +687,35 @@ mod tests {
         let e = errs(load(dir.path(), "prod", vec![]));
         assert!(e[0].contains("unknown environment `prod`"), "{}", e[0]);
         assert!(e[0].contains("offline, staging"), "{}", e[0]);
+    }
+
+    #[test]
+    fn circuit_and_budget_settings_are_range_checked() {
+        let dir = dir_with(&[(
+            "offline.toml",
+            "[providers.cloud.circuit]\nfailures = 0\nfailure_rate = 1.5\nwindow = 0\n\
+             cooldown_ms = 10\n[pipeline]\nstt_budget_ms = 50\n",
+        )]);
+        let e = errs(load(dir.path(), "offline", vec![]));
+        for key in [
+            "providers.cloud.circuit.failures",
+            "providers.cloud.circuit.failure_rate",
+            "providers.cloud.circuit.window",
+            "providers.cloud.circuit.cooldown_ms",
+            "pipeline.stt_budget_ms",
+        ] {
+            assert!(e.iter().any(|m| m.contains(key)), "{key} in {e:?}");
+        }
+        let dir = dir_with(&[(
+            "offline.toml",
+            "[providers.cloud.circuit]\nfailures = 5\ncooldown_ms = 1000\n",
+        )]);
+        let loaded = load(dir.path(), "offline", vec![]).unwrap();
+        let c = loaded.config.providers["cloud"].circuit;
+        assert_eq!((c.failures, c.cooldown_ms, c.window), (5, 1_000, 20));
+        let dir = dir_with(&[("offline.toml", "[providers.cloud.circuit]\nfailure = 5\n")]);
+        let e = errs(load(dir.path(), "offline", vec![]));
+        assert!(e[0].contains("providers.cloud.circuit.failure"), "{}", e[0]);
     }
 
     #[test]

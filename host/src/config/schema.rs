@@ -69,6 +69,8 @@ pub struct ProviderConfig {
     pub sha256: Option<String>,
     /// Plugin-specific settings, handed to the plugin as TOML text. Default: empty.
     pub settings: toml::Table,
+    /// When the provider's circuit breaker takes it out of the failover rotation.
+    pub circuit: CircuitConfig,
 }
 
 impl Default for ProviderConfig {
@@ -79,6 +81,37 @@ impl Default for ProviderConfig {
             max_concurrent_calls: 4,
             sha256: None,
             settings: toml::Table::new(),
+            circuit: CircuitConfig::default(),
+        }
+    }
+}
+
+/// `[providers.<id>.circuit]`: the provider's circuit breaker. An open circuit is skipped by
+/// the failover loops (it is tried only when every other provider failed) until the cooldown
+/// is over; then one call probes it, and a success closes it. Auth and config errors open it
+/// at once.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CircuitConfig {
+    /// Failures in a row that open the circuit. Default: 3.
+    pub failures: u32,
+    /// Share of failed calls among the last `window` that opens it, 0 to 1; 0 turns this rule
+    /// off. Default: 0.5.
+    pub failure_rate: f64,
+    /// Calls the failure rate is measured over; the rule applies once this many were made.
+    /// Default: 20.
+    pub window: u32,
+    /// How long an open circuit is skipped before a probe call, in ms. Default: 30000.
+    pub cooldown_ms: u64,
+}
+
+impl Default for CircuitConfig {
+    fn default() -> Self {
+        CircuitConfig {
+            failures: 3,
+            failure_rate: 0.5,
+            window: 20,
+            cooldown_ms: 30_000,
         }
     }
 }
@@ -164,6 +197,12 @@ pub struct PipelineConfig {
     pub barge_in: bool,
     /// Language hint for speech-to-text. Default: `en`.
     pub language: String,
+    /// Time a turn may spend on speech-to-text, failovers included, in ms: each provider gets
+    /// its own `timeout_ms` or what is left of this, whichever is less. Default: 30000.
+    pub stt_budget_ms: u64,
+    /// Time a sentence may wait for its first synthesized audio, failovers included, in ms.
+    /// Default: 20000.
+    pub tts_budget_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -177,6 +216,8 @@ impl Default for PipelineConfig {
             barge_in_min_ms: 400,
             barge_in: true,
             language: "en".into(),
+            stt_budget_ms: 30_000,
+            tts_budget_ms: 20_000,
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use plugin_api::abi::{SynthesisOptions, TranscribeOptions};
 use serde::Serialize;
@@ -21,6 +21,7 @@ use super::playback::Playback;
 use super::sentences::{speakable, SentenceSplitter};
 use crate::agent::{Agent, AgentRequest};
 use crate::config::PipelineConfig;
+use crate::plugins::failover::{self, Budget, FailoverOrder};
 use crate::plugins::{ProviderError, SpeechToTextProvider, TextToSpeechProvider};
 
 /// Who is speaking.
@@ -377,22 +378,10 @@ impl TurnRunner {
             ),
             prompt: abi_stable::std_types::ROption::RNone,
         };
+        let budget = Duration::from_millis(self.deps.config.stt_budget_ms);
         tokio::spawn(async move {
-            let mut errors = Vec::new();
-            for provider in &providers {
-                match provider.transcribe(samples.clone(), options.clone()).await {
-                    Ok(t) => return (Ok((t, provider.id.clone())), Instant::now()),
-                    Err(e) => {
-                        tracing::warn!("speech-to-text failed, trying the next provider: {e}");
-                        let fail_over = e.should_fail_over();
-                        errors.push(e);
-                        if !fail_over {
-                            break;
-                        }
-                    }
-                }
-            }
-            (Err(errors), Instant::now())
+            let result = failover::transcribe(&providers, samples, options, budget).await;
+            (result, Instant::now())
         })
     }
 
@@ -572,7 +561,8 @@ impl TurnRunner {
         TurnOutcome::Completed
     }
 
-    /// Speaks one sentence, failing over between TTS providers until one produces audio.
+    /// Speaks one sentence, failing over between TTS providers (open circuits last) until one
+    /// produces audio, within the sentence's budget for its first audio.
     async fn speak(
         &self,
         text: &str,
@@ -581,8 +571,15 @@ impl TurnRunner {
         audio_ms: &mut u64,
         errors: &mut Vec<String>,
     ) -> Option<String> {
-        for provider in &self.deps.tts {
-            let mut stream = provider.synthesize(text.to_string(), SynthesisOptions::default());
+        let budget = Budget::new(Duration::from_millis(self.deps.config.tts_budget_ms));
+        for (provider, _) in FailoverOrder::new(&self.deps.tts) {
+            if budget.limit(provider.timeout()).is_none() {
+                errors.push(budget.spent(&provider.id, "text-to-speech").to_string());
+                break;
+            }
+            let mut stream = provider
+                .synthesize(text.to_string(), SynthesisOptions::default())
+                .first_audio_by(budget.deadline());
             let mut produced = false;
             while let Some(item) = stream.next().await {
                 match item {
@@ -597,7 +594,13 @@ impl TurnRunner {
                         produced = true;
                     }
                     Err(e) => {
-                        tracing::warn!("text-to-speech failed: {e}");
+                        if produced {
+                            // Not counted by the provider handle, which counts first audio.
+                            tracing::warn!("text-to-speech broke off mid-sentence: {e}");
+                        } else {
+                            // The provider handle logged it (once); fail over.
+                            tracing::debug!("text-to-speech failed, failing over: {e}");
+                        }
                         errors.push(e.to_string());
                         break;
                     }

@@ -1,6 +1,8 @@
 //! Plugins: loading libraries from the plugin directory, and building the configured
 //! providers from them (settings validated by the plugin first).
 
+pub mod breaker;
+pub mod failover;
 pub mod loader;
 pub mod provider;
 pub mod stats;
@@ -14,6 +16,9 @@ use abi_stable::std_types::RStr;
 use plugin_api::abi::{PluginError, Role};
 
 use crate::config::{Config, ProviderConfig};
+pub use breaker::{
+    Admission, BreakerConfig, CircuitBreaker, CircuitSnapshot, CircuitState, OpenReason, Transition,
+};
 pub use loader::{LoadError, LoadFailure, LoadedPlugin, PluginDescription};
 pub use provider::{
     Audio, ProviderError, SpeechStream, SpeechToTextProvider, TextToSpeechProvider,
@@ -180,6 +185,7 @@ impl PluginSet {
             inner,
             Duration::from_millis(cfg.timeout_ms),
             cfg.max_concurrent_calls,
+            cfg.circuit.into(),
         ))
     }
 
@@ -203,6 +209,7 @@ impl PluginSet {
             inner,
             Duration::from_millis(cfg.timeout_ms),
             cfg.max_concurrent_calls,
+            cfg.circuit.into(),
         ))
     }
 }

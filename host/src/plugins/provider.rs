@@ -1,5 +1,8 @@
 //! Host-side provider handles: every plugin call runs in `spawn_blocking`, under a per-provider
-//! timeout and concurrency limit, and comes back as a typed [`ProviderError`].
+//! timeout and concurrency limit, and comes back as a typed [`ProviderError`]. Every outcome
+//! feeds the provider's statistics and circuit breaker ([`ProviderStats`]), and is logged once:
+//! a circuit that opens on an error waiting cannot fix (a refused key) is an `error` line the
+//! first time only, not one per turn.
 //!
 //! **Architecture Invariant:** no plugin call runs on an async worker thread or an audio
 //! thread. A call that outlives its timeout is abandoned (its thread finishes on its own, still
@@ -17,6 +20,7 @@ use plugin_api::abi::{
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{timeout_at, Instant};
 
+use super::breaker::{BreakerConfig, CircuitState, Transition};
 use super::stats::ProviderStats;
 
 /// A failed provider call, tagged with the provider's id.
@@ -72,6 +76,55 @@ impl ProviderError {
     }
 }
 
+/// Records a successful call; logs the circuit closing again.
+pub(crate) fn record_success(stats: &ProviderStats, latency: Duration) {
+    if let Some(Transition::Closed { after }) = stats.success(latency) {
+        tracing::info!(
+            provider = %stats.id,
+            plugin = %stats.plugin,
+            "provider `{}` answers again: circuit closed after {:.1} s open",
+            stats.id,
+            after.as_secs_f64()
+        );
+    }
+}
+
+/// Records a failed call and logs it once: the circuit opening loudly (an `error` when waiting
+/// cannot fix it), other failures as warnings while the circuit is closed, quietly while it is
+/// open (failed probes, calls that were under way when it opened).
+pub(crate) fn record_failure(stats: &ProviderStats, error: &ProviderError) {
+    let transition = stats.failure(error.kind);
+    let cooldown = stats.breaker_config().cooldown.as_secs_f64();
+    let (id, plugin, kind) = (&stats.id, &stats.plugin, error.kind.as_str());
+    match transition {
+        Some(Transition::Opened {
+            reason,
+            first: true,
+        }) if reason.is_fatal() => tracing::error!(
+            provider = %id, plugin = %plugin, kind, circuit = "open",
+            "{error}; waiting will not fix this, so the circuit is open: turns skip `{id}` and \
+             probe it every {cooldown:.0} s (this is logged once)"
+        ),
+        Some(Transition::Opened {
+            reason,
+            first: true,
+        }) => tracing::warn!(
+            provider = %id, plugin = %plugin, kind, circuit = "open",
+            "{error}; circuit opened after {reason}: turns skip `{id}` for {cooldown:.0} s, \
+             then probe it"
+        ),
+        Some(Transition::Opened { first: false, .. }) => tracing::debug!(
+            provider = %id, plugin = %plugin, kind, circuit = "open",
+            "probe failed, the circuit stays open for {cooldown:.0} s: {error}"
+        ),
+        _ if stats.circuit().state != CircuitState::Closed => tracing::debug!(
+            provider = %id, plugin = %plugin, kind, circuit = "open",
+            "{error}"
+        ),
+        _ => tracing::warn!(provider = %id, plugin = %plugin, kind, "{error}"),
+    }
+}
+
 /// Runs `f` on the blocking pool under the provider's permit and deadline.
 async fn call_blocking<T: Send + 'static>(
     stats: Option<&ProviderStats>,
@@ -85,8 +138,8 @@ async fn call_blocking<T: Send + 'static>(
     let result = call_blocking_inner(provider, what, permits, limit, f).await;
     if let Some(stats) = stats {
         match &result {
-            Ok(_) => stats.success(started.elapsed()),
-            Err(e) => stats.failure(e.kind),
+            Ok(_) => record_success(stats, started.elapsed()),
+            Err(e) => record_failure(stats, e),
         }
     }
     result
@@ -144,9 +197,12 @@ impl SpeechToTextProvider {
         inner: SttBox,
         timeout: Duration,
         max_concurrent: usize,
+        breaker: BreakerConfig,
     ) -> Self {
         SpeechToTextProvider {
-            stats: Arc::new(ProviderStats::new(&id, &plugin, Role::SpeechToText)),
+            stats: Arc::new(
+                ProviderStats::new(&id, &plugin, Role::SpeechToText).with_breaker(breaker),
+            ),
             id,
             plugin,
             inner: Arc::new(inner),
@@ -165,11 +221,23 @@ impl SpeechToTextProvider {
         self.timeout
     }
 
-    /// Transcribes 16 kHz mono audio.
+    /// Transcribes 16 kHz mono audio, within the provider's timeout.
     pub async fn transcribe(
         &self,
         audio_16k_mono: Arc<[i16]>,
         options: TranscribeOptions,
+    ) -> Result<Transcript, ProviderError> {
+        self.transcribe_within(audio_16k_mono, options, self.timeout)
+            .await
+    }
+
+    /// Transcribes 16 kHz mono audio, within `limit` (a turn's remaining budget may be shorter
+    /// than the provider's timeout).
+    pub async fn transcribe_within(
+        &self,
+        audio_16k_mono: Arc<[i16]>,
+        options: TranscribeOptions,
+        limit: Duration,
     ) -> Result<Transcript, ProviderError> {
         let inner = self.inner.clone();
         call_blocking(
@@ -177,7 +245,7 @@ impl SpeechToTextProvider {
             &self.id,
             "transcribe",
             &self.permits,
-            self.timeout,
+            limit,
             move || {
                 inner
                     .transcribe(Pcm16kMono::new(&audio_16k_mono), &options)
@@ -230,9 +298,12 @@ impl TextToSpeechProvider {
         inner: TtsBox,
         timeout: Duration,
         max_concurrent: usize,
+        breaker: BreakerConfig,
     ) -> Self {
         TextToSpeechProvider {
-            stats: Arc::new(ProviderStats::new(&id, &plugin, Role::TextToSpeech)),
+            stats: Arc::new(
+                ProviderStats::new(&id, &plugin, Role::TextToSpeech).with_breaker(breaker),
+            ),
             id,
             plugin,
             inner: Arc::new(inner),
@@ -244,6 +315,11 @@ impl TextToSpeechProvider {
     /// Call statistics (latency is time to first audio).
     pub fn stats(&self) -> &Arc<ProviderStats> {
         &self.stats
+    }
+
+    /// The timeout for the first chunk and for each chunk after it.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The voices the plugin offers.
@@ -309,6 +385,7 @@ impl TextToSpeechProvider {
             rx,
             control,
             chunk_timeout: self.timeout,
+            first_audio_by: None,
             stats: self.stats.clone(),
             started: Instant::now(),
             recorded: false,
@@ -387,6 +464,8 @@ pub struct SpeechStream {
     rx: mpsc::Receiver<Result<Audio, ProviderError>>,
     control: Arc<StreamControl>,
     chunk_timeout: Duration,
+    // A deadline for the first audio earlier than `chunk_timeout` allows (a turn's budget).
+    first_audio_by: Option<Instant>,
     stats: Arc<ProviderStats>,
     started: Instant,
     // Whether this synthesis was counted (at its first audio or its first error).
@@ -399,17 +478,38 @@ impl SpeechStream {
         &self.provider
     }
 
+    /// Requires the first audio by `deadline` (when that is sooner than the provider's
+    /// timeout allows): a turn's remaining budget.
+    pub fn first_audio_by(mut self, deadline: Instant) -> Self {
+        self.first_audio_by = Some(deadline);
+        self
+    }
+
     /// The next chunk, `None` at the end; a chunk that takes longer than the provider's
-    /// timeout is a `Timeout` error (and the synthesis is cancelled).
+    /// timeout (or the first one, past [`first_audio_by`](Self::first_audio_by)) is a
+    /// `Timeout` error, and the synthesis is cancelled.
     pub async fn next(&mut self) -> Option<Result<Audio, ProviderError>> {
-        let item = match tokio::time::timeout(self.chunk_timeout, self.rx.recv()).await {
+        let deadline = match self.first_audio_by {
+            Some(by) if !self.recorded => by.min(Instant::now() + self.chunk_timeout),
+            _ => Instant::now() + self.chunk_timeout,
+        };
+        let item = match timeout_at(deadline, self.rx.recv()).await {
             Ok(item) => item,
             Err(_) => {
                 self.control.cancel();
+                let waited = if self.recorded {
+                    self.chunk_timeout
+                } else {
+                    self.started.elapsed()
+                };
                 Some(Err(ProviderError::timeout(
                     &self.provider,
-                    "synthesis chunk",
-                    self.chunk_timeout,
+                    if self.recorded {
+                        "synthesis chunk"
+                    } else {
+                        "synthesis (first audio)"
+                    },
+                    waited,
                 )))
             }
         };
@@ -417,11 +517,11 @@ impl SpeechStream {
             match &item {
                 Some(Ok(_)) => {
                     self.recorded = true;
-                    self.stats.success(self.started.elapsed());
+                    record_success(&self.stats, self.started.elapsed());
                 }
                 Some(Err(e)) => {
                     self.recorded = true;
-                    self.stats.failure(e.kind);
+                    record_failure(&self.stats, e);
                 }
                 None => {}
             }

@@ -1,12 +1,16 @@
-//! Per-provider statistics: calls, outcomes by error kind, latency, last error. The ops
-//! endpoints read them (`/health`, `/metrics`); the failover logic may too.
+//! Per-provider statistics: calls, outcomes by error kind, latency, last error, and the
+//! provider's circuit breaker, which every recorded outcome feeds. The ops endpoints read them
+//! (`/health`, `/metrics`) through [`ProviderStats::snapshot`]; the failover loops ask
+//! [`ProviderStats::admit`] before each call.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use plugin_api::abi::{ErrorKind, Role};
+
+use super::breaker::{Admission, BreakerConfig, CircuitBreaker, CircuitSnapshot, Transition};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 9] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0];
@@ -73,16 +77,17 @@ pub struct ProviderStats {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     failures: BTreeMap<&'static str, u64>,
     latency: Histogram,
     last_error: Option<LastError>,
     last_success: Option<SystemTime>,
+    circuit: CircuitBreaker,
 }
 
 /// A copy of a provider's statistics at one moment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatsSnapshot {
     /// Calls made (each transcription or synthesis, health probes excluded).
     pub calls: u64,
@@ -96,10 +101,12 @@ pub struct StatsSnapshot {
     pub last_error: Option<LastError>,
     /// When the last call succeeded.
     pub last_success: Option<SystemTime>,
+    /// The circuit breaker: closed, open or half-open, and why.
+    pub circuit: CircuitSnapshot,
 }
 
 impl ProviderStats {
-    /// Empty statistics.
+    /// Empty statistics, with a closed circuit breaker of the default configuration.
     pub fn new(id: &str, plugin: &str, role: Role) -> Self {
         ProviderStats {
             id: id.to_string(),
@@ -107,8 +114,25 @@ impl ProviderStats {
             role,
             calls: AtomicU64::new(0),
             successes: AtomicU64::new(0),
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                failures: BTreeMap::new(),
+                latency: Histogram::default(),
+                last_error: None,
+                last_success: None,
+                circuit: CircuitBreaker::new(BreakerConfig::default()),
+            }),
         }
+    }
+
+    /// The same, with a circuit breaker configured by `config`.
+    pub fn with_breaker(self, config: BreakerConfig) -> Self {
+        self.lock().circuit = CircuitBreaker::new(config);
+        self
+    }
+
+    /// The circuit breaker's configuration.
+    pub fn breaker_config(&self) -> BreakerConfig {
+        *self.lock().circuit.config()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -118,17 +142,25 @@ impl ProviderStats {
         }
     }
 
-    /// Records a successful call and its latency.
-    pub fn success(&self, latency: Duration) {
+    /// Asks the circuit breaker whether a call may go to the provider now (a half-open
+    /// circuit lets one probe through). Record the call's outcome with [`success`](Self::success)
+    /// or [`failure`](Self::failure).
+    pub fn admit(&self) -> Admission {
+        self.lock().circuit.admit(Instant::now())
+    }
+
+    /// Records a successful call and its latency; returns the circuit's change, if any.
+    pub fn success(&self, latency: Duration) -> Option<Transition> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.successes.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.latency.observe(latency);
         inner.last_success = Some(SystemTime::now());
+        inner.circuit.record_success(Instant::now())
     }
 
-    /// Records a failed call.
-    pub fn failure(&self, kind: ErrorKind) {
+    /// Records a failed call; returns the circuit's change, if any.
+    pub fn failure(&self, kind: ErrorKind) -> Option<Transition> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         *inner.failures.entry(kind.as_str()).or_default() += 1;
@@ -136,6 +168,12 @@ impl ProviderStats {
             kind,
             at: SystemTime::now(),
         });
+        inner.circuit.record_failure(kind, Instant::now())
+    }
+
+    /// The circuit breaker's state now.
+    pub fn circuit(&self) -> CircuitSnapshot {
+        self.lock().circuit.snapshot(Instant::now())
     }
 
     /// A consistent copy.
@@ -148,6 +186,7 @@ impl ProviderStats {
             latency: inner.latency.clone(),
             last_error: inner.last_error.clone(),
             last_success: inner.last_success,
+            circuit: inner.circuit.snapshot(Instant::now()),
         }
     }
 }
@@ -170,5 +209,37 @@ mod tests {
         assert_eq!(cum[0], (0.05, 0));
         assert_eq!(cum[1], (0.1, 1));
         assert_eq!(cum.last().unwrap().1, 2);
+    }
+
+    #[test]
+    fn outcomes_drive_the_circuit_and_the_snapshot_shows_it() {
+        use super::super::breaker::{CircuitState, OpenReason};
+        let s = ProviderStats::new("cloud", "openai-whisper", Role::SpeechToText).with_breaker(
+            BreakerConfig {
+                failures: 2,
+                cooldown: Duration::from_millis(50),
+                ..BreakerConfig::default()
+            },
+        );
+        assert_eq!(s.breaker_config().failures, 2);
+        assert!(s.admit().is_admitted());
+        assert_eq!(s.failure(ErrorKind::Timeout), None);
+        assert!(s.failure(ErrorKind::Timeout).is_some());
+        let snap = s.snapshot();
+        assert_eq!(snap.circuit.state, CircuitState::Open);
+        assert_eq!(
+            snap.circuit.reason,
+            Some(OpenReason::Consecutive(2, ErrorKind::Timeout))
+        );
+        assert!(!s.admit().is_admitted());
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(s.circuit().state, CircuitState::HalfOpen);
+        assert!(s.admit().is_admitted());
+        assert!(matches!(
+            s.success(Duration::from_millis(5)),
+            Some(Transition::Closed { .. })
+        ));
+        assert_eq!(s.snapshot().circuit.state, CircuitState::Closed);
+        assert_eq!(s.snapshot().circuit.times_opened, 1);
     }
 }
