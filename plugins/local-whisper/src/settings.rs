@@ -2,7 +2,7 @@
 //! parsed and checked without touching the model.
 //!
 //! ```toml
-//! [stt.settings]
+//! [providers.local-whisper.settings]
 //! model_name = "tiny.en"          # model = "models/ggml-tiny.en.bin" by default
 //! threads = 1
 //! beam_size = 0                   # 0 = greedy
@@ -127,11 +127,12 @@ pub struct Settings {
     /// The model's name (`tiny.en`, `base.en`, `small.en`…), used for the default path and in
     /// the hint on how to fetch it.
     pub model_name: String,
-    /// CPU threads per transcription. On 2-core machines 1 is as fast as 2 for tiny.en and
-    /// leaves a core for the rest of the host (see docs/BENCHMARKS.md).
+    /// CPU threads per transcription. On busy 2-core machines 2 threads were 10–20× slower
+    /// than 1 (ggml's threads spin-wait for each other), and 1 leaves a core for the rest of
+    /// the host (see docs/BENCHMARKS.md).
     pub threads: u32,
-    /// Beam width; 0 decodes greedily (the default: the same words as a 5-wide beam on the
-    /// benchmark clips, in less time).
+    /// Beam width; 0 decodes greedily (the default: the same words as faster-whisper's greedy
+    /// decoding on the benchmark clips; a 5-wide beam is more accurate for ~1.6× the CPU).
     pub beam_size: u32,
     /// Language code (`en`), or `auto` to detect it (multilingual models only).
     pub language: String,
@@ -141,8 +142,8 @@ pub struct Settings {
     /// How much of the encoder window to compute: `full`, `auto` (in proportion to the
     /// utterance) or a number of frames.
     pub audio_ctx: AudioCtx,
-    /// How many transcriptions may run at once (each holds its own decoder state, ~30 MB for
-    /// tiny.en); further calls wait for a free one.
+    /// How many transcriptions may run at once (each holds its own decoder state: with tiny.en
+    /// the process holds 126 MB with one, 148 MB with two); further calls wait for a free one.
     pub pool_size: u32,
     /// Whisper's no-speech probability above which a low-confidence result counts as silence.
     pub no_speech_threshold: f32,
