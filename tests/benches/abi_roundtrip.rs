@@ -13,11 +13,22 @@
 //! - `host_provider`: `SpeechToTextProvider::transcribe`, the path the pipeline takes
 //!   (a semaphore permit, `spawn_blocking`, a timeout), awaited with `block_on`.
 //!
+//! The `stt_empty` group repeats the first two with no samples, leaving the fixed cost of a
+//! call: the ABI's overhead without the work.
+//!
+//! Criterion's medians drift when other processes share the machine, and the two calls are
+//! measured a minute apart. So the benchmark also prints an interleaved measurement: 600
+//! rounds, each timing 200 direct calls then 200 ABI calls, keeping each one's best round (a
+//! round short enough to run undisturbed now and then). Their difference is the overhead.
+//!
 //! Run: `cargo build --release -p openclaw-test-plugin-fault && cargo bench -p
-//! openclaw-voice-tests --bench abi_roundtrip`. Results: docs/BENCHMARKS.md.
+//! openclaw-voice-tests --bench abi_roundtrip`. Set `ABI_BENCH_PLUGIN` to the path of another
+//! build of the fault plugin to measure that one instead. Results: docs/BENCHMARKS.md.
 
 use std::hint::black_box;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use abi_stable::std_types::RStr;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -39,8 +50,56 @@ fn one_second() -> Vec<i16> {
         .collect()
 }
 
+/// Best time per call of `direct` and of `abi`, in ns, from interleaved rounds.
+fn interleaved_best(mut direct: impl FnMut(), mut abi: impl FnMut()) -> (f64, f64) {
+    const ROUNDS: usize = 600;
+    const CALLS: u32 = 200;
+    let per_call = |started: Instant| started.elapsed().as_secs_f64() * 1e9 / f64::from(CALLS);
+    let (mut best_direct, mut best_abi) = (f64::MAX, f64::MAX);
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            direct();
+        }
+        best_direct = best_direct.min(per_call(started));
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            abi();
+        }
+        best_abi = best_abi.min(per_call(started));
+    }
+    (best_direct, best_abi)
+}
+
+fn report_interleaved(stt: &SttBox, options: &TranscribeOptions, samples: &[i16], label: &str) {
+    let (direct, abi) = interleaved_best(
+        || {
+            black_box(describe(black_box(samples)));
+        },
+        || {
+            let _ = black_box(
+                stt.transcribe(Pcm16kMono::new(black_box(samples)), black_box(options))
+                    .into_result(),
+            );
+        },
+    );
+    println!(
+        "interleaved best of 600x200 calls, {label}: direct {direct:.0} ns, abi {abi:.0} ns, \
+         overhead {:.0} ns per call",
+        abi - direct
+    );
+}
+
 fn abi_roundtrip(c: &mut Criterion) {
-    let dir = PluginDir::with(&[FAULT]);
+    let dir = match std::env::var_os("ABI_BENCH_PLUGIN") {
+        // Another build of the fault plugin (other compiler flags), by path.
+        Some(path) => {
+            let dir = PluginDir::new();
+            dir.add_as(Path::new(&path), "libopenclaw_test_plugin_fault.so");
+            dir
+        }
+        None => PluginDir::with(&[FAULT]),
+    };
     let set = PluginSet::scan(dir.path()).expect("scan the plugin directory");
     let plugin = set
         .plugins
@@ -87,6 +146,38 @@ fn abi_roundtrip(c: &mut Criterion) {
         b.iter(|| runtime.block_on(provider.transcribe(audio.clone(), options.clone())))
     });
     group.finish();
+
+    // The same calls with no samples: what is left is the fixed cost of a call.
+    let empty: &[i16] = &[];
+    let mut group = c.benchmark_group("stt_empty");
+    group.bench_function("direct_call", |b| b.iter(|| describe(black_box(empty))));
+    group.bench_function("abi_call", |b| {
+        b.iter(|| {
+            stt.transcribe(Pcm16kMono::new(black_box(empty)), black_box(&options))
+                .into_result()
+        })
+    });
+    group.finish();
+
+    report_interleaved(&stt, &options, &samples, "1 s buffer");
+    report_interleaved(&stt, &options, &[], "no samples");
+    let (host, abi) = interleaved_best(
+        || {
+            let _ =
+                black_box(runtime.block_on(provider.transcribe(audio.clone(), options.clone())));
+        },
+        || {
+            let _ = black_box(
+                stt.transcribe(Pcm16kMono::new(black_box(&samples)), black_box(&options))
+                    .into_result(),
+            );
+        },
+    );
+    println!(
+        "interleaved best of 600x200 calls, 1 s buffer: host provider path {host:.0} ns, \
+         abi {abi:.0} ns, spawn_blocking + timeout + permit {:.0} ns per call",
+        host - abi
+    );
 }
 
 criterion_group!(benches, abi_roundtrip);
