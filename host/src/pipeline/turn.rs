@@ -296,7 +296,7 @@ impl VoiceSession {
     }
 }
 
-type SttResult = Result<(plugin_api::abi::Transcript, String), Vec<ProviderError>>;
+type SttResult = Result<failover::Transcribed, Vec<ProviderError>>;
 
 struct QueuedTurn {
     speaker: Speaker,
@@ -419,9 +419,10 @@ impl TurnRunner {
         };
         report.timeline.stt_done = Some(stt_done);
         match stt {
-            Ok((transcript, provider)) => {
-                report.transcript = transcript.text.trim().to_string();
-                report.stt_provider = Some(provider);
+            Ok(done) => {
+                report.transcript = done.transcript.text.trim().to_string();
+                report.stt_provider = Some(done.provider);
+                report.errors = done.errors.iter().map(|e| e.to_string()).collect();
             }
             Err(errors) => {
                 report.errors = errors.iter().map(|e| e.to_string()).collect();

@@ -154,15 +154,26 @@ impl Budget {
     }
 }
 
+/// A transcript, who made it, and the failures of the providers tried before.
+#[derive(Debug, Clone)]
+pub struct Transcribed {
+    /// The transcript.
+    pub transcript: Transcript,
+    /// The id of the provider that made it.
+    pub provider: String,
+    /// The errors of the providers that failed first, in order.
+    pub errors: Vec<ProviderError>,
+}
+
 /// Transcribes with the first provider that answers, in failover order, within `budget`.
-/// Returns the transcript and the id of the provider that made it, or every error met. Input
-/// refused as invalid is not tried elsewhere ([`ProviderError::should_fail_over`]).
+/// Returns the transcript, or every error met. Input refused as invalid is not tried
+/// elsewhere ([`ProviderError::should_fail_over`]).
 pub async fn transcribe(
     providers: &[Arc<SpeechToTextProvider>],
     audio_16k_mono: Arc<[i16]>,
     options: TranscribeOptions,
     budget: Duration,
-) -> Result<(Transcript, String), Vec<ProviderError>> {
+) -> Result<Transcribed, Vec<ProviderError>> {
     let budget = Budget::new(budget);
     let mut errors = Vec::new();
     for (provider, _) in FailoverOrder::new(providers) {
@@ -174,7 +185,13 @@ pub async fn transcribe(
             .transcribe_within(audio_16k_mono.clone(), options.clone(), limit)
             .await
         {
-            Ok(transcript) => return Ok((transcript, provider.id.clone())),
+            Ok(transcript) => {
+                return Ok(Transcribed {
+                    transcript,
+                    provider: provider.id.clone(),
+                    errors,
+                })
+            }
             Err(e) => {
                 // The provider handle logged it (once).
                 let fail_over = e.should_fail_over();

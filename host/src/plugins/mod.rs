@@ -1,5 +1,6 @@
-//! Plugins: loading libraries from the plugin directory, and building the configured
-//! providers from them (settings validated by the plugin first).
+//! Plugins: loading libraries from the plugin directory, building the configured providers
+//! from them (settings validated by the plugin first), and failing over between them
+//! ([`failover`], with a circuit breaker per provider: [`breaker`]).
 
 pub mod breaker;
 pub mod failover;
