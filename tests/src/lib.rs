@@ -266,3 +266,40 @@ where
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_says_what_to_build() {
+        let panic = std::panic::catch_unwind(|| library("openclaw_no_such_plugin"))
+            .expect_err("a missing library panics");
+        let message = panic.downcast_ref::<String>().expect("a formatted message");
+        assert!(
+            message.contains("libopenclaw_no_such_plugin.so is missing"),
+            "{message}"
+        );
+        let hint = format!("run `{}` first", build_hint(&profile_dir()));
+        assert!(message.contains(&hint), "{message}");
+        if profile_dir().ends_with("debug") {
+            assert!(
+                message.contains("run `cargo build --workspace` first"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn build_outputs_are_found_next_to_the_test_executable() {
+        let dir = profile_dir();
+        let exe = std::env::current_exe().expect("the test executable");
+        assert!(
+            exe.starts_with(dir.join("deps")),
+            "{} in {}",
+            exe.display(),
+            dir.display()
+        );
+        assert!(binary().starts_with(&dir));
+    }
+}
