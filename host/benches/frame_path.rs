@@ -23,7 +23,11 @@ fn frames() -> Vec<Vec<i16>> {
         let mut frame = Vec::with_capacity(1920);
         for _ in 0..960 {
             let t = n as f32 / 48_000.0;
-            let envelope = if f % 25 < 18 { (t * 4.0 * std::f32::consts::TAU).sin().abs() } else { 0.0 };
+            let envelope = if f % 25 < 18 {
+                (t * 4.0 * std::f32::consts::TAU).sin().abs()
+            } else {
+                0.0
+            };
             let v = ((t * 180.0 * std::f32::consts::TAU).sin() * 0.3 * envelope * 32767.0) as i16;
             frame.push(v);
             frame.push(v);
@@ -79,15 +83,24 @@ fn bench(c: &mut Criterion) {
         id: "1".into(),
         name: "bench".into(),
     };
-    c.bench_function("frame router: 20 ms 48 kHz stereo frame, one speaker", |b| {
-        let mut now = Instant::now();
-        let mut i = 0;
-        b.iter(|| {
-            now += Duration::from_millis(20);
-            router.push(&speaker, black_box(&frames[i % frames.len()]), 2, 48_000, now);
-            i += 1;
-        })
-    });
+    c.bench_function(
+        "frame router: 20 ms 48 kHz stereo frame, one speaker",
+        |b| {
+            let mut now = Instant::now();
+            let mut i = 0;
+            b.iter(|| {
+                now += Duration::from_millis(20);
+                router.push(
+                    &speaker,
+                    black_box(&frames[i % frames.len()]),
+                    2,
+                    48_000,
+                    now,
+                );
+                i += 1;
+            })
+        },
+    );
 }
 
 criterion_group! {

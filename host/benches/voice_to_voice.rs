@@ -138,7 +138,11 @@ fn main() {
             let frame = (wav.sample_rate / 50) as usize * usize::from(wav.channels);
             let silence = vec![0i16; frame];
             let hangover_frames = loaded.config.pipeline.silence_hangover_ms as usize / 20 + 2;
-            for chunk in wav.samples.chunks(frame).chain(std::iter::repeat_n(&silence[..], hangover_frames)) {
+            for chunk in wav
+                .samples
+                .chunks(frame)
+                .chain(std::iter::repeat_n(&silence[..], hangover_frames))
+            {
                 let mut f = chunk.to_vec();
                 f.resize(frame, 0);
                 router.push(&speaker, &f, wav.channels, wav.sample_rate, Instant::now());
@@ -160,9 +164,19 @@ fn main() {
         session.shutdown();
     });
 
-    println!("{:<4} {:<9} {:>7} {:>8} {:>8}  transcript", "#", "voice", "audio", "stt ms", "v2v ms");
+    println!(
+        "{:<4} {:<9} {:>7} {:>8} {:>8}  transcript",
+        "#", "voice", "audio", "stt ms", "v2v ms"
+    );
     for (n, (_q, voice, audio_ms, stt, v2v, transcript)) in rows.iter().enumerate() {
-        println!("{:<4} {:<9} {:>5} ms {:>8.0} {:>8.0}  {transcript}", n + 1, voice, audio_ms, stt, v2v);
+        println!(
+            "{:<4} {:<9} {:>5} ms {:>8.0} {:>8.0}  {transcript}",
+            n + 1,
+            voice,
+            audio_ms,
+            stt,
+            v2v
+        );
     }
     let mut v2v: Vec<f64> = rows.iter().map(|r| r.4).filter(|v| v.is_finite()).collect();
     v2v.sort_by(|a, b| a.total_cmp(b));
