@@ -68,3 +68,14 @@ release: ## Cut a release: version from commits, changelog, tag (ARGS=--dry-run;
 release-test: ## scripts/release on a scratch repository (needs git-cliff)
 	@command -v git-cliff >/dev/null || pip install -q git-cliff
 	tests/release/test-release.sh
+
+.PHONY: dist deploy-test
+PROFILE ?= release
+
+dist: ## Release tarball of host + plugins + config + deploy files, and SHA256SUMS, in dist/
+	@[ "$(PROFILE)" != release ] || $(MAKE) --no-print-directory build
+	scripts/package --profile $(PROFILE)
+
+deploy-test: deps model ## deploy.sh and rollback.sh on loopback: healthy, pre-flight refusal, automatic and manual rollback
+	$(CARGO) build --workspace
+	PROFILE=debug tests/deploy/test-deploy-rollback.sh
