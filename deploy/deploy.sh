@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs an OpenClaw Voice release and switches to it, rolling back by itself if it is not
-# healthy. Run on the server (as root, or a user that owns --root and may restart the unit).
+# healthy. Run on the server as root, or as a deploy user that owns --root, can read the
+# environment file and may run `sudo -n systemctl restart|stop <unit>` and `journalctl`.
 #
 #   deploy.sh [options] RELEASE        RELEASE: openclaw-voice-X.Y.Z-*.tar.gz or its directory
 #   deploy.sh [options] --activate V   switch to the installed release V (rollback.sh uses it)
@@ -89,11 +90,14 @@ service() {
         $SUPERVISOR "$1" 9>&-
         return
     fi
+    # Not root: the deploy user may run these through sudo (docs/DEPLOYMENT.md, "sudoers").
+    local sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo -n)
     case "$1" in
-        restart) systemctl restart "$SERVICE" 9>&- ;;
-        stop) systemctl stop "$SERVICE" 9>&- ;;
+        restart) "${sudo[@]}" systemctl restart "$SERVICE" 9>&- ;;
+        stop) "${sudo[@]}" systemctl stop "$SERVICE" 9>&- ;;
         status) systemctl is-active --quiet "$SERVICE" ;;
-        logs) journalctl -u "$SERVICE" -n 30 --no-pager ;;
+        logs) "${sudo[@]}" journalctl -u "$SERVICE" -n 30 --no-pager ;;
     esac
 }
 
