@@ -213,12 +213,13 @@ check "--bump-plugin-api from 1.0.0 gives 2.0.0" test "$(version_of plugin-api/C
 
 echo "== the GitHub Actions outputs"
 commit "fix: last one" app/src/greet.rs
-"$release" --github-output outputs.txt >/dev/null 2>&1
+"$release" --github-output outputs.txt --notes-file notes.md >/dev/null 2>&1
 check "outputs: version" grep -qx "version=2.2.1" outputs.txt
 check "outputs: tag" grep -qx "tag=v2.2.1" outputs.txt
 check "outputs: released" grep -qx "released=true" outputs.txt
 check "outputs: plugin_api_changed" grep -qx "plugin_api_changed=false" outputs.txt
-rm -f outputs.txt
+check "notes file holds the section" sh -c 'head -1 notes.md | grep -q "^## \[2.2.1\] - " && grep -qF -- "- last one" notes.md'
+rm -f outputs.txt notes.md
 
 echo
 echo "release: $passed passed, $failed failed"
