@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use abi_stable::std_types::RStr;
-use plugin_api::abi::{PluginError, Role};
+use abi_stable::std_types::{RResult, RStr};
+use plugin_api::abi::{PluginError, PluginModule_Ref, Role};
 
 use crate::config::{Config, ProviderConfig};
 pub use breaker::{
@@ -166,23 +166,41 @@ impl PluginSet {
         .await
     }
 
+    /// Checks the settings, then builds a provider through the plugin constructor `new`.
+    async fn construct<T: Send + 'static>(
+        &self,
+        id: &str,
+        cfg: &ProviderConfig,
+        role: Role,
+        new: fn(PluginModule_Ref, RStr<'_>) -> RResult<T, PluginError>,
+    ) -> Result<(T, String), ProviderSetupError> {
+        self.validate_provider(id, cfg, role).await?;
+        let plugin = self.plugin_for(id, cfg, role)?;
+        let module = plugin.module;
+        let settings = settings_text(cfg);
+        let what = match role {
+            Role::SpeechToText => "new_stt",
+            Role::TextToSpeech => "new_tts",
+        };
+        let inner = run_setup(id, what, move || {
+            new(module, RStr::from_str(&settings)).into_result()
+        })
+        .await?;
+        Ok((inner, plugin.info.name.clone()))
+    }
+
     /// Builds the speech-to-text provider `id`.
     pub async fn build_stt(
         &self,
         id: &str,
         cfg: &ProviderConfig,
     ) -> Result<SpeechToTextProvider, ProviderSetupError> {
-        self.validate_provider(id, cfg, Role::SpeechToText).await?;
-        let plugin = self.plugin_for(id, cfg, Role::SpeechToText)?;
-        let module = plugin.module;
-        let settings = settings_text(cfg);
-        let inner = run_setup(id, "new_stt", move || {
-            (module.new_stt())(RStr::from_str(&settings)).into_result()
-        })
-        .await?;
+        let (inner, plugin) = self
+            .construct(id, cfg, Role::SpeechToText, |m, s| (m.new_stt())(s))
+            .await?;
         Ok(SpeechToTextProvider::new(
             id.to_string(),
-            plugin.info.name.clone(),
+            plugin,
             inner,
             Duration::from_millis(cfg.timeout_ms),
             cfg.max_concurrent_calls,
@@ -196,17 +214,12 @@ impl PluginSet {
         id: &str,
         cfg: &ProviderConfig,
     ) -> Result<TextToSpeechProvider, ProviderSetupError> {
-        self.validate_provider(id, cfg, Role::TextToSpeech).await?;
-        let plugin = self.plugin_for(id, cfg, Role::TextToSpeech)?;
-        let module = plugin.module;
-        let settings = settings_text(cfg);
-        let inner = run_setup(id, "new_tts", move || {
-            (module.new_tts())(RStr::from_str(&settings)).into_result()
-        })
-        .await?;
+        let (inner, plugin) = self
+            .construct(id, cfg, Role::TextToSpeech, |m, s| (m.new_tts())(s))
+            .await?;
         Ok(TextToSpeechProvider::new(
             id.to_string(),
-            plugin.info.name.clone(),
+            plugin,
             inner,
             Duration::from_millis(cfg.timeout_ms),
             cfg.max_concurrent_calls,
@@ -250,6 +263,13 @@ async fn run_setup<T: Send + 'static>(
     }
 }
 
+fn missing_block(id: &str) -> ProviderSetupError {
+    ProviderSetupError {
+        provider: id.to_string(),
+        reason: format!("is listed but has no [providers.{id}] block"),
+    }
+}
+
 /// The providers the configuration selects, in failover order.
 #[derive(Default)]
 pub struct Providers {
@@ -267,6 +287,7 @@ impl Providers {
         let mut out = Providers::default();
         for id in &config.stt.providers {
             let Some(cfg) = config.providers.get(id) else {
+                out.failures.push(missing_block(id));
                 continue;
             };
             match set.build_stt(id, cfg).await {
@@ -276,6 +297,7 @@ impl Providers {
         }
         for id in &config.tts.providers {
             let Some(cfg) = config.providers.get(id) else {
+                out.failures.push(missing_block(id));
                 continue;
             };
             match set.build_tts(id, cfg).await {
