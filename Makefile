@@ -119,3 +119,10 @@ lint-delivery: ## Lint workflows, Dockerfile, compose file, shell scripts, syste
 
 publish-check: ## What `cargo publish` of plugin-api would upload, built from the packaged crate
 	$(CARGO) publish --dry-run --allow-dirty -p openclaw-plugin-api
+
+.PHONY: deny
+CARGO_DENY_VERSION ?= 0.20.2
+
+deny: ## Dependency policy (deny.toml): licenses, bans, sources; advisories run in GitHub Actions
+	@command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked --version $(CARGO_DENY_VERSION)
+	cargo deny --all-features check licenses bans sources
