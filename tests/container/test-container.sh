@@ -37,9 +37,13 @@ runtime = "runc"
 EOF
 export CONTAINERS_CONF="$work/containers.conf"
 
+dangling_before="$(podman images -q --filter dangling=true 2>/dev/null | sort)"
 cleanup() {
     podman rm -f -t 5 "$name" >/dev/null 2>&1 || true
     podman rmi -f "$image" >/dev/null 2>&1 || true
+    # The prebuilt-binaries stage this run left behind (nothing older).
+    comm -13 <(echo "$dangling_before") <(podman images -q --filter dangling=true 2>/dev/null | sort) |
+        xargs -r podman rmi -f >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
