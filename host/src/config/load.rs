@@ -506,6 +506,15 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             "must start with http:// or https://",
         ));
     }
+    if !(0.0..=1.0).contains(&config.sentry.traces_sample_rate) {
+        errors.push(invalid(
+            "sentry.traces_sample_rate",
+            "must be between 0 and 1",
+        ));
+    }
+    if config.ops.shutdown_deadline_ms < 100 {
+        errors.push(invalid("ops.shutdown_deadline_ms", "must be at least 100"));
+    }
     if config.ops.enabled && config.ops.bind.parse::<SocketAddr>().is_err() {
         errors.push(invalid(
             "ops.bind",

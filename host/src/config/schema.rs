@@ -29,6 +29,10 @@ pub struct Config {
     pub ops: OpsConfig,
     /// Log output.
     pub logging: LoggingConfig,
+    /// The Discord transport.
+    pub discord: DiscordConfig,
+    /// Error reporting to Sentry (enabled by the `SENTRY_DSN` environment variable).
+    pub sentry: SentryConfig,
 }
 
 /// `[plugins]`.
@@ -267,6 +271,8 @@ pub struct LoggingConfig {
     pub level: String,
     /// `pretty` or `json`. Default: `pretty`.
     pub format: LogFormat,
+    /// Log user ids hashed (`u-…`, see `agent::hash_user`) rather than raw. Default: true.
+    pub hash_user_ids: bool,
 }
 
 impl Default for LoggingConfig {
@@ -274,6 +280,43 @@ impl Default for LoggingConfig {
         LoggingConfig {
             level: "info".into(),
             format: LogFormat::Pretty,
+            hash_user_ids: true,
+        }
+    }
+}
+
+/// `[discord]`: the Discord transport.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// Whether `run` connects to Discord; `false` runs headless (ops endpoints only).
+    /// Default: true.
+    pub enabled: bool,
+    /// Environment variable holding the bot token. Default: `DISCORD_BOT_TOKEN`.
+    pub token_env: String,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        DiscordConfig {
+            enabled: true,
+            token_env: "DISCORD_BOT_TOKEN".into(),
+        }
+    }
+}
+
+/// `[sentry]`: error reporting. The DSN comes from `SENTRY_DSN`; unset means disabled.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SentryConfig {
+    /// Share of traces sent, 0 to 1. Default: 1.0 (production sets 0.1).
+    pub traces_sample_rate: f32,
+}
+
+impl Default for SentryConfig {
+    fn default() -> Self {
+        SentryConfig {
+            traces_sample_rate: 1.0,
         }
     }
 }
