@@ -44,7 +44,7 @@ pub async fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    telemetry::init(&loaded.config.logging);
+    telemetry::init(&loaded);
     let mut problems = Vec::new();
     println!("environment: {}", loaded.environment);
     let files: Vec<String> = loaded
@@ -140,7 +140,7 @@ pub fn plugins_list(cli: &Cli, dir: Option<&Path>, json: bool) -> anyhow::Result
         Some(dir) => dir.to_path_buf(),
         None => {
             let loaded = load_config(cli)?;
-            telemetry::init(&loaded.config.logging);
+            telemetry::init(&loaded);
             plugins_dir(&loaded)
         }
     };
@@ -317,7 +317,7 @@ pub async fn simulate(
     inputs: Vec<SimulateInput>,
 ) -> anyhow::Result<ExitCode> {
     let loaded = load_config(cli)?;
-    telemetry::init(&loaded.config.logging);
+    telemetry::init(&loaded);
     // Read every input first: a bad file is reported before anything slow happens.
     let mut audio = Vec::new();
     for input in &inputs {
@@ -445,7 +445,7 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
             "reply_audio_ms": report.reply_audio_ms,
             "stt_provider": report.stt_provider,
             "tts_provider": report.tts_provider,
-            "errors": report.errors,
+            "errors": report.errors.iter().map(|e| telemetry::scrub(e)).collect::<Vec<_>>(),
         });
         println!("{value}");
         return;
@@ -461,7 +461,7 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
     let outcome = match &report.outcome {
         TurnOutcome::Completed => "completed".to_string(),
         TurnOutcome::Interrupted => "interrupted (barge-in)".to_string(),
-        TurnOutcome::Failed(why) => format!("FAILED: {why}"),
+        TurnOutcome::Failed(why) => format!("FAILED: {}", telemetry::scrub(why)),
         TurnOutcome::Cancelled => "cancelled".to_string(),
         TurnOutcome::NoSpeech => "no speech".to_string(),
     };
@@ -483,14 +483,14 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
         opt(ms.voice_to_voice)
     );
     for e in &report.errors {
-        println!("  error: {e}");
+        println!("  error: {}", telemetry::scrub(e));
     }
 }
 
 /// `run`.
 pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let loaded = load_config(cli)?;
-    telemetry::init(&loaded.config.logging);
+    telemetry::init(&loaded);
     bail!(
         "`run` is not yet available: the Discord transport is not built yet. \
          Use `openclaw-voice simulate --env offline --input question.wav` to try the pipeline"

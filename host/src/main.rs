@@ -1,11 +1,12 @@
 //! The `openclaw-voice` binary: parses the command line, runs the command, and turns errors
-//! into one readable report and an exit code. `anyhow` lives only here.
+//! into one readable report and an exit code (and, when Sentry is on, one error report).
+//! `anyhow` lives only here.
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 use openclaw_voice::cli::{Cli, Command, PluginsCommand};
-use openclaw_voice::commands;
+use openclaw_voice::{commands, telemetry};
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
@@ -23,30 +24,39 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
-        match &cli.command {
-            Command::CheckConfig => commands::check_config(&cli).await,
-            Command::Plugins {
-                command: PluginsCommand::List { dir, json },
-            } => commands::plugins_list(&cli, dir.as_deref(), *json),
-            Command::Simulate(args) => {
-                let inputs = commands::simulate_inputs(&matches, args)?;
-                commands::simulate(&cli, args, inputs).await
+    let run = || -> anyhow::Result<ExitCode> {
+        runtime.block_on(async {
+            match &cli.command {
+                Command::CheckConfig => commands::check_config(&cli).await,
+                Command::Plugins {
+                    command: PluginsCommand::List { dir, json },
+                } => commands::plugins_list(&cli, dir.as_deref(), *json),
+                Command::Simulate(args) => {
+                    let inputs = commands::simulate_inputs(&matches, args)?;
+                    commands::simulate(&cli, args, inputs).await
+                }
+                Command::Run => commands::run(&cli).await,
+                Command::RegisterCommands { .. } | Command::InviteUrl => {
+                    commands::not_yet_available(&cli.command)
+                }
             }
-            Command::Run => commands::run(&cli).await,
-            Command::RegisterCommands { .. } | Command::InviteUrl => {
-                commands::not_yet_available(&cli.command)
-            }
-        }
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
+        })
+    };
+    // A panic was reported by Sentry's panic hook; it still has to be sent before exiting.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    let code = match result {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            let mut report = format!("error: {e}");
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                report.push_str(&format!("\n  caused by: {cause}"));
             }
+            eprintln!("{report}");
+            telemetry::capture_fatal(&report);
             ExitCode::from(2)
         }
-    }
+        Err(_) => ExitCode::from(101),
+    };
+    telemetry::shutdown(telemetry::sentry::SHUTDOWN_TIMEOUT);
+    code
 }

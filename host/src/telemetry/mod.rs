@@ -1,24 +1,195 @@
-//! Logging setup: `tracing` with human-readable or JSON lines, level from `LOG_LEVEL` or
-//! config. Plugin logs arrive through the plugin loader's callback as `plugin` target events.
+//! Logs and error reports: `tracing` with human-readable or JSON lines (level from
+//! `LOG_LEVEL` or config), every line scrubbed of secrets before it is written, and Sentry
+//! when `SENTRY_DSN` is set. Plugin logs arrive through the plugin loader's callback as
+//! `plugin` target events.
+//!
+//! Privacy: transcripts and replies are logged at debug level only, and user ids through
+//! [`user_label`], hashed unless `logging.hash_user_ids = false`.
 
-use tracing_subscriber::EnvFilter;
+pub mod scrub;
+pub mod sentry;
 
-use crate::config::{LogFormat, LoggingConfig};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-/// Installs the global subscriber (once; later calls are ignored). Logs go to stderr so that
-/// command output on stdout stays clean.
-pub fn init(config: &LoggingConfig) {
-    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| config.level.clone());
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LoadedConfig, LogFormat};
+use scrub::Scrubber;
+
+/// Whether [`user_label`] hashes.
+static HASH_USER_IDS: AtomicBool = AtomicBool::new(true);
+
+/// The scrubber `init` built, for command output that reports errors (see [`scrub`]).
+static SCRUBBER: OnceLock<Arc<Scrubber>> = OnceLock::new();
+
+/// The Sentry client, kept until [`shutdown`] flushes it.
+static SENTRY: OnceLock<Mutex<Option<::sentry::ClientInitGuard>>> = OnceLock::new();
+
+/// Installs logging and, when `SENTRY_DSN` is set, error reporting (once; later calls are
+/// ignored). Logs go to stderr so that command output on stdout stays clean.
+pub fn init(loaded: &LoadedConfig) {
+    let config = &loaded.config;
+    HASH_USER_IDS.store(config.logging.hash_user_ids, Ordering::Relaxed);
+    let scrubber = Arc::new(Scrubber::for_config(config, std::env::vars()));
+    let _ = SCRUBBER.set(scrubber.clone());
+
+    let mut sentry_problem = None;
+    let mut sentry_on = false;
+    if SENTRY.get().is_none() {
+        let settings = sentry::SentrySettings {
+            environment: loaded.environment.clone(),
+            release: sentry::release_name(),
+            traces_sample_rate: config.sentry.traces_sample_rate,
+            scrubber: scrubber.clone(),
+        };
+        let dsn = std::env::var(sentry::DSN_VAR).ok();
+        match sentry::init(&settings, dsn.as_deref()) {
+            Ok(guard) => {
+                sentry_on = guard.is_some();
+                let _ = SENTRY.set(Mutex::new(guard));
+            }
+            Err(e) => sentry_problem = Some(e),
+        }
+    }
+
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| config.logging.level.clone());
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.format {
-        LogFormat::Json => builder
+    let writer = ScrubbedStderr { scrubber };
+    let fmt = match config.logging.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
-        LogFormat::Pretty => builder.with_target(false).compact().try_init(),
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .compact()
+            .with_writer(writer)
+            .boxed(),
     };
+    let sentry_layer = sentry_on.then(sentry::tracing_layer);
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(sentry_layer)
+        .try_init()
+        .is_ok();
+    if installed {
+        if let Some(problem) = sentry_problem {
+            tracing::warn!("{problem}");
+        } else if sentry_on {
+            tracing::info!(environment = %loaded.environment, "error reporting to Sentry is on");
+        }
+    }
+}
+
+/// Flushes queued error reports (waiting at most `timeout`) and stops the Sentry client.
+/// Returns whether everything queued was sent; `true` when Sentry is off.
+pub fn shutdown(timeout: Duration) -> bool {
+    let Some(slot) = SENTRY.get() else {
+        return true;
+    };
+    let guard = match slot.lock() {
+        Ok(mut g) => g.take(),
+        Err(p) => p.into_inner().take(),
+    };
+    match guard {
+        Some(guard) => {
+            let flushed = guard.flush(Some(timeout));
+            drop(guard);
+            flushed
+        }
+        None => true,
+    }
+}
+
+/// Reports an error that ends the process (the command's error chain) to Sentry, if on.
+pub fn capture_fatal(message: &str) {
+    if ::sentry::Hub::current().client().is_some() {
+        ::sentry::capture_message(message, ::sentry::Level::Fatal);
+    }
+}
+
+/// `text` with secrets replaced, for command output that carries provider or agent error
+/// messages (unchanged before [`init`]).
+pub fn scrub(text: &str) -> String {
+    match SCRUBBER.get() {
+        Some(s) => s.scrub(text).into_owned(),
+        None => text.to_string(),
+    }
+}
+
+/// How a user id appears in logs: hashed (`u-…`) unless `logging.hash_user_ids = false`.
+pub fn user_label(id: &str) -> String {
+    if HASH_USER_IDS.load(Ordering::Relaxed) {
+        crate::agent::hash_user(id)
+    } else {
+        id.to_string()
+    }
+}
+
+/// stderr, with each formatted event scrubbed before it is written.
+#[derive(Clone)]
+struct ScrubbedStderr {
+    scrubber: Arc<Scrubber>,
+}
+
+/// One event's bytes; written, scrubbed, when dropped (the formatter writes a whole event and
+/// then drops its writer).
+struct ScrubbedLine {
+    scrubber: Arc<Scrubber>,
+    buf: Vec<u8>,
+}
+
+impl<'a> MakeWriter<'a> for ScrubbedStderr {
+    type Writer = ScrubbedLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ScrubbedLine {
+            scrubber: self.scrubber.clone(),
+            buf: Vec::with_capacity(256),
+        }
+    }
+}
+
+impl Write for ScrubbedLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedLine {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.buf);
+        let scrubbed = self.scrubber.scrub(&text);
+        // A log line that cannot be written has nowhere to be reported.
+        let _ = std::io::stderr().lock().write_all(scrubbed.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_hashed_by_default() {
+        let label = user_label("123456789012345678");
+        assert!(label.starts_with("u-"), "{label}");
+        assert!(!label.contains("123456789012345678"));
+    }
 }
