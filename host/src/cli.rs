@@ -34,7 +34,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the bot: connect to Discord and serve voice channels.
+    /// Run the bot: connect to Discord and serve voice channels. With `discord.enabled =
+    /// false` it runs headless: the ops endpoints only, until SIGTERM/SIGINT.
     Run,
     /// Feed WAV files through the pipeline as speakers and write the bot's replies to a WAV.
     Simulate(SimulateArgs),
@@ -93,4 +94,8 @@ pub struct SimulateArgs {
     /// Print turns as JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
+    /// After the turns, keep serving the ops endpoints until SIGTERM/SIGINT (needs
+    /// `ops.enabled`), so that `/metrics` and `/health` can be read.
+    #[arg(long)]
+    pub serve: bool,
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::agent::Agent;
 use crate::cli::{Cli, Command, SimulateArgs};
 use crate::config::{self, LoadedConfig};
+use crate::ops::{Components, GatewayStatus, OpsServer, OpsState, Shutdown};
 use crate::pipeline::{Playback, SessionDeps, Speaker, TurnOutcome, TurnReport, VoiceSession};
 use crate::plugins::{PluginSet, Providers};
 use crate::telemetry;
@@ -273,8 +274,12 @@ pub fn parse_time_ms(s: &str) -> Option<u64> {
     (v.is_finite() && v >= 0.0).then(|| (v * scale).round() as u64)
 }
 
-/// Loads plugins and builds the providers and the agent for a session.
-pub async fn build_session_deps(loaded: &LoadedConfig) -> anyhow::Result<SessionDeps> {
+/// Loads plugins and builds the providers and the agent for a session, and tells `ops`
+/// (which then reports them and turns ready).
+pub async fn build_session_deps(
+    loaded: &LoadedConfig,
+    ops: &OpsState,
+) -> anyhow::Result<SessionDeps> {
     let dir = plugins_dir(loaded);
     let set = PluginSet::scan(&dir)?;
     let providers = Providers::build(&set, &loaded.config).await;
@@ -297,6 +302,12 @@ pub async fn build_session_deps(loaded: &LoadedConfig) -> anyhow::Result<Session
         );
     }
     let agent = Agent::from_config(&loaded.config.agent)?;
+    ops.set_components(Components {
+        stt: providers.stt.clone(),
+        tts: providers.tts.clone(),
+        plugins: set.plugins.values().map(|p| p.info.clone()).collect(),
+        agent_kind: Some(agent.kind()),
+    });
     Ok(SessionDeps {
         stt: providers.stt,
         tts: providers.tts,
@@ -323,12 +334,32 @@ pub async fn simulate(
     for input in &inputs {
         audio.push(read_wav(&input.path)?);
     }
-    let deps = build_session_deps(&loaded).await?;
+    if args.serve && !loaded.config.ops.enabled {
+        bail!(
+            "`--serve` keeps the ops server running, but it is off (`ops.enabled = false`); \
+             turn it on with OPENCLAW__OPS__ENABLED=true"
+        );
+    }
+    let ops = OpsState::new(&loaded)?;
+    let shutdown = Shutdown::install(Duration::from_millis(
+        loaded.config.ops.shutdown_deadline_ms,
+    ))?;
+    let server = start_ops_server(&loaded, &ops).await?;
+    let deps = tokio::select! {
+        deps = build_session_deps(&loaded, &ops) => deps?,
+        () = shutdown.requested() => {
+            finish_shutdown(&ops, server, &shutdown).await;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let hangover = u64::from(deps.config.silence_hangover_ms);
     let recorder = Arc::new(WavRecorder::new(OUTPUT_RATE));
     let playback = Arc::new(Playback::new(recorder.clone(), !args.fast));
     let (mut router, mut session) =
         VoiceSession::start(deps, "simulation".to_string(), playback.clone());
+    let connection = ops.voice_connection();
+    let (_, no_reports) = tokio::sync::mpsc::unbounded_channel();
+    let mut reports = std::mem::replace(&mut session.reports, no_reports);
 
     let speakers: Vec<Speaker> = inputs
         .iter()
@@ -352,9 +383,12 @@ pub async fn simulate(
         let start = tokio::time::Instant::now();
         let mut t = 0u64;
         let mut silence: Vec<i16> = Vec::new();
-        while t < end_ms {
+        while t < end_ms && !shutdown.is_requested() {
             if !args.fast {
-                tokio::time::sleep_until(start + Duration::from_millis(t)).await;
+                tokio::select! {
+                    () = tokio::time::sleep_until(start + Duration::from_millis(t)) => {}
+                    () = shutdown.requested() => break,
+                }
             } else if t % 1_000 == 0 {
                 tokio::task::yield_now().await;
             }
@@ -387,14 +421,18 @@ pub async fn simulate(
             }
             t += FRAME_MS;
         }
-        router.flush(Instant::now());
+        // After a shutdown request no new turn starts: speech in progress is dropped.
+        if !shutdown.is_requested() {
+            router.flush(Instant::now());
+        }
         drop(router);
     };
 
+    let turns = std::cell::Cell::new(0usize);
+    let failed = std::cell::Cell::new(0usize);
     let printer = async {
-        let mut turns = 0usize;
-        let mut failed = 0usize;
-        while let Some(report) = session.reports.recv().await {
+        while let Some(report) = reports.recv().await {
+            ops.observe_turn(&report);
             if !report.is_turn() {
                 eprintln!(
                     "(no speech recognised from {}: {} ms of audio ignored)",
@@ -402,19 +440,41 @@ pub async fn simulate(
                 );
                 continue;
             }
-            turns += 1;
+            turns.set(turns.get() + 1);
             if matches!(report.outcome, TurnOutcome::Failed(_)) {
-                failed += 1;
+                failed.set(failed.get() + 1);
             }
-            print_turn(turns, &report, args.json);
+            print_turn(turns.get(), &report, args.json);
         }
-        (turns, failed)
     };
-    let ((), (turns, failed)) = tokio::join!(feeder, printer);
-    session.join().await;
-    if let Some(end) = playback.ends_at() {
-        tokio::time::sleep_until(end.into()).await;
+    let work = async {
+        tokio::join!(feeder, printer);
+    };
+    tokio::pin!(work);
+    let finished = tokio::select! {
+        () = &mut work => true,
+        () = shutdown.requested() => false,
+    };
+    if !finished {
+        drain_session(&mut work, &session, &playback, &ops, &shutdown).await;
     }
+    if tokio::time::timeout(shutdown.remaining(), session.join())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the voice session did not end by the shutdown deadline");
+    }
+    if shutdown.is_requested() {
+        // Leave the channel: nothing more is played.
+        playback.stop();
+    } else if let Some(end) = playback.ends_at() {
+        tokio::select! {
+            () = tokio::time::sleep_until(end.into()) => {}
+            () = shutdown.requested() => playback.stop(),
+        }
+    }
+    drop(connection);
+    let (turns, failed) = (turns.get(), failed.get());
     let written = recorder.write(&args.output)?;
     if !args.json {
         println!(
@@ -424,11 +484,90 @@ pub async fn simulate(
             args.output.display()
         );
     }
+    if args.serve && !shutdown.is_requested() {
+        if let Some(server) = &server {
+            eprintln!(
+                "serving http://{} until SIGTERM/SIGINT",
+                server.local_addr()
+            );
+        }
+        shutdown.requested().await;
+    }
+    finish_shutdown(&ops, server, &shutdown).await;
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Starts the ops server when `ops.enabled`, and says where on stderr (tests read the line).
+async fn start_ops_server(
+    loaded: &LoadedConfig,
+    ops: &Arc<OpsState>,
+) -> anyhow::Result<Option<OpsServer>> {
+    if !loaded.config.ops.enabled {
+        return Ok(None);
+    }
+    let server = OpsServer::start(&loaded.config.ops.bind, ops.clone()).await?;
+    let addr = server.local_addr();
+    // Printed whatever the log level, so scripts and tests can find a port-0 address.
+    match loaded.config.logging.format {
+        config::LogFormat::Pretty => eprintln!("ops server listening on http://{addr}"),
+        config::LogFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({
+                "timestamp": crate::ops::health::rfc3339(std::time::SystemTime::now()),
+                "level": "INFO",
+                "message": "ops server listening",
+                "ops_addr": addr.to_string(),
+            })
+        ),
+    }
+    Ok(Some(server))
+}
+
+/// After a shutdown request: lets the turns in flight finish within the drain budget, then
+/// cancels what is left (reported `Cancelled`) and stops playback.
+async fn drain_session(
+    work: &mut (impl std::future::Future<Output = ()> + Unpin),
+    session: &VoiceSession,
+    playback: &Playback,
+    ops: &OpsState,
+    shutdown: &Shutdown,
+) {
+    ops.start_draining();
+    if tokio::time::timeout(shutdown.drain_budget(), &mut *work)
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tracing::warn!("shutdown deadline near: cancelling the turn in progress");
+    session.shutdown();
+    playback.stop();
+    if tokio::time::timeout(shutdown.reserve() / 2, work)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a turn did not end when cancelled (a provider call is stuck); leaving it");
+    }
+}
+
+/// The end of every serving command: not ready any more, the ops server closed, error
+/// reports flushed, all within what is left of the shutdown deadline.
+async fn finish_shutdown(ops: &OpsState, server: Option<OpsServer>, shutdown: &Shutdown) {
+    ops.start_draining();
+    if let Some(server) = server {
+        server
+            .stop(shutdown.remaining().min(Duration::from_secs(1)))
+            .await;
+    }
+    telemetry::shutdown(
+        shutdown
+            .remaining()
+            .min(telemetry::sentry::SHUTDOWN_TIMEOUT),
+    );
 }
 
 fn print_turn(n: usize, report: &TurnReport, json: bool) {
@@ -487,14 +626,54 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
     }
 }
 
-/// `run`.
+/// `run`. With `discord.enabled = false` it runs headless: providers built, the ops endpoints
+/// served (`/ready` turns 200 once the providers are up) until SIGTERM/SIGINT.
 pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let loaded = load_config(cli)?;
     telemetry::init(&loaded);
-    bail!(
-        "`run` is not yet available: the Discord transport is not built yet. \
-         Use `openclaw-voice simulate --env offline --input question.wav` to try the pipeline"
-    )
+    let discord = &loaded.config.discord;
+    if discord.enabled {
+        let token_set = std::env::var(&discord.token_env)
+            .map(|v| !v.trim().is_empty())
+            .unwrap_or(false);
+        if !token_set {
+            bail!(
+                "environment variable {var} is not set (or empty), and `run` needs it to \
+                 connect to Discord (named by `discord.token_env`): set {var} to the bot token, \
+                 or run headless with `discord.enabled = false` \
+                 (OPENCLAW__DISCORD__ENABLED=false; `--env offline` does)",
+                var = discord.token_env
+            );
+        }
+        bail!(
+            "the Discord transport is not available in this build yet; run headless with \
+             `discord.enabled = false` (OPENCLAW__DISCORD__ENABLED=false), or try the pipeline \
+             with `openclaw-voice simulate --env offline --input question.wav`"
+        );
+    }
+    let ops = OpsState::new(&loaded)?;
+    ops.set_gateway(GatewayStatus::Disabled);
+    let shutdown = Shutdown::install(Duration::from_millis(
+        loaded.config.ops.shutdown_deadline_ms,
+    ))?;
+    let server = start_ops_server(&loaded, &ops).await?;
+    let deps = tokio::select! {
+        deps = build_session_deps(&loaded, &ops) => Some(deps?),
+        () = shutdown.requested() => None,
+    };
+    if deps.is_some() {
+        if server.is_none() {
+            tracing::warn!("headless with `ops.enabled = false`: nothing to serve");
+        }
+        tracing::info!(
+            "running headless (discord.enabled = false): serving the ops endpoints until \
+             SIGTERM/SIGINT"
+        );
+        shutdown.requested().await;
+    }
+    finish_shutdown(&ops, server, &shutdown).await;
+    drop(deps);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Commands a later release fills in.
