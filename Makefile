@@ -14,7 +14,7 @@ RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p opencl
 QUESTION ?=
 OUT ?= out
 
-.PHONY: help deps model build demo test lint fmt clippy ci bench clean
+.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -51,7 +51,16 @@ lint: ## Formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-ci: lint test ## What .ci/run runs
+monitoring-check: ## Check the alert rules and lint a real /metrics scrape with promtool
+	@command -v promtool >/dev/null || { \
+	  echo "installing: prometheus (for promtool)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
+	promtool check rules deploy/prometheus/alerts.yml
+	$(CARGO) build -p openclaw-voice -p openclaw-test-plugin-fault
+	OPENCLAW_TEST_REQUIRE_PROMTOOL=1 $(CARGO) test -p openclaw-voice-tests --test ops -- metrics_after_a_simulated_turn monitoring_assets
+
+ci: lint test monitoring-check ## What .ci/run runs
 
 bench: build model ## Run the benchmarks (see docs/BENCHMARKS.md)
 	$(CARGO) bench --workspace
