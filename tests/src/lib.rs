@@ -12,12 +12,19 @@
 //! - [`ConfigDir`]: a temporary configuration directory.
 //! - [`openclaw_voice`]: runs the binary with a clean environment and captures its output.
 //! - [`fake_cloud`]: local fake servers for the cloud speech APIs (OpenAI, ElevenLabs).
+//! - [`Running`]: the binary started in the background (a server), its output collected as it
+//!   comes, signals sent with `kill`.
+//! - [`http_get`]: a minimal HTTP/1.1 client for the ops endpoints (loopback only).
 
 pub mod fake_cloud;
 
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Library name of the `fault` test plugin (`tests/plugins/fault`).
 pub const FAULT: &str = "openclaw_test_plugin_fault";
@@ -250,21 +257,278 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut command = Command::new(binary());
-    command.args(args);
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if name.starts_with("OPENCLAW") || name == "LOG_LEVEL" {
-            command.env_remove(&key);
-        }
-    }
-    command.envs(env.iter().copied());
-    let output = command.output().expect("run the openclaw-voice binary");
+    let output = command(args, env)
+        .output()
+        .expect("run the openclaw-voice binary");
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// The binary with `args`, in a clean environment (see [`openclaw_voice`]) plus `env`.
+fn command<I, S>(args: I, env: &[(&str, &str)]) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(binary());
+    command.args(args);
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("OPENCLAW")
+            || name == "LOG_LEVEL"
+            || name.starts_with("SENTRY_")
+            || name.eq_ignore_ascii_case("http_proxy")
+            || name.eq_ignore_ascii_case("https_proxy")
+        {
+            command.env_remove(&key);
+        }
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+/// The binary running in the background, its stdout and stderr collected as they come.
+/// Killed when dropped if it is still running.
+pub struct Running {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn collect(
+    stream: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            into.lock().expect("output buffer").push_str(&line);
+            line.clear();
+        }
+    })
+}
+
+impl Running {
+    /// Starts the binary with `args` and the extra environment `env` (clean otherwise).
+    pub fn spawn<I, S>(args: I, env: &[(&str, &str)]) -> Running
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = command(args, env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the openclaw-voice binary");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
+        ];
+        Running {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().expect("output buffer").clone()
+    }
+
+    /// stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("output buffer").clone()
+    }
+
+    /// Waits until stderr contains `needle`; false when `timeout` passes or the process
+    /// exits first.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                // Let the readers drain what it wrote last.
+                std::thread::sleep(Duration::from_millis(50));
+                return self.stderr().contains(needle);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The ops server's address, from the line the binary prints when it starts listening.
+    ///
+    /// # Panics
+    ///
+    /// When no such line comes within `timeout`, with the output so far.
+    pub fn ops_addr(&mut self, timeout: Duration) -> SocketAddr {
+        const PLAIN: &str = "ops server listening on http://";
+        const JSON: &str = "\"ops_addr\":\"";
+        let end = Instant::now() + timeout;
+        loop {
+            let stderr = self.stderr();
+            for line in stderr.lines() {
+                let rest = line
+                    .split_once(PLAIN)
+                    .or_else(|| line.split_once(JSON))
+                    .map(|(_, rest)| rest);
+                if let Some(addr) = rest
+                    .and_then(|r| r.split(|c: char| c.is_whitespace() || c == '"').next())
+                    .and_then(|a| a.parse().ok())
+                {
+                    return addr;
+                }
+            }
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            assert!(
+                Instant::now() < end && !exited,
+                "no ops server address on stderr (exited: {exited})\n--- stdout ---\n{}--- stderr ---\n{}",
+                self.stdout(),
+                stderr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// Waits for the exit at most `timeout`; `None` if it is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Option<i32>> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code());
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the exit (killing it after `timeout`) and returns what it did.
+    pub fn finish(mut self, timeout: Duration) -> Run {
+        let code = match self.wait_timeout(timeout) {
+            Some(code) => code,
+            None => {
+                let _ = self.child.kill();
+                self.child.wait().ok().and_then(|s| s.code())
+            }
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        Run {
+            code,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// The header block, as received.
+    pub headers: String,
+    /// The body (chunked encoding undone).
+    pub body: String,
+}
+
+/// `GET path` from `addr`, with `Authorization: Bearer <token>` when given. Loopback only;
+/// every read and write is bounded by a 10 s timeout.
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let bad = |what: &str| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: {text}"))
+    };
+    let (headers, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
+    let status = headers
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let body = if headers
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok(HttpResponse {
+        status,
+        headers: headers.to_string(),
+        body,
+    })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 #[cfg(test)]

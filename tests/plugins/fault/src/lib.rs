@@ -15,6 +15,7 @@
 //! message = "..."          # for `error`: the message
 //! api_key_env = "VAR"      # a secret the provider needs; setup fails when it is not set
 //! chunks = 2               # for text-to-speech in `ok`: chunks per synthesis
+//! setup_delay_ms = 0       # building the provider takes this long (a slow model load)
 //! ```
 //!
 //! In `ok` mode, `transcribe` does a small computation over every sample (their count and sum)
@@ -96,6 +97,7 @@ struct Settings {
     message: String,
     api_key_env: Option<String>,
     chunks: u32,
+    setup_delay_ms: u64,
 }
 
 impl Default for Settings {
@@ -110,6 +112,7 @@ impl Default for Settings {
             message: "the fault plugin was told to fail".into(),
             api_key_env: None,
             chunks: 2,
+            setup_delay_ms: 0,
         }
     }
 }
@@ -150,6 +153,7 @@ impl Fault {
         if settings.mode == Mode::PanicInConstructor {
             panic!("fault plugin: panic in the {role} constructor, as configured");
         }
+        std::thread::sleep(Duration::from_millis(settings.setup_delay_ms));
         Ok(Fault {
             settings,
             calls: AtomicU64::new(0),
