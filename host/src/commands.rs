@@ -389,7 +389,7 @@ pub async fn simulate(
                     () = tokio::time::sleep_until(start + Duration::from_millis(t)) => {}
                     () = shutdown.requested() => break,
                 }
-            } else if t % 1_000 == 0 {
+            } else if t.is_multiple_of(1_000) {
                 tokio::task::yield_now().await;
             }
             let now = Instant::now();
@@ -483,6 +483,9 @@ pub async fn simulate(
             written.as_secs_f64(),
             args.output.display()
         );
+        if let Some(kb) = peak_rss_kb() {
+            println!("peak memory (RSS): {:.1} MB", kb as f64 / 1024.0);
+        }
     }
     if args.serve && !shutdown.is_requested() {
         if let Some(server) = &server {
@@ -568,6 +571,13 @@ async fn finish_shutdown(ops: &OpsState, server: Option<OpsServer>, shutdown: &S
             .remaining()
             .min(telemetry::sentry::SHUTDOWN_TIMEOUT),
     );
+}
+
+/// The process's peak resident set size (Linux `VmHWM`), in KiB.
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn print_turn(n: usize, report: &TurnReport, json: bool) {

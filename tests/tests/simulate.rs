@@ -72,7 +72,7 @@ impl Offline {
         Offline {
             _plugins: plugins,
             config,
-            work: tempfile::tempdir().unwrap(),
+            work: tempfile::tempdir().expect("a temporary directory"),
         }
     }
 
@@ -107,9 +107,12 @@ fn text(turn: &serde_json::Value, key: &str) -> String {
 
 /// (duration in seconds, RMS 0..1) of a mono 16-bit WAV.
 fn wav_stats(path: &Path) -> (f64, f64) {
-    let mut reader = hound::WavReader::open(path).unwrap();
+    let mut reader = hound::WavReader::open(path).expect("a readable WAV");
     let rate = reader.spec().sample_rate;
-    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+    let samples: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("16-bit samples"))
+        .collect();
     let energy: f64 = samples
         .iter()
         .map(|&s| (f64::from(s) / 32768.0).powi(2))
