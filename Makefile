@@ -136,3 +136,7 @@ CARGO_DENY_VERSION ?= 0.20.2
 deny: ## Dependency policy (deny.toml): licenses, bans, sources; advisories run in GitHub Actions
 	@command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked --version $(CARGO_DENY_VERSION)
 	cargo deny --all-features check licenses bans sources
+
+# Tests that need the Whisper model read OPENCLAW_TEST_MODEL; point it at the copy `make model`
+# puts in models/, so `make test` and `make coverage` work without a ../shared checkout layout.
+export OPENCLAW_TEST_MODEL ?= $(CURDIR)/models/ggml-$(MODEL).bin
