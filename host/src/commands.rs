@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::agent::Agent;
-use crate::cli::{Cli, Command, SimulateArgs};
+use crate::cli::{Cli, SimulateArgs};
 use crate::config::{self, LoadedConfig};
 use crate::ops::{Components, GatewayStatus, OpsServer, OpsState, Shutdown};
 use crate::pipeline::{Playback, SessionDeps, Speaker, TurnOutcome, TurnReport, VoiceSession};
 use crate::plugins::{PluginSet, Providers};
 use crate::telemetry;
+use crate::voice::discord;
 use crate::voice::local::{read_wav, WavRecorder};
 
 /// Loads the configuration for the CLI's environment, with errors as one report.
@@ -686,14 +687,70 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Commands a later release fills in.
-pub fn not_yet_available(command: &Command) -> anyhow::Result<ExitCode> {
-    let name = match command {
-        Command::RegisterCommands { .. } => "register-commands",
-        Command::InviteUrl => "invite-url",
-        _ => "this command",
+/// `invite-url`: prints the URL that adds the bot to a server, with the permissions it uses.
+/// The application id comes from `discord.application_id`, or from Discord with the token.
+pub async fn invite_url(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(cli)?;
+    telemetry::init(&loaded);
+    let config = &loaded.config.discord;
+    let application_id = match config.application_id {
+        Some(id) => id,
+        None => match discord::BotToken::from_env(config) {
+            Ok(token) => discord::Api::new(config, &token).application_id().await?,
+            Err(_) => bail!(
+                "`invite-url` needs the bot's application id: set `discord.application_id` \
+                 (OPENCLAW__DISCORD__APPLICATION_ID) to the Application ID on the Developer \
+                 Portal's General Information page, or set {} to the bot token to look it up",
+                config.token_env
+            ),
+        },
     };
-    bail!("`{name}` is not yet available: it comes with the Discord transport")
+    println!("{}", discord::invite_url(application_id));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `register-commands [--guild ID]`: registers `/voice` globally or in one guild and prints
+/// what Discord registered.
+pub async fn register_commands(cli: &Cli, guild: Option<u64>) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(cli)?;
+    telemetry::init(&loaded);
+    let config = &loaded.config.discord;
+    let token = discord::BotToken::from_env(config)?;
+    let api = discord::Api::new(config, &token);
+    let registered = api.register_commands(guild).await?;
+    let application_id = api.application_id().await?;
+    match guild {
+        None => println!(
+            "registered {} command(s) globally for application {application_id} \
+             (new global commands can take up to an hour to appear in every server):",
+            registered.len()
+        ),
+        Some(g) => println!(
+            "registered {} command(s) in guild {g} for application {application_id} \
+             (available there at once):",
+            registered.len()
+        ),
+    }
+    for command in &registered {
+        let subcommands: Vec<_> = command
+            .options
+            .iter()
+            .filter(|o| o.kind == serenity::all::CommandOptionType::SubCommand)
+            .collect();
+        if subcommands.is_empty() {
+            println!(
+                "  /{} (id {}): {}",
+                command.name, command.id, command.description
+            );
+        }
+        for option in subcommands {
+            println!(
+                "  /{} {} (id {}): {}",
+                command.name, option.name, command.id, option.description
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -36,8 +36,9 @@ fn main() -> ExitCode {
                     commands::simulate(&cli, args, inputs).await
                 }
                 Command::Run => commands::run(&cli).await,
-                Command::RegisterCommands { .. } | Command::InviteUrl => {
-                    commands::not_yet_available(&cli.command)
+                Command::InviteUrl => commands::invite_url(&cli).await,
+                Command::RegisterCommands { guild } => {
+                    commands::register_commands(&cli, *guild).await
                 }
             }
         })

@@ -12,11 +12,14 @@
 //! - [`ConfigDir`]: a temporary configuration directory.
 //! - [`openclaw_voice`]: runs the binary with a clean environment and captures its output.
 //! - [`fake_cloud`]: local fake servers for the cloud speech APIs (OpenAI, ElevenLabs).
+//! - [`fake_discord`]: a local fake Discord (REST, gateway, voice gateway over TLS, RTP over
+//!   UDP) that the real bot connects to.
 //! - [`Running`]: the binary started in the background (a server), its output collected as it
 //!   comes, signals sent with `kill`.
 //! - [`http_get`]: a minimal HTTP/1.1 client for the ops endpoints (loopback only).
 
 pub mod fake_cloud;
+pub mod fake_discord;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-use super::schema::{AgentKind, Config};
+use super::schema::{AgentKind, Config, DiscordConfig};
+use crate::voice::discord::ShardRange;
 
 /// Prefix of configuration environment variables: `OPENCLAW__SECTION__KEY=value`.
 pub const ENV_PREFIX: &str = "OPENCLAW__";
@@ -515,6 +516,7 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     if config.ops.shutdown_deadline_ms < 100 {
         errors.push(invalid("ops.shutdown_deadline_ms", "must be at least 100"));
     }
+    validate_discord(&config.discord, errors);
     if config.ops.enabled && config.ops.bind.parse::<SocketAddr>().is_err() {
         errors.push(invalid(
             "ops.bind",
@@ -523,6 +525,62 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 config.ops.bind
             ),
         ));
+    }
+}
+
+/// `[discord]`: ids, the shard range, time limits, the API address.
+fn validate_discord(d: &DiscordConfig, errors: &mut Vec<ConfigError>) {
+    if d.token_env.trim().is_empty() {
+        errors.push(invalid(
+            "discord.token_env",
+            "must name an environment variable",
+        ));
+    }
+    if d.application_id == Some(0) {
+        errors.push(invalid(
+            "discord.application_id",
+            "must be the application's id (a positive number)",
+        ));
+    }
+    if let Some(shards) = &d.shards {
+        if let Err(e) = ShardRange::parse(shards) {
+            errors.push(invalid("discord.shards", e.to_string()));
+        }
+    }
+    if d.allowed_roles.iter().any(|r| r.trim().is_empty()) {
+        errors.push(invalid(
+            "discord.allowed_roles",
+            "holds an empty entry (give role ids or names)",
+        ));
+    }
+    if d.auto_leave_after_ms != 0 && !(1_000..=86_400_000).contains(&d.auto_leave_after_ms) {
+        errors.push(invalid(
+            "discord.auto_leave_after_ms",
+            "must be 0 (never) or between 1000 and 86400000",
+        ));
+    }
+    if d.transcript_channel == Some(0) {
+        errors.push(invalid(
+            "discord.transcript_channel",
+            "must be a channel id (a positive number)",
+        ));
+    }
+    if d.voice_reconnect_attempts > 20 {
+        errors.push(invalid(
+            "discord.voice_reconnect_attempts",
+            "must be at most 20",
+        ));
+    }
+    if let Some(url) = &d.api_base_url {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        if rest.is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains(['?', '#'])) {
+            errors.push(invalid(
+                "discord.api_base_url",
+                format!("`{url}` is not a base URL like https://discord.com"),
+            ));
+        }
     }
 }
 
@@ -725,6 +783,45 @@ mod tests {
         let dir = dir_with(&[("offline.toml", "[providers.cloud.circuit]\nfailure = 5\n")]);
         let e = errs(load(dir.path(), "offline", vec![]));
         assert!(e[0].contains("providers.cloud.circuit.failure"), "{}", e[0]);
+    }
+
+    #[test]
+    fn discord_settings_are_checked_with_their_keys() {
+        let dir = dir_with(&[
+            ("default.toml", ""),
+            (
+                "test.toml",
+                "[discord]\napplication_id = 0\nshards = \"4-2/8\"\nallowed_roles = [\"\"]\n\
+                 auto_leave_after_ms = 5\ntranscript_channel = 0\n\
+                 voice_reconnect_attempts = 50\napi_base_url = \"discord.com\"\n",
+            ),
+        ]);
+        let errors = errs(load(dir.path(), "test", Vec::<(String, String)>::new()));
+        for key in [
+            "discord.application_id",
+            "discord.shards",
+            "discord.allowed_roles",
+            "discord.auto_leave_after_ms",
+            "discord.transcript_channel",
+            "discord.voice_reconnect_attempts",
+            "discord.api_base_url",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.contains(&format!("`{key}`"))),
+                "{key} not reported: {errors:?}"
+            );
+        }
+        let good = dir_with(&[
+            ("default.toml", ""),
+            (
+                "test.toml",
+                "[discord]\napplication_id = 1234\nshards = \"0-3/16\"\n\
+                 allowed_roles = [\"DJ\", \"987\"]\nauto_leave_after_ms = 0\n\
+                 api_base_url = \"http://127.0.0.1:9\"\n",
+            ),
+        ]);
+        let loaded = load(good.path(), "test", Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(loaded.config.discord.shards.as_deref(), Some("0-3/16"));
     }
 
     #[test]

@@ -294,6 +294,29 @@ pub struct DiscordConfig {
     pub enabled: bool,
     /// Environment variable holding the bot token. Default: `DISCORD_BOT_TOKEN`.
     pub token_env: String,
+    /// The bot's application (client) id, from the Developer Portal. `invite-url` and
+    /// `register-commands` use it; unset, they look it up with the token. Default: none.
+    pub application_id: Option<u64>,
+    /// The shards this process runs, `first-last/total` (`"0-3/16"`) or `id/total`
+    /// (`"2/16"`). Default: none, meaning every shard, as many as Discord recommends.
+    pub shards: Option<String>,
+    /// Roles allowed to use `/voice join` and `/voice leave`, by id or by name (names match
+    /// case-insensitively). Empty means everyone. `/voice status` is open to all.
+    /// Default: empty.
+    pub allowed_roles: Vec<String>,
+    /// How long the bot stays in a voice channel with no one but bots in it before leaving, in
+    /// ms; 0 never leaves. Default: 60000.
+    pub auto_leave_after_ms: u64,
+    /// A text channel id where each turn's transcript and reply are posted. Default: none.
+    pub transcript_channel: Option<u64>,
+    /// How many times a dropped voice connection is rejoined (with backoff) before the
+    /// session is given up and reported. Default: 3.
+    pub voice_reconnect_attempts: u32,
+    /// Base URL of Discord's HTTP API, `http(s)://host[:port]`; the gateway address is asked
+    /// from it. For tests against a local fake Discord, or an HTTP proxy that handles rate
+    /// limits (serenity's own rate limiter is off when this is set). Default: none
+    /// (`https://discord.com`).
+    pub api_base_url: Option<String>,
 }
 
 impl Default for DiscordConfig {
@@ -301,6 +324,13 @@ impl Default for DiscordConfig {
         DiscordConfig {
             enabled: true,
             token_env: "DISCORD_BOT_TOKEN".into(),
+            application_id: None,
+            shards: None,
+            allowed_roles: Vec::new(),
+            auto_leave_after_ms: 60_000,
+            transcript_channel: None,
+            voice_reconnect_attempts: 3,
+            api_base_url: None,
         }
     }
 }

@@ -1,0 +1,406 @@
+//! The fake voice server: the voice gateway (v8 JSON over `wss://`) and the UDP media socket.
+//!
+//! Gateway: Identify (server, session and token checked against the VOICE_SERVER_UPDATE the
+//! fake sent) → Hello + Ready (SSRC, 127.0.0.1, the UDP port, the modes) + ClientsConnect;
+//! SelectProtocol → SessionDescription with a fresh key and `dave_protocol_version: 0`;
+//! heartbeat → ACK with the nonce; Resume → Hello + Resumed. UDP: IP discovery answers; the
+//! bot's RTP decrypted and its Opus decoded; simulated users' speech sent as RTP.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::audio::OpusStream;
+use super::rtp::{self, RtpCipher};
+use super::{SayOptions, Shared, VoiceConn};
+
+/// What a voice gateway connection sends.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A payload.
+    Json(Value),
+    /// Close with this code.
+    Close(u16),
+}
+
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+static SSRCS: AtomicU32 = AtomicU32::new(1);
+
+pub(crate) async fn serve(listener: TcpListener, tls: TlsAcceptor, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(connection(stream, tls.clone(), shared.clone()));
+    }
+}
+
+fn op(op: u64, d: Value) -> Value {
+    json!({"op": op, "d": d})
+}
+
+fn id_of(v: &Value) -> Option<u64> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64())
+}
+
+async fn connection(stream: TcpStream, tls: TlsAcceptor, shared: Arc<Shared>) {
+    let Ok(tls_stream) = tls.accept(stream).await else {
+        return;
+    };
+    let Ok(ws) = tokio_tungstenite::accept_async(tls_stream).await else {
+        return;
+    };
+    let (mut sink, mut source) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+    let mut guild: Option<u64> = None;
+    loop {
+        tokio::select! {
+            incoming = source.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(t))) => t.to_string(),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(payload) = serde_json::from_str::<Value>(&text) else {
+                    let _ = tx.send(Outgoing::Close(4002));
+                    continue;
+                };
+                handle(&shared, generation, &tx, &mut guild, &payload);
+            }
+            out = rx.recv() => {
+                let Some(out) = out else { break };
+                match out {
+                    Outgoing::Json(v) => {
+                        if sink.send(Message::text(v.to_string())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Outgoing::Close(code) => {
+                        let frame = CloseFrame { code: CloseCode::from(code), reason: "fake".into() };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        let _ = sink.close().await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(g) = guild {
+        let mut w = shared.lock();
+        if let Some(conn) = w.voice.get_mut(&g).and_then(|s| s.conn.as_mut()) {
+            if conn.generation == generation {
+                conn.connected = false;
+            }
+        }
+        drop(w);
+        shared.notify();
+    }
+}
+
+fn handle(
+    shared: &Shared,
+    generation: u64,
+    tx: &mpsc::UnboundedSender<Outgoing>,
+    guild: &mut Option<u64>,
+    p: &Value,
+) {
+    let d = &p["d"];
+    match p["op"].as_u64() {
+        // Identify.
+        Some(0) => {
+            let mut w = shared.lock();
+            let server = id_of(&d["server_id"]).unwrap_or(0);
+            let user = id_of(&d["user_id"]).unwrap_or(0);
+            let bot_id = w.bot.id;
+            let udp_port = w.udp_port;
+            let Some(slot) = w.voice.get_mut(&server) else {
+                let _ = tx.send(Outgoing::Close(4004));
+                return;
+            };
+            if d["session_id"].as_str() != Some(slot.session_id.as_str())
+                || d["token"].as_str() != Some(slot.token.as_str())
+                || user != bot_id
+            {
+                let _ = tx.send(Outgoing::Close(4004));
+                return;
+            }
+            let ssrc = SSRCS.fetch_add(1, Ordering::Relaxed);
+            let mut key = [0u8; 32];
+            key.iter_mut().for_each(|b| *b = fastrand::u8(..));
+            if let Some(old) = slot.conn.take() {
+                let _ = old.tx.send(Outgoing::Close(4006));
+            }
+            slot.conn = Some(VoiceConn {
+                generation,
+                tx: tx.clone(),
+                ssrc,
+                key,
+                cipher: Arc::new(RtpCipher::new(&key)),
+                bot_udp: None,
+                described: false,
+                connected: true,
+                counter: Arc::new(AtomicU32::new(fastrand::u32(..))),
+                decoder: OpusStream::new(),
+            });
+            let channel = slot.channel;
+            *guild = Some(server);
+            w.ssrc_guild.insert(ssrc, server);
+            *w.voice_identifies.entry(server).or_default() += 1;
+            let users: Vec<String> = w
+                .guilds
+                .get(&server)
+                .map(|g| {
+                    g.voice_states
+                        .iter()
+                        .filter(|(u, (c, _))| Some(*c) == channel && **u != bot_id)
+                        .map(|(u, _)| u.to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _ = tx.send(Outgoing::Json(op(
+                8,
+                json!({"heartbeat_interval": 13_750.0}),
+            )));
+            let _ = tx.send(Outgoing::Json(op(
+                2,
+                json!({
+                    "ssrc": ssrc,
+                    "ip": "127.0.0.1",
+                    "port": udp_port,
+                    "modes": [rtp::MODE, "aead_xchacha20_poly1305_rtpsize"],
+                    "heartbeat_interval": 13_750,
+                }),
+            )));
+            if !users.is_empty() {
+                let _ = tx.send(Outgoing::Json(op(11, json!({"user_ids": users}))));
+            }
+            drop(w);
+            shared.notify();
+        }
+        // Select protocol.
+        Some(1) => {
+            let mut w = shared.lock();
+            let Some(g) = *guild else { return };
+            let Some(conn) = w.voice.get_mut(&g).and_then(|s| s.conn.as_mut()) else {
+                return;
+            };
+            let data = &d["data"];
+            let mode = data["mode"].as_str().unwrap_or_default();
+            if mode != rtp::MODE {
+                // Unknown encryption mode (the fake only implements AES-GCM).
+                let _ = tx.send(Outgoing::Close(4016));
+                return;
+            }
+            let address = data["address"]
+                .as_str()
+                .and_then(|a| a.parse::<IpAddr>().ok());
+            let port = data["port"].as_u64().and_then(|p| u16::try_from(p).ok());
+            if let (Some(address), Some(port)) = (address, port) {
+                conn.bot_udp = Some(SocketAddr::new(address, port));
+            }
+            conn.described = true;
+            let _ = tx.send(Outgoing::Json(op(
+                4,
+                json!({
+                    "mode": rtp::MODE,
+                    "secret_key": conn.key.to_vec(),
+                    "dave_protocol_version": 0,
+                    "audio_codec": "opus",
+                    "video_codec": null,
+                    "media_session_id": super::random_hex(8),
+                }),
+            )));
+            drop(w);
+            shared.notify();
+        }
+        // Heartbeat: ACK with the nonce.
+        Some(3) => {
+            let _ = tx.send(Outgoing::Json(op(6, d.clone())));
+        }
+        // The bot's Speaking.
+        Some(5) => {
+            if let Some(g) = *guild {
+                shared
+                    .lock()
+                    .bot_speaking
+                    .entry(g)
+                    .or_default()
+                    .push(d.clone());
+            }
+        }
+        // Resume.
+        Some(7) => {
+            let mut w = shared.lock();
+            let server = id_of(&d["server_id"]).unwrap_or(0);
+            let ok = w.voice.get(&server).is_some_and(|s| {
+                d["session_id"].as_str() == Some(s.session_id.as_str())
+                    && d["token"].as_str() == Some(s.token.as_str())
+                    && s.conn.is_some()
+            });
+            if !ok {
+                // Session no longer valid.
+                let _ = tx.send(Outgoing::Close(4006));
+                return;
+            }
+            let conn = w
+                .voice
+                .get_mut(&server)
+                .and_then(|s| s.conn.as_mut())
+                .expect("checked above");
+            conn.generation = generation;
+            conn.tx = tx.clone();
+            conn.connected = true;
+            *guild = Some(server);
+            *w.voice_resumes.entry(server).or_default() += 1;
+            let _ = tx.send(Outgoing::Json(op(
+                8,
+                json!({"heartbeat_interval": 13_750.0}),
+            )));
+            let _ = tx.send(Outgoing::Json(op(9, Value::Null)));
+            drop(w);
+            shared.notify();
+        }
+        _ => {}
+    }
+}
+
+/// Receives the bot's UDP: IP discovery requests and RTP.
+pub(crate) async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let packet = &buf[..n];
+        if let Some(ssrc) = rtp::discovery_request(packet) {
+            let reply = rtp::discovery_response(ssrc, &from.ip().to_string(), from.port());
+            let _ = socket.send_to(&reply, from).await;
+            continue;
+        }
+        if n < 12 || packet[0] >> 6 != 2 || packet[1] & 0x7F != rtp::OPUS_PAYLOAD_TYPE {
+            // Keepalives and RTCP.
+            continue;
+        }
+        let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+        let mut w = shared.lock();
+        let Some(&guild) = w.ssrc_guild.get(&ssrc) else {
+            continue;
+        };
+        let decode = w.decode_bot_audio;
+        let Some(conn) = w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) else {
+            continue;
+        };
+        let opened = conn.cipher.open(packet);
+        let mut decoded_ok = opened.is_some();
+        let before = conn.decoder.pcm().len();
+        if let (Some(o), true) = (&opened, decode) {
+            decoded_ok = conn.decoder.push(&o.payload);
+        }
+        let new_pcm = conn.decoder.pcm()[before..].to_vec();
+        let audio = w.bot_audio.entry(guild).or_default();
+        audio.packets += 1;
+        if !decoded_ok {
+            audio.bad_packets += 1;
+        }
+        audio.pcm.extend_from_slice(&new_pcm);
+        let now = Instant::now();
+        audio.first.get_or_insert(now);
+        audio.last = Some(now);
+        drop(w);
+        shared.notify();
+    }
+}
+
+/// One simulated user's utterance: RTP every 20 ms from the user's SSRC to the bot.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn speak(
+    shared: Arc<Shared>,
+    socket: Arc<UdpSocket>,
+    guild: u64,
+    user: u64,
+    ssrc: u32,
+    frames: Arc<Vec<Vec<u8>>>,
+    options: SayOptions,
+    repeat: usize,
+) {
+    let speaking = json!({"op": 5, "d": {
+        "user_id": user.to_string(), "ssrc": ssrc, "speaking": 1, "delay": 0,
+    }});
+    let send_speaking = |shared: &Shared| {
+        let w = shared.lock();
+        if let Some(conn) = w.voice.get(&guild).and_then(|s| s.conn.as_ref()) {
+            let _ = conn.tx.send(Outgoing::Json(speaking.clone()));
+        }
+    };
+    if !options.no_speaking && options.speaking_after_packets.is_none() {
+        send_speaking(&shared);
+        // Discord sends Speaking ahead of the audio.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One RTP stream per user, as a real client keeps it: the sequence goes on from the last
+    // utterance and the timestamp advances with the time that passed.
+    let (mut sequence, mut timestamp) = {
+        let w = shared.lock();
+        match w.user_streams.get(&(guild, user)) {
+            Some(&(seq, ts, ended)) => {
+                let gap = u32::try_from(ended.elapsed().as_millis() * 48).unwrap_or(u32::MAX);
+                (seq, ts.wrapping_add(gap))
+            }
+            None => (fastrand::u16(..), fastrand::u32(..)),
+        }
+    };
+    let start = tokio::time::Instant::now();
+    let silence: Vec<Vec<u8>> = vec![rtp::OPUS_SILENCE.to_vec(); 5];
+    let total = frames.len() * repeat;
+    let all = (0..repeat)
+        .flat_map(|_| frames.iter())
+        .chain(silence.iter())
+        .enumerate();
+    for (i, frame) in all {
+        tokio::time::sleep_until(start + Duration::from_millis(20 * i as u64)).await;
+        if options.speaking_after_packets == Some(i) && !options.no_speaking {
+            send_speaking(&shared);
+        }
+        let target = {
+            let w = shared.lock();
+            w.voice
+                .get(&guild)
+                .and_then(|s| s.conn.as_ref())
+                .and_then(|c| {
+                    c.bot_udp.map(|addr| {
+                        (
+                            addr,
+                            c.cipher.clone(),
+                            c.counter.fetch_add(1, Ordering::Relaxed),
+                        )
+                    })
+                })
+        };
+        if let Some((addr, cipher, counter)) = target {
+            let packet = cipher.seal(sequence, timestamp, ssrc, counter, frame);
+            let _ = socket.send_to(&packet, addr).await;
+        }
+        sequence = sequence.wrapping_add(1);
+        timestamp = timestamp.wrapping_add(960);
+        let _ = total;
+    }
+    let mut w = shared.lock();
+    w.user_streams
+        .insert((guild, user), (sequence, timestamp, Instant::now()));
+    *w.utterances_sent.entry(guild).or_default() += 1;
+    drop(w);
+    shared.notify();
+}
