@@ -656,11 +656,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 var = discord.token_env
             );
         }
-        bail!(
-            "the Discord transport is not available in this build yet; run headless with \
-             `discord.enabled = false` (OPENCLAW__DISCORD__ENABLED=false), or try the pipeline \
-             with `openclaw-voice simulate --env offline --input question.wav`"
-        );
+        return run_discord(&loaded).await;
     }
     let ops = OpsState::new(&loaded)?;
     ops.set_gateway(GatewayStatus::Disabled);
@@ -685,6 +681,75 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     finish_shutdown(&ops, server, &shutdown).await;
     drop(deps);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `run` connected to Discord: the ops endpoints, the providers, then the bot until
+/// SIGTERM/SIGINT (voice sessions get the drain time to finish their turns).
+async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
+    let token = discord::BotToken::from_env(&loaded.config.discord)?;
+    let ops = OpsState::new(loaded)?;
+    ops.set_gateway(GatewayStatus::Connecting);
+    let shutdown = Shutdown::install(Duration::from_millis(
+        loaded.config.ops.shutdown_deadline_ms,
+    ))?;
+    let server = start_ops_server(loaded, &ops).await?;
+    let deps = tokio::select! {
+        deps = build_session_deps(loaded, &ops) => deps?,
+        () = shutdown.requested() => {
+            finish_shutdown(&ops, server, &shutdown).await;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let observer = Arc::new(OpsObserver {
+        ops: ops.clone(),
+        connections: std::sync::Mutex::new(std::collections::HashMap::new()),
+    });
+    let served = discord::serve(
+        &loaded.config.discord,
+        &token,
+        deps,
+        observer,
+        shutdown.requested(),
+    )
+    .await;
+    finish_shutdown(&ops, server, &shutdown).await;
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The bot's news for the ops endpoints: gateway status, voice connections, turns.
+struct OpsObserver {
+    ops: Arc<OpsState>,
+    connections: std::sync::Mutex<std::collections::HashMap<u64, crate::ops::VoiceConnectionGuard>>,
+}
+
+impl discord::BotObserver for OpsObserver {
+    fn gateway(&self, up: bool) {
+        self.ops.set_gateway(if up {
+            GatewayStatus::Up
+        } else {
+            GatewayStatus::Down
+        });
+    }
+
+    fn session_started(&self, guild: u64) {
+        let guard = self.ops.voice_connection();
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(guild, guard);
+    }
+
+    fn session_ended(&self, guild: u64) {
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&guild);
+    }
+
+    fn turn(&self, _guild: u64, report: &TurnReport) {
+        self.ops.observe_turn(report);
+    }
 }
 
 /// `invite-url`: prints the URL that adds the bot to a server, with the permissions it uses.

@@ -679,7 +679,7 @@ fn logs_are_json_lines_when_configured() {
 }
 
 #[test]
-fn run_needs_the_discord_token_and_says_when_the_transport_is_missing() {
+fn run_needs_the_discord_token_and_says_when_discord_is_unreachable() {
     let setup = Setup::new(&format!(
         "{}[ops]\nenabled = false\n",
         providers(&["ears"], 5, None)
@@ -689,14 +689,18 @@ fn run_needs_the_discord_token_and_says_when_the_transport_is_missing() {
     assert!(run.stderr.contains("DISCORD_BOT_TOKEN"), "{run}");
     assert!(run.stderr.contains("discord.enabled = false"), "{run}");
 
+    // With the token set, `run` goes to Discord (here an address where nothing listens).
     let run = openclaw_voice(
         setup.args(&["run"]),
-        &[("DISCORD_BOT_TOKEN", "a-token-that-is-set")],
+        &[
+            ("DISCORD_BOT_TOKEN", "a-token-that-is-set"),
+            ("OPENCLAW__DISCORD__API_BASE_URL", "http://127.0.0.1:9"),
+        ],
     );
     assert_eq!(run.code, Some(2), "{run}");
     assert!(
         run.stderr
-            .contains("the Discord transport is not available in this build yet"),
+            .contains("cannot reach Discord's API at http://127.0.0.1:9"),
         "{run}"
     );
     assert!(!run.output().contains("a-token-that-is-set"));

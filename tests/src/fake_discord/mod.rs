@@ -360,6 +360,9 @@ pub struct SayOptions {
     pub speaking_after_packets: Option<usize>,
     /// Never send Speaking.
     pub no_speaking: bool,
+    /// With repeats: a pause between them, in ms (nothing sent, as a client that stopped
+    /// talking), each repeat ending with the five silence frames. 0: back to back.
+    pub gap_ms: u32,
 }
 
 /// The fake Discord. Dropping it stops everything.
@@ -779,7 +782,8 @@ impl FakeDiscord {
         self.say_frames(guild, user, frames, options, 1);
     }
 
-    /// Sends pre-encoded Opus frames `repeat` times in a row (load tests share one encoding).
+    /// Sends pre-encoded Opus frames `repeat` times (load tests share one encoding), with
+    /// `options.gap_ms` between repeats.
     pub fn say_frames(
         &self,
         guild: u64,

@@ -362,40 +362,51 @@ pub(crate) async fn speak(
             None => (fastrand::u16(..), fastrand::u32(..)),
         }
     };
-    let start = tokio::time::Instant::now();
     let silence: Vec<Vec<u8>> = vec![rtp::OPUS_SILENCE.to_vec(); 5];
-    let total = frames.len() * repeat;
-    let all = (0..repeat)
-        .flat_map(|_| frames.iter())
-        .chain(silence.iter())
-        .enumerate();
-    for (i, frame) in all {
-        tokio::time::sleep_until(start + Duration::from_millis(20 * i as u64)).await;
-        if options.speaking_after_packets == Some(i) && !options.no_speaking {
-            send_speaking(&shared);
+    let gap = Duration::from_millis(u64::from(options.gap_ms));
+    let mut next = tokio::time::Instant::now();
+    let mut sent = 0usize;
+    for round in 0..repeat {
+        if round > 0 && !gap.is_zero() {
+            // A pause: nothing is sent, the RTP clock goes on.
+            next += gap;
+            timestamp = timestamp.wrapping_add(u32::try_from(gap.as_millis() * 48).unwrap_or(0));
         }
-        let target = {
-            let w = shared.lock();
-            w.voice
-                .get(&guild)
-                .and_then(|s| s.conn.as_ref())
-                .and_then(|c| {
-                    c.bot_udp.map(|addr| {
-                        (
-                            addr,
-                            c.cipher.clone(),
-                            c.counter.fetch_add(1, Ordering::Relaxed),
-                        )
-                    })
-                })
+        let last = round + 1 == repeat;
+        let trailer: &[Vec<u8>] = if last || !gap.is_zero() {
+            &silence
+        } else {
+            &[]
         };
-        if let Some((addr, cipher, counter)) = target {
-            let packet = cipher.seal(sequence, timestamp, ssrc, counter, frame);
-            let _ = socket.send_to(&packet, addr).await;
+        for frame in frames.iter().chain(trailer.iter()) {
+            tokio::time::sleep_until(next).await;
+            next += Duration::from_millis(20);
+            if options.speaking_after_packets == Some(sent) && !options.no_speaking {
+                send_speaking(&shared);
+            }
+            sent += 1;
+            let target = {
+                let w = shared.lock();
+                w.voice
+                    .get(&guild)
+                    .and_then(|s| s.conn.as_ref())
+                    .and_then(|c| {
+                        c.bot_udp.map(|addr| {
+                            (
+                                addr,
+                                c.cipher.clone(),
+                                c.counter.fetch_add(1, Ordering::Relaxed),
+                            )
+                        })
+                    })
+            };
+            if let Some((addr, cipher, counter)) = target {
+                let packet = cipher.seal(sequence, timestamp, ssrc, counter, frame);
+                let _ = socket.send_to(&packet, addr).await;
+            }
+            sequence = sequence.wrapping_add(1);
+            timestamp = timestamp.wrapping_add(960);
         }
-        sequence = sequence.wrapping_add(1);
-        timestamp = timestamp.wrapping_add(960);
-        let _ = total;
     }
     let mut w = shared.lock();
     w.user_streams

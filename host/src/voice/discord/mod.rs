@@ -1,5 +1,10 @@
 //! The Discord transport: a serenity bot whose voice calls (songbird) feed the pipeline.
 //!
+//! - [`bot`]: the gateway client (intents GUILDS and GUILD_VOICE_STATES), `/voice join`,
+//!   `leave` and `status`, the sessions by guild, sharding.
+//! - [`session`]: one guild's voice session: received audio to the pipeline per speaker
+//!   (SSRC → user, late speakers, bots ignored), transcripts, auto-leave, recovery.
+//! - [`output`]: the pipeline's audio into the call, without blocking songbird's mixer.
 //! - [`api`]: the HTTP API: the token, serenity's client aimed at `discord.api_base_url`,
 //!   registering the commands.
 //! - [`slash`]: the `/voice` command and its subcommands.
@@ -8,12 +13,33 @@
 //! - [`error`]: [`DiscordError`], what went wrong and whether to retry.
 
 pub mod api;
+pub mod bot;
 pub mod error;
 pub mod invite;
+pub mod output;
+pub mod session;
 pub mod shards;
 pub mod slash;
 
 pub use api::{Api, BotToken};
+pub use bot::serve;
 pub use error::DiscordError;
 pub use invite::{bot_permissions, invite_url};
 pub use shards::{ShardRange, ShardRangeError};
+
+/// What the bot tells the rest of the process (the ops endpoints, metrics).
+pub trait BotObserver: Send + Sync + 'static {
+    /// The gateway connection came up (`true`) or went down.
+    fn gateway(&self, _up: bool) {}
+    /// A voice session started in `guild`.
+    fn session_started(&self, _guild: u64) {}
+    /// The voice session in `guild` ended.
+    fn session_ended(&self, _guild: u64) {}
+    /// A turn finished in `guild`.
+    fn turn(&self, _guild: u64, _report: &crate::pipeline::TurnReport) {}
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+
+impl BotObserver for NoObserver {}

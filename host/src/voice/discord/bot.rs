@@ -1,0 +1,575 @@
+//! The bot: serenity's gateway client with songbird registered, the `/voice` commands, and
+//! the per-guild sessions.
+//!
+//! Intents: GUILDS (guilds, channels, roles, members in voice) and GUILD_VOICE_STATES (who is
+//! in which channel). The bot never deafens itself: it joins to listen.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex as StdMutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serenity::all::{
+    Cache, ChannelId, ChannelType, Client, CommandInteraction, Context, CreateInteractionResponse,
+    CreateInteractionResponseMessage, EditInteractionResponse, EventHandler, GatewayIntents,
+    GuildId, Http, Interaction, Member, Permissions, Ready, ResumedEvent, RoleId, UserId,
+    VoiceState,
+};
+use songbird::driver::{Channels, DecodeConfig, DecodeMode, MixMode, SampleRate};
+use songbird::{SerenityInit, Songbird};
+
+use super::api::{Api, BotToken};
+use super::session::{self, EndReason, GuildSession, SessionContext};
+use super::slash::Subcommand;
+use super::{BotObserver, DiscordError, ShardRange};
+use crate::config::DiscordConfig;
+use crate::pipeline::SessionDeps;
+
+/// How long `/voice leave` lets a turn in progress finish.
+const LEAVE_GRACE: Duration = Duration::from_millis(200);
+
+/// The intents the bot asks for.
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILDS | GatewayIntents::GUILD_VOICE_STATES
+}
+
+/// songbird's configuration: decode received audio to 16 kHz mono (the pipeline's rate, so
+/// no resampling on our side), mix and encode what we send in mono (speech; half the Opus
+/// encoding work of stereo), and give up joining after 10 s.
+pub fn songbird_config() -> songbird::Config {
+    songbird::Config::default()
+        .decode_mode(DecodeMode::Decode(DecodeConfig::new(
+            Channels::Mono,
+            SampleRate::Hz16000,
+        )))
+        .mix_mode(MixMode::Mono)
+        .gateway_timeout(Some(Duration::from_secs(10)))
+}
+
+/// State shared by the event handler and the sessions.
+struct BotState {
+    config: DiscordConfig,
+    deps: SessionDeps,
+    songbird: Arc<Songbird>,
+    observer: Arc<dyn BotObserver>,
+    sessions: StdMutex<HashMap<GuildId, Arc<GuildSession>>>,
+    session_ctx: OnceLock<Arc<SessionContext>>,
+    joining: StdMutex<HashMap<GuildId, Instant>>,
+}
+
+impl BotState {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<GuildId, Arc<GuildSession>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn session(&self, guild: GuildId) -> Option<Arc<GuildSession>> {
+        self.sessions().get(&guild).cloned()
+    }
+}
+
+/// serenity's event handler.
+struct Handler {
+    state: Arc<BotState>,
+}
+
+/// Runs the bot until `shutdown` completes or the gateway fails: connects the shards
+/// (`discord.shards`, or as many as Discord recommends), serves `/voice`, leaves every channel
+/// on shutdown.
+pub async fn serve(
+    config: &DiscordConfig,
+    token: &BotToken,
+    deps: SessionDeps,
+    observer: Arc<dyn BotObserver>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DiscordError> {
+    let shards = match &config.shards {
+        Some(text) => {
+            Some(ShardRange::parse(text).map_err(|e| DiscordError::Gateway(e.to_string()))?)
+        }
+        None => None,
+    };
+    let api = Api::new(config, token);
+    // A bad token is reported here, plainly, rather than as a gateway close code.
+    let (name, id) = api.whoami().await?;
+    tracing::info!(bot = %name, id, "Discord accepted the token");
+    let songbird = Songbird::serenity_from_config(songbird_config());
+    let state = Arc::new(BotState {
+        config: config.clone(),
+        deps,
+        songbird: songbird.clone(),
+        observer: observer.clone(),
+        sessions: StdMutex::new(HashMap::new()),
+        session_ctx: OnceLock::new(),
+        joining: StdMutex::new(HashMap::new()),
+    });
+    let handler = Handler {
+        state: state.clone(),
+    };
+    let mut client = Client::builder_with_http(api.http, intents())
+        .event_handler(handler)
+        .register_songbird_with(songbird)
+        .await
+        .map_err(|e| DiscordError::Gateway(e.to_string()))?;
+    let manager = client.shard_manager.clone();
+    let run = async {
+        match shards {
+            // serenity's range end is inclusive (start_connection's "up to and including").
+            Some(r) => client.start_shard_range(r.first..r.last, r.total).await,
+            None => client.start_autosharded().await,
+        }
+    };
+    tokio::pin!(run);
+    let result = tokio::select! {
+        r = &mut run => r.map_err(|e| DiscordError::Gateway(e.to_string())),
+        () = shutdown => Ok(()),
+    };
+    // Leave every channel (turns in progress get a moment), then close the gateway.
+    let sessions: Vec<Arc<GuildSession>> = state.sessions().drain().map(|(_, s)| s).collect();
+    if let Some(ctx) = state.session_ctx.get() {
+        for s in sessions {
+            s.end(ctx, EndReason::Shutdown, Duration::from_secs(2))
+                .await;
+        }
+    }
+    manager.shutdown_all().await;
+    observer.gateway(false);
+    result
+}
+
+trait ClientBuilderExt {
+    fn builder_with_http(http: Http, intents: GatewayIntents) -> serenity::all::ClientBuilder;
+}
+
+impl ClientBuilderExt for Client {
+    fn builder_with_http(http: Http, intents: GatewayIntents) -> serenity::all::ClientBuilder {
+        serenity::all::ClientBuilder::new_with_http(http, intents)
+    }
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        let shard = ready
+            .shard
+            .map(|s| format!("{}/{}", s.id.0, s.total))
+            .unwrap_or_else(|| "0/1".into());
+        tracing::info!(
+            bot = %ready.user.name,
+            shard = %shard,
+            guilds = ready.guilds.len(),
+            "connected to the Discord gateway"
+        );
+        // Printed whatever the log level: operators and tests look for it.
+        eprintln!(
+            "discord: connected as {} (shard {shard}, {} guild(s))",
+            ready.user.name,
+            ready.guilds.len()
+        );
+        let _ = self.state.session_ctx.set(Arc::new(SessionContext {
+            songbird: self.state.songbird.clone(),
+            cache: ctx.cache.clone(),
+            http: ctx.http.clone(),
+            bot: ready.user.id,
+            observer: self.state.observer.clone(),
+            transcript_channel: self.state.config.transcript_channel.map(ChannelId::new),
+            auto_leave: (self.state.config.auto_leave_after_ms > 0)
+                .then(|| Duration::from_millis(self.state.config.auto_leave_after_ms)),
+            reconnect_attempts: self.state.config.voice_reconnect_attempts,
+            bot_name: ready.user.name.clone(),
+        }));
+        self.state.observer.gateway(true);
+    }
+
+    async fn resume(&self, _ctx: Context, _: ResumedEvent) {
+        tracing::info!("gateway session resumed");
+        self.state.observer.gateway(true);
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let Interaction::Command(command) = interaction else {
+            return;
+        };
+        let Some(sub) = Subcommand::of(&command) else {
+            reply(&ctx, &command, "I don't know that command.").await;
+            return;
+        };
+        tracing::info!(guild = ?command.guild_id, ?sub, "slash command");
+        match sub {
+            Subcommand::Join => self.join(&ctx, &command).await,
+            Subcommand::Leave => self.leave(&ctx, &command).await,
+            Subcommand::Status => self.status(&ctx, &command).await,
+        }
+    }
+
+    async fn voice_state_update(&self, _ctx: Context, _old: Option<VoiceState>, new: VoiceState) {
+        let (Some(guild), Some(ctx)) = (new.guild_id, self.state.session_ctx.get()) else {
+            return;
+        };
+        // Our own voice state: a moderator disconnected the bot (not our leave).
+        if new.user_id == ctx.bot && new.channel_id.is_none() {
+            if let Some(session) = self.state.session(guild) {
+                let joining = self
+                    .state
+                    .joining
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains_key(&guild);
+                if !session.is_leaving() && !joining {
+                    tracing::warn!(%guild, "disconnected from the voice channel by someone else");
+                    end_session(self.state.clone(), guild, EndReason::Removed);
+                }
+            }
+        }
+    }
+}
+
+impl Handler {
+    fn session_ctx(&self) -> Option<Arc<SessionContext>> {
+        self.state.session_ctx.get().cloned()
+    }
+
+    /// `/voice join`: the caller's voice channel, after checks that answer at once; then a
+    /// deferred reply, because joining can take up to 10 s.
+    async fn join(&self, ctx: &Context, command: &CommandInteraction) {
+        let (Some(guild), Some(sctx)) = (command.guild_id, self.session_ctx()) else {
+            reply(
+                ctx,
+                command,
+                "Use /voice join in a server, from a voice channel.",
+            )
+            .await;
+            return;
+        };
+        if let Some(why) = self.role_refusal(&ctx.cache, guild, command.member.as_deref()) {
+            reply(ctx, command, &why).await;
+            return;
+        }
+        let target = caller_channel(&ctx.cache, guild, command.user.id);
+        let Some((channel, channel_name)) = target else {
+            reply(
+                ctx,
+                command,
+                "You are not in a voice channel. Join one, then use /voice join: I join the \
+                 channel you are in.",
+            )
+            .await;
+            return;
+        };
+        if let Some(missing) = missing_permissions(&ctx.cache, guild, channel, sctx.bot) {
+            reply(
+                ctx,
+                command,
+                &format!(
+                    "I can't join 🔊{channel_name}: I lack the {missing} permission there. Ask a \
+                     server admin to allow View Channel, Connect and Speak for me in that channel."
+                ),
+            )
+            .await;
+            return;
+        }
+        if let Some(existing) = self.state.session(guild) {
+            if existing.channel == channel && !existing.is_leaving() {
+                reply(
+                    ctx,
+                    command,
+                    &format!("I'm already listening in 🔊{channel_name}."),
+                )
+                .await;
+                return;
+            }
+        }
+        // Defer first: songbird's join waits for Discord for up to 10 s.
+        if let Err(e) = command.defer_ephemeral(&ctx.http).await {
+            tracing::warn!(%guild, "cannot acknowledge /voice join: {e}");
+            return;
+        }
+        // Moving: end the old session first.
+        let old = self.state.sessions().remove(&guild);
+        if let Some(old) = old {
+            old.end(&sctx, EndReason::Leave, LEAVE_GRACE).await;
+        }
+        self.state
+            .joining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(guild, Instant::now());
+        let joined = sctx.songbird.join(guild, channel).await;
+        let text = match joined {
+            Ok(call) => {
+                {
+                    // Listening is the point: never deafened.
+                    let mut c = call.lock().await;
+                    if c.is_deaf() {
+                        let _ = c.deafen(false).await;
+                    }
+                }
+                let state = self.state.clone();
+                let end: Arc<dyn Fn(GuildId, EndReason) + Send + Sync> =
+                    Arc::new(move |g, reason| end_session(state.clone(), g, reason));
+                let session = GuildSession::start(
+                    sctx.clone(),
+                    self.state.deps.clone(),
+                    guild,
+                    channel,
+                    channel_name.clone(),
+                    call,
+                    end,
+                );
+                session.attach().await;
+                self.state.sessions().insert(guild, session);
+                format!(
+                    "Joined 🔊{channel_name}. Talk to me: I answer when you pause. Use /voice \
+                     leave when you're done."
+                )
+            }
+            Err(e) => {
+                let _ = sctx.songbird.remove(guild).await;
+                tracing::warn!(%guild, "joining {channel_name} failed: {e}");
+                format!("I couldn't join 🔊{channel_name}: {e}. Try /voice join again in a moment.")
+            }
+        };
+        self.state
+            .joining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&guild);
+        edit(ctx, command, &text).await;
+    }
+
+    /// `/voice leave`.
+    async fn leave(&self, ctx: &Context, command: &CommandInteraction) {
+        let (Some(guild), Some(sctx)) = (command.guild_id, self.session_ctx()) else {
+            reply(ctx, command, "Use /voice leave in a server.").await;
+            return;
+        };
+        if let Some(why) = self.role_refusal(&ctx.cache, guild, command.member.as_deref()) {
+            reply(ctx, command, &why).await;
+            return;
+        }
+        let Some(session) = self.state.sessions().remove(&guild) else {
+            reply(ctx, command, "I'm not in a voice channel in this server.").await;
+            return;
+        };
+        let stats = session.stats();
+        let minutes = session.started.elapsed().as_secs() / 60;
+        session.end(&sctx, EndReason::Leave, LEAVE_GRACE).await;
+        reply(
+            ctx,
+            command,
+            &format!(
+                "Left 🔊{} after {} turn(s) in {minutes} min.",
+                session.channel_name, stats.turns
+            ),
+        )
+        .await;
+    }
+
+    /// `/voice status`.
+    async fn status(&self, ctx: &Context, command: &CommandInteraction) {
+        let Some(guild) = command.guild_id else {
+            reply(ctx, command, "Use /voice status in a server.").await;
+            return;
+        };
+        let text = match (self.state.session(guild), self.session_ctx()) {
+            (Some(session), Some(sctx)) => status_text(&self.state.deps, Some((&session, &sctx))),
+            _ => status_text(&self.state.deps, None),
+        };
+        reply(ctx, command, &text).await;
+    }
+
+    /// Why the caller may not use join/leave, when `discord.allowed_roles` is set.
+    fn role_refusal(
+        &self,
+        cache: &Cache,
+        guild: GuildId,
+        member: Option<&Member>,
+    ) -> Option<String> {
+        let allowed = &self.state.config.allowed_roles;
+        if allowed.is_empty() {
+            return None;
+        }
+        let roles: &[RoleId] = member.map(|m| m.roles.as_slice()).unwrap_or(&[]);
+        let names: Vec<String> = cache
+            .guild(guild)
+            .map(|g| {
+                roles
+                    .iter()
+                    .filter_map(|r| g.roles.get(r).map(|role| role.name.to_lowercase()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let permitted = allowed.iter().any(|a| {
+            let a = a.trim();
+            roles.iter().any(|r| r.get().to_string() == a) || names.contains(&a.to_lowercase())
+        });
+        (!permitted).then(|| {
+            format!(
+                "Only members with one of these roles can use /voice join and /voice leave: {}.",
+                allowed.join(", ")
+            )
+        })
+    }
+}
+
+/// Ends a session by itself (alone, lost, removed): off the calling task.
+fn end_session(state: Arc<BotState>, guild: GuildId, reason: EndReason) {
+    tokio::spawn(async move {
+        let session = state.sessions().remove(&guild);
+        if let (Some(session), Some(ctx)) = (session, state.session_ctx.get()) {
+            session.end(ctx, reason, LEAVE_GRACE).await;
+        }
+    });
+}
+
+/// The caller's voice channel in `guild`, with its name.
+fn caller_channel(cache: &Cache, guild: GuildId, user: UserId) -> Option<(ChannelId, String)> {
+    let g = cache.guild(guild)?;
+    let channel = g.voice_states.get(&user)?.channel_id?;
+    let name = g
+        .channels
+        .get(&channel)
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| channel.to_string());
+    Some((channel, name))
+}
+
+/// The first permission the bot lacks in `channel` among View Channel, Connect, Speak.
+fn missing_permissions(
+    cache: &Cache,
+    guild: GuildId,
+    channel: ChannelId,
+    bot: UserId,
+) -> Option<&'static str> {
+    let g = cache.guild(guild)?;
+    let c = g.channels.get(&channel)?;
+    if !matches!(c.kind, ChannelType::Voice | ChannelType::Stage) {
+        return Some("voice channel (it is not one)");
+    }
+    // Without our member in the cache, let the join itself fail rather than guess.
+    let me = g.members.get(&bot)?;
+    let perms = g.user_permissions_in(c, me);
+    [
+        (Permissions::VIEW_CHANNEL, "View Channel"),
+        (Permissions::CONNECT, "Connect"),
+        (Permissions::SPEAK, "Speak"),
+    ]
+    .into_iter()
+    .find(|(p, _)| !perms.contains(*p))
+    .map(|(_, name)| name)
+}
+
+/// The `/voice status` text.
+fn status_text(
+    deps: &SessionDeps,
+    session: Option<(&Arc<GuildSession>, &Arc<SessionContext>)>,
+) -> String {
+    let mut lines = Vec::new();
+    match session {
+        Some((s, ctx)) => {
+            let elapsed = s.started.elapsed().as_secs();
+            lines.push(format!(
+                "**Voice session** in 🔊{} for {} min {} s",
+                s.channel_name,
+                elapsed / 60,
+                elapsed % 60
+            ));
+            let people = session::humans_in(&ctx.cache, s.guild, s.channel, ctx.bot);
+            let heard = s.heard();
+            let speakers: Vec<String> = people
+                .iter()
+                .map(|(id, name)| {
+                    if heard.contains(id) {
+                        format!("{name} (heard)")
+                    } else {
+                        name.clone()
+                    }
+                })
+                .collect();
+            lines.push(format!(
+                "Speakers: {}",
+                if speakers.is_empty() {
+                    "none".to_string()
+                } else {
+                    speakers.join(", ")
+                }
+            ));
+            let stats = s.stats();
+            match &stats.last_turn {
+                Some((who, v2v, outcome)) => lines.push(format!(
+                    "Last turn: {who}, {} voice-to-voice ({outcome})",
+                    v2v.map(|ms| format!("{:.2} s", ms / 1000.0))
+                        .unwrap_or_else(|| "no audio".into())
+                )),
+                None => lines.push("Last turn: none yet".into()),
+            }
+            lines.push(format!(
+                "Turns: {} ({} failed) · voice reconnects: {}",
+                stats.turns, stats.failed, stats.reconnects
+            ));
+        }
+        None => lines.push(
+            "Not in a voice channel in this server. Use /voice join from a voice channel.".into(),
+        ),
+    }
+    let providers = |list: Vec<(String, String)>| {
+        if list.is_empty() {
+            "none".to_string()
+        } else {
+            list.into_iter()
+                .map(|(id, health)| format!("{id} ({health})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    lines.push(format!(
+        "Speech-to-text: {}",
+        providers(
+            deps.stt
+                .iter()
+                .map(|p| (p.id.clone(), health(p.stats().circuit().state)))
+                .collect()
+        )
+    ));
+    lines.push(format!(
+        "Text-to-speech: {}",
+        providers(
+            deps.tts
+                .iter()
+                .map(|p| (p.id.clone(), health(p.stats().circuit().state)))
+                .collect()
+        )
+    ));
+    lines.push(format!("Agent: {}", deps.agent.kind()));
+    lines.join("\n")
+}
+
+fn health(state: crate::plugins::breaker::CircuitState) -> String {
+    use crate::plugins::breaker::CircuitState;
+    match state {
+        CircuitState::Closed => "healthy".into(),
+        CircuitState::Open => "failing, skipped".into(),
+        CircuitState::HalfOpen => "recovering".into(),
+    }
+}
+
+/// An immediate ephemeral reply.
+async fn reply(ctx: &Context, command: &CommandInteraction, text: &str) {
+    let response = CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content(text)
+            .ephemeral(true),
+    );
+    if let Err(e) = command.create_response(&ctx.http, response).await {
+        tracing::warn!("cannot answer /voice: {e}");
+    }
+}
+
+/// The text of a deferred reply.
+async fn edit(ctx: &Context, command: &CommandInteraction, text: &str) {
+    if let Err(e) = command
+        .edit_response(&ctx.http, EditInteractionResponse::new().content(text))
+        .await
+    {
+        tracing::warn!("cannot answer /voice: {e}");
+    }
+}
