@@ -3,7 +3,7 @@
 //! allow-list, a bad token, shutdown on SIGTERM; and voice end to end: a question spoken by a
 //! simulated user (espeak-ng speech, Opus, encrypted RTP) answered with audio the fake
 //! decrypts and decodes, two speakers attributed, status and leave, a dropped voice
-//! connection, leaving when alone.
+//! connection, leaving when alone, a dropped gateway connection resumed.
 //!
 //! The command tests use the `fault` test plugin for speech-to-text (it answers with a sample
 //! count), the `tone` example plugin for text-to-speech (a beep per word) and the echo agent:
@@ -556,5 +556,23 @@ fn the_bot_leaves_when_left_alone() {
         .command(BOB, "status")
         .content
         .contains("Not in a voice channel"));
+    bot.stop();
+}
+
+/// The gateway connection drops (close 4000, resumable): serenity resumes the session and the
+/// commands keep working.
+#[test]
+fn a_dropped_gateway_connection_is_resumed() {
+    let bot = Bot::start("", 1);
+    bot.fake.drop_gateway(4000);
+    let resumed = bot.fake.wait_for(Duration::from_secs(30), |w| {
+        (w.gateway_resumes >= 1 && !w.shards.is_empty()).then_some(())
+    });
+    assert!(resumed.is_some(), "no resume\n{}", bot.bot.stderr());
+    let reply = bot.command(CAROL, "join");
+    assert!(
+        reply.content.contains("You are not in a voice channel"),
+        "{reply:?}"
+    );
     bot.stop();
 }

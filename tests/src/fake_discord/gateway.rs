@@ -134,6 +134,7 @@ fn handle(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>, p
                         shard,
                         tx: tx.clone(),
                     });
+                    w.gateway_resumes += 1;
                     let _ = tx.send(Outgoing::Dispatch("RESUMED".into(), json!({"_trace": []})));
                 }
                 None => {

@@ -198,7 +198,7 @@ impl BotAudio {
 
 /// One gateway connection the bot made.
 #[derive(Debug, Clone)]
-pub(crate) struct ShardConn {
+pub struct ShardConn {
     pub(crate) conn_id: u64,
     pub(crate) shard: [u32; 2],
     pub(crate) tx: UnboundedSender<gateway::Outgoing>,
@@ -237,7 +237,8 @@ pub struct World {
     pub(crate) voice_endpoint: String,
     pub(crate) udp_port: u16,
     pub(crate) next_id: u64,
-    pub(crate) shards: Vec<ShardConn>,
+    /// The gateway connections that identified (or resumed), one per shard.
+    pub shards: Vec<ShardConn>,
     pub(crate) voice: HashMap<u64, VoiceSlot>,
     pub(crate) ssrc_guild: HashMap<u32, u64>,
     pub(crate) user_ssrc: HashMap<(u64, u64), u32>,
@@ -256,6 +257,8 @@ pub struct World {
     pub messages: Vec<(u64, String)>,
     /// Requests to routes the fake does not know: (method, path).
     pub unknown_requests: Vec<(String, String)>,
+    /// Gateway resumes (op 6 accepted).
+    pub gateway_resumes: u32,
     /// Voice gateway resumes, per guild.
     pub voice_resumes: HashMap<u64, u32>,
     /// Voice gateway identifies, per guild.
@@ -451,6 +454,7 @@ impl FakeDiscord {
             interactions: BTreeMap::new(),
             messages: Vec::new(),
             unknown_requests: Vec::new(),
+            gateway_resumes: 0,
             voice_resumes: HashMap::new(),
             voice_identifies: HashMap::new(),
             bot_audio: HashMap::new(),

@@ -653,3 +653,54 @@ pub fn humans_in(
     people.sort_by(|a, b| a.1.cmp(&b.1));
     people
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::TurnTimeline;
+
+    fn report(transcript: &str, reply: &str, outcome: TurnOutcome) -> TurnReport {
+        let now = Instant::now();
+        TurnReport {
+            speaker: Speaker {
+                id: "1".into(),
+                name: "Alice".into(),
+            },
+            transcript: transcript.into(),
+            reply: reply.into(),
+            outcome,
+            timeline: TurnTimeline {
+                speech_end: now,
+                endpoint_detected: now,
+                stt_done: None,
+                agent_first_token: None,
+                first_tts_audio: None,
+                playback_start: None,
+            },
+            utterance_ms: 1_000,
+            stt_provider: None,
+            tts_provider: None,
+            errors: Vec::new(),
+            reply_audio_ms: 0,
+        }
+    }
+
+    #[test]
+    fn transcripts_name_both_sides_and_fit_a_message() {
+        let text = transcript_message(
+            &report("hello", "You said: hello", TurnOutcome::Completed),
+            "OpenClaw",
+        );
+        assert_eq!(text, "**Alice**: hello\n**OpenClaw**: You said: hello");
+        let failed = transcript_message(
+            &report("hi", "", TurnOutcome::Failed("agent: timeout".into())),
+            "OpenClaw",
+        );
+        assert_eq!(failed, "**Alice**: hi\n_(turn failed: agent: timeout)_");
+        let long = transcript_message(
+            &report(&"word ".repeat(1_000), "", TurnOutcome::Completed),
+            "OpenClaw",
+        );
+        assert!(long.chars().count() <= MESSAGE_MAX + 1 && long.ends_with('…'));
+    }
+}
