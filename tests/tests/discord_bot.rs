@@ -19,7 +19,7 @@ use openclaw_voice_tests::fake_discord::{
     audio, FakeDiscord, InteractionReply, SayOptions, ALICE, BOB, CAROL, GUILD_ID, JUKEBOX, LOCKED,
     LOUNGE, TRANSCRIPTS,
 };
-use openclaw_voice_tests::{toml_path, ConfigDir, PluginDir, Running, FAULT, TONE};
+use openclaw_voice_tests::{http_get, toml_path, ConfigDir, PluginDir, Running, FAULT, TONE};
 
 const WHISPER: &str = "openclaw_plugin_local_whisper";
 const ESPEAK: &str = "openclaw_plugin_espeak";
@@ -92,9 +92,14 @@ impl Bot {
         config.write(
             "test.toml",
             &format!(
-                "[plugins]\ndir = {}\n{providers}\
-                 [ops]\nenabled = false\n[logging]\nlevel = \"info\"\n{extra}",
-                toml_path(plugins.path())
+                "[plugins]\ndir = {}\n{providers}{ops}\
+                 [logging]\nlevel = \"info\"\n{extra}",
+                toml_path(plugins.path()),
+                ops = if extra.contains("[ops]") {
+                    ""
+                } else {
+                    "[ops]\nenabled = false\n"
+                }
             ),
         );
         let env = fake.bot_env();
@@ -560,15 +565,30 @@ fn the_bot_leaves_when_left_alone() {
 }
 
 /// The gateway connection drops (close 4000, resumable): serenity resumes the session and the
-/// commands keep working.
+/// commands keep working; `/health` reports the gateway up again, and the voice sessions.
 #[test]
 fn a_dropped_gateway_connection_is_resumed() {
-    let bot = Bot::start("", 1);
+    let mut bot = Bot::start("[ops]\nenabled = true\nbind = \"127.0.0.1:0\"\n", 1);
+    let ops = bot.bot.ops_addr(STARTUP);
+    let health = |field: &str| -> serde_json::Value {
+        let response = http_get(ops, "/health", None).expect("GET /health");
+        let body: serde_json::Value =
+            serde_json::from_str(&response.body).expect("/health is JSON");
+        body["services"][field].clone()
+    };
+    assert_eq!(health("discord_gateway")["status"], "up");
+    bot.join_lounge(ALICE);
+    assert_eq!(health("voice_sessions")["active"], 1);
     bot.fake.drop_gateway(4000);
     let resumed = bot.fake.wait_for(Duration::from_secs(30), |w| {
         (w.gateway_resumes >= 1 && !w.shards.is_empty()).then_some(())
     });
     assert!(resumed.is_some(), "no resume\n{}", bot.bot.stderr());
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        health("discord_gateway")["status"] == "up"
+    });
+    assert!(up, "{}", health("discord_gateway"));
     let reply = bot.command(CAROL, "join");
     assert!(
         reply.content.contains("You are not in a voice channel"),

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serenity::all::{
-    Cache, ChannelId, ChannelType, Client, CommandInteraction, Context, CreateInteractionResponse,
-    CreateInteractionResponseMessage, EditInteractionResponse, EventHandler, GatewayIntents,
-    GuildId, Http, Interaction, Member, Permissions, Ready, ResumedEvent, RoleId, UserId,
-    VoiceState,
+    Cache, ChannelId, ChannelType, Client, CommandInteraction, ConnectionStage, Context,
+    CreateInteractionResponse, CreateInteractionResponseMessage, EditInteractionResponse,
+    EventHandler, GatewayIntents, GuildId, Http, Interaction, Member, Permissions, Ready,
+    ResumedEvent, RoleId, ShardStageUpdateEvent, UserId, VoiceState,
 };
 use songbird::driver::{Channels, DecodeConfig, DecodeMode, MixMode, SampleRate};
 use songbird::{SerenityInit, Songbird};
@@ -183,6 +183,17 @@ impl EventHandler for Handler {
     async fn resume(&self, _ctx: Context, _: ResumedEvent) {
         tracing::info!("gateway session resumed");
         self.state.observer.gateway(true);
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        // Down while a shard reconnects; READY or RESUMED brings it back up.
+        if event.new == ConnectionStage::Disconnected {
+            tracing::warn!(
+                shard = event.shard_id.0,
+                "gateway connection lost; reconnecting"
+            );
+            self.state.observer.gateway(false);
+        }
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
