@@ -1,9 +1,9 @@
 //! End-to-end tests through the plugin ABI adapters ([`TestPlugin`]), with the real tiny.en
 //! model and speech made by espeak-ng (resampled to 16 kHz by sox).
 //!
-//! The model is found through `OPENCLAW_TEST_MODEL`, else at `../shared/models/ggml-tiny.en.bin`
-//! from the project root; a missing model fails the tests with instructions, it does not skip
-//! them.
+//! The model is found through `OPENCLAW_TEST_MODEL`, else in `models/` (`make model`) or
+//! `../shared/models/` from the project root; a missing model fails the tests with
+//! instructions, it does not skip them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,11 +17,17 @@ use crate::guard::normalize;
 
 /// The model the tests run, or a panic that says how to provide it.
 pub(crate) fn model_path() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let path = match std::env::var_os("OPENCLAW_TEST_MODEL") {
         Some(path) => PathBuf::from(path),
-        None => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/ggml-tiny.en.bin")
-        }
+        // `make model` puts it in models/; this workplace also keeps one in ../shared.
+        None => [
+            root.join("models/ggml-tiny.en.bin"),
+            root.join("../shared/models/ggml-tiny.en.bin"),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| root.join("models/ggml-tiny.en.bin")),
     };
     assert!(
         path.is_file(),
