@@ -534,6 +534,42 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// The Whisper test model: `OPENCLAW_TEST_MODEL`, else `models/` (from `make model`), else the
+/// shared mirror beside the checkout.
+///
+/// # Panics
+///
+/// When none is there, saying how to get one.
+pub fn whisper_model() -> PathBuf {
+    let root = workspace_root();
+    [
+        std::env::var_os("OPENCLAW_TEST_MODEL").map(PathBuf::from),
+        Some(root.join("models/ggml-tiny.en.bin")),
+        Some(root.join("../shared/models/ggml-tiny.en.bin")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file())
+    .expect("the tiny.en model: run `make model` (or set OPENCLAW_TEST_MODEL)")
+}
+
+/// Speech for `text` made by espeak-ng (22050 Hz mono WAV), written to `dir/name`.
+///
+/// # Panics
+///
+/// When espeak-ng is missing or fails.
+pub fn espeak_speech(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("espeak-ng")
+        .args(["-s", "165", "-w"])
+        .arg(&path)
+        .arg(text)
+        .status()
+        .expect("espeak-ng is installed (`make deps`)");
+    assert!(status.success(), "espeak-ng failed for {text:?}");
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,14 +12,15 @@
 //!
 //! The fake does not simulate DAVE (`dave_protocol_version: 0`): see `fake_discord`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use openclaw_voice_tests::fake_discord::{
     audio, FakeDiscord, InteractionReply, SayOptions, ALICE, BOB, CAROL, GUILD_ID, JUKEBOX, LOCKED,
     LOUNGE, TRANSCRIPTS,
 };
-use openclaw_voice_tests::{http_get, toml_path, ConfigDir, PluginDir, Running, FAULT, TONE};
+use openclaw_voice_tests::{
+    http_get, toml_path, whisper_model, ConfigDir, PluginDir, Running, FAULT, TONE,
+};
 
 const WHISPER: &str = "openclaw_plugin_local_whisper";
 const ESPEAK: &str = "openclaw_plugin_espeak";
@@ -31,20 +32,6 @@ enum Stack {
     Fault,
     /// local-whisper and espeak.
     Offline,
-}
-
-/// The Whisper model: `models/` (from `make model`) or the shared mirror beside the checkout.
-fn model() -> PathBuf {
-    let root = openclaw_voice_tests::workspace_root();
-    [
-        std::env::var_os("OPENCLAW_TEST_MODEL").map(PathBuf::from),
-        Some(root.join("models/ggml-tiny.en.bin")),
-        Some(root.join("../shared/models/ggml-tiny.en.bin")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.is_file())
-    .expect("the tiny.en model: run `make model` (or set OPENCLAW_TEST_MODEL)")
 }
 
 /// Startup: providers built and the gateway connected.
@@ -84,7 +71,7 @@ impl Bot {
                      [providers.local-whisper]\ntimeout_ms = 60000\n\
                      [providers.local-whisper.settings]\nmodel = {}\n\
                      [providers.espeak.settings]\nvoice = \"en-us\"\n",
-                    toml_path(&model())
+                    toml_path(&whisper_model())
                 ),
             ),
         };

@@ -11,8 +11,6 @@
 //!   a refused key opens the circuit at once, is logged once, and the key is in no log line.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +21,8 @@ use openclaw_voice_tests::fake_cloud::{
     elevenlabs, openai, pcm_bytes, tone, FakeServer, Gate, Piece, Reply, Request,
 };
 use openclaw_voice_tests::{
-    openclaw_voice, toml_path, ConfigDir, PluginDir, Run, ELEVENLABS, FAULT, OPENAI_TTS,
-    OPENAI_WHISPER,
+    espeak_speech, openclaw_voice, toml_path, whisper_model, ConfigDir, PluginDir, Run, ELEVENLABS,
+    FAULT, OPENAI_TTS, OPENAI_WHISPER,
 };
 use plugin_api::abi::{ErrorKind, SynthesisOptions, TranscribeOptions};
 
@@ -251,33 +249,6 @@ fn elevenlabs_first_audio_reaches_the_host_before_the_server_has_finished() {
     assert_eq!((stats.calls, stats.successes), (1, 1));
 }
 
-/// The Whisper model: `models/` (from `make model`) or the shared mirror beside the checkout.
-fn model() -> PathBuf {
-    let root = openclaw_voice_tests::workspace_root();
-    [
-        std::env::var_os("OPENCLAW_TEST_MODEL").map(PathBuf::from),
-        Some(root.join("models/ggml-tiny.en.bin")),
-        Some(root.join("../shared/models/ggml-tiny.en.bin")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.is_file())
-    .expect("the tiny.en model: run `make model` (or set OPENCLAW_TEST_MODEL)")
-}
-
-/// Speech for `text`, made by espeak-ng.
-fn speech(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("espeak-ng")
-        .args(["-s", "165", "-w"])
-        .arg(&path)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is installed (`make deps`)");
-    assert!(status.success());
-    path
-}
-
 /// A `simulate` setup: the plugins, a config (`extra` appended) and a work directory.
 struct Simulation {
     _plugins: PluginDir,
@@ -296,7 +267,7 @@ impl Simulation {
                  [providers.local-whisper.settings]\nmodel = {}\n\
                  [ops]\nenabled = false\n{extra}",
                 toml_path(plugins.path()),
-                toml_path(&model())
+                toml_path(&whisper_model())
             ),
         );
         Simulation {
@@ -366,7 +337,7 @@ fn stalling_cloud_providers_time_out_and_the_turn_completes_on_the_next_ones() {
         tts_stall.base_url(),
         tts_server.base_url()
     ));
-    let question = speech(env.work.path(), "q.wav", "What is the capital of France?");
+    let question = espeak_speech(env.work.path(), "q.wav", "What is the capital of France?");
     let run = env.simulate(
         &["--fast", "--input", question.to_str().unwrap()],
         &[(KEY_VAR, KEY)],
@@ -421,8 +392,8 @@ fn a_refused_key_is_logged_once_and_never_shows_the_key() {
         "#,
         stt_server.base_url(),
     ));
-    let first = speech(env.work.path(), "a.wav", "Hello there.");
-    let second = speech(env.work.path(), "b.wav", "Good morning.");
+    let first = espeak_speech(env.work.path(), "a.wav", "Hello there.");
+    let second = espeak_speech(env.work.path(), "b.wav", "Good morning.");
     // Real time, so that the second utterance ends after the first turn's failure.
     let run = env.simulate(
         &[

@@ -1,41 +1,15 @@
 //! End-to-end tests of `openclaw-voice simulate` on the offline stack: the real binary, the
 //! real local-whisper and espeak plugins, the tiny.en model, and speech made by espeak-ng.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use openclaw_voice_tests::{openclaw_voice, toml_path, ConfigDir, PluginDir, Run};
+use openclaw_voice_tests::{
+    espeak_speech, openclaw_voice, toml_path, whisper_model, ConfigDir, PluginDir, Run,
+};
 
 const WHISPER: &str = "openclaw_plugin_local_whisper";
 const ESPEAK: &str = "openclaw_plugin_espeak";
-
-/// The Whisper model: `models/` (from `make model`) or the shared mirror beside the checkout.
-fn model() -> PathBuf {
-    let root = openclaw_voice_tests::workspace_root();
-    let candidates = [
-        std::env::var_os("OPENCLAW_TEST_MODEL").map(PathBuf::from),
-        Some(root.join("models/ggml-tiny.en.bin")),
-        Some(root.join("../shared/models/ggml-tiny.en.bin")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file())
-        .expect("the tiny.en model: run `make model` (or set OPENCLAW_TEST_MODEL)")
-}
-
-/// Speech for `text`, made by espeak-ng (22050 Hz mono).
-fn speech(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("espeak-ng")
-        .args(["-s", "165", "-w"])
-        .arg(&path)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is installed (`make deps`)");
-    assert!(status.success());
-    path
-}
 
 fn sox(args: &[&str]) {
     let status = Command::new("sox")
@@ -66,7 +40,7 @@ impl Offline {
                  [ops]\nenabled = false\n\
                  [logging]\nlevel = \"warn\"\n{extra}",
                 toml_path(plugins.path()),
-                toml_path(&model())
+                toml_path(&whisper_model())
             ),
         );
         Offline {
@@ -124,7 +98,7 @@ fn wav_stats(path: &Path) -> (f64, f64) {
 #[test]
 fn a_question_in_gives_a_spoken_answer_out() {
     let env = Offline::new("");
-    let question = speech(env.dir(), "q.wav", "What is the capital of France?");
+    let question = espeak_speech(env.dir(), "q.wav", "What is the capital of France?");
     let reply = env.dir().join("reply.wav");
     let run = env.simulate(&[
         "--fast",
@@ -170,12 +144,12 @@ fn a_question_in_gives_a_spoken_answer_out() {
 #[test]
 fn overlapping_speakers_are_each_heard_and_attributed() {
     let env = Offline::new("");
-    let a = speech(
+    let a = espeak_speech(
         env.dir(),
         "a.wav",
         "The roses in my garden look lovely today.",
     );
-    let b = speech(env.dir(), "b.wav", "Please play some jazz music for me.");
+    let b = espeak_speech(env.dir(), "b.wav", "Please play some jazz music for me.");
     let reply = env.dir().join("reply.wav");
     let run = env.simulate(&[
         "--fast",
@@ -209,13 +183,13 @@ fn overlapping_speakers_are_each_heard_and_attributed() {
 #[test]
 fn talking_over_the_reply_stops_it() {
     let env = Offline::new("");
-    let long = speech(
+    let long = espeak_speech(
         env.dir(),
         "long.wav",
         "Tell me the whole history of the Roman empire, from the founding of the city to the \
          fall of Constantinople, with every emperor in order.",
     );
-    let interrupt = speech(env.dir(), "stop.wav", "Please stop talking now.");
+    let interrupt = espeak_speech(env.dir(), "stop.wav", "Please stop talking now.");
     let long_seconds = wav_stats(&long).0;
     // The echo reply starts about a second after the question ends and lasts longer than the
     // question; the interruption comes two seconds into it.
@@ -271,7 +245,9 @@ fn silence_and_noise_make_no_turn() {
         "0",
         "3",
     ]);
+    // `-R`: the same noise every run, so the test is repeatable.
     sox(&[
+        "-R",
         "-n",
         "-r",
         "16000",
@@ -315,13 +291,16 @@ fn bad_inputs_fail_with_clear_errors() {
     assert!(!run.success(), "{run}");
     assert!(run.stderr.contains("corrupt.wav"), "{run}");
 
-    let question = speech(env.dir(), "q.wav", "Hello there.");
+    let question = espeak_speech(env.dir(), "q.wav", "Hello there.");
     let missing_model = Offline::new("[providers.local-whisper]\nplugin = \"local-whisper\"\n");
     missing_model.config.write(
         "test.toml",
         &std::fs::read_to_string(missing_model.config.path().join("test.toml"))
             .unwrap()
-            .replace(&toml_path(&model()), "\"/nonexistent/ggml-tiny.en.bin\""),
+            .replace(
+                &toml_path(&whisper_model()),
+                "\"/nonexistent/ggml-tiny.en.bin\"",
+            ),
     );
     let run = missing_model.simulate(&["--input", question.to_str().unwrap()]);
     assert!(!run.success(), "{run}");
