@@ -643,6 +643,84 @@ pub fn is_host(url: &str, host: &str) -> bool {
     authority.split(':').next() == Some(host)
 }
 
+/// Checks `base_url` and `api_key_env`: a URL that can be called, and a key variable wherever
+/// the official `host` is used (`example_var` is shown as the usual name).
+pub fn check_endpoint(
+    base_url: &str,
+    api_key_env: Option<&str>,
+    host: &str,
+    example_var: &str,
+) -> Result<(), PluginError> {
+    check_base_url(base_url).map_err(|why| PluginError::config(format!("`base_url` {why}")))?;
+    match api_key_env {
+        None if is_host(base_url, host) => Err(PluginError::config(format!(
+            "{host} needs a key: set `api_key_env` to the environment variable that holds it \
+             (api_key_env = \"{example_var}\")"
+        ))),
+        Some(var) if var.trim().is_empty() || var.contains(['=', '\0']) => Err(
+            PluginError::config("`api_key_env` must name an environment variable"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The timeout and retry settings every cloud plugin has, in milliseconds as configured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimingSettings {
+    /// `connect_timeout_ms`.
+    pub connect_timeout_ms: u64,
+    /// `timeout_ms`.
+    pub timeout_ms: u64,
+    /// `max_retries`.
+    pub max_retries: u32,
+    /// `backoff_initial_ms`.
+    pub backoff_initial_ms: u64,
+    /// `backoff_max_ms`.
+    pub backoff_max_ms: u64,
+    /// `max_retry_wait_ms`.
+    pub max_retry_wait_ms: u64,
+}
+
+impl TimingSettings {
+    /// Checks each value's range, naming the key at fault.
+    pub fn check(&self) -> Result<(), PluginError> {
+        check_range("connect_timeout_ms", self.connect_timeout_ms, 100..=60_000)?;
+        check_range("timeout_ms", self.timeout_ms, 100..=600_000)?;
+        check_range("max_retries", self.max_retries, 0..=10)?;
+        check_range("backoff_initial_ms", self.backoff_initial_ms, 1..=60_000)?;
+        check_range(
+            "backoff_max_ms",
+            self.backoff_max_ms,
+            self.backoff_initial_ms..=600_000,
+        )?;
+        check_range("max_retry_wait_ms", self.max_retry_wait_ms, 0..=600_000)
+    }
+
+    /// The settings [`Api::new`] takes.
+    pub fn api<'a>(
+        &self,
+        plugin: &'static str,
+        base_url: &'a str,
+        api_key_env: Option<&'a str>,
+        auth: AuthScheme,
+    ) -> ApiSettings<'a> {
+        ApiSettings {
+            plugin,
+            base_url,
+            api_key_env,
+            auth,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            timeout: Duration::from_millis(self.timeout_ms),
+            retry: RetryPolicy {
+                max_retries: self.max_retries,
+                backoff_initial: Duration::from_millis(self.backoff_initial_ms),
+                backoff_max: Duration::from_millis(self.backoff_max_ms),
+                max_retry_wait: Duration::from_millis(self.max_retry_wait_ms),
+            },
+        }
+    }
+}
+
 /// Checks that `value` of `key` lies in `range`, with an error naming both.
 pub fn check_range<T: PartialOrd + fmt::Display + Copy>(
     key: &str,

@@ -19,14 +19,11 @@
 //! max_retry_wait_ms = 3000             # longest Retry-After waited for
 //! ```
 
-use std::time::Duration;
-
 use plugin_api::abi::PluginError;
 use plugin_api::sdk::parse_settings;
 use serde::Deserialize;
 
-use crate::http::ApiSettings;
-use crate::http::{check_base_url, check_range, is_host, AuthScheme, RetryPolicy};
+use crate::http::{check_endpoint, check_range, ApiSettings, AuthScheme, TimingSettings};
 use crate::PLUGIN;
 
 /// The OpenAI API's host, which needs a key.
@@ -128,21 +125,12 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), PluginError> {
-        check_base_url(&self.base_url)
-            .map_err(|why| PluginError::config(format!("`base_url` {why}")))?;
-        if self.api_key_env.is_none() && is_host(&self.base_url, OPENAI_HOST) {
-            return Err(PluginError::config(format!(
-                "{OPENAI_HOST} needs a key: set `api_key_env` to the environment variable that \
-                 holds it (api_key_env = \"OPENAI_API_KEY\")"
-            )));
-        }
-        if let Some(var) = &self.api_key_env {
-            if var.trim().is_empty() || var.contains(['=', '\0']) {
-                return Err(PluginError::config(
-                    "`api_key_env` must name an environment variable",
-                ));
-            }
-        }
+        check_endpoint(
+            &self.base_url,
+            self.api_key_env.as_deref(),
+            OPENAI_HOST,
+            "OPENAI_API_KEY",
+        )?;
         if self.model.trim().is_empty() {
             return Err(PluginError::config("`model` must not be empty"));
         }
@@ -158,34 +146,27 @@ impl Settings {
         if let Some(t) = self.temperature {
             check_range("temperature", t, 0.0..=1.0)?;
         }
-        check_range("connect_timeout_ms", self.connect_timeout_ms, 100..=60_000)?;
-        check_range("timeout_ms", self.timeout_ms, 100..=600_000)?;
-        check_range("max_retries", self.max_retries, 0..=10)?;
-        check_range("backoff_initial_ms", self.backoff_initial_ms, 1..=60_000)?;
-        check_range(
-            "backoff_max_ms",
-            self.backoff_max_ms,
-            self.backoff_initial_ms..=600_000,
-        )?;
-        check_range("max_retry_wait_ms", self.max_retry_wait_ms, 0..=600_000)?;
-        Ok(())
+        self.timing().check()
     }
 
     /// The HTTP settings.
     pub fn api(&self) -> ApiSettings<'_> {
-        ApiSettings {
-            plugin: PLUGIN,
-            base_url: &self.base_url,
-            api_key_env: self.api_key_env.as_deref(),
-            auth: AuthScheme::Bearer,
-            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-            timeout: Duration::from_millis(self.timeout_ms),
-            retry: RetryPolicy {
-                max_retries: self.max_retries,
-                backoff_initial: Duration::from_millis(self.backoff_initial_ms),
-                backoff_max: Duration::from_millis(self.backoff_max_ms),
-                max_retry_wait: Duration::from_millis(self.max_retry_wait_ms),
-            },
+        self.timing().api(
+            PLUGIN,
+            &self.base_url,
+            self.api_key_env.as_deref(),
+            AuthScheme::Bearer,
+        )
+    }
+
+    fn timing(&self) -> TimingSettings {
+        TimingSettings {
+            connect_timeout_ms: self.connect_timeout_ms,
+            timeout_ms: self.timeout_ms,
+            max_retries: self.max_retries,
+            backoff_initial_ms: self.backoff_initial_ms,
+            backoff_max_ms: self.backoff_max_ms,
+            max_retry_wait_ms: self.max_retry_wait_ms,
         }
     }
 }
