@@ -56,6 +56,17 @@ pub enum Command {
     },
     /// Print the OAuth2 URL that invites the bot to a server.
     InviteUrl,
+    /// Serve one plugin in a worker process (started by the host itself for providers with
+    /// `isolation = "process"`; speaks a framed protocol on stdin/stdout).
+    #[command(hide = true)]
+    PluginWorker {
+        /// Address-space limit for this process, in MiB.
+        #[arg(long)]
+        memory_limit_mb: Option<u64>,
+        /// Inspect this library, print what it says of itself as JSON, and exit.
+        #[arg(long)]
+        probe: Option<PathBuf>,
+    },
 }
 
 /// `plugins …`.

@@ -62,13 +62,14 @@ pub async fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 
     let dir = plugins_dir(&loaded);
-    match PluginSet::scan(&dir) {
+    match Ok::<_, std::convert::Infallible>(PluginSet::for_config(&dir, &loaded.config)) {
         Err(e) => problems.push(e.to_string()),
         Ok(set) => {
             let names: Vec<String> = set
                 .plugins
                 .values()
                 .map(|p| format!("{} {}", p.info.name, p.info.version))
+                .chain(set.isolated.keys().map(|n| format!("{n} (worker process)")))
                 .collect();
             println!(
                 "plugins ({}): {}",
@@ -146,7 +147,9 @@ pub fn plugins_list(cli: &Cli, dir: Option<&Path>, json: bool) -> anyhow::Result
             plugins_dir(&loaded)
         }
     };
-    let set = PluginSet::scan(&dir)?;
+    let launcher = crate::plugins::worker::WorkerLauncher::current_exe()
+        .context("cannot find this executable to inspect plugins with")?;
+    let set = crate::plugins::probe::probe_dir(&dir, &launcher)?;
     if json {
         let plugins: Vec<serde_json::Value> = set
             .plugins
@@ -282,7 +285,10 @@ pub async fn build_session_deps(
     ops: &OpsState,
 ) -> anyhow::Result<SessionDeps> {
     let dir = plugins_dir(loaded);
-    let set = PluginSet::scan(&dir)?;
+    let set = PluginSet::for_config(&dir, &loaded.config);
+    for failure in &set.failures {
+        tracing::warn!("plugin not loaded: {failure}");
+    }
     let providers = Providers::build(&set, &loaded.config).await;
     for failure in &providers.failures {
         tracing::error!("{failure}");
@@ -306,7 +312,7 @@ pub async fn build_session_deps(
     ops.set_components(Components {
         stt: providers.stt.clone(),
         tts: providers.tts.clone(),
-        plugins: set.plugins.values().map(|p| p.info.clone()).collect(),
+        plugins: providers.plugin_infos(),
         agent_kind: Some(agent.kind()),
     });
     Ok(SessionDeps {

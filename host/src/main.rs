@@ -14,6 +14,19 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // A plugin worker runs no async runtime, logging or Sentry of its own: it only serves
+    // the plugin over its pipes (or inspects one library and exits).
+    if let Command::PluginWorker {
+        memory_limit_mb,
+        probe,
+    } = &cli.command
+    {
+        let code = match probe {
+            Some(path) => openclaw_voice::plugins::probe::answer(path),
+            None => openclaw_voice::plugins::worker::serve::serve(*memory_limit_mb),
+        };
+        std::process::exit(code);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,6 +53,7 @@ fn main() -> ExitCode {
                 Command::RegisterCommands { guild } => {
                     commands::register_commands(&cli, *guild).await
                 }
+                Command::PluginWorker { .. } => Ok(ExitCode::SUCCESS),
             }
         })
     };
@@ -59,5 +73,12 @@ fn main() -> ExitCode {
         Err(_) => ExitCode::from(101),
     };
     telemetry::shutdown(telemetry::sentry::SHUTDOWN_TIMEOUT);
+    // Dropping a runtime waits for every blocking task, and a plugin call that hangs in this
+    // process never returns: give them a moment, then leave them (the commands have already
+    // honoured the shutdown deadline and written their output).
+    runtime.shutdown_timeout(RUNTIME_GRACE);
     code
 }
+
+/// How long blocking tasks still running at exit (a hung in-process plugin call) may delay it.
+const RUNTIME_GRACE: std::time::Duration = std::time::Duration::from_millis(200);

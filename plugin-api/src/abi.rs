@@ -5,9 +5,18 @@
 //! the [`sdk`](crate::sdk) wraps it in plain Rust traits. The host uses it through
 //! [`PluginModule_Ref`].
 //!
-//! Compatibility rule: while plugin-api is `0.x`, a minor version bump may change this module
-//! (abi_stable then refuses to load a plugin built against another minor version); a patch bump
-//! never does. New functions are appended to [`PluginModule`] after its last prefix field.
+//! Evolution rules (docs/PLUGINS.md, "How the ABI evolves", names the test guarding each):
+//! - Within `0.1.x` the ABI only grows, by appending: a new function at the end of
+//!   [`PluginModule`], a new method at the end of a `#[sabi_trait]` (with a default body, which
+//!   the host uses for a plugin built before it), and new types used only by those. A host
+//!   reads an appended module function through an accessor that returns `Option`, so an older
+//!   plugin without it is handled, never a panic.
+//! - Anything else (a field added to or removed from a plain struct such as [`Transcript`], a
+//!   variant added to an exhaustive enum, a changed signature) needs the next minor version
+//!   (`0.2.0`), which abi_stable and the host refuse to mix with `0.1.x`.
+//! - A plugin refuses a host older than [`MIN_HOST_API`] in [`PluginModule::handshake`]'s
+//!   absence: older hosts never call it, and the plugin's `info` then fails with a clear
+//!   message instead of running with a host that ignores what it offers.
 
 // The `sabi_trait` and `StableAbi` macros expand to impls the lint flags.
 #![allow(non_local_definitions)]
@@ -27,6 +36,10 @@ use abi_stable::{
 
 /// The version of the plugin API this crate implements (its crate version).
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The oldest host plugin-api version a plugin built against this crate accepts: the first
+/// that calls [`PluginModule::handshake`].
+pub const MIN_HOST_API: &str = "0.1.1";
 
 /// Sample rate of every buffer handed to a speech-to-text provider.
 pub const STT_SAMPLE_RATE: u32 = 16_000;
@@ -322,6 +335,52 @@ impl Transcript {
     }
 }
 
+/// One word of a transcript with its timing (since 0.1.1).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct Word {
+    /// Start, in milliseconds from the start of the audio.
+    pub start_ms: u32,
+    /// End, in milliseconds from the start of the audio.
+    pub end_ms: u32,
+    /// The word as written in the transcript.
+    pub text: RString,
+    /// How sure the model is of this word, from 0 to 1, where it says.
+    pub probability: ROption<f32>,
+}
+
+/// A transcript with word timings and language detail (since 0.1.1): what
+/// [`SttProvider::transcribe_detailed`] and a finished [`SttStream`] return.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
+pub struct DetailedTranscript {
+    /// The transcript: text, language, segments, confidence.
+    pub transcript: Transcript,
+    /// Words with their timings, where the provider reports them.
+    pub words: RVec<Word>,
+    /// How sure the provider is of the detected language, from 0 to 1, where it says.
+    pub language_probability: ROption<f32>,
+}
+
+impl From<Transcript> for DetailedTranscript {
+    fn from(transcript: Transcript) -> Self {
+        DetailedTranscript {
+            transcript,
+            ..Default::default()
+        }
+    }
+}
+
+/// A partial transcript of a stream, while audio is still arriving (since 0.1.1).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
+pub struct PartialTranscript {
+    /// The text so far; later partials may revise it.
+    pub text: RString,
+    /// How much audio, in milliseconds from the start of the stream, the text covers.
+    pub audio_ms: u32,
+}
+
 /// A voice a TTS provider offers.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
@@ -464,6 +523,43 @@ pub trait SttProvider: Send + Sync {
     /// Reports whether the provider can serve calls.
     #[sabi(last_prefix_field)]
     fn health(&self) -> RResult<HealthReport, PluginError>;
+
+    /// Since 0.1.1: transcribes one utterance with word timings and language detail. A plugin
+    /// built before it gets this default: [`transcribe`](Self::transcribe), no words.
+    fn transcribe_detailed(
+        &self,
+        audio: Pcm16kMono<'_>,
+        options: &TranscribeOptions,
+    ) -> RResult<DetailedTranscript, PluginError> {
+        self.transcribe(audio, options)
+            .map(DetailedTranscript::from)
+    }
+
+    /// Since 0.1.1: starts a streaming transcription (push audio while the speaker talks, get
+    /// partial transcripts, finish for the final one). `None`: this provider does not stream
+    /// (the default, and what a plugin built before it answers).
+    fn start_stream(
+        &self,
+        options: &TranscribeOptions,
+    ) -> RResult<ROption<SttStreamBox>, PluginError> {
+        let _ = options;
+        RResult::ROk(ROption::RNone)
+    }
+}
+
+/// A streaming transcription (since 0.1.1), fed 16 kHz mono audio as the speaker talks.
+#[sabi_trait]
+pub trait SttStream: Send + Sync {
+    /// Adds audio that follows what was pushed before; returns a new partial transcript when
+    /// there is one.
+    fn push(&self, audio: Pcm16kMono<'_>) -> RResult<ROption<PartialTranscript>, PluginError>;
+
+    /// Ends the audio and returns the final transcript.
+    fn finish(&self) -> RResult<DetailedTranscript, PluginError>;
+
+    /// Abandons the stream; may be called from another thread while `push` or `finish` runs.
+    #[sabi(last_prefix_field)]
+    fn cancel(&self);
 }
 
 /// A stream of synthesized audio, pulled by the host chunk by chunk.
@@ -502,12 +598,13 @@ pub type SttBox = SttProvider_TO<'static, RBox<()>>;
 pub type TtsBox = TtsProvider_TO<'static, RBox<()>>;
 /// An owned, type-erased speech stream.
 pub type SpeechStreamBox = SpeechStream_TO<'static, RBox<()>>;
+/// An owned, type-erased streaming transcription.
+pub type SttStreamBox = SttStream_TO<'static, RBox<()>>;
 
 /// The root module every plugin library exports (through [`export_plugin!`](crate::export_plugin)).
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModule_Ref)))]
-#[sabi(missing_field(panic))]
 pub struct PluginModule {
     /// Describes the plugin.
     pub info: extern "C" fn() -> RResult<PluginInfo, PluginError>,
@@ -520,6 +617,10 @@ pub struct PluginModule {
     /// Builds a text-to-speech provider from its settings (TOML text).
     #[sabi(last_prefix_field)]
     pub new_tts: extern "C" fn(RStr<'_>) -> RResult<TtsBox, PluginError>,
+    /// Since 0.1.1, appended: the host says which plugin-api version it speaks, right after
+    /// `init` and before `info`; the plugin refuses a host older than [`MIN_HOST_API`]. Its
+    /// accessor returns `None` for a plugin built before it.
+    pub handshake: extern "C" fn(RStr<'_>) -> RResult<(), PluginError>,
 }
 
 impl RootModule for PluginModule_Ref {

@@ -14,10 +14,11 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 
 use crate::abi::{
-    AudioChunk, Capabilities, HealthReport, HostContext, LogLevel, Pcm16kMono, PluginError,
-    PluginInfo, Role, SpeechStreamBox, SpeechStream_TO, SttBox, SttProvider, SttProvider_TO,
-    SynthesisOptions, TranscribeOptions, Transcript, TtsBox, TtsProvider, TtsProvider_TO, Voice,
-    API_VERSION,
+    AudioChunk, Capabilities, DetailedTranscript, HealthReport, HostContext, LogLevel,
+    PartialTranscript, Pcm16kMono, PluginError, PluginInfo, Role, SpeechStreamBox, SpeechStream_TO,
+    SttBox, SttProvider, SttProvider_TO, SttStreamBox, SttStream_TO, SynthesisOptions,
+    TranscribeOptions, Transcript, TtsBox, TtsProvider, TtsProvider_TO, Voice, API_VERSION,
+    MIN_HOST_API,
 };
 
 /// A speech-to-text engine, written as plain Rust.
@@ -34,6 +35,41 @@ pub trait SpeechToText: Send + Sync + 'static {
     fn health(&self) -> Result<HealthReport, PluginError> {
         Ok(HealthReport::healthy("ok"))
     }
+
+    /// Transcribes with word timings and language detail, where the engine has them. The
+    /// default is [`transcribe`](Self::transcribe) with no words.
+    fn transcribe_detailed(
+        &self,
+        audio: Pcm16kMono<'_>,
+        options: &TranscribeOptions,
+    ) -> Result<DetailedTranscript, PluginError> {
+        self.transcribe(audio, options)
+            .map(DetailedTranscript::from)
+    }
+
+    /// Starts a streaming transcription, for engines that can transcribe while the speaker
+    /// talks. The default, `None`, says this engine does not stream; the host then sends whole
+    /// utterances to [`transcribe`](Self::transcribe). `cancel` is set when the host abandons
+    /// the stream.
+    fn start_stream(
+        &self,
+        options: &TranscribeOptions,
+        cancel: CancelToken,
+    ) -> Result<Option<Box<dyn TranscriptionStream>>, PluginError> {
+        let _ = (options, cancel);
+        Ok(None)
+    }
+}
+
+/// A streaming transcription, written as plain Rust: audio arrives in pieces while the
+/// speaker talks.
+pub trait TranscriptionStream: Send + 'static {
+    /// Adds 16 kHz mono samples that follow the ones pushed before; returns a partial
+    /// transcript when there is a new one.
+    fn push(&mut self, samples: &[i16]) -> Result<Option<PartialTranscript>, PluginError>;
+
+    /// The audio has ended: the final transcript.
+    fn finish(&mut self) -> Result<DetailedTranscript, PluginError>;
 }
 
 /// A text-to-speech engine, written as plain Rust.
@@ -287,6 +323,40 @@ pub fn secret_from_env(provider: &str, var: &str) -> Result<String, PluginError>
     }
 }
 
+/// `major.minor.patch` as numbers; `None` when it is not one.
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let mut it = v.trim().split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    let patch = it.next().map_or(Some(0), |p| {
+        p.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    })?;
+    Some((major, minor, patch))
+}
+
+/// Whether a host speaking `host_api` can run a plugin built against this crate: the same
+/// ABI line (major, and minor while major is 0) and not older than [`MIN_HOST_API`].
+fn check_host_api(host_api: &str) -> Result<(), PluginError> {
+    let refuse = |why: &str| {
+        Err(PluginError::config(format!(
+            "this plugin was built against plugin-api {API_VERSION} and needs a host that speaks \
+             plugin-api {MIN_HOST_API} or later in the same line; the host speaks {host_api}: \
+             {why}"
+        ))
+        .with_retryable(false))
+    };
+    let (Some(host), Some(min)) = (parse_version(host_api), parse_version(MIN_HOST_API)) else {
+        return refuse("not a version number");
+    };
+    if host.0 != min.0 || (host.0 == 0 && host.1 != min.1) {
+        return refuse("another ABI line");
+    }
+    if host < min {
+        return refuse("upgrade openclaw-voice");
+    }
+    Ok(())
+}
+
 /// Turns a caught panic into a [`PluginError`] of kind `Internal`.
 fn panic_error(what: &str, payload: Box<dyn Any + Send>) -> PluginError {
     let detail = if let Some(s) = payload.downcast_ref::<&str>() {
@@ -320,6 +390,83 @@ impl SttProvider for SttAdapter {
 
     fn health(&self) -> RResult<HealthReport, PluginError> {
         guard("health", || self.0.health())
+    }
+
+    fn transcribe_detailed(
+        &self,
+        audio: Pcm16kMono<'_>,
+        options: &TranscribeOptions,
+    ) -> RResult<DetailedTranscript, PluginError> {
+        guard("transcribe_detailed", || {
+            self.0.transcribe_detailed(audio, options)
+        })
+    }
+
+    fn start_stream(
+        &self,
+        options: &TranscribeOptions,
+    ) -> RResult<ROption<SttStreamBox>, PluginError> {
+        guard("start_stream", || {
+            let cancel = CancelToken::new();
+            let stream = self.0.start_stream(options, cancel.clone())?;
+            Ok(ROption::from(stream.map(|stream| {
+                let adapter = SttStreamAdapter {
+                    stream: Mutex::new(Some(stream)),
+                    cancel,
+                };
+                SttStream_TO::from_value(adapter, TD_Opaque)
+            })))
+        })
+    }
+}
+
+struct SttStreamAdapter {
+    // `None` once finished, failed or panicked: later calls are refused.
+    stream: Mutex<Option<Box<dyn TranscriptionStream>>>,
+    cancel: CancelToken,
+}
+
+impl SttStreamAdapter {
+    fn with_stream<T>(
+        &self,
+        what: &str,
+        keep: impl FnOnce(&Result<T, PluginError>) -> bool,
+        f: impl FnOnce(&mut Box<dyn TranscriptionStream>) -> Result<T, PluginError>,
+    ) -> RResult<T, PluginError> {
+        if self.cancel.is_cancelled() {
+            return RResult::RErr(PluginError::invalid_input(format!(
+                "{what} on a cancelled transcription stream"
+            )));
+        }
+        let mut slot = match self.stream.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(stream) = slot.as_mut() else {
+            return RResult::RErr(PluginError::invalid_input(format!(
+                "{what} on a transcription stream that already ended"
+            )));
+        };
+        let result = guard(what, || f(stream)).into_result();
+        if !keep(&result) {
+            *slot = None;
+        }
+        result.into()
+    }
+}
+
+impl crate::abi::SttStream for SttStreamAdapter {
+    fn push(&self, audio: Pcm16kMono<'_>) -> RResult<ROption<PartialTranscript>, PluginError> {
+        self.with_stream("push", Result::is_ok, |s| s.push(audio.as_slice()))
+            .map(ROption::from)
+    }
+
+    fn finish(&self) -> RResult<DetailedTranscript, PluginError> {
+        self.with_stream("finish", |_| false, |s| s.finish())
+    }
+
+    fn cancel(&self) {
+        self.cancel.cancel();
     }
 }
 
@@ -388,11 +535,35 @@ impl crate::abi::SpeechStream for StreamAdapter {
 pub mod adapter {
     use super::*;
 
-    /// `PluginModule::info`.
+    /// Whether the host said which plugin-api it speaks (set by [`handshake`]; one flag per
+    /// library, since each cdylib has its own copy of this crate).
+    static HANDSHAKEN: AtomicBool = AtomicBool::new(false);
+
+    /// `PluginModule::handshake`: refuses a host older than [`MIN_HOST_API`].
+    pub fn handshake(host_api: RStr<'_>) -> RResult<(), PluginError> {
+        guard("handshake", || {
+            super::check_host_api(host_api.as_str())?;
+            HANDSHAKEN.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    /// `PluginModule::info`; fails when the host never called [`handshake`] (a host older
+    /// than [`MIN_HOST_API`]), so that host refuses the plugin with the reason.
     pub fn info(
         definition: impl FnOnce() -> &'static PluginDefinition,
     ) -> RResult<PluginInfo, PluginError> {
-        guard("info", || Ok(definition().info()))
+        guard("info", || {
+            if !HANDSHAKEN.load(Ordering::SeqCst) {
+                return Err(PluginError::config(format!(
+                    "this plugin was built against plugin-api {API_VERSION} and needs a host \
+                     that speaks plugin-api {MIN_HOST_API} or later; this host is older (it did \
+                     not say which version it speaks): upgrade openclaw-voice"
+                ))
+                .with_retryable(false));
+            }
+            Ok(definition().info())
+        })
     }
 
     /// `PluginModule::init`.
@@ -541,6 +712,14 @@ pub mod logging {
 #[macro_export]
 macro_rules! export_plugin {
     ($definition:path) => {
+        // A panic must unwind to the SDK's `catch_unwind` to become an error; with
+        // `panic = "abort"` the first panic in the plugin would kill the whole host.
+        #[cfg(panic = "abort")]
+        compile_error!(
+            "OpenClaw Voice plugins must be built with `panic = \"unwind\"` (the default): with \
+             `panic = \"abort\"` a panic in the plugin kills the host instead of becoming an \
+             error. Remove `panic = \"abort\"` from this crate's profile."
+        );
         const _: () = {
             use $crate::abi_stable::std_types::{RResult, RStr};
             use $crate::abi::{
@@ -569,6 +748,9 @@ macro_rules! export_plugin {
             extern "C" fn __ocv_new_tts(config: RStr<'_>) -> RResult<TtsBox, PluginError> {
                 $crate::sdk::adapter::new_tts(__ocv_definition, config)
             }
+            extern "C" fn __ocv_handshake(host_api: RStr<'_>) -> RResult<(), PluginError> {
+                $crate::sdk::adapter::handshake(host_api)
+            }
             fn __ocv_root_module() -> PluginModule_Ref {
                 $crate::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix(PluginModule {
                     info: __ocv_info,
@@ -576,6 +758,7 @@ macro_rules! export_plugin {
                     validate_config: __ocv_validate_config,
                     new_stt: __ocv_new_stt,
                     new_tts: __ocv_new_tts,
+                    handshake: __ocv_handshake,
                 })
             }
             extern "C" fn __ocv_erased_root_module() -> $crate::abi_stable::library::RootModuleResult {
@@ -624,6 +807,17 @@ mod tests {
         }
         let err = parse_settings::<S>("model = \"x\"\nmodle = 1").unwrap_err();
         assert!(err.message().contains("modle"), "{}", err.message());
+    }
+
+    #[test]
+    fn host_versions_are_checked_against_the_minimum() {
+        assert!(check_host_api(MIN_HOST_API).is_ok());
+        assert!(check_host_api(API_VERSION).is_ok());
+        let err = check_host_api("0.1.0").unwrap_err();
+        assert!(err.message().contains("upgrade openclaw-voice"), "{err}");
+        assert!(check_host_api("0.2.0").is_err());
+        assert!(check_host_api("1.0.0").is_err());
+        assert!(check_host_api("garbage").is_err());
     }
 
     #[test]

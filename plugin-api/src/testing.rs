@@ -24,8 +24,9 @@
 use abi_stable::std_types::{ROption, RStr};
 
 use crate::abi::{
-    AudioChunk, HealthReport, HostContext, LogLevel, Pcm16kMono, PluginError, PluginInfo, Role,
-    SpeechStreamBox, SttBox, SynthesisOptions, TranscribeOptions, Transcript, TtsBox, Voice,
+    AudioChunk, DetailedTranscript, HealthReport, HostContext, LogLevel, PartialTranscript,
+    Pcm16kMono, PluginError, PluginInfo, Role, SpeechStreamBox, SttBox, SttStreamBox,
+    SynthesisOptions, TranscribeOptions, Transcript, TtsBox, Voice, API_VERSION,
 };
 use crate::sdk::{adapter, PluginDefinition};
 
@@ -46,6 +47,8 @@ impl TestPlugin {
                 max_level: LogLevel::Debug,
             },
         );
+        // What a host does next: say which plugin-api it speaks (this crate's).
+        let _ = adapter::handshake(RStr::from_str(API_VERSION));
         TestPlugin { definition }
     }
 
@@ -92,6 +95,51 @@ impl TestStt {
     /// The provider's health.
     pub fn health(&self) -> Result<HealthReport, PluginError> {
         self.0.health().into_result()
+    }
+
+    /// Transcribes with word timings and language detail.
+    pub fn transcribe_detailed(
+        &self,
+        samples_16k_mono: &[i16],
+        options: &TranscribeOptions,
+    ) -> Result<DetailedTranscript, PluginError> {
+        self.0
+            .transcribe_detailed(Pcm16kMono::new(samples_16k_mono), options)
+            .into_result()
+    }
+
+    /// Starts a streaming transcription; `None` when the provider does not stream.
+    pub fn start_stream(
+        &self,
+        options: &TranscribeOptions,
+    ) -> Result<Option<TestSttStream>, PluginError> {
+        self.0
+            .start_stream(options)
+            .into_result()
+            .map(|s| s.into_option().map(TestSttStream))
+    }
+}
+
+/// A streaming transcription behind the ABI adapter.
+pub struct TestSttStream(pub SttStreamBox);
+
+impl TestSttStream {
+    /// Pushes samples; a new partial transcript, if any.
+    pub fn push(&self, samples_16k_mono: &[i16]) -> Result<Option<PartialTranscript>, PluginError> {
+        self.0
+            .push(Pcm16kMono::new(samples_16k_mono))
+            .into_result()
+            .map(|p| p.into_option())
+    }
+
+    /// Ends the audio: the final transcript.
+    pub fn finish(&self) -> Result<DetailedTranscript, PluginError> {
+        self.0.finish().into_result()
+    }
+
+    /// Abandons the stream.
+    pub fn cancel(&self) {
+        self.0.cancel();
     }
 }
 

@@ -303,7 +303,7 @@ fn metrics_after_a_simulated_turn_have_the_seed_names_types_and_buckets() {
     assert_eq!(
         m.value(
             "plugin_info",
-            &[("name", "fault"), ("api", env!("CARGO_PKG_VERSION"))]
+            &[("name", "fault"), ("api", plugin_api::abi::API_VERSION)]
         ),
         Some(1.0),
         "{}",

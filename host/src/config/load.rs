@@ -423,6 +423,20 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 "must be at least 1",
             ));
         }
+        if let Some(mb) = p.memory_limit_mb {
+            if !(64..=1_048_576).contains(&mb) {
+                errors.push(invalid(
+                    &format!("providers.{id}.memory_limit_mb"),
+                    "must be between 64 and 1048576 (MiB)",
+                ));
+            }
+            if p.isolation != super::schema::Isolation::Process {
+                errors.push(invalid(
+                    &format!("providers.{id}.memory_limit_mb"),
+                    "applies only with isolation = \"process\" (a worker process of its own)",
+                ));
+            }
+        }
         if let Some(hash) = &p.sha256 {
             if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
                 errors.push(invalid(

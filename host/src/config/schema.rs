@@ -69,12 +69,31 @@ pub struct ProviderConfig {
     pub timeout_ms: u64,
     /// Calls allowed in flight at once; more wait. Default: 4.
     pub max_concurrent_calls: usize,
-    /// Expected SHA-256 of the plugin file (hex); a differing file is refused. Default: none.
+    /// Expected SHA-256 of the plugin file (hex), checked on the file's bytes before it is
+    /// opened as a library; a differing file is refused. Default: none.
     pub sha256: Option<String>,
+    /// Where the plugin runs: `process` (a worker process of its own: a crash or a hang in it
+    /// is a provider error, and the worker is restarted) or `in-process` (loaded into the
+    /// host: lowest overhead, but a crash in native code ends the host). Default: `process`.
+    pub isolation: Isolation,
+    /// With `isolation = "process"`: the worker's address-space limit in MiB (`RLIMIT_AS`); a
+    /// plugin that allocates past it dies alone. Default: none.
+    pub memory_limit_mb: Option<u64>,
     /// Plugin-specific settings, handed to the plugin as TOML text. Default: empty.
     pub settings: toml::Table,
     /// When the provider's circuit breaker takes it out of the failover rotation.
     pub circuit: CircuitConfig,
+}
+
+/// `providers.<id>.isolation`: where a provider's plugin runs.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In a worker process of its own (`openclaw-voice plugin-worker`).
+    #[default]
+    Process,
+    /// Loaded into the host process.
+    InProcess,
 }
 
 impl Default for ProviderConfig {
@@ -84,6 +103,8 @@ impl Default for ProviderConfig {
             timeout_ms: 15_000,
             max_concurrent_calls: 4,
             sha256: None,
+            isolation: Isolation::Process,
+            memory_limit_mb: None,
             settings: toml::Table::new(),
             circuit: CircuitConfig::default(),
         }

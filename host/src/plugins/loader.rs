@@ -5,12 +5,26 @@
 //! caches one module per type (a second plugin would get the first). Libraries are never
 //! unloaded. A library that fails to load is reported with its file and reason and skipped;
 //! it never takes the host down.
+//!
+//! **Architecture Invariant (verified loading):** no byte of a plugin runs before it is
+//! checked. The file is opened once; that descriptor is checked (a regular file, not writable
+//! by group or others, nor is its directory), read whole for the SHA-256 pin and the ELF check
+//! (every loadable segment inside the file, so a truncated library is refused instead of
+//! faulting the process with SIGBUS), and then that same descriptor is what `dlopen` maps
+//! (`/proc/self/fd/N`): a file swapped after the check is never the one loaded. Descriptors of
+//! loaded libraries stay open for the life of the process, so their `/proc/self/fd/N` names are
+//! never reused for another file.
 
 use std::fmt;
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::std_types::RStr;
 use plugin_api::abi::{HostContext, LogLevel, PluginModule_Ref, Role};
 use sha2::{Digest, Sha256};
 
@@ -25,6 +39,8 @@ pub struct LoadedPlugin {
     pub info: PluginDescription,
     /// Its root module.
     pub(crate) module: PluginModule_Ref,
+    /// The descriptor the library was mapped from, kept open for the life of the process.
+    _file: Arc<File>,
 }
 
 impl LoadedPlugin {
@@ -46,7 +62,7 @@ impl fmt::Debug for LoadedPlugin {
 }
 
 /// Host-side copy of `PluginInfo`, in plain Rust types.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PluginDescription {
     /// Unique name.
     pub name: String,
@@ -118,6 +134,21 @@ pub enum LoadError {
     /// Reading the file failed.
     #[error("cannot read the file: {0}")]
     Io(String),
+    /// The child process that inspected the file reported this.
+    #[error("{0}")]
+    Probe(String),
+    /// No library in the plugin directory is named for the plugin.
+    #[error("{0}")]
+    NotFound(String),
+    /// The file or its directory could be changed by someone else.
+    #[error("refusing to load it: {0}")]
+    Insecure(String),
+    /// The file is an ELF library whose headers point past its end (truncated or corrupt).
+    #[error("refusing to load it: {0}")]
+    Corrupt(String),
+    /// The plugin refused this host (it needs a newer plugin-api).
+    #[error("the plugin refused this host: {0}")]
+    Refused(String),
     /// Another library already has this name.
     #[error("another plugin named `{name}` is already loaded from {other}; remove one of them")]
     DuplicateName {
@@ -158,37 +189,187 @@ pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
+/// The library that holds plugin `name` in `dir`, found by file name alone, so that no
+/// other library in the directory is ever opened: `lib<anything>plugin_<name>.so`, with the
+/// name's hyphens as underscores (`local-whisper` → `libopenclaw_plugin_local_whisper.so`);
+/// `libopenclaw_plugin_<name>.so` wins when several match.
+pub fn library_for_plugin(dir: &Path, name: &str) -> Result<PathBuf, LoadError> {
+    let files = plugin_files(dir).map_err(|e| {
+        LoadError::NotFound(format!(
+            "cannot read the plugin directory {} (`plugins.dir`): {e}",
+            dir.display()
+        ))
+    })?;
+    let wanted = format!("plugin_{}", name.replace('-', "_"));
+    let preferred = format!("openclaw_{wanted}");
+    let stem = |p: &Path| -> String {
+        let s = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        s.strip_prefix(std::env::consts::DLL_PREFIX)
+            .unwrap_or(s)
+            .to_string()
+    };
+    let mut matches: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| stem(p).ends_with(&wanted))
+        .collect();
+    matches.sort_by_key(|p| (stem(p) != preferred, p.as_os_str().len()));
+    match matches.first() {
+        Some(path) => Ok((*path).clone()),
+        None => {
+            let names: Vec<String> = files
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            Err(LoadError::NotFound(format!(
+                "no library for plugin `{name}` in {}: plugins are found by file name, \
+                 {}…{wanted}{} (no other library there is opened); files there: {}",
+                dir.display(),
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )))
         }
-        hasher.update(&buf[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
 }
 
-/// Loads one plugin library, checking its hash first when `expected_sha256` is given.
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// A library file opened once and checked through that descriptor.
+struct VerifiedFile {
+    file: File,
+    sha256: String,
+}
+
+impl VerifiedFile {
+    /// Opens `path` and checks it: permissions, the SHA-256 pin when given, the ELF headers.
+    fn open(path: &Path, expected_sha256: Option<&str>) -> Result<VerifiedFile, LoadError> {
+        let mut file = File::open(path).map_err(|e| LoadError::Io(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| LoadError::Io(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(LoadError::Insecure("it is not a regular file".into()));
+        }
+        check_not_writable_by_others(path, &meta)?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| LoadError::Io(e.to_string()))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        if let Some(expected) = expected_sha256 {
+            if !expected.eq_ignore_ascii_case(&sha256) {
+                return Err(LoadError::HashMismatch {
+                    expected: expected.to_ascii_lowercase(),
+                    found: sha256,
+                });
+            }
+        }
+        check_elf(&bytes)?;
+        Ok(VerifiedFile { file, sha256 })
+    }
+
+    /// The name under which `dlopen` maps exactly this descriptor.
+    fn proc_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+}
+
+/// Refuses a file, or a directory holding it, that group or others may write.
+fn check_not_writable_by_others(path: &Path, meta: &std::fs::Metadata) -> Result<(), LoadError> {
+    let writable = |mode: u32| mode & 0o022 != 0;
+    if writable(meta.permissions().mode()) {
+        return Err(LoadError::Insecure(format!(
+            "the file is writable by group or others (mode {:o}); anyone who can write it can \
+             run code in this process: `chmod go-w {}`",
+            meta.mode() & 0o7777,
+            path.display()
+        )));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(dmeta) = std::fs::metadata(dir) {
+        // A sticky, world-writable directory (like /tmp) still lets only the owner replace the
+        // file; any other writable directory lets others swap it.
+        let sticky = dmeta.mode() & 0o1000 != 0;
+        if writable(dmeta.permissions().mode()) && !sticky {
+            return Err(LoadError::Insecure(format!(
+                "its directory {} is writable by group or others (mode {:o}), so the file can \
+                 be replaced: `chmod go-w {}`",
+                dir.display(),
+                dmeta.mode() & 0o7777,
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an ELF file's headers against its size before anything maps it: a truncated
+/// library would otherwise fault (SIGBUS) inside `dlopen`. Files that are not ELF are left to
+/// `dlopen`, which refuses them cleanly.
+fn check_elf(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+        return Ok(());
+    }
+    let corrupt = |what: String| {
+        Err(LoadError::Corrupt(format!(
+            "the ELF file is truncated or corrupt: {what} (the file has {} bytes)",
+            bytes.len()
+        )))
+    };
+    if bytes.len() < 64 || bytes[4] != 2 || bytes[5] != 1 {
+        return corrupt("not a complete 64-bit little-endian ELF header".into());
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as u64;
+    let u32_at =
+        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    let u64_at = |o: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&bytes[o..o + 8]);
+        u64::from_le_bytes(a)
+    };
+    let len = bytes.len() as u64;
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    let (shoff, shentsize, shnum) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+    let ph_end = phoff.saturating_add(phentsize.saturating_mul(phnum));
+    if phentsize < 56 || ph_end > len {
+        return corrupt(format!("program headers end at byte {ph_end}"));
+    }
+    let sh_end = shoff.saturating_add(shentsize.saturating_mul(shnum));
+    if sh_end > len {
+        return corrupt(format!("section headers end at byte {sh_end}"));
+    }
+    for i in 0..phnum {
+        let at = (phoff + i * phentsize) as usize;
+        let (kind, offset, filesz) = (u32_at(at), u64_at(at + 8), u64_at(at + 32));
+        // PT_LOAD (1) and PT_DYNAMIC (2) are mapped and read by the dynamic loader.
+        if (kind == 1 || kind == 2) && offset.saturating_add(filesz) > len {
+            return corrupt(format!(
+                "segment {i} spans bytes {offset}..{}",
+                offset.saturating_add(filesz)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Loads one plugin library, checking it first (see the module docs); `expected_sha256` pins
+/// its hash.
 pub fn load_plugin(
     path: &Path,
     expected_sha256: Option<&str>,
     host: HostContext,
 ) -> Result<LoadedPlugin, LoadError> {
-    let sha256 = sha256_file(path).map_err(|e| LoadError::Io(e.to_string()))?;
-    if let Some(expected) = expected_sha256 {
-        if !expected.eq_ignore_ascii_case(&sha256) {
-            return Err(LoadError::HashMismatch {
-                expected: expected.to_ascii_lowercase(),
-                found: sha256,
-            });
-        }
-    }
-    let header = lib_header_from_path(path).map_err(map_library_error)?;
+    let verified = VerifiedFile::open(path, expected_sha256)?;
+    let header = lib_header_from_path(&verified.proc_path()).map_err(map_library_error)?;
     // abi_stable's version check lets a plugin built against a newer 0.x plugin-api through to
     // the layout check, whose report is a page about package versions; say it plainly first.
     let built_against = header.version_strings().version.as_str();
@@ -202,6 +383,13 @@ pub fn load_plugin(
         .init_root_module::<PluginModule_Ref>()
         .map_err(map_library_error)?;
     (module.init())(host);
+    // Plugins built against 0.1.1 or later wait for the host's version before describing
+    // themselves; older ones have no `handshake` (the accessor says `None`).
+    if let Some(handshake) = module.handshake() {
+        handshake(RStr::from_str(plugin_api::abi::API_VERSION))
+            .into_result()
+            .map_err(|e| LoadError::Refused(e.message().to_string()))?;
+    }
     let info = (module.info())()
         .into_result()
         .map_err(|e| LoadError::Info(e.to_string()))?;
@@ -213,8 +401,19 @@ pub fn load_plugin(
             found: info.api_version.to_string(),
         });
     }
+    Ok(LoadedPlugin {
+        path: path.to_path_buf(),
+        sha256: verified.sha256,
+        info: describe(&info),
+        module,
+        _file: Arc::new(verified.file),
+    })
+}
+
+/// Host-side copy of what a plugin says of itself.
+fn describe(info: &plugin_api::abi::PluginInfo) -> PluginDescription {
     let caps = &info.capabilities;
-    let description = PluginDescription {
+    PluginDescription {
         name: info.name.to_string(),
         version: info.version.to_string(),
         description: info.description.to_string(),
@@ -228,13 +427,7 @@ pub fn load_plugin(
         streaming: caps.streaming,
         sample_rates: caps.sample_rates.to_vec(),
         voices: caps.voices.iter().map(|s| s.to_string()).collect(),
-    };
-    Ok(LoadedPlugin {
-        path: path.to_path_buf(),
-        sha256,
-        info: description,
-        module,
-    })
+    }
 }
 
 /// Semver compatibility as abi_stable applies it: same major, and same minor while major is 0.
@@ -309,7 +502,11 @@ pub extern "C" fn plugin_log(
     target: abi_stable::std_types::RStr<'_>,
     message: abi_stable::std_types::RStr<'_>,
 ) {
-    let (plugin, target, message) = (plugin.as_str(), target.as_str(), message.as_str());
+    emit_plugin_log(level, plugin.as_str(), target.as_str(), message.as_str());
+}
+
+/// One log record from a plugin (in this process or a worker), as a host `tracing` event.
+pub(crate) fn emit_plugin_log(level: LogLevel, plugin: &str, target: &str, message: &str) {
     match level {
         LogLevel::Error => {
             tracing::error!(target: "plugin", plugin, plugin_target = target, "{message}")
@@ -326,6 +523,16 @@ pub extern "C" fn plugin_log(
         LogLevel::Trace => {
             tracing::trace!(target: "plugin", plugin, plugin_target = target, "{message}")
         }
+    }
+}
+
+extern "C" fn no_log(_: LogLevel, _: RStr<'_>, _: RStr<'_>, _: RStr<'_>) {}
+
+/// A host context that drops plugin logs (a probe prints only its answer).
+pub(crate) fn quiet_host_context() -> HostContext {
+    HostContext {
+        log: no_log,
+        max_level: LogLevel::Error,
     }
 }
 
@@ -362,6 +569,49 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("libfake.so");
         std::fs::write(&path, "not an ELF file").unwrap();
+        let err = load_plugin(&path, None, host_context()).unwrap_err();
+        assert!(matches!(err, LoadError::Open(_)), "{err}");
+    }
+
+    /// A minimal ELF64 header whose one PT_LOAD segment spans `filesz` bytes from offset 0.
+    fn elf_with_segment(filesz: u64, file_len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; file_len.max(120)];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        b[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        b[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        b[64..68].copy_from_slice(&1u32.to_le_bytes());
+        b[64 + 32..64 + 40].copy_from_slice(&filesz.to_le_bytes());
+        b.truncate(file_len.max(120));
+        b
+    }
+
+    #[test]
+    fn elf_segments_past_the_end_are_refused() {
+        assert!(check_elf(&elf_with_segment(100, 200)).is_ok());
+        let err = check_elf(&elf_with_segment(5000, 200)).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+        let err = check_elf(&b"\x7fELF\x02\x01"[..]).unwrap_err();
+        assert!(matches!(err, LoadError::Corrupt(_)), "{err}");
+        assert!(check_elf(b"not an elf").is_ok());
+    }
+
+    #[test]
+    fn group_writable_files_and_directories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("libw.so");
+        std::fs::write(&path, "x").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let err = load_plugin(&path, None, host_context()).unwrap_err();
+        assert!(matches!(err, LoadError::Insecure(_)), "{err}");
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = load_plugin(&path, None, host_context()).unwrap_err();
+        assert!(err.to_string().contains("directory"), "{err}");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let err = load_plugin(&path, None, host_context()).unwrap_err();
         assert!(matches!(err, LoadError::Open(_)), "{err}");
     }

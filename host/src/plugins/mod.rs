@@ -1,12 +1,16 @@
-//! Plugins: loading libraries from the plugin directory, building the configured providers
-//! from them (settings validated by the plugin first), and failing over between them
-//! ([`failover`], with a circuit breaker per provider: [`breaker`]).
+//! Plugins: finding the libraries the configuration uses (and only those), building the
+//! configured providers from them in this process or in worker processes ([`worker`]),
+//! settings validated by the plugin first, and failing over between them ([`failover`], with a
+//! circuit breaker per provider: [`breaker`]).
 
+pub mod backend;
 pub mod breaker;
 pub mod failover;
 pub mod loader;
+pub mod probe;
 pub mod provider;
 pub mod stats;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,28 +20,42 @@ use std::time::Duration;
 use abi_stable::std_types::{RResult, RStr};
 use plugin_api::abi::{PluginError, PluginModule_Ref, Role};
 
-use crate::config::{Config, ProviderConfig};
+use crate::config::{Config, Isolation, ProviderConfig};
+pub use backend::WorkerStatus;
+use backend::{SttBackend, TtsBackend};
 pub use breaker::{
     Admission, BreakerConfig, CircuitBreaker, CircuitSnapshot, CircuitState, OpenReason, Transition,
 };
 pub use loader::{LoadError, LoadFailure, LoadedPlugin, PluginDescription};
 pub use provider::{
     Audio, ProviderError, SpeechStream, SpeechToTextProvider, TextToSpeechProvider,
+    TranscriptionStream,
 };
 pub use stats::{ProviderStats, StatsSnapshot};
+use worker::{Setup, Worker, WorkerLauncher, WorkerSpec};
 
 /// Time allowed for a plugin to check settings or build a provider (a model load).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Every plugin library found in a directory, loaded or not.
+/// Plugin libraries: the ones a configuration uses ([`PluginSet::for_config`]), or every one
+/// in a directory ([`PluginSet::scan`]), loaded or not.
 #[derive(Debug, Default)]
 pub struct PluginSet {
     /// The directory scanned.
     pub dir: PathBuf,
-    /// Loaded plugins, by name.
+    /// Plugins loaded into this process, by name.
     pub plugins: BTreeMap<String, LoadedPlugin>,
     /// Files that could not be loaded, with reasons.
     pub failures: Vec<LoadFailure>,
+    /// Library files of plugins that run in worker processes (never opened here), by name.
+    pub isolated: BTreeMap<String, PathBuf>,
+    /// Why a plugin the configuration uses could not be found or loaded, by plugin name.
+    unavailable: BTreeMap<String, String>,
+    /// How worker processes are started; `None`: this executable.
+    launcher: Option<WorkerLauncher>,
+    /// Set by [`PluginSet::scan`], which loads every library into this process: providers
+    /// built from such a set run in-process, whatever their `isolation` says.
+    all_in_process: bool,
 }
 
 /// Why the directory could not be scanned at all.
@@ -54,7 +72,10 @@ pub struct ScanError {
 }
 
 impl PluginSet {
-    /// Loads every library in `dir`. Failures are collected, never fatal.
+    /// Loads every library in `dir` into this process (benchmarks and tests that drive the
+    /// ABI directly; the commands use [`for_config`](Self::for_config) and
+    /// [`probe`](crate::plugins::probe)). Providers built from this set run in-process.
+    /// Failures are collected, never fatal.
     pub fn scan(dir: &Path) -> Result<PluginSet, ScanError> {
         let files = loader::plugin_files(dir).map_err(|e| ScanError {
             dir: dir.to_path_buf(),
@@ -62,6 +83,7 @@ impl PluginSet {
         })?;
         let mut set = PluginSet {
             dir: dir.to_path_buf(),
+            all_in_process: true,
             ..Default::default()
         };
         let host = loader::host_context();
@@ -96,11 +118,85 @@ impl PluginSet {
         Ok(set)
     }
 
+    /// The libraries `config`'s providers use, and nothing else in the directory: plugins run
+    /// in this process are loaded (hash-pinned before anything maps them); those run in
+    /// worker processes are only located. A library that fails is recorded, never fatal.
+    pub fn for_config(dir: &Path, config: &Config) -> PluginSet {
+        let mut set = PluginSet {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        let host = loader::host_context();
+        let ids = config.stt.providers.iter().chain(&config.tts.providers);
+        for cfg in ids.filter_map(|id| config.providers.get(id).map(|c| (id, c))) {
+            let (id, cfg) = cfg;
+            let name = cfg.plugin.as_deref().unwrap_or(id);
+            if set.plugins.contains_key(name) || set.isolated.contains_key(name) {
+                continue;
+            }
+            if set.unavailable.contains_key(name) {
+                continue;
+            }
+            let path = match loader::library_for_plugin(dir, name) {
+                Ok(path) => path,
+                Err(error) => {
+                    set.fail(name, dir.to_path_buf(), error);
+                    continue;
+                }
+            };
+            if cfg.isolation == Isolation::Process {
+                set.isolated.insert(name.to_string(), path);
+                continue;
+            }
+            match loader::load_plugin(&path, cfg.sha256.as_deref(), host) {
+                Ok(plugin) if plugin.info.name == name => {
+                    set.plugins.insert(name.to_string(), plugin);
+                }
+                Ok(plugin) => {
+                    let error = LoadError::Info(format!(
+                        "the file is named for plugin `{name}` but holds plugin `{}`",
+                        plugin.info.name
+                    ));
+                    set.fail(name, path, error);
+                }
+                Err(error) => set.fail(name, path, error),
+            }
+        }
+        set
+    }
+
+    fn fail(&mut self, name: &str, path: PathBuf, error: LoadError) {
+        let failure = LoadFailure { path, error };
+        self.unavailable
+            .insert(name.to_string(), failure.to_string());
+        self.failures.push(failure);
+    }
+
+    /// Starts worker processes with `launcher` instead of this executable (tests, benchmarks).
+    pub fn with_launcher(mut self, launcher: WorkerLauncher) -> Self {
+        self.launcher = Some(launcher);
+        self
+    }
+
+    /// Where provider `cfg` runs with this set.
+    fn isolation(&self, cfg: &ProviderConfig) -> Isolation {
+        if self.all_in_process {
+            Isolation::InProcess
+        } else {
+            cfg.isolation
+        }
+    }
+
     fn names(&self) -> String {
-        if self.plugins.is_empty() {
+        let names: Vec<&String> = self.plugins.keys().chain(self.isolated.keys()).collect();
+        if names.is_empty() {
             "none".to_string()
         } else {
-            self.plugins.keys().cloned().collect::<Vec<_>>().join(", ")
+            names
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     }
 
@@ -116,6 +212,9 @@ impl PluginSet {
             provider: id.to_string(),
             reason,
         };
+        if let Some(reason) = self.unavailable.get(name) {
+            return Err(fail(format!("plugin `{name}`: {reason}")));
+        }
         let plugin = self.plugins.get(name).ok_or_else(|| {
             let failed: Vec<String> = self.failures.iter().map(|f| f.to_string()).collect();
             let mut reason = format!(
@@ -150,13 +249,21 @@ impl PluginSet {
         Ok(plugin)
     }
 
-    /// Asks the plugin behind `id` to check its settings, without building the provider.
+    /// Asks the plugin behind `id` to check its settings, without building the provider (in
+    /// a worker process when the provider is isolated: the library never loads here).
     pub async fn validate_provider(
         &self,
         id: &str,
         cfg: &ProviderConfig,
         role: Role,
     ) -> Result<(), ProviderSetupError> {
+        if self.isolation(cfg) == Isolation::Process {
+            let spec = self.worker_spec(id, cfg, role, true)?;
+            return run_setup(id, "validate_config", move || {
+                Worker::start(spec).map(|_| ())
+            })
+            .await;
+        }
         let plugin = self.plugin_for(id, cfg, role)?;
         let module = plugin.module;
         let settings = settings_text(cfg);
@@ -166,14 +273,78 @@ impl PluginSet {
         .await
     }
 
-    /// Checks the settings, then builds a provider through the plugin constructor `new`.
+    /// The library of the isolated plugin behind `id`, and what its worker needs.
+    fn worker_spec(
+        &self,
+        id: &str,
+        cfg: &ProviderConfig,
+        role: Role,
+        validate_only: bool,
+    ) -> Result<WorkerSpec, ProviderSetupError> {
+        let fail = |reason: String| ProviderSetupError {
+            provider: id.to_string(),
+            reason,
+        };
+        let name = cfg.plugin.as_deref().unwrap_or(id);
+        let library = self
+            .isolated
+            .get(name)
+            .ok_or_else(|| match self.unavailable.get(name) {
+                Some(reason) => fail(format!("plugin `{name}`: {reason}")),
+                None => fail(format!(
+                    "uses plugin `{name}`, which was not located in {}",
+                    self.dir.display()
+                )),
+            })?;
+        let launcher = match &self.launcher {
+            Some(l) => l.clone(),
+            None => WorkerLauncher::current_exe().map_err(|e| {
+                fail(format!(
+                    "cannot find this executable to start a worker: {e}"
+                ))
+            })?,
+        };
+        Ok(WorkerSpec {
+            launcher,
+            setup: Setup {
+                provider: id.to_string(),
+                library: library.display().to_string(),
+                sha256: cfg.sha256.clone(),
+                role,
+                settings: settings_text(cfg),
+                max_level: loader::host_context().max_level as u8,
+                validate_only,
+                expect_plugin: name.to_string(),
+            },
+            setup_timeout: SETUP_TIMEOUT,
+            memory_limit_mb: cfg.memory_limit_mb,
+        })
+    }
+
+    /// Starts the worker of an isolated provider (setup runs there, within the setup timeout).
+    async fn start_worker(
+        &self,
+        id: &str,
+        cfg: &ProviderConfig,
+        role: Role,
+    ) -> Result<(Arc<Worker>, PluginDescription), ProviderSetupError> {
+        let spec = self.worker_spec(id, cfg, role, false)?;
+        let what = match role {
+            Role::SpeechToText => "new_stt",
+            Role::TextToSpeech => "new_tts",
+        };
+        run_setup(id, what, move || Worker::start(spec)).await
+    }
+
+    /// Checks the settings, then builds a provider in this process through the plugin
+    /// constructor `new`.
     async fn construct<T: Send + 'static>(
         &self,
         id: &str,
         cfg: &ProviderConfig,
         role: Role,
         new: fn(PluginModule_Ref, RStr<'_>) -> RResult<T, PluginError>,
-    ) -> Result<(T, String), ProviderSetupError> {
+    ) -> Result<(T, PluginDescription), ProviderSetupError> {
         self.validate_provider(id, cfg, role).await?;
         let plugin = self.plugin_for(id, cfg, role)?;
         let module = plugin.module;
@@ -186,7 +357,7 @@ impl PluginSet {
             new(module, RStr::from_str(&settings)).into_result()
         })
         .await?;
-        Ok((inner, plugin.info.name.clone()))
+        Ok((inner, plugin.info.clone()))
     }
 
     /// Builds the speech-to-text provider `id`.
@@ -195,9 +366,18 @@ impl PluginSet {
         id: &str,
         cfg: &ProviderConfig,
     ) -> Result<SpeechToTextProvider, ProviderSetupError> {
-        let (inner, plugin) = self
-            .construct(id, cfg, Role::SpeechToText, |m, s| (m.new_stt())(s))
-            .await?;
+        let (inner, plugin) = match self.isolation(cfg) {
+            Isolation::Process => {
+                let (worker, name) = self.start_worker(id, cfg, Role::SpeechToText).await?;
+                (SttBackend::Worker(worker), name)
+            }
+            Isolation::InProcess => {
+                let (boxed, name) = self
+                    .construct(id, cfg, Role::SpeechToText, |m, s| (m.new_stt())(s))
+                    .await?;
+                (SttBackend::InProcess(boxed), name)
+            }
+        };
         Ok(SpeechToTextProvider::new(
             id.to_string(),
             plugin,
@@ -214,9 +394,18 @@ impl PluginSet {
         id: &str,
         cfg: &ProviderConfig,
     ) -> Result<TextToSpeechProvider, ProviderSetupError> {
-        let (inner, plugin) = self
-            .construct(id, cfg, Role::TextToSpeech, |m, s| (m.new_tts())(s))
-            .await?;
+        let (inner, plugin) = match self.isolation(cfg) {
+            Isolation::Process => {
+                let (worker, name) = self.start_worker(id, cfg, Role::TextToSpeech).await?;
+                (TtsBackend::Worker(worker), name)
+            }
+            Isolation::InProcess => {
+                let (boxed, name) = self
+                    .construct(id, cfg, Role::TextToSpeech, |m, s| (m.new_tts())(s))
+                    .await?;
+                (TtsBackend::InProcess(boxed), name)
+            }
+        };
         Ok(TextToSpeechProvider::new(
             id.to_string(),
             plugin,
@@ -282,6 +471,18 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// What the plugins behind the built providers say of themselves, one entry per plugin.
+    pub fn plugin_infos(&self) -> Vec<PluginDescription> {
+        let mut by_name = BTreeMap::new();
+        let infos = self.stt.iter().map(|p| p.plugin_info());
+        for info in infos.chain(self.tts.iter().map(|p| p.plugin_info())) {
+            by_name
+                .entry(info.name.clone())
+                .or_insert_with(|| info.clone());
+        }
+        by_name.into_values().collect()
+    }
+
     /// Builds every provider the configuration lists. Failures are collected.
     pub async fn build(set: &PluginSet, config: &Config) -> Providers {
         let mut out = Providers::default();

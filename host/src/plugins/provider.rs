@@ -12,15 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use abi_stable::std_types::{ROption, RStr};
 use plugin_api::abi::{
-    ErrorKind, HealthReport, Pcm16kMono, PluginError, Role, SpeechStreamBox, SttBox,
-    SynthesisOptions, TranscribeOptions, Transcript, TtsBox, Voice,
+    DetailedTranscript, ErrorKind, HealthReport, PartialTranscript, PluginError, Role,
+    SynthesisOptions, TranscribeOptions, Transcript, Voice,
 };
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{timeout_at, Instant};
 
+use super::backend::{ChunkSource, SttBackend, SttStreamBackend, TtsBackend, WorkerStatus};
 use super::breaker::{BreakerConfig, CircuitState, Transition};
+use super::loader::PluginDescription;
 use super::stats::ProviderStats;
 
 /// A failed provider call, tagged with the provider's id.
@@ -125,14 +126,15 @@ pub(crate) fn record_failure(stats: &ProviderStats, error: &ProviderError) {
     }
 }
 
-/// Runs `f` on the blocking pool under the provider's permit and deadline.
+/// Runs `f` on the blocking pool under the provider's permit and deadline (which `f` gets,
+/// so that a worker call can kill a worker that misses it).
 async fn call_blocking<T: Send + 'static>(
     stats: Option<&ProviderStats>,
     provider: &str,
     what: &str,
     permits: &Arc<Semaphore>,
     limit: Duration,
-    f: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
+    f: impl FnOnce(std::time::Instant) -> Result<T, PluginError> + Send + 'static,
 ) -> Result<T, ProviderError> {
     let started = Instant::now();
     let result = call_blocking_inner(provider, what, permits, limit, f).await;
@@ -150,7 +152,7 @@ async fn call_blocking_inner<T: Send + 'static>(
     what: &str,
     permits: &Arc<Semaphore>,
     limit: Duration,
-    f: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
+    f: impl FnOnce(std::time::Instant) -> Result<T, PluginError> + Send + 'static,
 ) -> Result<T, ProviderError> {
     let deadline = Instant::now() + limit;
     let permit = match timeout_at(deadline, permits.clone().acquire_owned()).await {
@@ -164,9 +166,10 @@ async fn call_blocking_inner<T: Send + 'static>(
             ))
         }
     };
+    let std_deadline = deadline.into_std();
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        f()
+        f(std_deadline)
     });
     match timeout_at(deadline, task).await {
         Err(_) => Err(ProviderError::timeout(provider, what, limit)),
@@ -184,7 +187,8 @@ pub struct SpeechToTextProvider {
     pub id: String,
     /// The plugin behind it.
     pub plugin: String,
-    inner: Arc<SttBox>,
+    info: PluginDescription,
+    inner: Arc<SttBackend>,
     timeout: Duration,
     permits: Arc<Semaphore>,
     stats: Arc<ProviderStats>,
@@ -193,18 +197,19 @@ pub struct SpeechToTextProvider {
 impl SpeechToTextProvider {
     pub(crate) fn new(
         id: String,
-        plugin: String,
-        inner: SttBox,
+        info: PluginDescription,
+        inner: SttBackend,
         timeout: Duration,
         max_concurrent: usize,
         breaker: BreakerConfig,
     ) -> Self {
         SpeechToTextProvider {
             stats: Arc::new(
-                ProviderStats::new(&id, &plugin, Role::SpeechToText).with_breaker(breaker),
+                ProviderStats::new(&id, &info.name, Role::SpeechToText).with_breaker(breaker),
             ),
             id,
-            plugin,
+            plugin: info.name.clone(),
+            info,
             inner: Arc::new(inner),
             timeout,
             permits: Arc::new(Semaphore::new(max_concurrent)),
@@ -219,6 +224,16 @@ impl SpeechToTextProvider {
     /// The per-call timeout.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The worker process serving this provider, when it is isolated.
+    pub fn worker(&self) -> Option<WorkerStatus> {
+        self.inner.worker()
+    }
+
+    /// What the plugin behind it says of itself.
+    pub fn plugin_info(&self) -> &PluginDescription {
+        &self.info
     }
 
     /// Transcribes 16 kHz mono audio, within the provider's timeout.
@@ -246,13 +261,33 @@ impl SpeechToTextProvider {
             "transcribe",
             &self.permits,
             limit,
-            move || {
-                inner
-                    .transcribe(Pcm16kMono::new(&audio_16k_mono), &options)
-                    .into_result()
-            },
+            move |deadline| inner.transcribe(&audio_16k_mono, &options, deadline),
         )
         .await
+    }
+
+    /// Starts a streaming transcription; `None` when the provider does not stream.
+    pub async fn start_stream(
+        &self,
+        options: TranscribeOptions,
+    ) -> Result<Option<TranscriptionStream>, ProviderError> {
+        let inner = self.inner.clone();
+        let stream = call_blocking(
+            None,
+            &self.id,
+            "start_stream",
+            &self.permits,
+            self.timeout,
+            move |deadline| inner.start_stream(&options, deadline),
+        )
+        .await?;
+        Ok(stream.map(|stream| TranscriptionStream {
+            provider: self.id.clone(),
+            stream: Arc::from(stream),
+            permits: self.permits.clone(),
+            timeout: self.timeout,
+            stats: self.stats.clone(),
+        }))
     }
 
     /// Asks the plugin for its health.
@@ -264,9 +299,64 @@ impl SpeechToTextProvider {
             "health",
             &self.permits,
             self.timeout,
-            move || inner.health().into_result(),
+            move |deadline| inner.health(deadline),
         )
         .await
+    }
+}
+
+/// A streaming transcription: audio pushed while the speaker talks, partial transcripts back,
+/// the final one at the end. Each call runs off the async threads under the provider's
+/// timeout; dropping the stream cancels it.
+pub struct TranscriptionStream {
+    provider: String,
+    stream: Arc<dyn SttStreamBackend>,
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+    stats: Arc<ProviderStats>,
+}
+
+impl TranscriptionStream {
+    /// Pushes 16 kHz mono audio that follows what was pushed before.
+    pub async fn push(
+        &self,
+        samples: Arc<[i16]>,
+    ) -> Result<Option<PartialTranscript>, ProviderError> {
+        let stream = self.stream.clone();
+        call_blocking(
+            None,
+            &self.provider,
+            "stream push",
+            &self.permits,
+            self.timeout,
+            move |deadline| stream.push(&samples, deadline),
+        )
+        .await
+    }
+
+    /// Ends the audio: the final transcript (counted in the provider's statistics).
+    pub async fn finish(&self) -> Result<DetailedTranscript, ProviderError> {
+        let stream = self.stream.clone();
+        call_blocking(
+            Some(&self.stats),
+            &self.provider,
+            "stream finish",
+            &self.permits,
+            self.timeout,
+            move |deadline| stream.finish(deadline),
+        )
+        .await
+    }
+
+    /// Abandons the stream.
+    pub fn cancel(&self) {
+        self.stream.cancel();
+    }
+}
+
+impl Drop for TranscriptionStream {
+    fn drop(&mut self) {
+        self.stream.cancel();
     }
 }
 
@@ -276,7 +366,8 @@ pub struct TextToSpeechProvider {
     pub id: String,
     /// The plugin behind it.
     pub plugin: String,
-    inner: Arc<TtsBox>,
+    info: PluginDescription,
+    inner: Arc<TtsBackend>,
     timeout: Duration,
     permits: Arc<Semaphore>,
     stats: Arc<ProviderStats>,
@@ -294,18 +385,19 @@ pub struct Audio {
 impl TextToSpeechProvider {
     pub(crate) fn new(
         id: String,
-        plugin: String,
-        inner: TtsBox,
+        info: PluginDescription,
+        inner: TtsBackend,
         timeout: Duration,
         max_concurrent: usize,
         breaker: BreakerConfig,
     ) -> Self {
         TextToSpeechProvider {
             stats: Arc::new(
-                ProviderStats::new(&id, &plugin, Role::TextToSpeech).with_breaker(breaker),
+                ProviderStats::new(&id, &info.name, Role::TextToSpeech).with_breaker(breaker),
             ),
             id,
-            plugin,
+            plugin: info.name.clone(),
+            info,
             inner: Arc::new(inner),
             timeout,
             permits: Arc::new(Semaphore::new(max_concurrent)),
@@ -322,6 +414,16 @@ impl TextToSpeechProvider {
         self.timeout
     }
 
+    /// The worker process serving this provider, when it is isolated.
+    pub fn worker(&self) -> Option<WorkerStatus> {
+        self.inner.worker()
+    }
+
+    /// What the plugin behind it says of itself.
+    pub fn plugin_info(&self) -> &PluginDescription {
+        &self.info
+    }
+
     /// The voices the plugin offers.
     pub async fn voices(&self) -> Result<Vec<Voice>, ProviderError> {
         let inner = self.inner.clone();
@@ -331,7 +433,7 @@ impl TextToSpeechProvider {
             "voices",
             &self.permits,
             self.timeout,
-            move || inner.voices().into_result().map(|v| v.into_vec()),
+            move |deadline| inner.voices(deadline),
         )
         .await
     }
@@ -345,7 +447,7 @@ impl TextToSpeechProvider {
             "health",
             &self.permits,
             self.timeout,
-            move || inner.health().into_result(),
+            move |deadline| inner.health(deadline),
         )
         .await
     }
@@ -377,7 +479,7 @@ impl TextToSpeechProvider {
             // Detached: the stream's channel, not the join handle, carries the outcome.
             drop(tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                pull_chunks(&id, &inner, &text, &options, &thread_control, &tx);
+                pull_chunks(&id, &inner, &text, &options, limit, &thread_control, &tx);
             }));
         });
         SpeechStream {
@@ -396,7 +498,7 @@ impl TextToSpeechProvider {
 #[derive(Default)]
 struct StreamControl {
     cancelled: AtomicBool,
-    stream: Mutex<Option<Arc<SpeechStreamBox>>>,
+    stream: Mutex<Option<Arc<dyn ChunkSource>>>,
 }
 
 impl StreamControl {
@@ -414,17 +516,15 @@ impl StreamControl {
 
 fn pull_chunks(
     id: &str,
-    inner: &TtsBox,
+    inner: &TtsBackend,
     text: &str,
     options: &SynthesisOptions,
+    chunk_timeout: Duration,
     control: &StreamControl,
     tx: &mpsc::Sender<Result<Audio, ProviderError>>,
 ) {
-    let stream = match inner
-        .synthesize(RStr::from_str(text), options)
-        .into_result()
-    {
-        Ok(stream) => Arc::new(stream),
+    let stream = match inner.synthesize(text, options, chunk_timeout) {
+        Ok(stream) => stream,
         Err(e) => {
             let _ = tx.blocking_send(Err(ProviderError::from_plugin(id, e)));
             return;
@@ -438,8 +538,8 @@ fn pull_chunks(
             stream.cancel();
             return;
         }
-        match stream.next_chunk().into_result() {
-            Ok(ROption::RSome(chunk)) => {
+        match stream.next_chunk() {
+            Ok(Some(chunk)) => {
                 let audio = Audio {
                     sample_rate: chunk.sample_rate,
                     samples: chunk.samples.into_vec(),
@@ -449,7 +549,7 @@ fn pull_chunks(
                     return;
                 }
             }
-            Ok(ROption::RNone) => return,
+            Ok(None) => return,
             Err(e) => {
                 let _ = tx.blocking_send(Err(ProviderError::from_plugin(id, e)));
                 return;

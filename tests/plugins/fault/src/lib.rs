@@ -6,6 +6,8 @@
 //! ```toml
 //! mode = "ok"              # ok | error | panic-in-constructor | panic-in-validate
 //!                          # | panic-in-call | panic-in-stream | hang
+//!                          # | abort | segfault | stack-overflow | oom (crash the process:
+//!                          #   only a worker process survives these, see `isolation`)
 //! fail_calls = 1           # misbehave on the first N calls only, then act as `ok` (default: all)
 //! hang_ms = 3600000        # how long `hang` blocks a call (default: one hour)
 //! error_kind = "unavailable"  # for `error`: config | auth | rate_limited | timeout
@@ -21,17 +23,21 @@
 //! In `ok` mode, `transcribe` does a small computation over every sample (their count and sum)
 //! and reports it as the text: `"16000 samples, sum 12345"`. The ABI benchmark compares this
 //! call through the loaded library against the same work done by a direct Rust call.
+//!
+//! It also streams speech-to-text: pushed audio answers with a partial transcript
+//! (`"3200 samples so far"`), and finishing gives the same text `transcribe` would for all the
+//! audio pushed, with one word timing per 100 ms of audio.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use plugin_api::abi::{
-    AudioChunk, Capabilities, ErrorKind, HealthReport, Pcm16kMono, PluginError, Role,
-    SynthesisOptions, TranscribeOptions, Transcript, Voice,
+    AudioChunk, Capabilities, DetailedTranscript, ErrorKind, HealthReport, PartialTranscript,
+    Pcm16kMono, PluginError, Role, SynthesisOptions, TranscribeOptions, Transcript, Voice, Word,
 };
 use plugin_api::sdk::{
     parse_settings, secret_from_env, AudioStream, CancelToken, PluginDefinition, SpeechToText,
-    TextToSpeech,
+    TextToSpeech, TranscriptionStream,
 };
 use serde::Deserialize;
 
@@ -54,6 +60,16 @@ enum Mode {
     PanicInStream,
     /// `transcribe` and `synthesize` block for `hang_ms`.
     Hang,
+    /// `transcribe` and `synthesize` call `abort()`.
+    Abort,
+    /// `transcribe` and `synthesize` write through a null pointer (SIGSEGV).
+    Segfault,
+    /// `transcribe` and `synthesize` recurse until the stack overflows.
+    StackOverflow,
+    /// `transcribe` and `synthesize` allocate (and touch) memory until allocation fails,
+    /// which aborts; they give up with an error after 8 GiB so a machine without a limit
+    /// survives the test.
+    Oom,
 }
 
 /// [`ErrorKind`], as written in settings.
@@ -179,9 +195,43 @@ impl Fault {
                 std::thread::sleep(Duration::from_millis(self.settings.hang_ms));
                 Ok(mode)
             }
+            Mode::Abort => std::process::abort(),
+            Mode::Segfault => {
+                // SAFETY: none; crashing the process with SIGSEGV is this mode's purpose.
+                unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
+                Ok(mode)
+            }
+            Mode::StackOverflow => {
+                let depth = recurse(std::hint::black_box(1));
+                Err(PluginError::internal(format!(
+                    "the stack did not overflow ({depth})"
+                )))
+            }
+            Mode::Oom => Err(exhaust_memory()),
             _ => Ok(mode),
         }
     }
+}
+
+/// Recurses with a large frame until the stack overflows.
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    let frame = std::hint::black_box([n; 512]);
+    recurse(frame[0].wrapping_add(1)).wrapping_add(frame[511])
+}
+
+/// Allocates 64 MiB blocks (touching every page) until allocation fails, which aborts.
+fn exhaust_memory() -> PluginError {
+    const BLOCK: usize = 64 << 20;
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    while held.len() * BLOCK < 8 << 30 {
+        let mut block = vec![0u8; BLOCK];
+        for i in (0..BLOCK).step_by(4096) {
+            block[i] = 1;
+        }
+        held.push(std::hint::black_box(block));
+    }
+    PluginError::internal("allocated 8 GiB without hitting a limit; giving up")
 }
 
 /// The work `ok` mode does for one utterance; the ABI benchmark repeats it in a direct call.
@@ -205,6 +255,53 @@ impl SpeechToText for Fault {
             "fault plugin in {:?} mode",
             self.settings.mode
         )))
+    }
+
+    fn start_stream(
+        &self,
+        _options: &TranscribeOptions,
+        cancel: CancelToken,
+    ) -> Result<Option<Box<dyn TranscriptionStream>>, PluginError> {
+        self.misbehave("start_stream")?;
+        Ok(Some(Box::new(Accumulator {
+            samples: Vec::new(),
+            cancel,
+        })))
+    }
+}
+
+/// A transcription stream that gathers the audio and describes it, like `transcribe`.
+struct Accumulator {
+    samples: Vec<i16>,
+    cancel: CancelToken,
+}
+
+impl TranscriptionStream for Accumulator {
+    fn push(&mut self, samples: &[i16]) -> Result<Option<PartialTranscript>, PluginError> {
+        if self.cancel.is_cancelled() {
+            return Err(PluginError::invalid_input("the stream was cancelled"));
+        }
+        self.samples.extend_from_slice(samples);
+        Ok(Some(PartialTranscript {
+            text: format!("{} samples so far", self.samples.len()).into(),
+            audio_ms: (self.samples.len() / 16) as u32,
+        }))
+    }
+
+    fn finish(&mut self) -> Result<DetailedTranscript, PluginError> {
+        let words = (0..self.samples.len() / 1600)
+            .map(|i| Word {
+                start_ms: (i * 100) as u32,
+                end_ms: (i * 100 + 100) as u32,
+                text: format!("w{i}").into(),
+                probability: Some(1.0).into(),
+            })
+            .collect::<Vec<_>>();
+        Ok(DetailedTranscript {
+            transcript: describe(&self.samples),
+            words: words.into(),
+            language_probability: None.into(),
+        })
     }
 }
 
@@ -330,6 +427,26 @@ mod tests {
         let err = stream.next_chunk().unwrap_err();
         assert_eq!(err.kind, ErrorKind::Internal);
         assert!(err.message().contains("speech stream"), "{}", err.message());
+    }
+
+    #[test]
+    fn streams_describe_what_was_pushed() {
+        let plugin = TestPlugin::new(definition);
+        let stt = plugin.stt("").unwrap();
+        let stream = stt
+            .start_stream(&TranscribeOptions::default())
+            .unwrap()
+            .expect("the fault plugin streams");
+        let partial = stream.push(&[1; 1600]).unwrap().unwrap();
+        assert_eq!(partial.text, "1600 samples so far");
+        stream.push(&[2; 1600]).unwrap();
+        let done = stream.finish().unwrap();
+        assert_eq!(done.transcript.text, "3200 samples, sum 4800");
+        assert_eq!(done.words.len(), 2);
+        assert!(
+            stream.finish().is_err(),
+            "a finished stream refuses more calls"
+        );
     }
 
     #[test]

@@ -1,0 +1,638 @@
+//! The author-facing SDK: plain Rust traits, a plugin definition builder, and the adapters that
+//! turn them into the ABI types with every call guarded by `catch_unwind`.
+//!
+//! A plugin implements [`SpeechToText`] and/or [`TextToSpeech`], describes itself with a
+//! [`PluginDefinition`], and exports it with [`export_plugin!`](crate::export_plugin).
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
+
+use crate::abi::{
+    AudioChunk, Capabilities, HealthReport, HostContext, LogLevel, Pcm16kMono, PluginError,
+    PluginInfo, Role, SpeechStreamBox, SpeechStream_TO, SttBox, SttProvider, SttProvider_TO,
+    SynthesisOptions, TranscribeOptions, Transcript, TtsBox, TtsProvider, TtsProvider_TO, Voice,
+    API_VERSION,
+};
+
+/// A speech-to-text engine, written as plain Rust.
+pub trait SpeechToText: Send + Sync + 'static {
+    /// Transcribes one utterance of 16 kHz mono audio. Return [`Transcript::empty`] when
+    /// nothing was said.
+    fn transcribe(
+        &self,
+        audio: Pcm16kMono<'_>,
+        options: &TranscribeOptions,
+    ) -> Result<Transcript, PluginError>;
+
+    /// Reports whether calls can succeed now. The default says "healthy".
+    fn health(&self) -> Result<HealthReport, PluginError> {
+        Ok(HealthReport::healthy("ok"))
+    }
+}
+
+/// A text-to-speech engine, written as plain Rust.
+pub trait TextToSpeech: Send + Sync + 'static {
+    /// Starts synthesizing `text`. Long work belongs in the returned stream, so the host can
+    /// play the first chunk while the rest is made. Check `cancel` in long loops.
+    fn synthesize(
+        &self,
+        text: &str,
+        options: &SynthesisOptions,
+        cancel: CancelToken,
+    ) -> Result<Box<dyn AudioStream>, PluginError>;
+
+    /// The voices on offer. The default is none listed.
+    fn voices(&self) -> Result<Vec<Voice>, PluginError> {
+        Ok(Vec::new())
+    }
+
+    /// Reports whether calls can succeed now. The default says "healthy".
+    fn health(&self) -> Result<HealthReport, PluginError> {
+        Ok(HealthReport::healthy("ok"))
+    }
+}
+
+/// Synthesized audio, pulled one chunk at a time.
+pub trait AudioStream: Send + 'static {
+    /// The next chunk, or `None` when synthesis is complete.
+    fn next_chunk(&mut self) -> Result<Option<AudioChunk>, PluginError>;
+}
+
+/// Set when the host cancels a synthesis (barge-in, shutdown). Cheap to clone and check.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Marks the synthesis as cancelled.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether the synthesis was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// An [`AudioStream`] over chunks that are already made.
+pub struct VecStream(std::vec::IntoIter<AudioChunk>);
+
+impl VecStream {
+    /// A stream that yields `chunks` in order.
+    pub fn new(chunks: Vec<AudioChunk>) -> Self {
+        VecStream(chunks.into_iter())
+    }
+}
+
+impl AudioStream for VecStream {
+    fn next_chunk(&mut self) -> Result<Option<AudioChunk>, PluginError> {
+        Ok(self.0.next())
+    }
+}
+
+/// An [`AudioStream`] fed from another thread through a channel: the producer sends chunks
+/// (or an error) as they arrive, and dropping the sender ends the stream.
+pub struct ChannelStream {
+    receiver: mpsc::Receiver<Result<AudioChunk, PluginError>>,
+    cancel: CancelToken,
+}
+
+impl ChannelStream {
+    /// A stream and the sender that feeds it.
+    pub fn new(cancel: CancelToken) -> (mpsc::SyncSender<Result<AudioChunk, PluginError>>, Self) {
+        let (sender, receiver) = mpsc::sync_channel(64);
+        (sender, ChannelStream { receiver, cancel })
+    }
+}
+
+impl AudioStream for ChannelStream {
+    fn next_chunk(&mut self) -> Result<Option<AudioChunk>, PluginError> {
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(None);
+            }
+            match self.receiver.recv_timeout(Duration::from_millis(50)) {
+                Ok(Ok(chunk)) => return Ok(Some(chunk)),
+                Ok(Err(e)) => return Err(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+        }
+    }
+}
+
+type SttFactory = Box<dyn Fn(&str) -> Result<Box<dyn SpeechToText>, PluginError> + Send + Sync>;
+type TtsFactory = Box<dyn Fn(&str) -> Result<Box<dyn TextToSpeech>, PluginError> + Send + Sync>;
+type Validator = Box<dyn Fn(Role, &str) -> Result<(), PluginError> + Send + Sync>;
+
+/// Describes a plugin: its name and version, and how to build its providers.
+///
+/// ```
+/// use plugin_api::sdk::PluginDefinition;
+/// let def = PluginDefinition::new("demo", "1.0.0").description("Does nothing yet");
+/// assert_eq!(def.name(), "demo");
+/// ```
+pub struct PluginDefinition {
+    name: String,
+    version: String,
+    description: String,
+    capabilities: Capabilities,
+    stt: Option<SttFactory>,
+    tts: Option<TtsFactory>,
+    validator: Option<Validator>,
+}
+
+impl PluginDefinition {
+    /// A plugin called `name` (what config refers to) at `version`.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        PluginDefinition {
+            name: name.into(),
+            version: version.into(),
+            description: String::new(),
+            capabilities: Capabilities::default(),
+            stt: None,
+            tts: None,
+            validator: None,
+        }
+    }
+
+    /// One line saying what the plugin is.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// What the plugin can do.
+    pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Registers the speech-to-text constructor; it gets the provider's settings as TOML text.
+    pub fn speech_to_text<S, F>(mut self, constructor: F) -> Self
+    where
+        S: SpeechToText,
+        F: Fn(&str) -> Result<S, PluginError> + Send + Sync + 'static,
+    {
+        self.stt = Some(Box::new(move |config| {
+            constructor(config).map(|s| Box::new(s) as Box<dyn SpeechToText>)
+        }));
+        self
+    }
+
+    /// Registers the text-to-speech constructor; it gets the provider's settings as TOML text.
+    pub fn text_to_speech<T, F>(mut self, constructor: F) -> Self
+    where
+        T: TextToSpeech,
+        F: Fn(&str) -> Result<T, PluginError> + Send + Sync + 'static,
+    {
+        self.tts = Some(Box::new(move |config| {
+            constructor(config).map(|t| Box::new(t) as Box<dyn TextToSpeech>)
+        }));
+        self
+    }
+
+    /// Registers a settings check that runs without building a provider (no network, no model
+    /// load). Without one, the settings need only be valid TOML.
+    pub fn validate_config<F>(mut self, validator: F) -> Self
+    where
+        F: Fn(Role, &str) -> Result<(), PluginError> + Send + Sync + 'static,
+    {
+        self.validator = Some(Box::new(validator));
+        self
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The roles this definition can fill.
+    pub fn provides(&self) -> Vec<Role> {
+        let mut roles = Vec::new();
+        if self.stt.is_some() {
+            roles.push(Role::SpeechToText);
+        }
+        if self.tts.is_some() {
+            roles.push(Role::TextToSpeech);
+        }
+        roles
+    }
+
+    /// The ABI description of this plugin.
+    pub fn info(&self) -> PluginInfo {
+        PluginInfo {
+            name: self.name.as_str().into(),
+            version: self.version.as_str().into(),
+            description: self.description.as_str().into(),
+            api_version: API_VERSION.into(),
+            provides: RVec::from(self.provides()),
+            capabilities: self.capabilities.clone(),
+        }
+    }
+
+    fn not_provided(&self, role: Role) -> PluginError {
+        PluginError::config(format!("plugin `{}` does not provide {role}", self.name))
+    }
+
+    fn validate(&self, role: Role, config: &str) -> Result<(), PluginError> {
+        let provided = match role {
+            Role::SpeechToText => self.stt.is_some(),
+            Role::TextToSpeech => self.tts.is_some(),
+        };
+        if !provided {
+            return Err(self.not_provided(role));
+        }
+        match &self.validator {
+            Some(validator) => validator(role, config),
+            None => config
+                .parse::<toml::Table>()
+                .map(|_| ())
+                .map_err(|e| PluginError::config(format!("settings are not valid TOML: {e}"))),
+        }
+    }
+}
+
+/// Parses a provider's settings into `T`, with errors that name the offending key.
+///
+/// Use `#[serde(deny_unknown_fields)]` on `T` so that misspelt keys are refused.
+pub fn parse_settings<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, PluginError> {
+    toml::from_str(config).map_err(|e| {
+        let message = e.message().to_string();
+        PluginError::config(format!("invalid settings: {message}"))
+    })
+}
+
+/// Reads a secret from the environment variable `var`, for the provider `provider`.
+pub fn secret_from_env(provider: &str, var: &str) -> Result<String, PluginError> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        Ok(_) => Err(PluginError::auth(format!(
+            "`{provider}` needs the environment variable {var}, which is empty"
+        ))
+        .with_retryable(false)),
+        Err(_) => Err(PluginError::auth(format!(
+            "`{provider}` needs the environment variable {var}, which is not set"
+        ))
+        .with_retryable(false)),
+    }
+}
+
+/// Turns a caught panic into a [`PluginError`] of kind `Internal`.
+fn panic_error(what: &str, payload: Box<dyn Any + Send>) -> PluginError {
+    let detail = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    };
+    PluginError::internal(format!("plugin panicked in {what}: {detail}")).with_retryable(false)
+}
+
+/// Runs `f`, turning a panic into an `Internal` error.
+fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.into(),
+        Err(payload) => RResult::RErr(panic_error(what, payload)),
+    }
+}
+
+struct SttAdapter(Box<dyn SpeechToText>);
+
+impl SttProvider for SttAdapter {
+    fn transcribe(
+        &self,
+        audio: Pcm16kMono<'_>,
+        options: &TranscribeOptions,
+    ) -> RResult<Transcript, PluginError> {
+        guard("transcribe", || self.0.transcribe(audio, options))
+    }
+
+    fn health(&self) -> RResult<HealthReport, PluginError> {
+        guard("health", || self.0.health())
+    }
+}
+
+struct TtsAdapter(Box<dyn TextToSpeech>);
+
+impl TtsProvider for TtsAdapter {
+    fn voices(&self) -> RResult<RVec<Voice>, PluginError> {
+        guard("voices", || self.0.voices().map(RVec::from))
+    }
+
+    fn synthesize(
+        &self,
+        text: RStr<'_>,
+        options: &SynthesisOptions,
+    ) -> RResult<SpeechStreamBox, PluginError> {
+        guard("synthesize", || {
+            let cancel = CancelToken::new();
+            let stream = self.0.synthesize(text.as_str(), options, cancel.clone())?;
+            let adapter = StreamAdapter {
+                stream: Mutex::new(Some(stream)),
+                cancel,
+            };
+            Ok(SpeechStream_TO::from_value(adapter, TD_Opaque))
+        })
+    }
+
+    fn health(&self) -> RResult<HealthReport, PluginError> {
+        guard("health", || self.0.health())
+    }
+}
+
+struct StreamAdapter {
+    // `None` once the stream ended, failed or panicked: later calls return end-of-stream.
+    stream: Mutex<Option<Box<dyn AudioStream>>>,
+    cancel: CancelToken,
+}
+
+impl crate::abi::SpeechStream for StreamAdapter {
+    fn next_chunk(&self) -> RResult<ROption<AudioChunk>, PluginError> {
+        if self.cancel.is_cancelled() {
+            return RResult::ROk(ROption::RNone);
+        }
+        let mut slot = match self.stream.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(stream) = slot.as_mut() else {
+            return RResult::ROk(ROption::RNone);
+        };
+        let result = guard("next_chunk", || stream.next_chunk());
+        match &result {
+            RResult::ROk(Some(_)) => {}
+            _ => *slot = None,
+        }
+        result.map(ROption::from)
+    }
+
+    fn cancel(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// The functions behind the exported root module; [`export_plugin!`](crate::export_plugin) and
+/// [`testing`](crate::testing) call these, so a test drives exactly what the host drives.
+#[doc(hidden)]
+pub mod adapter {
+    use super::*;
+
+    /// `PluginModule::info`.
+    pub fn info(
+        definition: impl FnOnce() -> &'static PluginDefinition,
+    ) -> RResult<PluginInfo, PluginError> {
+        guard("info", || Ok(definition().info()))
+    }
+
+    /// `PluginModule::init`.
+    pub fn init(definition: impl FnOnce() -> &'static PluginDefinition, host: HostContext) {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let name = definition().name().to_string();
+            super::logging::install(name, host);
+        }));
+    }
+
+    /// `PluginModule::validate_config`.
+    pub fn validate_config(
+        definition: impl FnOnce() -> &'static PluginDefinition,
+        role: Role,
+        config: RStr<'_>,
+    ) -> RResult<(), PluginError> {
+        guard("validate_config", || {
+            definition().validate(role, config.as_str())
+        })
+    }
+
+    /// `PluginModule::new_stt`.
+    pub fn new_stt(
+        definition: impl FnOnce() -> &'static PluginDefinition,
+        config: RStr<'_>,
+    ) -> RResult<SttBox, PluginError> {
+        guard("new_stt", || {
+            let def = definition();
+            let factory = def
+                .stt
+                .as_ref()
+                .ok_or_else(|| def.not_provided(Role::SpeechToText))?;
+            let provider = factory(config.as_str())?;
+            Ok(SttProvider_TO::from_value(SttAdapter(provider), TD_Opaque))
+        })
+    }
+
+    /// `PluginModule::new_tts`.
+    pub fn new_tts(
+        definition: impl FnOnce() -> &'static PluginDefinition,
+        config: RStr<'_>,
+    ) -> RResult<TtsBox, PluginError> {
+        guard("new_tts", || {
+            let def = definition();
+            let factory = def
+                .tts
+                .as_ref()
+                .ok_or_else(|| def.not_provided(Role::TextToSpeech))?;
+            let provider = factory(config.as_str())?;
+            Ok(TtsProvider_TO::from_value(TtsAdapter(provider), TD_Opaque))
+        })
+    }
+
+    /// Lazily builds the definition once; used by the generated statics.
+    pub fn definition_cell(
+        cell: &'static OnceLock<PluginDefinition>,
+        build: fn() -> PluginDefinition,
+    ) -> &'static PluginDefinition {
+        cell.get_or_init(build)
+    }
+}
+
+/// The log bridge: `log` records from the plugin go to the host's callback, tagged with the
+/// plugin's name, and panics are reported there too instead of on stderr.
+pub mod logging {
+    use super::*;
+
+    struct Bridge {
+        plugin: String,
+        host: HostContext,
+    }
+
+    fn to_abi(level: log::Level) -> LogLevel {
+        match level {
+            log::Level::Error => LogLevel::Error,
+            log::Level::Warn => LogLevel::Warn,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Trace => LogLevel::Trace,
+        }
+    }
+
+    fn to_filter(level: LogLevel) -> log::LevelFilter {
+        match level {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+
+    impl log::Log for Bridge {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            to_abi(metadata.level()) <= self.host.max_level
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            if !self.enabled(record.metadata()) {
+                return;
+            }
+            let message = record.args().to_string();
+            (self.host.log)(
+                to_abi(record.level()),
+                RStr::from_str(&self.plugin),
+                RStr::from_str(record.target()),
+                RStr::from_str(&message),
+            );
+        }
+
+        fn flush(&self) {}
+    }
+
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+
+    /// Routes this library's `log` output and panic messages to the host. Idempotent.
+    pub fn install(plugin: String, host: HostContext) {
+        INSTALLED.get_or_init(|| {
+            let name = plugin.clone();
+            if log::set_boxed_logger(Box::new(Bridge { plugin, host })).is_ok() {
+                log::set_max_level(to_filter(host.max_level));
+            }
+            std::panic::set_hook(Box::new(move |panic| {
+                let message = RString::from(panic.to_string());
+                (host.log)(
+                    LogLevel::Error,
+                    RStr::from_str(&name),
+                    RStr::from_str("panic"),
+                    message.as_rstr(),
+                );
+            }));
+        });
+    }
+}
+
+/// Generates the exported root module for a plugin from a function returning its
+/// [`PluginDefinition`]. Use it once, at the crate root of a `cdylib`:
+///
+/// ```
+/// fn definition() -> plugin_api::sdk::PluginDefinition {
+///     plugin_api::sdk::PluginDefinition::new("empty", "0.1.0")
+/// }
+/// plugin_api::export_plugin!(definition);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($definition:path) => {
+        const _: () = {
+            use $crate::abi_stable::std_types::{RResult, RStr};
+            use $crate::abi::{
+                HostContext, PluginError, PluginInfo, PluginModule, PluginModule_Ref, Role,
+                SttBox, TtsBox,
+            };
+
+            static __OCV_DEFINITION: ::std::sync::OnceLock<$crate::sdk::PluginDefinition> =
+                ::std::sync::OnceLock::new();
+
+            fn __ocv_definition() -> &'static $crate::sdk::PluginDefinition {
+                $crate::sdk::adapter::definition_cell(&__OCV_DEFINITION, $definition)
+            }
+            extern "C" fn __ocv_info() -> RResult<PluginInfo, PluginError> {
+                $crate::sdk::adapter::info(__ocv_definition)
+            }
+            extern "C" fn __ocv_init(host: HostContext) {
+                $crate::sdk::adapter::init(__ocv_definition, host)
+            }
+            extern "C" fn __ocv_validate_config(role: Role, config: RStr<'_>) -> RResult<(), PluginError> {
+                $crate::sdk::adapter::validate_config(__ocv_definition, role, config)
+            }
+            extern "C" fn __ocv_new_stt(config: RStr<'_>) -> RResult<SttBox, PluginError> {
+                $crate::sdk::adapter::new_stt(__ocv_definition, config)
+            }
+            extern "C" fn __ocv_new_tts(config: RStr<'_>) -> RResult<TtsBox, PluginError> {
+                $crate::sdk::adapter::new_tts(__ocv_definition, config)
+            }
+            fn __ocv_root_module() -> PluginModule_Ref {
+                $crate::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix(PluginModule {
+                    info: __ocv_info,
+                    init: __ocv_init,
+                    validate_config: __ocv_validate_config,
+                    new_stt: __ocv_new_stt,
+                    new_tts: __ocv_new_tts,
+                })
+            }
+            extern "C" fn __ocv_erased_root_module() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(__ocv_root_module)
+            }
+
+            // The symbol name is abi_stable's `ROOT_MODULE_LOADER_NAME` (checked by a test).
+            #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
+            static LIB_HEADER: $crate::abi_stable::library::LibHeader = unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<PluginModule_Ref>(
+                    __ocv_erased_root_module,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            };
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_symbol_name_matches_abi_stable() {
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+
+    #[test]
+    fn panic_payloads_become_internal_errors() {
+        let err = guard::<()>("transcribe", || panic!("boom {}", 42)).unwrap_err();
+        assert_eq!(err.kind, crate::abi::ErrorKind::Internal);
+        assert!(err.message().contains("boom 42"), "{}", err.message());
+        assert!(err.message().contains("transcribe"));
+    }
+
+    #[test]
+    fn parse_settings_names_unknown_key() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct S {
+            model: String,
+        }
+        let err = parse_settings::<S>("model = \"x\"\nmodle = 1").unwrap_err();
+        assert!(err.message().contains("modle"), "{}", err.message());
+    }
+
+    #[test]
+    fn channel_stream_ends_on_cancel() {
+        let cancel = CancelToken::new();
+        let (tx, mut stream) = ChannelStream::new(cancel.clone());
+        tx.send(Ok(AudioChunk::new(vec![1, 2], 16_000))).unwrap();
+        assert!(stream.next_chunk().unwrap().is_some());
+        cancel.cancel();
+        assert!(stream.next_chunk().unwrap().is_none());
+    }
+}
