@@ -69,7 +69,12 @@ pub async fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
                 .plugins
                 .values()
                 .map(|p| format!("{} {}", p.info.name, p.info.version))
-                .chain(set.isolated.keys().map(|n| format!("{n} (worker process)")))
+                .chain(
+                    set.isolated
+                        .keys()
+                        .filter(|n| !set.plugins.contains_key(*n))
+                        .map(|n| format!("{n} (worker process)")),
+                )
                 .collect();
             println!(
                 "plugins ({}): {}",

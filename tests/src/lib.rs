@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 
 /// Library name of the `fault` test plugin (`tests/plugins/fault`).
 pub const FAULT: &str = "openclaw_test_plugin_fault";
+/// Library name of the `stall` test plugin (`tests/plugins/stall`): misbehaves while loading.
+pub const STALL: &str = "openclaw_test_plugin_stall";
 /// Library name of the `tone` example plugin (`examples/tone-tts`).
 pub const TONE: &str = "openclaw_plugin_tone";
 /// Library name of the library that is not a plugin (`tests/plugins/not-a-plugin`).

@@ -423,6 +423,12 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 "must be at least 1",
             ));
         }
+        if !(1..=3_600_000).contains(&p.setup_timeout_ms) {
+            errors.push(invalid(
+                &format!("providers.{id}.setup_timeout_ms"),
+                "must be between 1 and 3600000 (one hour)",
+            ));
+        }
         if let Some(mb) = p.memory_limit_mb {
             if !(64..=1_048_576).contains(&mb) {
                 errors.push(invalid(

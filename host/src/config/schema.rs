@@ -69,6 +69,10 @@ pub struct ProviderConfig {
     pub timeout_ms: u64,
     /// Calls allowed in flight at once; more wait. Default: 4.
     pub max_concurrent_calls: usize,
+    /// Time allowed to load the plugin and build the provider (a model load), in
+    /// milliseconds; past it the provider is reported as not started (and its worker
+    /// killed). Default: 120000.
+    pub setup_timeout_ms: u64,
     /// Expected SHA-256 of the plugin file (hex), checked on the file's bytes before it is
     /// opened as a library; a differing file is refused. Default: none.
     pub sha256: Option<String>,
@@ -102,6 +106,7 @@ impl Default for ProviderConfig {
             plugin: None,
             timeout_ms: 15_000,
             max_concurrent_calls: 4,
+            setup_timeout_ms: 120_000,
             sha256: None,
             isolation: Isolation::Process,
             memory_limit_mb: None,

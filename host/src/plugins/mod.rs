@@ -34,9 +34,6 @@ pub use provider::{
 pub use stats::{ProviderStats, StatsSnapshot};
 use worker::{Setup, Worker, WorkerLauncher, WorkerSpec};
 
-/// Time allowed for a plugin to check settings or build a provider (a model load).
-const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// Plugin libraries: the ones a configuration uses ([`PluginSet::for_config`]), or every one
 /// in a directory ([`PluginSet::scan`]), loaded or not.
 #[derive(Debug, Default)]
@@ -47,7 +44,8 @@ pub struct PluginSet {
     pub plugins: BTreeMap<String, LoadedPlugin>,
     /// Files that could not be loaded, with reasons.
     pub failures: Vec<LoadFailure>,
-    /// Library files of plugins that run in worker processes (never opened here), by name.
+    /// The library file of each plugin the configuration uses, by name (found by file name;
+    /// those used only by isolated providers are never opened here).
     pub isolated: BTreeMap<String, PathBuf>,
     /// Why a plugin the configuration uses could not be found or loaded, by plugin name.
     unavailable: BTreeMap<String, String>,
@@ -128,24 +126,25 @@ impl PluginSet {
         };
         let host = loader::host_context();
         let ids = config.stt.providers.iter().chain(&config.tts.providers);
-        for cfg in ids.filter_map(|id| config.providers.get(id).map(|c| (id, c))) {
-            let (id, cfg) = cfg;
+        for (id, cfg) in ids.filter_map(|id| config.providers.get(id).map(|c| (id, c))) {
             let name = cfg.plugin.as_deref().unwrap_or(id);
-            if set.plugins.contains_key(name) || set.isolated.contains_key(name) {
-                continue;
-            }
             if set.unavailable.contains_key(name) {
                 continue;
             }
-            let path = match loader::library_for_plugin(dir, name) {
-                Ok(path) => path,
-                Err(error) => {
-                    set.fail(name, dir.to_path_buf(), error);
-                    continue;
-                }
+            let path = match set.isolated.get(name) {
+                Some(path) => path.clone(),
+                None => match loader::library_for_plugin(dir, name) {
+                    Ok(path) => {
+                        set.isolated.insert(name.to_string(), path.clone());
+                        path
+                    }
+                    Err(error) => {
+                        set.fail(name, dir.to_path_buf(), error);
+                        continue;
+                    }
+                },
             };
-            if cfg.isolation == Isolation::Process {
-                set.isolated.insert(name.to_string(), path);
+            if cfg.isolation == Isolation::Process || set.plugins.contains_key(name) {
                 continue;
             }
             match loader::load_plugin(&path, cfg.sha256.as_deref(), host) {
@@ -259,7 +258,7 @@ impl PluginSet {
     ) -> Result<(), ProviderSetupError> {
         if self.isolation(cfg) == Isolation::Process {
             let spec = self.worker_spec(id, cfg, role, true)?;
-            return run_setup(id, "validate_config", move || {
+            return run_setup(id, "validate_config", cfg, move || {
                 Worker::start(spec).map(|_| ())
             })
             .await;
@@ -267,7 +266,7 @@ impl PluginSet {
         let plugin = self.plugin_for(id, cfg, role)?;
         let module = plugin.module;
         let settings = settings_text(cfg);
-        run_setup(id, "validate_config", move || {
+        run_setup(id, "validate_config", cfg, move || {
             (module.validate_config())(role, RStr::from_str(&settings)).into_result()
         })
         .await
@@ -316,7 +315,7 @@ impl PluginSet {
                 validate_only,
                 expect_plugin: name.to_string(),
             },
-            setup_timeout: SETUP_TIMEOUT,
+            setup_timeout: Duration::from_millis(cfg.setup_timeout_ms),
             memory_limit_mb: cfg.memory_limit_mb,
         })
     }
@@ -333,7 +332,7 @@ impl PluginSet {
             Role::SpeechToText => "new_stt",
             Role::TextToSpeech => "new_tts",
         };
-        run_setup(id, what, move || Worker::start(spec)).await
+        run_setup(id, what, cfg, move || Worker::start(spec)).await
     }
 
     /// Checks the settings, then builds a provider in this process through the plugin
@@ -353,7 +352,7 @@ impl PluginSet {
             Role::SpeechToText => "new_stt",
             Role::TextToSpeech => "new_tts",
         };
-        let inner = run_setup(id, what, move || {
+        let inner = run_setup(id, what, cfg, move || {
             new(module, RStr::from_str(&settings)).into_result()
         })
         .await?;
@@ -434,17 +433,20 @@ fn settings_text(cfg: &ProviderConfig) -> String {
 async fn run_setup<T: Send + 'static>(
     id: &str,
     what: &str,
+    cfg: &ProviderConfig,
     f: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
 ) -> Result<T, ProviderSetupError> {
+    // A worker enforces the limit itself (and kills the process); this bound is the backstop.
+    let limit = Duration::from_millis(cfg.setup_timeout_ms) + Duration::from_millis(500);
     let task = tokio::task::spawn_blocking(f);
     let fail = |reason: String| ProviderSetupError {
         provider: id.to_string(),
         reason,
     };
-    match tokio::time::timeout(SETUP_TIMEOUT, task).await {
+    match tokio::time::timeout(limit, task).await {
         Err(_) => Err(fail(format!(
-            "{what} did not finish within {} s",
-            SETUP_TIMEOUT.as_secs()
+            "{what} did not finish within {} ms (providers.{id}.setup_timeout_ms)",
+            cfg.setup_timeout_ms
         ))),
         Ok(Err(join)) => Err(fail(format!("{what} failed: {join}"))),
         Ok(Ok(Err(e))) => Err(fail(e.to_string())),

@@ -9,6 +9,8 @@
 //!                          # | abort | segfault | stack-overflow | oom (crash the process:
 //!                          #   only a worker process survives these, see `isolation`)
 //! fail_calls = 1           # misbehave on the first N calls only, then act as `ok` (default: all)
+//! once_file = "/tmp/x"     # misbehave only while this file does not exist, creating it first:
+//!                          # "once" across worker restarts (a counter restarts with the process)
 //! hang_ms = 3600000        # how long `hang` blocks a call (default: one hour)
 //! error_kind = "unavailable"  # for `error`: config | auth | rate_limited | timeout
 //!                             # | unavailable | invalid_input | internal
@@ -106,6 +108,7 @@ impl From<Kind> for ErrorKind {
 struct Settings {
     mode: Mode,
     fail_calls: Option<u64>,
+    once_file: Option<String>,
     hang_ms: u64,
     error_kind: Kind,
     retryable: Option<bool>,
@@ -121,6 +124,7 @@ impl Default for Settings {
         Settings {
             mode: Mode::Ok,
             fail_calls: None,
+            once_file: None,
             hang_ms: 3_600_000,
             error_kind: Kind::Unavailable,
             retryable: None,
@@ -179,6 +183,16 @@ impl Fault {
     /// The mode this call runs in: the configured one for the first `fail_calls` calls.
     fn mode_for_call(&self) -> Mode {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(path) = &self.settings.once_file {
+            if std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .is_err()
+            {
+                return Mode::Ok;
+            }
+        }
         match self.settings.fail_calls {
             Some(limit) if n >= limit => Mode::Ok,
             _ => self.settings.mode,
