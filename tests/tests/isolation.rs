@@ -103,23 +103,22 @@ plugin = "tone"
     /// Two questions, 4 s apart, through `simulate --json`, in real time unless `fast`.
     fn conversation_at(&self, env: &[(&str, &str)], fast: bool) -> (Run, Vec<serde_json::Value>) {
         let out = self.out.path().join("reply.wav");
-        let pace = if fast { "--fast" } else { "--json" };
-        let run = openclaw_voice(
-            self.args(&[
-                OsStr::new("simulate"),
-                OsStr::new("--input"),
-                question().as_os_str(),
-                OsStr::new("--input"),
-                question().as_os_str(),
-                OsStr::new("--at"),
-                OsStr::new("4s"),
-                OsStr::new("--output"),
-                out.as_os_str(),
-                OsStr::new(pace),
-                OsStr::new("--json"),
-            ]),
-            env,
-        );
+        let mut args = vec![
+            OsStr::new("simulate"),
+            OsStr::new("--input"),
+            question().as_os_str(),
+            OsStr::new("--input"),
+            question().as_os_str(),
+            OsStr::new("--at"),
+            OsStr::new("4s"),
+            OsStr::new("--output"),
+            out.as_os_str(),
+            OsStr::new("--json"),
+        ];
+        if fast {
+            args.push(OsStr::new("--fast"));
+        }
+        let run = openclaw_voice(self.args(&args), env);
         let turns = run
             .stdout
             .lines()
