@@ -21,7 +21,6 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::std_types::RStr;
@@ -39,8 +38,18 @@ pub struct LoadedPlugin {
     pub info: PluginDescription,
     /// Its root module.
     pub(crate) module: PluginModule_Ref,
-    /// The descriptor the library was mapped from, kept open for the life of the process.
-    _file: Arc<File>,
+}
+
+/// Descriptors of every library mapped into this process, kept open for its life: `dlopen`
+/// knows a library by the name it was opened with (`/proc/self/fd/N`), so a closed and reused
+/// descriptor number would make it hand back the earlier library for another file.
+static MAPPED: std::sync::Mutex<Vec<File>> = std::sync::Mutex::new(Vec::new());
+
+fn keep_open(file: File) {
+    match MAPPED.lock() {
+        Ok(mut files) => files.push(file),
+        Err(poisoned) => poisoned.into_inner().push(file),
+    }
 }
 
 impl LoadedPlugin {
@@ -369,7 +378,11 @@ pub fn load_plugin(
     host: HostContext,
 ) -> Result<LoadedPlugin, LoadError> {
     let verified = VerifiedFile::open(path, expected_sha256)?;
-    let header = lib_header_from_path(&verified.proc_path()).map_err(map_library_error)?;
+    let header = lib_header_from_path(&verified.proc_path());
+    // Mapped or not, this descriptor number has been given to `dlopen`: never reuse it.
+    let VerifiedFile { file, sha256 } = verified;
+    keep_open(file);
+    let header = header.map_err(map_library_error)?;
     // abi_stable's version check lets a plugin built against a newer 0.x plugin-api through to
     // the layout check, whose report is a page about package versions; say it plainly first.
     let built_against = header.version_strings().version.as_str();
@@ -379,9 +392,7 @@ pub fn load_plugin(
             found: built_against.to_string(),
         });
     }
-    let module = header
-        .init_root_module::<PluginModule_Ref>()
-        .map_err(map_library_error)?;
+    let module = init_root_module(&header)?;
     (module.init())(host);
     // Plugins built against 0.1.1 or later wait for the host's version before describing
     // themselves; older ones have no `handshake` (the accessor says `None`).
@@ -403,11 +414,40 @@ pub fn load_plugin(
     }
     Ok(LoadedPlugin {
         path: path.to_path_buf(),
-        sha256: verified.sha256,
+        sha256,
         info: describe(&info),
         module,
-        _file: Arc::new(verified.file),
     })
+}
+
+/// The plugin's root module, its layout checked against this host's in either direction.
+///
+/// abi_stable accepts a library whose prefix types (the root module, the trait vtables) have
+/// at least the fields the host knows: a plugin *newer* than the host. A plugin *older* than
+/// the host (built before a function or a method was appended) is refused by that check, yet
+/// it is just as compatible: every field it has must match the host's in place and type (the
+/// same check with the roles swapped), and the host reads appended fields through accessors
+/// that consult the library's own field count (`None` for a module function, the trait's
+/// default body for a method). Guarded by tests/tests/compat.rs, which loads a plugin built
+/// against plugin-api 0.1.0 as released.
+fn init_root_module(
+    header: &abi_stable::library::LibHeader,
+) -> Result<PluginModule_Ref, LoadError> {
+    use abi_stable::StableAbi;
+    let newer_or_same = header.init_root_module::<PluginModule_Ref>();
+    let Err(LibraryError::AbiInstability(report)) = newer_or_same else {
+        return newer_or_same.map_err(map_library_error);
+    };
+    let refused = || LoadError::LayoutMismatch(summarize(&report.to_string()));
+    let library_layout = header.layout().ok_or_else(refused)?;
+    abi_stable::abi_stability::abi_checking::check_layout_compatibility(
+        library_layout,
+        <PluginModule_Ref as StableAbi>::LAYOUT,
+    )
+    .map_err(|_| refused())?;
+    // SAFETY: the layouts were checked just above, with the library as the older side.
+    unsafe { header.init_root_module_with_unchecked_layout::<PluginModule_Ref>() }
+        .map_err(map_library_error)
 }
 
 /// Host-side copy of what a plugin says of itself.
