@@ -139,6 +139,9 @@ pub struct LoadedConfig {
     pub secrets: Vec<(String, String, bool)>,
 }
 
+/// Environment variables, name and value.
+type Vars = Vec<(String, String)>;
+
 /// Loads `dir/default.toml` (optional), `dir/<environment>.toml` (required) and the
 /// `OPENCLAW__…` variables from `vars`, and validates the result.
 pub fn load(
@@ -173,7 +176,8 @@ pub fn load(
     }
 
     let mut env_overrides = Vec::new();
-    let (mut vars, others): (Vec<(String, String)>, Vec<(String, String)>) = vars
+    // `OPENCLAW__…` overrides; the rest is read only for `discord.shards = "auto"`.
+    let (mut vars, others): (Vars, Vars) = vars
         .into_iter()
         .partition(|(k, _)| k.starts_with(ENV_PREFIX));
     vars.sort();
