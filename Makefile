@@ -69,7 +69,7 @@ k8s-check: ## Render the Kubernetes overlays and validate every manifest offline
 	@python3 -c 'import kubernetes_validate, yaml' 2>/dev/null || { \
 	  echo "installing: kubernetes-validate $(KUBERNETES_VALIDATE_VERSION) (PyPI; bundles the Kubernetes schemas)"; \
 	  python3 -m pip install -q kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) pyyaml; }
-	scripts/k8s-check
+	scripts/k8s-check $(if $(wildcard target/debug/openclaw-voice),--binary target/debug/openclaw-voice)
 
 bench: build model ## Run the benchmarks (see docs/BENCHMARKS.md)
 	$(CARGO) bench --workspace
