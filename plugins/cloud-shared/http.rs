@@ -265,6 +265,7 @@ impl Api {
         let mut retries = 0;
         let mut tried = Vec::new();
         loop {
+            self.pool.report(Instant::now(), crate::pool::REPORT_EVERY);
             let mut lease = self.pool.acquire(&tried, Instant::now())?;
             let url = format!("{}{path}", lease.base_url());
             let request = self.authorize(build(&self.client, &url)?)?;

@@ -22,7 +22,8 @@
 //! host knows providers, not URLs), and a pool stays one provider to the host, whose
 //! failover and breaker see it fail only when every endpoint does. The plugin ABI has no
 //! metrics channel (adding one is an ABI bump), so per-endpoint figures go out through
-//! `health()`'s detail and a log line on every breaker change; the host's per-provider
+//! `health()`'s detail, a log line on every breaker change and, while the pool is in use, a
+//! log line with every endpoint's figures each [`REPORT_EVERY`]; the host's per-provider
 //! metrics cover the pool as a whole.
 //!
 //! Compiled into each cloud plugin with `#[path]`, beside `http.rs`.
@@ -36,6 +37,8 @@ use plugin_api::abi::PluginError;
 
 /// Weight of the newest latency in the moving average.
 const EWMA_WEIGHT: f64 = 0.3;
+/// How often a pool in use logs every endpoint's figures.
+pub const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// When an endpoint's breaker takes it out of rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +160,7 @@ pub struct Pool {
     plugin: &'static str,
     endpoints: Vec<Arc<Endpoint>>,
     breaker: BreakerSettings,
+    last_report: Mutex<Option<Instant>>,
 }
 
 impl Pool {
@@ -184,6 +188,7 @@ impl Pool {
             plugin,
             endpoints,
             breaker,
+            last_report: Mutex::new(None),
         }
     }
 
@@ -257,6 +262,28 @@ impl Pool {
             probe,
             settled: false,
         })
+    }
+
+    /// Logs every endpoint's figures when the last report is `every` old (the first call
+    /// only starts the clock); returns whether it logged. Pools of one endpoint never do.
+    pub fn report(&self, now: Instant, every: Duration) -> bool {
+        if !self.breakers() {
+            return false;
+        }
+        let mut last = self.last_report.lock().unwrap_or_else(|p| p.into_inner());
+        match *last {
+            Some(at) if now.saturating_duration_since(at) < every => false,
+            None => {
+                *last = Some(now);
+                false
+            }
+            Some(_) => {
+                *last = Some(now);
+                drop(last);
+                plugin_api::log::info!("{}: {}", self.plugin, self.describe().1);
+                true
+            }
+        }
     }
 
     /// Whether an endpoint outside `tried` could take a request now.
@@ -526,6 +553,11 @@ mod pool_tests {
         drop(busy);
         let (healthy, text) = p.describe();
         assert!(healthy && text.contains("http://s0 (closed"), "{text}");
+        // The figures are logged once a minute while the pool is used.
+        assert!(!p.report(t, 60_000 * MS));
+        assert!(!p.report(t + 59_000 * MS, 60_000 * MS));
+        assert!(p.report(t + 60_000 * MS, 60_000 * MS));
+        assert!(!pool(1).report(t + 120_000 * MS, MS));
     }
 
     #[test]
