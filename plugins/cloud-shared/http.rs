@@ -281,14 +281,19 @@ impl Api {
             lease.fail(blame, Instant::now());
             tried.push(lease.index());
             drop(lease);
-            let Some(wait) = self
+            // Another endpoint takes a retry at once, whatever this one asked to wait.
+            let elsewhere = failure.retry
+                && retries < self.retry.max_retries
+                && self.pool.has_untried(&tried, Instant::now());
+            let wait = match self
                 .retry
                 .wait_before_retry(&failure, retries, fastrand::f64())
-            else {
-                return Err(failure.error);
+            {
+                _ if elsewhere => Duration::ZERO,
+                Some(wait) => wait,
+                None => return Err(failure.error),
             };
             retries += 1;
-            let elsewhere = self.pool.has_untried(&tried, Instant::now());
             plugin_api::log::debug!(
                 "{}; retry {retries} of {} {}",
                 failure.error.message(),

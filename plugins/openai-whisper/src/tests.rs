@@ -465,3 +465,17 @@ fn pool_settings_are_checked() {
         assert!(err.message().contains(needle), "{text}: {}", err.message());
     }
 }
+
+#[test]
+fn a_rate_limited_endpoint_hands_the_request_to_another_at_once() {
+    // It asks for 30 s, more than `max_retry_wait_ms`: alone, the error would come back.
+    let limited =
+        FakeServer::start(|_: &openclaw_voice_tests::fake_cloud::Request| openai::rate_limited(30));
+    let good = FakeServer::start(openai::transcriptions(KEY, "good"));
+    let stt = pool_stt(&[&limited, &good], "");
+    let started = Instant::now();
+    let text = stt.transcribe(&utterance(), &english()).unwrap().text;
+    assert_eq!(text.as_str(), "good");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!((limited.hits(), good.hits()), (1, 1));
+}
