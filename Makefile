@@ -15,10 +15,10 @@ RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p opencl
 QUESTION ?=
 OUT ?= out
 
-.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check
+.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check k8s-check
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 deps: ## Install the Debian packages the build and tests need (only those missing)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -61,7 +61,15 @@ monitoring-check: ## Check the alert rules and lint a real /metrics scrape with 
 	$(CARGO) build -p openclaw-voice -p openclaw-test-plugin-fault
 	OPENCLAW_TEST_REQUIRE_PROMTOOL=1 $(CARGO) test -p openclaw-voice-tests --test ops -- metrics_after_a_simulated_turn monitoring_assets
 
-ci: lint test monitoring-check ## What .ci/run runs
+ci: lint test monitoring-check k8s-check ## What .ci/run runs
+
+KUBERNETES_VALIDATE_VERSION ?= 1.37.0
+
+k8s-check: ## Render the Kubernetes overlays and validate every manifest offline (schemas + cluster rules)
+	@python3 -c 'import kubernetes_validate, yaml' 2>/dev/null || { \
+	  echo "installing: kubernetes-validate $(KUBERNETES_VALIDATE_VERSION) (PyPI; bundles the Kubernetes schemas)"; \
+	  python3 -m pip install -q kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) pyyaml; }
+	scripts/k8s-check $(if $(wildcard target/debug/openclaw-voice),--binary target/debug/openclaw-voice)
 
 bench: build model ## Run the benchmarks (see docs/BENCHMARKS.md)
 	$(CARGO) bench --workspace

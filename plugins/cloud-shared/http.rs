@@ -3,9 +3,13 @@
 //! exponential backoff that honour `Retry-After`, and the mapping of HTTP failures to
 //! [`PluginError`] kinds carrying the API's own error text, never the key.
 //!
+//! Requests go through a [`Pool`] of endpoints: one `base_url`, or several `base_urls` with
+//! balancing, a breaker per endpoint and failover between them (see `pool.rs`).
+//!
 //! This file is not a crate: each plugin compiles it in with
-//! `#[path = "../../cloud-shared/http.rs"] mod http;`, so that plugin-api stays the only
-//! OpenClaw crate a plugin depends on and each `cdylib` carries its own copy.
+//! `#[path = "../../cloud-shared/http.rs"] mod http;` (and `pool.rs` beside it), so that
+//! plugin-api stays the only OpenClaw crate a plugin depends on and each `cdylib` carries its
+//! own copy.
 //!
 //! | HTTP answer | kind | retried here |
 //! |---|---|---|
@@ -26,6 +30,8 @@ use plugin_api::abi::{ErrorKind, PluginError};
 use plugin_api::sdk::{secret_from_env, CancelToken};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+
+use crate::pool::{BreakerSettings, Lease, Pool};
 
 /// Longest piece of an API's error text kept in a message, in characters.
 const MAX_ERROR_TEXT: usize = 400;
@@ -141,8 +147,8 @@ pub struct Failure {
 pub struct ApiSettings<'a> {
     /// The plugin's name, for messages (`openai-whisper`).
     pub plugin: &'static str,
-    /// The server, without `/v1` (`https://api.openai.com`).
-    pub base_url: &'a str,
+    /// The servers, without `/v1` (`https://api.openai.com`): one, or a pool.
+    pub base_urls: Vec<&'a str>,
     /// The variable holding the key; `None` sends no key (local servers).
     pub api_key_env: Option<&'a str>,
     /// How the key is sent.
@@ -153,12 +159,27 @@ pub struct ApiSettings<'a> {
     pub timeout: Duration,
     /// Retries.
     pub retry: RetryPolicy,
+    /// Each endpoint's breaker, in a pool of several.
+    pub breaker: BreakerSettings,
+}
+
+impl<'a> ApiSettings<'a> {
+    /// Spreads requests over `base_urls` instead, when it lists any.
+    // Used by the plugins that take `base_urls`; not by `elevenlabs`.
+    #[allow(dead_code)]
+    pub fn pool(mut self, base_urls: &'a [String], breaker: BreakerSettings) -> Self {
+        if !base_urls.is_empty() {
+            self.base_urls = base_urls.iter().map(String::as_str).collect();
+        }
+        self.breaker = breaker;
+        self
+    }
 }
 
 /// One configured API: the client, where it is, and how to authenticate.
 pub struct Api {
     plugin: &'static str,
-    base_url: String,
+    pool: Pool,
     key: Option<ApiKey>,
     auth: AuthScheme,
     timeout: Duration,
@@ -170,7 +191,7 @@ impl fmt::Debug for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Api")
             .field("plugin", &self.plugin)
-            .field("base_url", &self.base_url)
+            .field("endpoints", &self.pool.endpoints().len())
             .field("key", &self.key)
             .finish_non_exhaustive()
     }
@@ -201,7 +222,7 @@ impl Api {
             })?;
         Ok(Api {
             plugin: settings.plugin,
-            base_url: settings.base_url.trim_end_matches('/').to_string(),
+            pool: Pool::new(settings.plugin, &settings.base_urls, settings.breaker),
             key,
             auth: settings.auth,
             timeout: settings.timeout,
@@ -210,14 +231,17 @@ impl Api {
         })
     }
 
-    /// The URL of `path` (which starts with `/v1/`) on this server.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+    /// The server (or, for a pool, each server with its figures), and whether any is in
+    /// rotation: for `health()`.
+    pub fn describe(&self) -> (bool, String) {
+        self.pool.describe()
     }
 
-    /// The server, as configured.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
+    /// The pool of endpoints.
+    // Read by the plugins' tests and health.
+    #[allow(dead_code)]
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The plugin's name.
@@ -227,37 +251,60 @@ impl Api {
         self.plugin
     }
 
-    /// Sends the request `build` makes (once per attempt), with the key, retrying as the
-    /// policy allows; returns the first successful (2xx) response. `cancel` stops the waits
-    /// between attempts.
+    /// Sends the request `build` makes for the URL of `path` (which starts with `/v1/`) on
+    /// the endpoint the pool picks, once per attempt, with the key, retrying as the policy
+    /// allows (on another endpoint at once when there is one, else after the backoff);
+    /// returns the first successful (2xx) answer. `cancel` stops the waits between attempts.
     pub fn call(
         &self,
         what: &str,
         cancel: Option<&CancelToken>,
-        build: impl Fn(&Client) -> Result<RequestBuilder, PluginError>,
-    ) -> Result<Response, PluginError> {
+        path: &str,
+        build: impl Fn(&Client, &str) -> Result<RequestBuilder, PluginError>,
+    ) -> Result<Answer, PluginError> {
         let mut retries = 0;
+        let mut tried = Vec::new();
         loop {
-            let request = self.authorize(build(&self.client)?)?;
+            self.pool.report(Instant::now(), crate::pool::REPORT_EVERY);
+            let mut lease = self.pool.acquire(&tried, Instant::now())?;
+            let url = format!("{}{path}", lease.base_url());
+            let request = self.authorize(build(&self.client, &url)?)?;
             let failure = match request.send() {
-                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_success() => {
+                    return Ok(Answer { response, lease })
+                }
                 Ok(response) => self.status_failure(what, response),
-                Err(e) => self.transport_failure(what, &e),
+                Err(e) => self.transport_failure(what, &e, lease.base_url()),
             };
-            let Some(wait) = self
+            // The request's own faults are no sign of a failing server.
+            let blame = failure.error.kind != ErrorKind::InvalidInput;
+            lease.fail(blame, Instant::now());
+            tried.push(lease.index());
+            drop(lease);
+            // Another endpoint takes a retry at once, whatever this one asked to wait.
+            let elsewhere = failure.retry
+                && retries < self.retry.max_retries
+                && self.pool.has_untried(&tried, Instant::now());
+            let wait = match self
                 .retry
                 .wait_before_retry(&failure, retries, fastrand::f64())
-            else {
-                return Err(failure.error);
+            {
+                _ if elsewhere => Duration::ZERO,
+                Some(wait) => wait,
+                None => return Err(failure.error),
             };
             retries += 1;
             plugin_api::log::debug!(
-                "{}; retry {retries} of {} in {} ms",
+                "{}; retry {retries} of {} {}",
                 failure.error.message(),
                 self.retry.max_retries,
-                wait.as_millis()
+                if elsewhere {
+                    "on another endpoint now".to_string()
+                } else {
+                    format!("in {} ms", wait.as_millis())
+                }
             );
-            if !sleep(wait, cancel) {
+            if !elsewhere && !sleep(wait, cancel) {
                 return Err(cancelled(self.plugin));
             }
         }
@@ -299,14 +346,14 @@ impl Api {
         )
     }
 
-    fn transport_failure(&self, what: &str, e: &reqwest::Error) -> Failure {
+    fn transport_failure(&self, what: &str, e: &reqwest::Error, base_url: &str) -> Failure {
         let detail = self.clean(&error_chain(e));
         if e.is_timeout() {
             Failure {
                 error: PluginError::timeout(format!(
                     "{}: {what}: no answer from {} within {} ms ({detail})",
                     self.plugin,
-                    self.base_url,
+                    base_url,
                     self.timeout.as_millis()
                 )),
                 retry: false,
@@ -315,7 +362,7 @@ impl Api {
             Failure {
                 error: PluginError::unavailable(format!(
                     "{}: {what}: cannot connect to {}: {detail}",
-                    self.plugin, self.base_url
+                    self.plugin, base_url
                 )),
                 retry: true,
             }
@@ -323,7 +370,7 @@ impl Api {
             Failure {
                 error: PluginError::unavailable(format!(
                     "{}: {what}: the request to {} failed: {detail}",
-                    self.plugin, self.base_url
+                    self.plugin, base_url
                 )),
                 retry: false,
             }
@@ -358,6 +405,65 @@ impl Api {
     /// `text` with the key, and anything that looks like a key, removed.
     pub fn clean(&self, text: &str) -> String {
         clean_text(text, self.key.as_ref())
+    }
+}
+
+/// A successful answer, holding its endpoint's lease until the body is read: the request
+/// counts as in flight (for balancing) until then, and its latency and outcome are the
+/// endpoint's.
+#[derive(Debug)]
+pub struct Answer {
+    response: Response,
+    lease: Lease,
+}
+
+impl Answer {
+    /// The body as text.
+    // Each plugin uses the readers it needs.
+    #[allow(dead_code)]
+    pub fn text(self) -> Result<String, reqwest::Error> {
+        let Answer {
+            response,
+            mut lease,
+        } = self;
+        let text = response.text();
+        settle(&mut lease, text.is_ok());
+        text
+    }
+
+    /// The body as JSON.
+    #[allow(dead_code)]
+    pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, reqwest::Error> {
+        let Answer {
+            response,
+            mut lease,
+        } = self;
+        let value = response.json();
+        settle(&mut lease, value.is_ok());
+        value
+    }
+}
+
+/// Records the end of a request on its endpoint.
+fn settle(lease: &mut Lease, ok: bool) {
+    if ok {
+        lease.succeed(Instant::now());
+    } else {
+        lease.fail(true, Instant::now());
+    }
+}
+
+impl Read for Answer {
+    /// Reads the body; its end settles the request as a success, an error as a failure. An
+    /// answer dropped before its end (a cancelled stream) settles nothing.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.response.read(buf);
+        match &n {
+            Ok(0) if !buf.is_empty() => settle(&mut self.lease, true),
+            Err(_) => settle(&mut self.lease, false),
+            Ok(_) => {}
+        }
+        n
     }
 }
 
@@ -706,7 +812,7 @@ impl TimingSettings {
     ) -> ApiSettings<'a> {
         ApiSettings {
             plugin,
-            base_url,
+            base_urls: vec![base_url],
             api_key_env,
             auth,
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
@@ -717,6 +823,7 @@ impl TimingSettings {
                 backoff_max: Duration::from_millis(self.backoff_max_ms),
                 max_retry_wait: Duration::from_millis(self.max_retry_wait_ms),
             },
+            breaker: BreakerSettings::default(),
         }
     }
 }

@@ -8,11 +8,9 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use crate::http::{Answer, Api};
 use plugin_api::abi::{AudioChunk, PluginError};
 use plugin_api::sdk::{CancelToken, ChannelStream};
-use reqwest::blocking::Response;
-
-use crate::http::Api;
 
 /// Bytes read from the response at a time: at most ~85 ms of 24 kHz audio per chunk, and
 /// whatever has arrived sooner.
@@ -26,7 +24,7 @@ pub fn start(
     api: Arc<Api>,
     sample_rate: u32,
     cancel: CancelToken,
-    open: impl FnOnce(&Api, &CancelToken) -> Result<Response, PluginError> + Send + 'static,
+    open: impl FnOnce(&Api, &CancelToken) -> Result<Answer, PluginError> + Send + 'static,
 ) -> Result<ChannelStream, PluginError> {
     let (tx, stream) = ChannelStream::new(cancel.clone());
     let name = format!("{}-audio", api.plugin());
@@ -49,7 +47,7 @@ pub fn start(
 /// Reads `response` to its end, sending audio as it comes.
 fn pump(
     api: &Api,
-    mut response: Response,
+    mut response: Answer,
     sample_rate: u32,
     cancel: &CancelToken,
     tx: &std::sync::mpsc::SyncSender<Result<AudioChunk, PluginError>>,

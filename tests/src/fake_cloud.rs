@@ -371,6 +371,20 @@ impl Drop for FakeServer {
     }
 }
 
+/// `handler` as a server with one worker: requests are answered one at a time, each after
+/// `service` of work (a GPU speech server without batching), so concurrent requests queue.
+pub fn one_worker(
+    service: Duration,
+    handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
+    let worker = Mutex::new(());
+    move |request| {
+        let _busy = worker.lock().unwrap_or_else(|p| p.into_inner());
+        std::thread::sleep(service);
+        handler(request)
+    }
+}
+
 /// Replies with `first` to the first `n` requests, then with `then`.
 pub fn first_n(
     n: usize,

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use super::schema::{AgentKind, Config, DiscordConfig};
-use crate::voice::discord::ShardRange;
+use crate::voice::discord::shards::{ShardSpec, HOSTNAME_VAR};
 
 /// Prefix of configuration environment variables: `OPENCLAW__SECTION__KEY=value`.
 pub const ENV_PREFIX: &str = "OPENCLAW__";
@@ -139,6 +139,9 @@ pub struct LoadedConfig {
     pub secrets: Vec<(String, String, bool)>,
 }
 
+/// Environment variables, name and value.
+type Vars = Vec<(String, String)>;
+
 /// Loads `dir/default.toml` (optional), `dir/<environment>.toml` (required) and the
 /// `OPENCLAW__…` variables from `vars`, and validates the result.
 pub fn load(
@@ -173,10 +176,10 @@ pub fn load(
     }
 
     let mut env_overrides = Vec::new();
-    let mut vars: Vec<(String, String)> = vars
+    // `OPENCLAW__…` overrides; the rest is read only for `discord.shards = "auto"`.
+    let (mut vars, others): (Vars, Vars) = vars
         .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
+        .partition(|(k, _)| k.starts_with(ENV_PREFIX));
     vars.sort();
     for (name, raw) in vars {
         let origin = format!("environment variable {name}");
@@ -203,11 +206,14 @@ pub fn load(
         return Err(ConfigErrors(errors));
     }
 
-    let config: Config = match deserialize("configuration", Value::Table(merged)) {
+    let mut config: Config = match deserialize("configuration", Value::Table(merged)) {
         Ok(config) => config,
         Err(e) => return Err(ConfigErrors(vec![e])),
     };
     validate(&config, &mut errors);
+    if errors.is_empty() {
+        resolve_shards(&mut config.discord, &others, &mut errors);
+    }
     let secrets = secret_refs(&config);
     for (key, var, set) in &secrets {
         if !set {
@@ -563,7 +569,7 @@ fn validate_discord(d: &DiscordConfig, errors: &mut Vec<ConfigError>) {
         ));
     }
     if let Some(shards) = &d.shards {
-        if let Err(e) = ShardRange::parse(shards) {
+        if let Err(e) = ShardSpec::parse(shards) {
             errors.push(invalid("discord.shards", e.to_string()));
         }
     }
@@ -601,6 +607,33 @@ fn validate_discord(d: &DiscordConfig, errors: &mut Vec<ConfigError>) {
                 format!("`{url}` is not a base URL like https://discord.com"),
             ));
         }
+    }
+}
+
+/// `discord.shards = "auto…"`: replaced by the range this process runs, worked out from
+/// `SHARD_PROCESSES` and the ordinal (`POD_ORDINAL`, else the hostname) among `vars`.
+fn resolve_shards(d: &mut DiscordConfig, vars: &[(String, String)], errors: &mut Vec<ConfigError>) {
+    let Some(text) = d.shards.clone() else {
+        return;
+    };
+    let Ok(spec @ ShardSpec::Auto { .. }) = ShardSpec::parse(&text) else {
+        return;
+    };
+    let var = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                // Where HOSTNAME is not exported (a plain shell), the kernel knows it.
+                (name == HOSTNAME_VAR)
+                    .then(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+                    .flatten()
+                    .map(|h| h.trim().to_string())
+            })
+    };
+    match spec.resolve(var) {
+        Ok((range, _)) => d.shards = Some(range.to_string()),
+        Err(e) => errors.push(invalid("discord.shards", format!("`{text}`: {e}"))),
     }
 }
 
@@ -842,6 +875,49 @@ mod tests {
         ]);
         let loaded = load(good.path(), "test", Vec::<(String, String)>::new()).unwrap();
         assert_eq!(loaded.config.discord.shards.as_deref(), Some("0-3/16"));
+    }
+
+    #[test]
+    fn auto_shards_resolve_from_the_cluster_variables() {
+        let dir = dir_with(&[("prod.toml", "[discord]\nshards = \"auto/16\"\n")]);
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let loaded = load(
+            dir.path(),
+            "prod",
+            vars(&[("SHARD_PROCESSES", "4"), ("HOSTNAME", "openclaw-voice-2")]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.discord.shards.as_deref(), Some("8-11/16"));
+        let loaded = load(
+            dir.path(),
+            "prod",
+            vars(&[
+                ("OPENCLAW__DISCORD__SHARDS", "auto"),
+                ("SHARD_PROCESSES", "3"),
+                ("POD_ORDINAL", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.discord.shards.as_deref(), Some("1-1/3"));
+        let e = errs(load(dir.path(), "prod", vars(&[("POD_ORDINAL", "1")])));
+        assert!(
+            e[0].contains("discord.shards") && e[0].contains("SHARD_PROCESSES"),
+            "{e:?}"
+        );
+        let e = errs(load(
+            dir.path(),
+            "prod",
+            vars(&[("SHARD_PROCESSES", "4"), ("POD_ORDINAL", "4")]),
+        ));
+        assert!(
+            e[0].contains("POD_ORDINAL") && e[0].contains("below"),
+            "{e:?}"
+        );
     }
 
     #[test]

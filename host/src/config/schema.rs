@@ -324,7 +324,10 @@ pub struct DiscordConfig {
     /// `register-commands` use it; unset, they look it up with the token. Default: none.
     pub application_id: Option<u64>,
     /// The shards this process runs, `first-last/total` (`"0-3/16"`) or `id/total`
-    /// (`"2/16"`). Default: none, meaning every shard, as many as Discord recommends.
+    /// (`"2/16"`); or `"auto/<total>"` (`"auto"`: one shard per process) in a shard cluster,
+    /// where the process takes its slice from `SHARD_PROCESSES` and its ordinal
+    /// (`POD_ORDINAL`, else the `-<n>` ending its hostname). Default: none, meaning every
+    /// shard, as many as Discord recommends.
     pub shards: Option<String>,
     /// Roles allowed to use `/voice join` and `/voice leave`, by id or by name (names match
     /// case-insensitively). Empty means everyone. `/voice status` is open to all.

@@ -30,6 +30,10 @@ pub mod settings;
 mod http;
 #[path = "../../cloud-shared/pcm_stream.rs"]
 mod pcm_stream;
+// One endpoint here: the pool's settings checks and figures are the OpenAI plugins'.
+#[allow(dead_code)]
+#[path = "../../cloud-shared/pool.rs"]
+mod pool;
 
 use std::sync::Arc;
 
@@ -76,11 +80,11 @@ impl ElevenLabs {
         Ok(ElevenLabs { settings, api })
     }
 
-    fn url(&self, voice_id: &str) -> String {
-        let mut url = self.api.url(&format!(
+    fn path(&self, voice_id: &str) -> String {
+        let mut url = format!(
             "/v1/text-to-speech/{voice_id}/stream?output_format={}",
             self.settings.output_format.as_str()
-        ));
+        );
         if let Some(level) = self.settings.optimize_streaming_latency {
             url.push_str(&format!("&optimize_streaming_latency={level}"));
         }
@@ -122,7 +126,7 @@ impl TextToSpeech for ElevenLabs {
             language_code: self.settings.language_code.as_deref(),
         })
         .map_err(|e| PluginError::internal(format!("{PLUGIN}: building the request: {e}")))?;
-        let url = self.url(voice_id);
+        let path = self.path(voice_id);
         plugin_api::log::debug!(
             "synthesizing {chars} characters with voice {voice_id}, model {}",
             self.settings.model_id
@@ -132,9 +136,9 @@ impl TextToSpeech for ElevenLabs {
             self.settings.output_format.sample_rate(),
             cancel,
             move |api, cancel| {
-                api.call("synthesis", Some(cancel), |client| {
+                api.call("synthesis", Some(cancel), &path, |client, url| {
                     Ok(client
-                        .post(&url)
+                        .post(url)
                         .header(CONTENT_TYPE, "application/json")
                         .body(body.clone()))
                 })
@@ -144,10 +148,11 @@ impl TextToSpeech for ElevenLabs {
     }
 
     fn voices(&self) -> Result<Vec<Voice>, PluginError> {
-        let url = self.api.url("/v1/voices");
         let response = self
             .api
-            .call("listing voices", None, |client| Ok(client.get(&url)))?;
+            .call("listing voices", None, "/v1/voices", |client, url| {
+                Ok(client.get(url))
+            })?;
         let listing: VoiceList = response.json().map_err(|e| {
             PluginError::unavailable(format!(
                 "{PLUGIN}: the voice list is not what the API documents: {e}"
@@ -163,7 +168,7 @@ impl TextToSpeech for ElevenLabs {
     fn health(&self) -> Result<HealthReport, PluginError> {
         Ok(HealthReport::healthy(format!(
             "configured for {}, voice {}, model {}, {} (no request made)",
-            self.api.base_url(),
+            self.api.describe().1,
             self.settings.voice_id,
             self.settings.model_id,
             self.settings.output_format.as_str()

@@ -29,6 +29,8 @@ pub mod settings;
 mod http;
 #[path = "../../cloud-shared/pcm_stream.rs"]
 mod pcm_stream;
+#[path = "../../cloud-shared/pool.rs"]
+mod pool;
 
 use std::sync::Arc;
 
@@ -118,19 +120,23 @@ impl TextToSpeech for OpenAiTts {
             instructions: self.settings.instructions.as_deref(),
         })
         .map_err(|e| PluginError::internal(format!("{PLUGIN}: building the request: {e}")))?;
-        let url = self.api.url("/v1/audio/speech");
         plugin_api::log::debug!(
             "synthesizing {chars} characters with voice {voice}, model {}",
             self.settings.model
         );
         let stream =
             pcm_stream::start(self.api.clone(), SAMPLE_RATE, cancel, move |api, cancel| {
-                api.call("synthesis", Some(cancel), |client| {
-                    Ok(client
-                        .post(&url)
-                        .header(CONTENT_TYPE, "application/json")
-                        .body(body.clone()))
-                })
+                api.call(
+                    "synthesis",
+                    Some(cancel),
+                    "/v1/audio/speech",
+                    |client, url| {
+                        Ok(client
+                            .post(url)
+                            .header(CONTENT_TYPE, "application/json")
+                            .body(body.clone()))
+                    },
+                )
             })?;
         Ok(Box::new(stream))
     }
@@ -141,12 +147,16 @@ impl TextToSpeech for OpenAiTts {
     }
 
     fn health(&self) -> Result<HealthReport, PluginError> {
-        Ok(HealthReport::healthy(format!(
-            "configured for {}/v1/audio/speech, model {}, voice {} (no request made)",
-            self.api.base_url(),
-            self.settings.model,
-            self.settings.voice
-        )))
+        let (in_rotation, endpoints) = self.api.describe();
+        let detail = format!(
+            "configured for {endpoints} (/v1/audio/speech), model {}, voice {}",
+            self.settings.model, self.settings.voice
+        );
+        Ok(if in_rotation {
+            HealthReport::healthy(detail)
+        } else {
+            HealthReport::unhealthy(detail)
+        })
     }
 }
 

@@ -15,6 +15,11 @@
 //! backoff_initial_ms = 200
 //! backoff_max_ms = 2000
 //! max_retry_wait_ms = 3000             # longest Retry-After waited for
+//! # A pool of equivalent servers instead of `base_url` (docs/SCALING.md): least outstanding
+//! # requests weighted by latency, a circuit breaker per endpoint, failover between them.
+//! # base_urls = ["http://stt-0:8000", "http://stt-1:8000", "http://stt-2:8000"]
+//! endpoint_failures = 3                # failures in a row that take an endpoint out
+//! endpoint_cooldown_ms = 10000         # how long before one probe request
 //! ```
 
 use plugin_api::abi::PluginError;
@@ -22,6 +27,7 @@ use plugin_api::sdk::parse_settings;
 use serde::Deserialize;
 
 use crate::http::{check_endpoint, check_range, ApiSettings, AuthScheme, TimingSettings};
+use crate::pool::{self, BreakerSettings};
 use crate::PLUGIN;
 
 /// The OpenAI API's host, which needs a key.
@@ -57,6 +63,12 @@ pub struct Settings {
     /// Longest `Retry-After` waited for, in ms; a longer one is returned as `RateLimited` at
     /// once, so that the host fails over.
     pub max_retry_wait_ms: u64,
+    /// A pool of equivalent servers, used instead of `base_url` when set (see `pool.rs`).
+    pub base_urls: Vec<String>,
+    /// In a pool: failures in a row that take an endpoint out of rotation.
+    pub endpoint_failures: u32,
+    /// In a pool: how long an endpoint stays out before one probe request, in ms.
+    pub endpoint_cooldown_ms: u64,
 }
 
 impl Default for Settings {
@@ -74,6 +86,9 @@ impl Default for Settings {
             backoff_initial_ms: 200,
             backoff_max_ms: 2_000,
             max_retry_wait_ms: 3_000,
+            base_urls: Vec::new(),
+            endpoint_failures: 3,
+            endpoint_cooldown_ms: 10_000,
         }
     }
 }
@@ -87,11 +102,26 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), PluginError> {
-        check_endpoint(
-            &self.base_url,
-            self.api_key_env.as_deref(),
-            OPENAI_HOST,
-            "OPENAI_API_KEY",
+        let endpoint = |url: &str| {
+            check_endpoint(
+                url,
+                self.api_key_env.as_deref(),
+                OPENAI_HOST,
+                "OPENAI_API_KEY",
+            )
+        };
+        if self.base_urls.is_empty() {
+            endpoint(&self.base_url)?;
+        } else if self.base_url != Settings::default().base_url {
+            return Err(PluginError::config(
+                "set either `base_url` (one server) or `base_urls` (a pool), not both",
+            ));
+        }
+        pool::check_settings(
+            &self.base_urls,
+            self.endpoint_failures,
+            self.endpoint_cooldown_ms,
+            endpoint,
         )?;
         if self.model.trim().is_empty() {
             return Err(PluginError::config("`model` must not be empty"));
@@ -103,12 +133,20 @@ impl Settings {
 
     /// The HTTP settings.
     pub fn api(&self) -> ApiSettings<'_> {
-        self.timing().api(
-            PLUGIN,
-            &self.base_url,
-            self.api_key_env.as_deref(),
-            AuthScheme::Bearer,
-        )
+        self.timing()
+            .api(
+                PLUGIN,
+                &self.base_url,
+                self.api_key_env.as_deref(),
+                AuthScheme::Bearer,
+            )
+            .pool(
+                &self.base_urls,
+                BreakerSettings {
+                    failures: self.endpoint_failures,
+                    cooldown: std::time::Duration::from_millis(self.endpoint_cooldown_ms),
+                },
+            )
     }
 
     fn timing(&self) -> TimingSettings {

@@ -180,3 +180,54 @@ fn an_empty_answer_is_an_error_not_silence() {
         err.message()
     );
 }
+
+#[test]
+fn a_pool_skips_a_failing_server_and_counts_a_stream_in_flight_until_it_ends() {
+    let pcm = tone(24_000, SAMPLE_RATE);
+    let broken = FakeServer::start(|_: &openclaw_voice_tests::fake_cloud::Request| {
+        openai::server_error(503)
+    });
+    let good = FakeServer::start(openai::speech(
+        KEY,
+        pcm.clone(),
+        2_400,
+        Duration::from_millis(20),
+    ));
+    let tts = plugin()
+        .tts(&format!(
+            "base_urls = [\"{}\", \"{}\"]\napi_key_env = \"{KEY_VAR}\"\nbackoff_initial_ms = 10\n\
+             endpoint_failures = 2\nendpoint_cooldown_ms = 600000\n",
+            broken.base_url(),
+            good.base_url()
+        ))
+        .unwrap();
+    // The broken server comes first in config order: two syntheses find it failing (each
+    // answered by the other server at once) and take it out of rotation.
+    for _ in 0..3 {
+        let chunks = tts
+            .synthesize_all("Hello from the pool.", &SynthesisOptions::default())
+            .unwrap();
+        assert_eq!(samples(&chunks), pcm);
+    }
+    assert_eq!((broken.hits(), good.hits()), (2, 3));
+    // A stream is in flight on its endpoint until its last chunk, not just its headers.
+    let in_flight = |tts: &TestTts| {
+        let detail = tts.health().unwrap().detail.to_string();
+        let at = detail.find(&good.base_url()).expect("the good endpoint");
+        detail[at..].contains(&format!("{} (closed, 1 in flight", good.base_url()))
+    };
+    let stream = tts
+        .synthesize("Hello again.", &SynthesisOptions::default())
+        .unwrap();
+    let first = stream.next_chunk().into_result().unwrap();
+    assert!(matches!(first, ROption::RSome(_)));
+    assert!(in_flight(&tts), "{:?}", tts.health());
+    while let ROption::RSome(_) = stream.next_chunk().into_result().unwrap() {}
+    assert!(!in_flight(&tts), "{:?}", tts.health());
+    let detail = tts.health().unwrap().detail.to_string();
+    assert!(
+        detail.contains(&format!("{} (open", broken.base_url())),
+        "{detail}"
+    );
+    assert_eq!(broken.hits(), 2);
+}

@@ -27,6 +27,8 @@ pub mod wav;
 
 #[path = "../../cloud-shared/http.rs"]
 mod http;
+#[path = "../../cloud-shared/pool.rs"]
+mod pool;
 
 use std::time::Instant;
 
@@ -142,12 +144,12 @@ impl SpeechToText for OpenAiWhisper {
             )));
         }
         let started = Instant::now();
-        let url = self.api.url("/v1/audio/transcriptions");
         let timeout = std::time::Duration::from_millis(self.settings.timeout_ms);
         let (content_type, body) = self.upload(&wav, options);
-        let response = self.api.call("transcription", None, |client| {
+        let path = "/v1/audio/transcriptions";
+        let response = self.api.call("transcription", None, path, |client, url| {
             Ok(client
-                .post(&url)
+                .post(url)
                 .timeout(timeout)
                 .header(CONTENT_TYPE, &content_type)
                 .body(body.clone()))
@@ -168,11 +170,16 @@ impl SpeechToText for OpenAiWhisper {
     }
 
     fn health(&self) -> Result<HealthReport, PluginError> {
-        Ok(HealthReport::healthy(format!(
-            "configured for {}/v1/audio/transcriptions, model {} (no request made)",
-            self.api.base_url(),
+        let (in_rotation, endpoints) = self.api.describe();
+        let detail = format!(
+            "configured for {endpoints} (/v1/audio/transcriptions), model {}",
             self.settings.model
-        )))
+        );
+        Ok(if in_rotation {
+            HealthReport::healthy(detail)
+        } else {
+            HealthReport::unhealthy(detail)
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use openclaw_voice_tests::fake_cloud::{first_n, openai, FakeServer, Reply};
+use openclaw_voice_tests::fake_cloud::{first_n, one_worker, openai, FakeServer, Reply};
 use plugin_api::abi::{ErrorKind, TranscribeOptions};
 use plugin_api::abi_stable::std_types::{ROption, RString};
 use plugin_api::testing::{TestPlugin, TestStt};
@@ -323,4 +323,159 @@ fn a_server_without_auth_needs_no_key() {
         "local"
     );
     assert!(stt.health().unwrap().healthy);
+}
+
+/// A pool of `servers` (base URLs) with the test key and quick retries.
+fn pool_stt(servers: &[&FakeServer], extra: &str) -> TestStt {
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("\"{}\"", s.base_url()))
+        .collect();
+    plugin()
+        .stt(&format!(
+            "base_urls = [{}]\napi_key_env = \"{KEY_VAR}\"\nresponse_format = \"json\"\n\
+             backoff_initial_ms = 10\nbackoff_max_ms = 20\n{extra}",
+            urls.join(", ")
+        ))
+        .unwrap()
+}
+
+#[test]
+fn a_pool_spreads_by_load_and_never_calls_an_endpoint_whose_circuit_is_open() {
+    let broken = FakeServer::start(|_: &openclaw_voice_tests::fake_cloud::Request| {
+        openai::server_error(503)
+    });
+    let slow = FakeServer::start(one_worker(
+        Duration::from_millis(160),
+        openai::transcriptions(KEY, "slow"),
+    ));
+    let fast = FakeServer::start(one_worker(
+        Duration::from_millis(40),
+        openai::transcriptions(KEY, "fast"),
+    ));
+    // The broken server first in config order, so that it is tried before anything is known.
+    let stt = std::sync::Arc::new(pool_stt(
+        &[&broken, &slow, &fast],
+        "endpoint_failures = 2\nendpoint_cooldown_ms = 600000\n",
+    ));
+    // Nothing known yet: ties go to config order, so the broken server takes the first two
+    // requests (each answered by another endpoint at once), and its circuit opens.
+    for _ in 0..2 {
+        stt.transcribe(&utterance(), &english()).unwrap();
+    }
+    assert_eq!(broken.hits(), 2);
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let stt = stt.clone();
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| {
+                        stt.transcribe(&utterance(), &english())
+                            .map(|t| t.text.to_string())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("a client thread"))
+        .collect();
+    // Every utterance transcribed, the failing endpoint's turns by another one.
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    // Its circuit open, it got nothing more (the cooldown is 10 min).
+    assert_eq!(broken.hits(), 2);
+    let (by_fast, by_slow) = (fast.hits(), slow.hits());
+    assert_eq!(by_fast + by_slow, 32);
+    // Six clients at once: the fast server's queue grows until the slow one is quicker.
+    assert!(
+        by_fast > by_slow && by_slow >= 1,
+        "fast {by_fast}, slow {by_slow}"
+    );
+    let health = stt.health().unwrap();
+    assert!(health.healthy, "{health:?}");
+    let detail = health.detail.as_str();
+    assert!(
+        detail.contains(&format!("{} (open", broken.base_url()))
+            && detail.contains(&format!("{} (closed", fast.base_url())),
+        "{detail}"
+    );
+}
+
+#[test]
+fn an_endpoint_out_of_rotation_gets_one_probe_after_its_cooldown() {
+    let good = FakeServer::start(openai::transcriptions(KEY, "good"));
+    let flaky = FakeServer::start(first_n(
+        2,
+        |_: &openclaw_voice_tests::fake_cloud::Request| openai::server_error(502),
+        openai::transcriptions(KEY, "flaky, recovered"),
+    ));
+    let stt = pool_stt(
+        &[&flaky, &good],
+        "endpoint_failures = 2\nendpoint_cooldown_ms = 300\n",
+    );
+    let started = Instant::now();
+    let mut texts = Vec::new();
+    while started.elapsed() < Duration::from_millis(250) {
+        texts.push(
+            stt.transcribe(&utterance(), &english())
+                .unwrap()
+                .text
+                .to_string(),
+        );
+    }
+    assert!(texts.iter().all(|t| t == "good"), "{texts:?}");
+    assert_eq!(
+        flaky.hits(),
+        2,
+        "a request reached the endpoint while its circuit was open"
+    );
+    std::thread::sleep(Duration::from_millis(120));
+    // Past the cooldown: the next request probes it, and its answer closes the circuit.
+    let text = stt.transcribe(&utterance(), &english()).unwrap().text;
+    let times: Vec<Instant> = flaky.requests().iter().map(|r| r.received).collect();
+    assert_eq!(times.len(), 3, "{text}");
+    assert!(times[2] - times[1] >= Duration::from_millis(300));
+    assert_eq!(text.as_str(), "flaky, recovered");
+    assert!(stt
+        .health()
+        .unwrap()
+        .detail
+        .contains(&format!("{} (closed", flaky.base_url())));
+}
+
+#[test]
+fn pool_settings_are_checked() {
+    for (text, needle) in [
+        (
+            "base_url = \"http://a\"\nbase_urls = [\"http://b\"]",
+            "either `base_url`",
+        ),
+        ("base_urls = [\"http://a\", \"http://a\"]", "twice"),
+        (
+            "base_urls = [\"http://a\", \"https://api.openai.com\"]",
+            "entry 2",
+        ),
+        (
+            "base_urls = [\"http://a\"]\nendpoint_failures = 0",
+            "endpoint_failures",
+        ),
+    ] {
+        let err = Settings::parse(text).unwrap_err();
+        assert!(err.message().contains(needle), "{text}: {}", err.message());
+    }
+}
+
+#[test]
+fn a_rate_limited_endpoint_hands_the_request_to_another_at_once() {
+    // It asks for 30 s, more than `max_retry_wait_ms`: alone, the error would come back.
+    let limited =
+        FakeServer::start(|_: &openclaw_voice_tests::fake_cloud::Request| openai::rate_limited(30));
+    let good = FakeServer::start(openai::transcriptions(KEY, "good"));
+    let stt = pool_stt(&[&limited, &good], "");
+    let started = Instant::now();
+    let text = stt.transcribe(&utterance(), &english()).unwrap().text;
+    assert_eq!(text.as_str(), "good");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!((limited.hits(), good.hits()), (1, 1));
 }

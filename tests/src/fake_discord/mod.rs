@@ -204,6 +204,13 @@ pub struct ShardConn {
     pub(crate) tx: UnboundedSender<gateway::Outgoing>,
 }
 
+impl ShardConn {
+    /// The shard it runs: `[id, total]`, as identified.
+    pub fn shard(&self) -> [u32; 2] {
+        self.shard
+    }
+}
+
 /// A voice connection (one per guild, kept across resumes).
 pub(crate) struct VoiceConn {
     pub(crate) generation: u64,

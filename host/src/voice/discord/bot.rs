@@ -88,6 +88,11 @@ pub async fn serve(
         }
         None => None,
     };
+    if let Some(r) = &shards {
+        tracing::info!(shards = %r, "this process runs shards {} to {} of {}", r.first, r.last, r.total);
+        // Printed whatever the log level: operators and tests look for it.
+        eprintln!("discord: running shards {r}");
+    }
     let api = Api::new(config, token);
     // A bad token is reported here, plainly, rather than as a gateway close code.
     let (name, id) = api.whoami().await?;

@@ -9,7 +9,8 @@
 //!   registering the commands.
 //! - [`slash`]: the `/voice` command and its subcommands.
 //! - [`invite`]: the OAuth2 invite URL and the permissions the bot asks for.
-//! - [`shards`]: `discord.shards`, the shard range this process runs.
+//! - [`shards`]: `discord.shards`, the shard range this process runs, fixed or worked out
+//!   from the process's place in a shard cluster (`auto`).
 //! - [`error`]: [`DiscordError`], what went wrong and whether to retry.
 
 pub mod api;
@@ -25,7 +26,7 @@ pub use api::{Api, BotToken};
 pub use bot::serve;
 pub use error::DiscordError;
 pub use invite::{bot_permissions, invite_url};
-pub use shards::{ShardRange, ShardRangeError};
+pub use shards::{AutoShardError, ShardRange, ShardRangeError, ShardSpec};
 
 /// What the bot tells the rest of the process (the ops endpoints, metrics).
 pub trait BotObserver: Send + Sync + 'static {
