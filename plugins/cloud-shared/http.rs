@@ -26,8 +26,11 @@ use std::fmt;
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use plugin_api::abi::{ErrorKind, PluginError};
+use plugin_api::abi::{ErrorKind, HealthReport, PluginError};
 use plugin_api::sdk::{secret_from_env, CancelToken};
+
+/// How long a health check's request to one endpoint may take.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
@@ -231,12 +234,6 @@ impl Api {
         })
     }
 
-    /// The server (or, for a pool, each server with its figures), and whether any is in
-    /// rotation: for `health()`.
-    pub fn describe(&self) -> (bool, String) {
-        self.pool.describe()
-    }
-
     /// The pool of endpoints.
     // Read by the plugins' tests and health.
     #[allow(dead_code)]
@@ -307,6 +304,69 @@ impl Api {
             if !elsewhere && !sleep(wait, cancel) {
                 return Err(cancelled(self.plugin));
             }
+        }
+    }
+
+    /// The health check: one authorized `GET` of `path` (a cheap endpoint such as the model
+    /// or voice list) on every endpoint, no retries, each within [`HEALTH_TIMEOUT`]; healthy
+    /// when at least one answers 2xx. A refused key, a server error or no answer is named in
+    /// the detail (never the key), with the pool's figures when there is a pool.
+    pub fn probe(&self, path: &str) -> HealthReport {
+        let mut answered = false;
+        let mut lines = Vec::new();
+        for endpoint in self.pool.stats() {
+            // An endpoint out of rotation gets its probe from the pool's breaker, not here.
+            if endpoint.state == "open" {
+                lines.push(format!(
+                    "{}: out of rotation, not probed",
+                    endpoint.base_url
+                ));
+                continue;
+            }
+            let (ok, line) = self.probe_one(&endpoint.base_url, path);
+            answered |= ok;
+            lines.push(line);
+        }
+        let (_, pool) = self.pool.describe();
+        let detail = format!("{}; endpoints: {pool}", lines.join("; "));
+        if answered {
+            HealthReport::healthy(detail)
+        } else {
+            HealthReport::unhealthy(detail)
+        }
+    }
+
+    fn probe_one(&self, base_url: &str, path: &str) -> (bool, String) {
+        let started = Instant::now();
+        let what = format!("health check (GET {path})");
+        let request = self.client.get(format!("{base_url}{path}"));
+        let request = match self.authorize(request.timeout(HEALTH_TIMEOUT)) {
+            Ok(request) => request,
+            Err(e) => return (false, e.message().to_string()),
+        };
+        match request.send() {
+            Ok(response) if response.status().is_success() => (
+                true,
+                format!(
+                    "GET {base_url}{path} answered {} in {} ms",
+                    response.status().as_u16(),
+                    started.elapsed().as_millis()
+                ),
+            ),
+            Ok(response) => (
+                false,
+                self.status_failure(&what, response)
+                    .error
+                    .message()
+                    .to_string(),
+            ),
+            Err(e) => (
+                false,
+                self.transport_failure(&what, &e, base_url)
+                    .error
+                    .message()
+                    .to_string(),
+            ),
         }
     }
 

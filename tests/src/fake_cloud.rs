@@ -949,16 +949,40 @@ pub mod openai {
     }
 
     /// A whole transcription endpoint that checks every request and transcribes every upload
-    /// as `text`.
+    /// as `text` (and lists the models, as the health check asks).
     pub fn transcriptions(
         key: &str,
         text: &str,
     ) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
         let (key, text) = (key.to_string(), text.to_string());
-        move |request| match parse_transcription(request, &key) {
-            Ok(t) => transcription_reply(&t, &text),
-            Err(reply) => reply,
+        move |request| {
+            if request.path() == "/v1/models" {
+                return models(request, &key);
+            }
+            match parse_transcription(request, &key) {
+                Ok(t) => transcription_reply(&t, &text),
+                Err(reply) => reply,
+            }
         }
+    }
+
+    /// `GET /v1/models`: the model list, as the API answers it (the key is checked).
+    pub fn models(request: &Request, key: &str) -> Reply {
+        if request.method != "GET" {
+            return invalid_request(&format!(
+                "Invalid URL ({} {})",
+                request.method,
+                request.path()
+            ));
+        }
+        if let Err(reply) = check_auth(request, key) {
+            return reply;
+        }
+        let model = |id: &str| json!({"id": id, "object": "model", "created": 1_677_610_602, "owned_by": "openai"});
+        Reply::json(
+            200,
+            &json!({"object": "list", "data": [model("whisper-1"), model("tts-1"), model("gpt-4o-mini-tts")]}),
+        )
     }
 
     /// A speech request, read as the API documents it.
@@ -1044,6 +1068,7 @@ pub mod openai {
     ) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
         let key = key.to_string();
         move |request| match parse_speech(request, &key) {
+            _ if request.path() == "/v1/models" => models(request, &key),
             Ok(speech) if speech.response_format == "pcm" => {
                 Reply::chunked(200, "audio/pcm", pcm_pieces(&pcm, chunk_samples, pause))
             }

@@ -166,13 +166,8 @@ impl TextToSpeech for ElevenLabs {
     }
 
     fn health(&self) -> Result<HealthReport, PluginError> {
-        Ok(HealthReport::healthy(format!(
-            "configured for {}, voice {}, model {}, {} (no request made)",
-            self.api.describe().1,
-            self.settings.voice_id,
-            self.settings.model_id,
-            self.settings.output_format.as_str()
-        )))
+        // A cheap real request to each server: it proves they answer and accept the key.
+        Ok(self.api.probe("/v1/voices"))
     }
 }
 

@@ -331,3 +331,26 @@ fn empty_or_huge_text_is_refused_without_a_request() {
     }
     assert_eq!(server.hits(), 0);
 }
+
+#[test]
+fn health_asks_for_the_voice_list_with_the_key() {
+    let server = FakeServer::start(elevenlabs::stream(KEY, vec![0; 10], 10, Duration::ZERO));
+    let health = tts(&server, "").health().unwrap();
+    assert!(health.healthy, "{health:?}");
+    let probe = server
+        .requests()
+        .pop()
+        .expect("the health check made a request");
+    assert_eq!((probe.method.as_str(), probe.path()), ("GET", "/v1/voices"));
+    let refused = FakeServer::start(elevenlabs::stream(
+        "xi-other",
+        vec![0; 10],
+        10,
+        Duration::ZERO,
+    ));
+    let health = tts(&refused, "").health().unwrap();
+    assert!(
+        !health.healthy && health.detail.contains(KEY_VAR),
+        "{health:?}"
+    );
+}

@@ -147,16 +147,8 @@ impl TextToSpeech for OpenAiTts {
     }
 
     fn health(&self) -> Result<HealthReport, PluginError> {
-        let (in_rotation, endpoints) = self.api.describe();
-        let detail = format!(
-            "configured for {endpoints} (/v1/audio/speech), model {}, voice {}",
-            self.settings.model, self.settings.voice
-        );
-        Ok(if in_rotation {
-            HealthReport::healthy(detail)
-        } else {
-            HealthReport::unhealthy(detail)
-        })
+        // A cheap real request to each server: it proves they answer and accept the key.
+        Ok(self.api.probe("/v1/models"))
     }
 }
 

@@ -170,16 +170,8 @@ impl SpeechToText for OpenAiWhisper {
     }
 
     fn health(&self) -> Result<HealthReport, PluginError> {
-        let (in_rotation, endpoints) = self.api.describe();
-        let detail = format!(
-            "configured for {endpoints} (/v1/audio/transcriptions), model {}",
-            self.settings.model
-        );
-        Ok(if in_rotation {
-            HealthReport::healthy(detail)
-        } else {
-            HealthReport::unhealthy(detail)
-        })
+        // A cheap real request to each server: it proves they answer and accept the key.
+        Ok(self.api.probe("/v1/models"))
     }
 }
 

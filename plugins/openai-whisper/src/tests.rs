@@ -479,3 +479,41 @@ fn a_rate_limited_endpoint_hands_the_request_to_another_at_once() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!((limited.hits(), good.hits()), (1, 1));
 }
+
+#[test]
+fn health_makes_a_real_request_and_says_when_the_key_is_refused() {
+    let server = FakeServer::start(openai::transcriptions(KEY, "x"));
+    let health = stt(&server, "").health().unwrap();
+    assert!(health.healthy, "{health:?}");
+    assert!(
+        health.detail.contains("/v1/models answered 200"),
+        "{health:?}"
+    );
+    let probe = server
+        .requests()
+        .pop()
+        .expect("the health check made a request");
+    assert_eq!((probe.method.as_str(), probe.path()), ("GET", "/v1/models"));
+
+    let other = FakeServer::start(openai::transcriptions("sk-another-key-000000000000", "x"));
+    let health = stt(&other, "").health().unwrap();
+    assert!(!health.healthy, "{health:?}");
+    assert!(
+        health.detail.contains(KEY_VAR),
+        "names the variable: {health:?}"
+    );
+    assert!(!health.detail.contains(KEY), "never the key: {health:?}");
+
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let health = plugin()
+        .stt(&format!(
+            "base_url = \"{url}\"\napi_key_env = \"{KEY_VAR}\""
+        ))
+        .unwrap()
+        .health()
+        .unwrap();
+    assert!(!health.healthy, "{health:?}");
+    assert!(health.detail.contains("cannot connect"), "{health:?}");
+}
