@@ -41,7 +41,12 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Load every configuration layer and plugin, print the effective configuration with
     /// secrets redacted, and exit non-zero on any problem.
-    CheckConfig,
+    CheckConfig {
+        /// Also build every provider and ask it for its health (a real request for cloud
+        /// providers, a model load for local ones); an unhealthy provider is a problem.
+        #[arg(long)]
+        probe: bool,
+    },
     /// Inspect plugins.
     Plugins {
         /// What to do with plugins.

@@ -37,8 +37,8 @@ fn plugins_dir(loaded: &LoadedConfig) -> PathBuf {
     PathBuf::from(&loaded.config.plugins.dir)
 }
 
-/// `check-config`.
-pub async fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
+/// `check-config [--probe]`.
+pub async fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
     let loaded = match load_config(cli) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -111,6 +111,9 @@ pub async fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            if probe && problems.is_empty() {
+                probe_providers(&set, &loaded.config, &mut problems).await;
+            }
         }
     }
 
@@ -139,6 +142,36 @@ pub async fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
             eprintln!("  - {p}");
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `check-config --probe`: builds every provider and prints its answer to a health check.
+async fn probe_providers(set: &PluginSet, config: &config::Config, problems: &mut Vec<String>) {
+    let providers = Providers::build(set, config).await;
+    problems.extend(providers.failures.iter().map(|f| f.to_string()));
+    let stt = providers
+        .stt
+        .iter()
+        .map(|p| ("stt", p.id.clone(), p.check_health()));
+    let answers = futures_util::future::join_all(
+        stt.map(|(role, id, check)| async move { (role, id, check.await) }),
+    )
+    .await;
+    let tts = providers
+        .tts
+        .iter()
+        .map(|p| ("tts", p.id.clone(), p.check_health()));
+    let more = futures_util::future::join_all(
+        tts.map(|(role, id, check)| async move { (role, id, check.await) }),
+    )
+    .await;
+    for (role, id, answer) in answers.into_iter().chain(more) {
+        let detail = telemetry::scrub(&answer.detail);
+        if answer.healthy {
+            println!("{role} provider `{id}`: healthy: {detail}");
+        } else {
+            problems.push(format!("{role} provider `{id}` is unhealthy: {detail}"));
+        }
     }
 }
 
@@ -287,7 +320,7 @@ pub fn parse_time_ms(s: &str) -> Option<u64> {
 /// (which then reports them and turns ready).
 pub async fn build_session_deps(
     loaded: &LoadedConfig,
-    ops: &OpsState,
+    ops: &Arc<OpsState>,
 ) -> anyhow::Result<SessionDeps> {
     let dir = plugins_dir(loaded);
     let set = PluginSet::for_config(&dir, &loaded.config);
@@ -320,6 +353,9 @@ pub async fn build_session_deps(
         plugins: providers.plugin_infos(),
         agent_kind: Some(agent.kind()),
     });
+    ops.spawn_health_checks(Duration::from_millis(
+        loaded.config.ops.health_check_interval_ms,
+    ));
     Ok(SessionDeps {
         stt: providers.stt,
         tts: providers.tts,

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     let run = || -> anyhow::Result<ExitCode> {
         runtime.block_on(async {
             match &cli.command {
-                Command::CheckConfig => commands::check_config(&cli).await,
+                Command::CheckConfig { probe } => commands::check_config(&cli, *probe).await,
                 Command::Plugins {
                     command: PluginsCommand::List { dir, json },
                 } => commands::plugins_list(&cli, dir.as_deref(), *json),

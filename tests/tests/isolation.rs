@@ -469,3 +469,74 @@ fn run_exits_within_the_deadline_while_a_provider_setup_hangs() {
         );
     }
 }
+
+/// The providers' own health checks run in the background and reach `/health`, with the
+/// worker process serving each isolated provider.
+#[test]
+fn health_checks_and_workers_show_in_health() {
+    let s = Setup::new();
+    s.write("plugin = \"fault\"");
+    let mut running = Running::spawn(
+        s.args(&[OsStr::new("run")]),
+        &[
+            ("OPENCLAW__OPS__ENABLED", "true"),
+            ("OPENCLAW__OPS__BIND", "127.0.0.1:0"),
+            ("OPENCLAW__OPS__HEALTH_CHECK_INTERVAL_MS", "1000"),
+        ],
+    );
+    let addr = running.ops_addr(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let response = openclaw_voice_tests::http_get(addr, "/health", None).expect("GET /health");
+        let body: serde_json::Value = serde_json::from_str(&response.body).expect("JSON");
+        if body["services"]["stt:bad"]["check"].is_string() || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let bad = &body["services"]["stt:bad"];
+    assert_eq!(bad["check"], "healthy", "{body}");
+    assert!(
+        bad["check_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("fault plugin")),
+        "{body}"
+    );
+    assert!(
+        bad["worker"]["pid"].as_u64().is_some_and(|p| p > 0),
+        "{body}"
+    );
+    assert_eq!(bad["worker"]["restarts"], 0, "{body}");
+    running.signal("TERM");
+    let _ = running.wait_timeout(Duration::from_secs(10));
+}
+
+/// `check-config --probe` builds every provider and asks each for its health: a cloud
+/// provider whose server does not answer is a problem, named with the reason.
+#[test]
+fn check_config_probe_reports_an_unreachable_cloud_provider() {
+    let s = Setup::new();
+    s.plugins.add(openclaw_voice_tests::OPENAI_WHISPER);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", dead.local_addr().expect("an address"));
+    drop(dead);
+    s.write(&format!(
+        "plugin = \"openai-whisper\"\nsettings = {{ base_url = \"{url}\", api_key_env = \"OCV_PROBE_KEY\" }}"
+    ));
+    let run = openclaw_voice(
+        s.args(&[OsStr::new("check-config"), OsStr::new("--probe")]),
+        &[("OCV_PROBE_KEY", "sk-probe-test-0000000000000000")],
+    );
+    assert!(!run.success(), "{run}");
+    assert!(
+        run.stderr
+            .contains("stt provider `bad` is unhealthy: openai-whisper: health check"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("cannot connect"), "{run}");
+    assert!(
+        run.stdout.contains("stt provider `backup`: healthy"),
+        "{run}"
+    );
+    assert!(!run.output().contains("sk-probe-test"), "no secret: {run}");
+}

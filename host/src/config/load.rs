@@ -539,6 +539,13 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             "must be between 0 and 1",
         ));
     }
+    let interval = config.ops.health_check_interval_ms;
+    if interval != 0 && !(1_000..=86_400_000).contains(&interval) {
+        errors.push(invalid(
+            "ops.health_check_interval_ms",
+            "must be 0 (off) or between 1000 and 86400000 (a day)",
+        ));
+    }
     if config.ops.shutdown_deadline_ms < 100 {
         errors.push(invalid("ops.shutdown_deadline_ms", "must be at least 100"));
     }

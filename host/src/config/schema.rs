@@ -265,6 +265,9 @@ pub struct OpsConfig {
     pub token_env: Option<String>,
     /// How long in-flight turns may run after SIGTERM, in ms. Default: 10000.
     pub shutdown_deadline_ms: u64,
+    /// How often each provider's health check runs (its plugin's `health()`, off the turn
+    /// path; `/health` shows the answers), in ms; 0 turns the checks off. Default: 30000.
+    pub health_check_interval_ms: u64,
 }
 
 impl Default for OpsConfig {
@@ -274,6 +277,7 @@ impl Default for OpsConfig {
             bind: "127.0.0.1:3001".into(),
             token_env: None,
             shutdown_deadline_ms: 10_000,
+            health_check_interval_ms: 30_000,
         }
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::{AgentHealth, GatewayStatus, OpsState};
 use crate::plugins::breaker::CircuitState;
-use crate::plugins::StatsSnapshot;
+use crate::plugins::{StatsSnapshot, WorkerStatus};
 
 /// The process's overall health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,6 +88,19 @@ pub struct ServiceHealth {
     /// Open voice sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<i64>,
+    /// The provider's own answer to its last health check: `healthy` or `unhealthy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<&'static str>,
+    /// What that check found (the plugin's words, secrets scrubbed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_detail: Option<String>,
+    /// Seconds since that check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_age_seconds: Option<f64>,
+    /// For a provider in a worker process: its process id (`null` while it restarts) and how
+    /// often it was restarted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerStatus>,
 }
 
 impl ServiceHealth {
@@ -104,6 +117,10 @@ impl ServiceHealth {
             calls: None,
             failures: None,
             active: None,
+            check: None,
+            check_detail: None,
+            check_age_seconds: None,
+            worker: None,
         }
     }
 }
@@ -171,6 +188,8 @@ pub struct ProviderView {
     pub plugin: String,
     /// Its statistics now.
     pub snapshot: StatsSnapshot,
+    /// Its worker process, when it runs in one.
+    pub worker: Option<WorkerStatus>,
 }
 
 /// Everything the health computation reads, gathered at one moment.
@@ -258,13 +277,24 @@ pub fn evaluate(
         let mut open = 0;
         for p in input.providers.iter().filter(|p| p.role == role) {
             let is_open = circuit_open(&p.snapshot);
-            if is_open {
+            let says_unhealthy = p.snapshot.health.as_ref().is_some_and(|h| !h.healthy);
+            if is_open || says_unhealthy {
                 open += 1;
             } else {
                 working += 1;
             }
             let failures: u64 = p.snapshot.failures.values().sum();
-            let mut s = ServiceHealth::status(if is_open { "down" } else { "up" });
+            let mut s = ServiceHealth::status(match (is_open, says_unhealthy) {
+                (true, _) => "down",
+                (false, true) => "unhealthy",
+                (false, false) => "up",
+            });
+            if let Some(h) = &p.snapshot.health {
+                s.check = Some(if h.healthy { "healthy" } else { "unhealthy" });
+                s.check_detail = Some(crate::telemetry::scrub(&h.detail));
+                s.check_age_seconds = Some(age(h.at));
+            }
+            s.worker = p.worker;
             s.role = Some(p.role);
             s.kind = Some(p.plugin.clone());
             s.circuit = Some(p.snapshot.circuit.state.as_str());
@@ -298,6 +328,7 @@ impl OpsState {
                 id: p.id.clone(),
                 plugin: p.plugin.clone(),
                 snapshot: p.stats().snapshot(),
+                worker: p.worker(),
             });
         }
         for p in &components.tts {
@@ -306,6 +337,7 @@ impl OpsState {
                 id: p.id.clone(),
                 plugin: p.plugin.clone(),
                 snapshot: p.stats().snapshot(),
+                worker: p.worker(),
             });
         }
         HealthInput {
@@ -407,6 +439,7 @@ mod tests {
             id: id.into(),
             plugin: "fault".into(),
             snapshot: snap,
+            worker: None,
         }
     }
 

@@ -242,6 +242,34 @@ impl OpsState {
         *lock(&self.agent)
     }
 
+    /// Checks every provider's health now and then every `interval`, off the turn path (a
+    /// task of its own; each check runs under the provider's permits and timeout like any
+    /// call). The answers land in the providers' statistics, where `/health` reads them. Ends
+    /// when the state is dropped; an `interval` of zero checks nothing.
+    pub fn spawn_health_checks(self: &Arc<Self>, interval: std::time::Duration) {
+        if interval.is_zero() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(state) = weak.upgrade() {
+                let (stt, tts) = {
+                    let components = state.components();
+                    (components.stt.clone(), components.tts.clone())
+                };
+                drop(state);
+                let stt_checks = stt.iter().map(|p| p.check_health());
+                let tts_checks = tts.iter().map(|p| p.check_health());
+                futures_util::future::join(
+                    futures_util::future::join_all(stt_checks),
+                    futures_util::future::join_all(tts_checks),
+                )
+                .await;
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+
     pub(crate) fn components(&self) -> std::sync::RwLockReadGuard<'_, Components> {
         match self.components.read() {
             Ok(g) => g,

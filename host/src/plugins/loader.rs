@@ -392,7 +392,7 @@ pub fn load_plugin(
             found: built_against.to_string(),
         });
     }
-    let module = init_root_module(&header)?;
+    let module = init_root_module(header)?;
     (module.init())(host);
     // Plugins built against 0.1.1 or later wait for the host's version before describing
     // themselves; older ones have no `handshake` (the accessor says `None`).

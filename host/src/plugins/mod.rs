@@ -31,7 +31,7 @@ pub use provider::{
     Audio, ProviderError, SpeechStream, SpeechToTextProvider, TextToSpeechProvider,
     TranscriptionStream,
 };
-pub use stats::{ProviderStats, StatsSnapshot};
+pub use stats::{HealthAnswer, ProviderStats, StatsSnapshot};
 use worker::{Setup, Worker, WorkerLauncher, WorkerSpec};
 
 /// Plugin libraries: the ones a configuration uses ([`PluginSet::for_config`]), or every one

@@ -22,7 +22,7 @@ use tokio::time::{timeout_at, Instant};
 use super::backend::{ChunkSource, SttBackend, SttStreamBackend, TtsBackend, WorkerStatus};
 use super::breaker::{BreakerConfig, CircuitState, Transition};
 use super::loader::PluginDescription;
-use super::stats::ProviderStats;
+use super::stats::{HealthAnswer, ProviderStats};
 
 /// A failed provider call, tagged with the provider's id.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -124,6 +124,27 @@ pub(crate) fn record_failure(stats: &ProviderStats, error: &ProviderError) {
         ),
         _ => tracing::warn!(provider = %id, plugin = %plugin, kind, "{error}"),
     }
+}
+
+/// Records what a health check found in the provider's statistics, and returns it.
+fn record_health(
+    stats: &ProviderStats,
+    result: Result<HealthReport, ProviderError>,
+) -> HealthAnswer {
+    let answer = match result {
+        Ok(report) => HealthAnswer {
+            healthy: report.healthy,
+            detail: report.detail.to_string(),
+            at: std::time::SystemTime::now(),
+        },
+        Err(e) => HealthAnswer {
+            healthy: false,
+            detail: format!("the health check failed: {e}"),
+            at: std::time::SystemTime::now(),
+        },
+    };
+    stats.record_health(answer.clone());
+    answer
 }
 
 /// Runs `f` on the blocking pool under the provider's permit and deadline (which `f` gets,
@@ -303,6 +324,11 @@ impl SpeechToTextProvider {
         )
         .await
     }
+
+    /// Asks the plugin for its health and records the answer (for `/health`).
+    pub async fn check_health(&self) -> HealthAnswer {
+        record_health(&self.stats, self.health().await)
+    }
 }
 
 /// A streaming transcription: audio pushed while the speaker talks, partial transcripts back,
@@ -450,6 +476,11 @@ impl TextToSpeechProvider {
             move |deadline| inner.health(deadline),
         )
         .await
+    }
+
+    /// Asks the plugin for its health and records the answer (for `/health`).
+    pub async fn check_health(&self) -> HealthAnswer {
+        record_health(&self.stats, self.health().await)
     }
 
     /// Starts synthesizing `text`. Chunks are pulled on a blocking thread and delivered through

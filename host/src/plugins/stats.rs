@@ -84,6 +84,7 @@ struct Inner {
     last_error: Option<LastError>,
     last_success: Option<SystemTime>,
     circuit: CircuitBreaker,
+    health: Option<HealthAnswer>,
 }
 
 /// A copy of a provider's statistics at one moment.
@@ -103,6 +104,19 @@ pub struct StatsSnapshot {
     pub last_success: Option<SystemTime>,
     /// The circuit breaker: closed, open or half-open, and why.
     pub circuit: CircuitSnapshot,
+    /// The provider's last answer to a health check, if one was made.
+    pub health: Option<HealthAnswer>,
+}
+
+/// A provider's answer to a health check (its plugin's `health()`), or why it gave none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthAnswer {
+    /// Whether it said it can serve calls.
+    pub healthy: bool,
+    /// What it checked, or what is wrong (the plugin's words, or the call's error).
+    pub detail: String,
+    /// When it answered.
+    pub at: SystemTime,
 }
 
 impl ProviderStats {
@@ -120,6 +134,7 @@ impl ProviderStats {
                 last_error: None,
                 last_success: None,
                 circuit: CircuitBreaker::new(BreakerConfig::default()),
+                health: None,
             }),
         }
     }
@@ -187,7 +202,13 @@ impl ProviderStats {
             last_error: inner.last_error.clone(),
             last_success: inner.last_success,
             circuit: inner.circuit.snapshot(Instant::now()),
+            health: inner.health.clone(),
         }
+    }
+
+    /// Records the answer to a health check.
+    pub fn record_health(&self, answer: HealthAnswer) {
+        self.lock().health = Some(answer);
     }
 }
 
