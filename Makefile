@@ -16,6 +16,7 @@ QUESTION ?=
 OUT ?= out
 
 .PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check
+RULE_FILES := deploy/prometheus/alerts.yml deploy/prometheus/slo.yml
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -52,12 +53,14 @@ lint: ## Formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-monitoring-check: ## Check the alert rules and lint a real /metrics scrape with promtool
+monitoring-check: ## Check and unit-test the alert and SLO rules, lint a real /metrics scrape with promtool
 	@command -v promtool >/dev/null || { \
 	  echo "installing: prometheus (for promtool)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
-	promtool check rules deploy/prometheus/alerts.yml
+	promtool check rules $(RULE_FILES)
+	promtool test rules deploy/prometheus/tests/*.yml
+	scripts/check-alert-rules $(RULE_FILES)
 	$(CARGO) build -p openclaw-voice -p openclaw-test-plugin-fault
 	OPENCLAW_TEST_REQUIRE_PROMTOOL=1 $(CARGO) test -p openclaw-voice-tests --test ops -- metrics_after_a_simulated_turn monitoring_assets
 
