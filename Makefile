@@ -9,13 +9,13 @@ MODEL ?= tiny.en
 MODEL_MIRROR ?= $(shell [ -f ../shared/models/ggml-$(MODEL).bin ] && echo ../shared/models)
 export MODEL_MIRROR
 
-APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox
+APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox python3-venv curl
 RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p openclaw-plugin-espeak -p openclaw-plugin-tone \
 	-p openclaw-plugin-openai-whisper -p openclaw-plugin-elevenlabs -p openclaw-plugin-openai-tts
 QUESTION ?=
 OUT ?= out
 
-.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check
+.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check moto drill
 RULE_FILES := deploy/prometheus/alerts.yml deploy/prometheus/slo.yml
 
 help: ## List the targets
@@ -42,7 +42,17 @@ demo: build model ## The main job: a spoken question in, a spoken answer out, fu
 	     echo "made a sample question with espeak-ng: $(OUT)/question.wav"; fi
 	./target/release/openclaw-voice --env offline simulate --input $(OUT)/question.wav --speaker you --output $(OUT)/reply.wav
 
-test: deps model ## The whole test suite (builds the plugin libraries the tests load)
+# moto_server (PyPI moto[server]): the local CloudWatch Logs API the log-sink tests run against
+# (host/tests/cloudwatch.rs finds it in target/moto-venv, or on PATH, or in $$MOTO_SERVER).
+MOTO_VERSION ?= 5.2.1
+MOTO_VENV := target/moto-venv
+
+moto: ## Install moto_server into target/moto-venv (unless it is on PATH)
+	@command -v moto_server >/dev/null || [ -x $(MOTO_VENV)/bin/moto_server ] || { \
+	  echo "installing: moto[server]==$(MOTO_VERSION) into $(MOTO_VENV)"; \
+	  python3 -m venv $(MOTO_VENV) && $(MOTO_VENV)/bin/pip install -q 'moto[server]==$(MOTO_VERSION)'; }
+
+test: deps model moto ## The whole test suite (builds the plugin libraries the tests load)
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
@@ -64,7 +74,14 @@ monitoring-check: ## Check and unit-test the alert and SLO rules, lint a real /m
 	$(CARGO) build -p openclaw-voice -p openclaw-test-plugin-fault
 	OPENCLAW_TEST_REQUIRE_PROMTOOL=1 $(CARGO) test -p openclaw-voice-tests --test ops -- metrics_after_a_simulated_turn monitoring_assets
 
-ci: lint test monitoring-check ## What .ci/run runs
+drill: ## Incident drill on loopback: real Prometheus, provider outage, alert fires and resolves
+	@command -v prometheus >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
+	$(CARGO) build -p openclaw-voice -p openclaw-test-plugin-fault
+	scripts/drill
+
+ci: lint test monitoring-check drill ## What .ci/run runs
 
 bench: build model ## Run the benchmarks (see docs/BENCHMARKS.md)
 	$(CARGO) bench --workspace
