@@ -564,6 +564,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("build_info{"), "{text}");
+        // The CloudWatch sink's counters are there (zero: no sink in this process).
+        assert!(text.contains("log_events_dropped_total 0\n"), "{text}");
+        assert!(text.contains("log_events_sent_total 0\n"), "{text}");
         assert!(!text.contains("secret words"));
     }
 
