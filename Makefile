@@ -43,7 +43,7 @@ demo: build model ## The main job: a spoken question in, a spoken answer out, fu
 	./target/release/openclaw-voice --env offline simulate --input $(OUT)/question.wav --speaker you --output $(OUT)/reply.wav
 
 # moto_server (PyPI moto[server]): the local CloudWatch Logs API the log-sink tests run against
-# (host/tests/cloudwatch.rs finds it in target/moto-venv, or on PATH, or in $$MOTO_SERVER).
+# (tests/src/moto.rs finds it in target/moto-venv, or on PATH, or in $$MOTO_SERVER).
 MOTO_VERSION ?= 5.2.1
 MOTO_VENV := target/moto-venv
 

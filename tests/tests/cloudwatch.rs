@@ -1,25 +1,23 @@
 //! The CloudWatch Logs sink against a real local implementation of the CloudWatch Logs API:
-//! moto's `moto_server` (PyPI `moto[server]`) on a loopback port, reached through
-//! `AWS_ENDPOINT_URL` like any endpoint override. The events are read back with the AWS SDK.
+//! moto's `moto_server` on a loopback port (`openclaw_voice_tests::moto`), reached through
+//! `AWS_ENDPOINT_URL` like any endpoint override; the events are read back with the AWS SDK.
 //!
-//! Each scenario runs in a child process (this test binary again, one test, its own
+//! - 10,000 lines logged through `tracing` arrive once each, in order, scrubbed.
+//! - With the endpoint down, every line is dropped and counted exactly, and no log call waits.
+//! - The real binary, `run` headless, ships its lines and flushes them at SIGTERM.
+//!
+//! The first two run in a child process (this test binary again, one test, its own
 //! environment and stderr), because logging is process-global: the child installs the real
-//! subscriber with `[logging.cloudwatch]`, logs through `tracing` (so every line is formatted
-//! and scrubbed as in production), shuts telemetry down within a deadline, and prints its
-//! counters on stdout for the parent.
-//!
-//! moto_server is found in `$MOTO_SERVER`, `target/moto-venv/bin/`, or on `PATH`; when it is
-//! nowhere, it is installed into `target/moto-venv` with `python3 -m venv` and pip (as `make
-//! test` does beforehand).
+//! subscriber with `[logging.cloudwatch]` (`telemetry::init`, as the binary does), logs, shuts
+//! telemetry down within a deadline (`telemetry::shutdown`) and prints its counters on stdout.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_cloudwatchlogs::Client;
+use openclaw_voice_tests::moto::{aws_env, free_port, Moto};
+use openclaw_voice_tests::{toml_path, ConfigDir, PluginDir, Running, FAULT};
 
 const CHILD: &str = "OPENCLAW_CLOUDWATCH_TEST_CHILD";
 const GROUP: &str = "/openclaw/voice-test";
@@ -28,87 +26,6 @@ const SECRET_VAR: &str = "CLOUDWATCH_TEST_TOKEN";
 const SECRET: &str = "cw-super-secret-value-0042";
 /// An API key shape the scrubber redacts wherever it appears.
 const KEY_SHAPE: &str = "sk-proj-abcdefghijklmnopqrstuvwx0123456789";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
-}
-
-/// The moto_server executable, installing moto into target/moto-venv when it is missing.
-fn moto_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("MOTO_SERVER") {
-        return p.into();
-    }
-    let venv = workspace_root().join("target/moto-venv");
-    let in_venv = venv.join("bin/moto_server");
-    if in_venv.exists() {
-        return in_venv;
-    }
-    if let Some(found) = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("moto_server"))
-            .find(|p| p.is_file())
-    }) {
-        return found;
-    }
-    let run = |cmd: &mut Command| {
-        let status = cmd.status();
-        assert!(
-            status.as_ref().is_ok_and(|s| s.success()),
-            "installing moto[server] failed ({cmd:?}: {status:?}); install it with \
-             `make moto` (python3-venv and PyPI needed) or set MOTO_SERVER"
-        );
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    run(Command::new(venv.join("bin/pip")).args(["install", "-q", "moto[server]"]));
-    in_venv
-}
-
-/// A running moto_server, stopped on drop.
-struct Moto {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let addr = free_port();
-        let child = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let moto = Moto { child, addr };
-        let end = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < end,
-                "moto_server did not listen on {addr} in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    listener.local_addr().expect("its address")
-}
 
 /// What a child reported.
 #[derive(Debug)]
@@ -137,15 +54,8 @@ fn run_child(test: &str, endpoint: &str, cloudwatch: &str, lines: usize) -> Chil
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, config.path())
         .env("CHILD_LINES", lines.to_string())
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(aws_env(endpoint))
         .env(SECRET_VAR, SECRET)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
         .env_remove("LOG_LEVEL")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -222,53 +132,6 @@ fn child_logs() {
     );
 }
 
-/// Every message in the stream, oldest first.
-fn read_back(endpoint: &str, stream: &str) -> Vec<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let config = aws_sdk_cloudwatchlogs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .http_client(http)
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .build();
-        let client = Client::from_conf(config);
-        let mut messages = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = client
-                .get_log_events()
-                .log_group_name(GROUP)
-                .log_stream_name(stream)
-                .start_from_head(true)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .expect("GetLogEvents");
-            let events = page.events();
-            messages.extend(
-                events
-                    .iter()
-                    .filter_map(|e| e.message().map(str::to_string)),
-            );
-            let next = page.next_forward_token().map(str::to_string);
-            if events.is_empty() || next == token {
-                break;
-            }
-            token = next;
-        }
-        messages
-    })
-}
-
 #[test]
 fn ten_thousand_lines_arrive_in_order_and_scrubbed() {
     if std::env::var_os(CHILD).is_some() {
@@ -283,7 +146,7 @@ fn ten_thousand_lines_arrive_in_order_and_scrubbed() {
         "flush_interval_ms = 200\nbuffer_events = 20000\n",
         n,
     );
-    let messages = read_back(&moto.url(), &run.stream);
+    let messages = moto.read_back(GROUP, &run.stream);
     // The sink's own "log lines also go to CloudWatch Logs" line comes first.
     assert_eq!(run.dropped, 0, "{run:?}");
     assert_eq!(run.sent as usize, n + 1, "{}", run.stderr);
@@ -352,5 +215,79 @@ fn lines_are_dropped_and_counted_exactly_when_the_endpoint_is_down() {
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "shutdown kept its deadline"
+    );
+}
+
+#[test]
+fn the_binary_ships_its_lines_and_flushes_them_at_sigterm() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let moto = Moto::start();
+    let plugins = PluginDir::with(&[FAULT]);
+    let config = ConfigDir::new();
+    config.write(
+        "test.toml",
+        &format!(
+            "[plugins]\ndir = {}\n[stt]\nproviders = [\"ears\"]\n[tts]\nproviders = [\"voice\"]\n\
+             [providers.ears]\nplugin = \"fault\"\n[providers.voice]\nplugin = \"fault\"\n\
+             [ops]\nenabled = true\nbind = \"127.0.0.1:0\"\nshutdown_deadline_ms = 3000\n\
+             [discord]\nenabled = false\n\
+             [logging]\nformat = \"json\"\n\
+             [logging.cloudwatch]\nenabled = true\nlog_group = \"{GROUP}\"\n\
+             create_log_group = true\nregion = \"us-east-1\"\nstream = \"{{env}}/{{pid}}\"\n\
+             flush_interval_ms = 60000\n",
+            toml_path(plugins.path())
+        ),
+    );
+    let env: Vec<(&str, String)> = aws_env(&moto.url());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = [
+        "--config-dir".to_string(),
+        config.path().display().to_string(),
+        "--env".into(),
+        "test".into(),
+        "run".into(),
+    ];
+    let mut running = Running::spawn(args, &env);
+    running.ops_addr(Duration::from_secs(30));
+    assert!(
+        running.wait_for_stderr("running headless", Duration::from_secs(30)),
+        "{}",
+        running.stderr()
+    );
+    let stream = format!("test/{}", running.pid());
+    // The flush interval is a minute: whatever arrives was sent by the shutdown's flush.
+    let signalled = Instant::now();
+    running.signal("TERM");
+    let run = running.finish(Duration::from_secs(15));
+    assert!(run.success(), "{run}");
+    assert!(
+        signalled.elapsed() < Duration::from_millis(3_000 + 1_000),
+        "exited within the shutdown deadline: {:?}",
+        signalled.elapsed()
+    );
+    let logged: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        // The sink's own thread (its warnings, the SDK's events) stays off the sink.
+        .filter(|l| {
+            !l.contains("\"target\":\"openclaw_voice::telemetry::cloudwatch\"")
+                && !l.contains("\"target\":\"aws")
+        })
+        .collect();
+    let shipped = moto.read_back(GROUP, &stream);
+    assert_eq!(shipped, logged, "every line, in order, as on stderr");
+    assert!(
+        shipped.iter().any(|l| l.contains("shutting down")),
+        "the lines logged during shutdown are flushed too: {shipped:#?}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "cloudwatch logs: {} events sent, 0 dropped",
+            shipped.len()
+        )),
+        "{run}"
     );
 }
