@@ -9,7 +9,7 @@ MODEL ?= tiny.en
 MODEL_MIRROR ?= $(shell [ -f ../shared/models/ggml-$(MODEL).bin ] && echo ../shared/models)
 export MODEL_MIRROR
 
-APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox python3-venv curl
+APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox
 RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p openclaw-plugin-espeak -p openclaw-plugin-tone \
 	-p openclaw-plugin-openai-whisper -p openclaw-plugin-elevenlabs -p openclaw-plugin-openai-tts
 QUESTION ?=
@@ -49,6 +49,9 @@ MOTO_VENV := target/moto-venv
 
 moto: ## Install moto_server into target/moto-venv (unless it is on PATH)
 	@command -v moto_server >/dev/null || [ -x $(MOTO_VENV)/bin/moto_server ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  python3 -c 'import ensurepip' 2>/dev/null || { echo "installing: python3-venv"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-venv; }; \
 	  echo "installing: moto[server]==$(MOTO_VERSION) into $(MOTO_VENV)"; \
 	  python3 -m venv $(MOTO_VENV) && $(MOTO_VENV)/bin/pip install -q 'moto[server]==$(MOTO_VERSION)'; }
 
@@ -74,10 +77,15 @@ monitoring-check: ## Check and unit-test the alert and SLO rules, lint a real /m
 	$(CARGO) build -p openclaw-voice -p openclaw-test-plugin-fault
 	OPENCLAW_TEST_REQUIRE_PROMTOOL=1 $(CARGO) test -p openclaw-voice-tests --test ops -- metrics_after_a_simulated_turn monitoring_assets
 
+DRILL_PACKAGES := prometheus curl python3 sox
+
 drill: ## Incident drill on loopback: real Prometheus, provider outage, alert fires and resolves
-	@command -v prometheus >/dev/null || { \
+	@missing=""; for p in $(DRILL_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 	$(CARGO) build -p openclaw-voice -p openclaw-test-plugin-fault
 	scripts/drill
 
