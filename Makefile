@@ -15,7 +15,8 @@ RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p opencl
 QUESTION ?=
 OUT ?= out
 
-.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check k8s-check
+.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check k8s-check moto drill
+RULE_FILES := deploy/prometheus/alerts.yml deploy/prometheus/slo.yml
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -41,7 +42,20 @@ demo: build model ## The main job: a spoken question in, a spoken answer out, fu
 	     echo "made a sample question with espeak-ng: $(OUT)/question.wav"; fi
 	./target/release/openclaw-voice --env offline simulate --input $(OUT)/question.wav --speaker you --output $(OUT)/reply.wav
 
-test: deps model ## The whole test suite (builds the plugin libraries the tests load)
+# moto_server (PyPI moto[server]): the local CloudWatch Logs API the log-sink tests run against
+# (tests/src/moto.rs finds it in target/moto-venv, or on PATH, or in $$MOTO_SERVER).
+MOTO_VERSION ?= 5.2.1
+MOTO_VENV := target/moto-venv
+
+moto: ## Install moto_server into target/moto-venv (unless it is on PATH)
+	@command -v moto_server >/dev/null || [ -x $(MOTO_VENV)/bin/moto_server ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  python3 -c 'import ensurepip' 2>/dev/null || { echo "installing: python3-venv"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-venv; }; \
+	  echo "installing: moto[server]==$(MOTO_VERSION) into $(MOTO_VENV)"; \
+	  python3 -m venv $(MOTO_VENV) && $(MOTO_VENV)/bin/pip install -q 'moto[server]==$(MOTO_VERSION)'; }
+
+test: deps model moto ## The whole test suite (builds the plugin libraries the tests load)
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
@@ -52,16 +66,17 @@ lint: ## Formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-monitoring-check: ## Check the alert rules and lint a real /metrics scrape with promtool
+monitoring-check: ## Check and unit-test the alert and SLO rules, lint a real /metrics scrape with promtool
 	@command -v promtool >/dev/null || { \
 	  echo "installing: prometheus (for promtool)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
-	promtool check rules deploy/prometheus/alerts.yml
+	promtool check rules $(RULE_FILES)
+	promtool test rules deploy/prometheus/tests/*.yml
+	scripts/check-alert-rules $(RULE_FILES)
 	$(CARGO) build -p openclaw-voice -p openclaw-test-plugin-fault
 	OPENCLAW_TEST_REQUIRE_PROMTOOL=1 $(CARGO) test -p openclaw-voice-tests --test ops -- metrics_after_a_simulated_turn monitoring_assets
 
-ci: lint test monitoring-check k8s-check ## What .ci/run runs
 
 KUBERNETES_VALIDATE_VERSION ?= 1.37.0
 
@@ -70,6 +85,20 @@ k8s-check: ## Render the Kubernetes overlays and validate every manifest offline
 	  echo "installing: kubernetes-validate $(KUBERNETES_VALIDATE_VERSION) (PyPI; bundles the Kubernetes schemas)"; \
 	  python3 -m pip install -q kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) pyyaml; }
 	scripts/k8s-check $(if $(wildcard target/debug/openclaw-voice),--binary target/debug/openclaw-voice)
+
+DRILL_PACKAGES := prometheus curl python3 sox
+
+drill: ## Incident drill on loopback: real Prometheus, provider outage, alert fires and resolves
+	@missing=""; for p in $(DRILL_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(CARGO) build -p openclaw-voice -p openclaw-test-plugin-fault
+	scripts/drill
+
+ci: lint test monitoring-check k8s-check drill ## What .ci/run runs
 
 bench: build model ## Run the benchmarks (see docs/BENCHMARKS.md)
 	$(CARGO) bench --workspace

@@ -562,19 +562,20 @@ async fn start_ops_server(
     }
     let server = OpsServer::start(&loaded.config.ops.bind, ops.clone()).await?;
     let addr = server.local_addr();
-    // Printed whatever the log level, so scripts and tests can find a port-0 address.
-    match loaded.config.logging.format {
-        config::LogFormat::Pretty => eprintln!("ops server listening on http://{addr}"),
-        config::LogFormat::Json => eprintln!(
-            "{}",
-            serde_json::json!({
-                "timestamp": crate::ops::health::rfc3339(std::time::SystemTime::now()),
-                "level": "INFO",
-                "message": "ops server listening",
-                "ops_addr": addr.to_string(),
-            })
-        ),
-    }
+    // Printed whatever the log level, so scripts and tests can find a port-0 address; shipped
+    // like a log line when the CloudWatch sink is on.
+    let line = match loaded.config.logging.format {
+        config::LogFormat::Pretty => format!("ops server listening on http://{addr}"),
+        config::LogFormat::Json => serde_json::json!({
+            "timestamp": crate::ops::health::rfc3339(std::time::SystemTime::now()),
+            "level": "INFO",
+            "message": "ops server listening",
+            "ops_addr": addr.to_string(),
+        })
+        .to_string(),
+    };
+    eprintln!("{line}");
+    telemetry::cloudwatch::push(&line);
     Ok(Some(server))
 }
 

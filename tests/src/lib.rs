@@ -17,9 +17,11 @@
 //! - [`Running`]: the binary started in the background (a server), its output collected as it
 //!   comes, signals sent with `kill`.
 //! - [`http_get`]: a minimal HTTP/1.1 client for the ops endpoints (loopback only).
+//! - [`moto`]: moto_server, the local CloudWatch Logs API, and reading a log stream back.
 
 pub mod fake_cloud;
 pub mod fake_discord;
+pub mod moto;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -845,6 +845,8 @@ fn monitoring_assets_refer_only_to_exported_metrics() {
         "process_open_fds",
         "process_max_fds",
         "process_start_time_seconds",
+        "log_events_sent_total",
+        "log_events_dropped_total",
         "up",
     ];
     let known = |name: &str| {
@@ -864,12 +866,12 @@ fn monitoring_assets_refer_only_to_exported_metrics() {
         }
     }
     assert!(exprs.len() >= 8, "{exprs:?}");
-    let alerts = read("deploy/prometheus/alerts.yml");
-    exprs.extend(
-        alerts
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("expr:"))
-            .map(str::to_string),
+    for rules in ["deploy/prometheus/alerts.yml", "deploy/prometheus/slo.yml"] {
+        exprs.extend(rule_exprs(&read(rules)));
+    }
+    assert!(
+        exprs.iter().any(|e| e.contains("le=\"3\"")),
+        "the SLO rules' multi-line expressions are read: {exprs:?}"
     );
     for expr in &exprs {
         for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
@@ -890,4 +892,29 @@ fn monitoring_assets_refer_only_to_exported_metrics() {
             }
         }
     }
+}
+
+/// The `expr:` of every rule in a rule file, single-line or a `|` block.
+fn rule_exprs(text: &str) -> Vec<String> {
+    let mut exprs = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.trim().strip_prefix("expr:") else {
+            continue;
+        };
+        if rest.trim() != "|" {
+            exprs.push(rest.to_string());
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let mut block = String::new();
+        while let Some(next) =
+            lines.next_if(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        {
+            block.push_str(next.trim());
+            block.push(' ');
+        }
+        exprs.push(block);
+    }
+    exprs
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-use super::schema::{AgentKind, Config, DiscordConfig};
+use super::schema::{AgentKind, CloudWatchConfig, Config, DiscordConfig};
 use crate::voice::discord::shards::{ShardSpec, HOSTNAME_VAR};
 
 /// Prefix of configuration environment variables: `OPENCLAW__SECTION__KEY=value`.
@@ -550,6 +550,7 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
         errors.push(invalid("ops.shutdown_deadline_ms", "must be at least 100"));
     }
     validate_discord(&config.discord, errors);
+    validate_cloudwatch(&config.logging.cloudwatch, errors);
     if config.ops.enabled && config.ops.bind.parse::<SocketAddr>().is_err() {
         errors.push(invalid(
             "ops.bind",
@@ -641,6 +642,59 @@ fn resolve_shards(d: &mut DiscordConfig, vars: &[(String, String)], errors: &mut
     match spec.resolve(var) {
         Ok((range, _)) => d.shards = Some(range.to_string()),
         Err(e) => errors.push(invalid("discord.shards", format!("`{text}`: {e}"))),
+    }
+}
+
+/// `[logging.cloudwatch]`: names within CloudWatch Logs' rules, sane limits.
+fn validate_cloudwatch(c: &CloudWatchConfig, errors: &mut Vec<ConfigError>) {
+    if !c.enabled {
+        return;
+    }
+    let group_ok = (1..=512).contains(&c.log_group.len())
+        && c.log_group
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "._-/#".contains(ch));
+    if !group_ok {
+        errors.push(invalid(
+            "logging.cloudwatch.log_group",
+            "must be 1 to 512 characters of letters, digits and . _ - / # \
+             (required when logging.cloudwatch.enabled)",
+        ));
+    }
+    if let Err(reason) = crate::telemetry::cloudwatch::check_stream_template(&c.stream) {
+        errors.push(invalid("logging.cloudwatch.stream", reason));
+    }
+    if let Some(region) = &c.region {
+        let ok = !region.is_empty()
+            && region
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+        if !ok {
+            errors.push(invalid(
+                "logging.cloudwatch.region",
+                format!("`{region}` is not a region like eu-west-1"),
+            ));
+        }
+    }
+    for (key, ok, range) in [
+        (
+            "flush_interval_ms",
+            (100..=60_000).contains(&c.flush_interval_ms),
+            "between 100 and 60000",
+        ),
+        (
+            "buffer_events",
+            (100..=1_000_000).contains(&c.buffer_events),
+            "between 100 and 1000000",
+        ),
+        ("max_retries", c.max_retries <= 10, "at most 10"),
+    ] {
+        if !ok {
+            errors.push(invalid(
+                &format!("logging.cloudwatch.{key}"),
+                format!("must be {range}"),
+            ));
+        }
     }
 }
 
@@ -924,6 +978,53 @@ mod tests {
         assert!(
             e[0].contains("POD_ORDINAL") && e[0].contains("below"),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn cloudwatch_settings_are_checked_with_their_keys() {
+        let dir = dir_with(&[(
+            "offline.toml",
+            "[logging.cloudwatch]\nenabled = true\nlog_group = \"bad group!\"\n\
+             stream = \"{host}:{nope}\"\nregion = \"EU West\"\nflush_interval_ms = 5\n\
+             buffer_events = 1\nmax_retries = 99\n",
+        )]);
+        let errors = errs(load(dir.path(), "offline", vec![]));
+        for key in [
+            "logging.cloudwatch.log_group",
+            "logging.cloudwatch.stream",
+            "logging.cloudwatch.region",
+            "logging.cloudwatch.flush_interval_ms",
+            "logging.cloudwatch.buffer_events",
+            "logging.cloudwatch.max_retries",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.contains(&format!("`{key}`"))),
+                "{key} not reported: {errors:?}"
+            );
+        }
+        let dir = dir_with(&[("offline.toml", "[logging.cloudwatch]\nenabled = true\n")]);
+        let errors = errs(load(dir.path(), "offline", vec![]));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("logging.cloudwatch.log_group")),
+            "{errors:?}"
+        );
+        let dir = dir_with(&[(
+            "offline.toml",
+            "[logging.cloudwatch]\nenabled = true\nlog_group = \"/openclaw/voice\"\n\
+             stream = \"{env}/{host}/{shards}-{pid}\"\nregion = \"eu-west-1\"\n",
+        )]);
+        let loaded = load(dir.path(), "offline", vec![]).unwrap();
+        assert_eq!(
+            loaded.config.logging.cloudwatch.log_group,
+            "/openclaw/voice"
+        );
+        let dir = dir_with(&[("offline.toml", "[logging.cloudwatch]\naccess_key = \"x\"\n")]);
+        assert!(
+            load(dir.path(), "offline", vec![]).is_err(),
+            "no credentials in files"
         );
     }
 

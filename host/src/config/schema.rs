@@ -303,6 +303,8 @@ pub struct LoggingConfig {
     pub format: LogFormat,
     /// Log user ids hashed (`u-…`, see `agent::hash_user`) rather than raw. Default: true.
     pub hash_user_ids: bool,
+    /// Ship every (scrubbed) log line to CloudWatch Logs too.
+    pub cloudwatch: CloudWatchConfig,
 }
 
 impl Default for LoggingConfig {
@@ -311,6 +313,49 @@ impl Default for LoggingConfig {
             level: "info".into(),
             format: LogFormat::Pretty,
             hash_user_ids: true,
+            cloudwatch: CloudWatchConfig::default(),
+        }
+    }
+}
+
+/// `[logging.cloudwatch]`: a log sink that sends every line, scrubbed like on stderr, to
+/// CloudWatch Logs with `PutLogEvents` (`telemetry::cloudwatch`). Credentials and the endpoint
+/// come from the standard AWS chain and variables (`AWS_ACCESS_KEY_ID`…, `AWS_PROFILE`, the
+/// ECS/EC2 roles, `AWS_ENDPOINT_URL`), never from this file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudWatchConfig {
+    /// Whether the sink is on. Default: false.
+    pub enabled: bool,
+    /// The log group (it must exist unless `create_log_group`). Required when enabled.
+    pub log_group: String,
+    /// The log stream's name: a template with `{host}` (the host name), `{shards}` (the
+    /// Discord shard range, `all` when unset), `{env}` and `{pid}`. Default: `{host}/{shards}`.
+    pub stream: String,
+    /// The AWS region; unset, the standard chain (`AWS_REGION`, the profile) decides.
+    pub region: Option<String>,
+    /// How often lines are sent, in ms (a batch also goes as soon as it is full). Default: 5000.
+    pub flush_interval_ms: u64,
+    /// Lines held while waiting to be sent; more are dropped and counted in
+    /// `log_events_dropped_total`, never waited for. Default: 10000.
+    pub buffer_events: usize,
+    /// Retries of a failed `PutLogEvents`, with exponential backoff. Default: 3.
+    pub max_retries: u32,
+    /// Create the log group when it does not exist (needs `logs:CreateLogGroup`). Default: false.
+    pub create_log_group: bool,
+}
+
+impl Default for CloudWatchConfig {
+    fn default() -> Self {
+        CloudWatchConfig {
+            enabled: false,
+            log_group: String::new(),
+            stream: "{host}/{shards}".into(),
+            region: None,
+            flush_interval_ms: 5_000,
+            buffer_events: 10_000,
+            max_retries: 3,
+            create_log_group: false,
         }
     }
 }

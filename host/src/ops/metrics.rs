@@ -2,8 +2,9 @@
 //!
 //! Turn-level metrics are recorded from [`TurnReport`]s by [`Metrics::observe_turn`];
 //! provider-level metrics (`provider_requests_total`, `stt_latency_seconds`,
-//! `tts_first_audio_seconds`, `provider_circuit_open`, `provider_circuit_opened_total`) and
-//! `plugin_info` are produced at
+//! `tts_first_audio_seconds`, `provider_circuit_open`, `provider_circuit_opened_total`),
+//! `plugin_info` and the CloudWatch sink's `log_events_sent_total`/`log_events_dropped_total`
+//! are produced at
 //! scrape time from each provider's [`StatsSnapshot`](crate::plugins::StatsSnapshot), so a
 //! provider call costs nothing extra. The process collector adds CPU, memory and file
 //! descriptors (`process_*`). docs/MONITORING.md says what each one means.
@@ -263,8 +264,10 @@ const TTS_FIRST_AUDIO: &str = "tts_first_audio_seconds";
 const CIRCUIT_OPEN: &str = "provider_circuit_open";
 const CIRCUIT_OPENED: &str = "provider_circuit_opened_total";
 const PLUGIN_INFO: &str = "plugin_info";
+const LOG_SENT: &str = "log_events_sent_total";
+const LOG_DROPPED: &str = "log_events_dropped_total";
 
-const FAMILIES: [(&str, &str, &[&str]); 6] = [
+const FAMILIES: [(&str, &str, &[&str]); 8] = [
     (
         REQUESTS,
         "Provider calls by outcome (success or the error kind)",
@@ -294,6 +297,16 @@ const FAMILIES: [(&str, &str, &[&str]); 6] = [
         PLUGIN_INFO,
         "Loaded plugins (always 1)",
         &["name", "version", "api"],
+    ),
+    (
+        LOG_SENT,
+        "Log lines the CloudWatch Logs sink delivered",
+        &[],
+    ),
+    (
+        LOG_DROPPED,
+        "Log lines the CloudWatch Logs sink dropped (buffer full, endpoint failing, shutdown)",
+        &[],
     ),
 ];
 
@@ -447,6 +460,7 @@ impl Collector for ComponentsCollector {
                 &mut opened,
             );
         }
+        let (log_sent, log_dropped) = crate::telemetry::cloudwatch::counters();
         let plugins = components
             .plugins
             .iter()
@@ -468,6 +482,12 @@ impl Collector for ComponentsCollector {
             family(CIRCUIT_OPEN, MetricType::GAUGE, circuit),
             family(CIRCUIT_OPENED, MetricType::COUNTER, opened),
             family(PLUGIN_INFO, MetricType::GAUGE, plugins),
+            family(LOG_SENT, MetricType::COUNTER, vec![counter(&[], log_sent)]),
+            family(
+                LOG_DROPPED,
+                MetricType::COUNTER,
+                vec![counter(&[], log_dropped)],
+            ),
         ]
     }
 }
@@ -544,6 +564,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("build_info{"), "{text}");
+        // The CloudWatch sink's counters are there (zero: no sink in this process).
+        assert!(text.contains("log_events_dropped_total 0\n"), "{text}");
+        assert!(text.contains("log_events_sent_total 0\n"), "{text}");
         assert!(!text.contains("secret words"));
     }
 

@@ -1,11 +1,13 @@
 //! Logs and error reports: `tracing` with human-readable or JSON lines (level from
-//! `LOG_LEVEL` or config), every line scrubbed of secrets before it is written, and Sentry
-//! when `SENTRY_DSN` is set. Plugin logs arrive through the plugin loader's callback as
+//! `LOG_LEVEL` or config), every line scrubbed of secrets before it is written (to stderr and,
+//! with `[logging.cloudwatch]`, to CloudWatch Logs: [`cloudwatch`]), and Sentry when
+//! `SENTRY_DSN` is set. Plugin logs arrive through the plugin loader's callback as
 //! `plugin` target events.
 //!
 //! Privacy: transcripts and replies are logged at debug level only, and user ids through
 //! [`user_label`], hashed unless `logging.hash_user_ids = false`.
 
+pub mod cloudwatch;
 pub mod scrub;
 pub mod sentry;
 
@@ -58,6 +60,7 @@ pub fn init(loaded: &LoadedConfig) {
         }
     }
 
+    let cloudwatch_problem = start_cloudwatch(loaded).err();
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| config.logging.level.clone());
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
     let writer = ScrubbedStderr { scrubber };
@@ -82,6 +85,14 @@ pub fn init(loaded: &LoadedConfig) {
         .try_init()
         .is_ok();
     if installed {
+        if let Some(problem) = cloudwatch_problem {
+            tracing::warn!(
+                "cloudwatch logs: cannot start the sink: {problem}; logs go to stderr only"
+            );
+        } else if cloudwatch::installed() {
+            let c = &config.logging.cloudwatch;
+            tracing::info!(log_group = %c.log_group, "log lines also go to CloudWatch Logs");
+        }
         if let Some(problem) = sentry_problem {
             tracing::warn!("{problem}");
         } else if sentry_on {
@@ -90,11 +101,29 @@ pub fn init(loaded: &LoadedConfig) {
     }
 }
 
-/// Flushes queued error reports (waiting at most `timeout`) and stops the Sentry client.
-/// Returns whether everything queued was sent; `true` when Sentry is off.
+/// Starts the CloudWatch Logs sink when `[logging.cloudwatch] enabled`.
+fn start_cloudwatch(loaded: &LoadedConfig) -> std::io::Result<()> {
+    let c = &loaded.config.logging.cloudwatch;
+    if !c.enabled {
+        return Ok(());
+    }
+    let settings = cloudwatch::Settings::from_config(
+        c,
+        &loaded.environment,
+        loaded.config.discord.shards.as_deref(),
+    );
+    cloudwatch::install(settings)
+}
+
+/// Sends the log lines the CloudWatch sink holds and flushes queued error reports, within
+/// `timeout` for both, then stops the Sentry client. Returns whether everything queued was
+/// sent; `true` when neither is on.
 pub fn shutdown(timeout: Duration) -> bool {
+    let started = std::time::Instant::now();
+    let logs_sent = cloudwatch::shutdown(timeout);
+    let timeout = timeout.saturating_sub(started.elapsed());
     let Some(slot) = SENTRY.get() else {
-        return true;
+        return logs_sent;
     };
     let guard = match slot.lock() {
         Ok(mut g) => g.take(),
@@ -104,9 +133,9 @@ pub fn shutdown(timeout: Duration) -> bool {
         Some(guard) => {
             let flushed = guard.flush(Some(timeout));
             drop(guard);
-            flushed
+            flushed && logs_sent
         }
-        None => true,
+        None => logs_sent,
     }
 }
 
@@ -179,6 +208,7 @@ impl Drop for ScrubbedLine {
         let scrubbed = self.scrubber.scrub(&text);
         // A log line that cannot be written has nowhere to be reported.
         let _ = std::io::stderr().lock().write_all(scrubbed.as_bytes());
+        cloudwatch::push(&scrubbed);
     }
 }
 

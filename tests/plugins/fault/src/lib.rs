@@ -11,6 +11,8 @@
 //! fail_calls = 1           # misbehave on the first N calls only, then act as `ok` (default: all)
 //! once_file = "/tmp/x"     # misbehave only while this file does not exist, creating it first:
 //!                          # "once" across worker restarts (a counter restarts with the process)
+//! outage_file = "/tmp/x"   # misbehave only while this file exists, act as `ok` otherwise: an
+//!                          # outage a script starts and ends (scripts/drill)
 //! hang_ms = 3600000        # how long `hang` blocks a call (default: one hour)
 //! error_kind = "unavailable"  # for `error`: config | auth | rate_limited | timeout
 //!                             # | unavailable | invalid_input | internal
@@ -109,6 +111,7 @@ struct Settings {
     mode: Mode,
     fail_calls: Option<u64>,
     once_file: Option<String>,
+    outage_file: Option<std::path::PathBuf>,
     hang_ms: u64,
     error_kind: Kind,
     retryable: Option<bool>,
@@ -125,6 +128,7 @@ impl Default for Settings {
             mode: Mode::Ok,
             fail_calls: None,
             once_file: None,
+            outage_file: None,
             hang_ms: 3_600_000,
             error_kind: Kind::Unavailable,
             retryable: None,
@@ -180,9 +184,15 @@ impl Fault {
         })
     }
 
-    /// The mode this call runs in: the configured one for the first `fail_calls` calls.
+    /// The mode this call runs in: the configured one for the first `fail_calls` calls, and
+    /// while `outage_file` exists when it is set.
     fn mode_for_call(&self) -> Mode {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(file) = &self.settings.outage_file {
+            if !file.exists() {
+                return Mode::Ok;
+            }
+        }
         if let Some(path) = &self.settings.once_file {
             if std::fs::OpenOptions::new()
                 .write(true)
@@ -415,6 +425,28 @@ mod tests {
             stt.transcribe(&[1], &opts).unwrap().text,
             "1 samples, sum 1"
         );
+    }
+
+    #[test]
+    fn outage_file_turns_the_fault_on_and_off() {
+        let file = std::env::temp_dir().join(format!("fault-outage-{}", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let plugin = TestPlugin::new(definition);
+        let stt = plugin
+            .stt(&format!(
+                "mode = \"error\"\noutage_file = {:?}",
+                file.display().to_string()
+            ))
+            .unwrap();
+        let opts = TranscribeOptions::default();
+        assert!(stt.transcribe(&[1], &opts).is_ok(), "no file, no outage");
+        std::fs::write(&file, b"").unwrap();
+        assert_eq!(
+            stt.transcribe(&[1], &opts).unwrap_err().kind,
+            ErrorKind::Unavailable
+        );
+        std::fs::remove_file(&file).unwrap();
+        assert!(stt.transcribe(&[1], &opts).is_ok(), "the outage is over");
     }
 
     #[test]
