@@ -3,6 +3,7 @@
 //! barge-in, with a timeline per turn.
 
 pub mod endpoint;
+pub mod mel;
 pub mod playback;
 pub mod sentences;
 pub mod turn;
