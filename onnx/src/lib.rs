@@ -211,11 +211,11 @@ impl Model {
             reason: e.to_string(),
         };
         let session = std::panic::catch_unwind(|| open_session(path))
-        .map_err(|_| OnnxError::ModelLoad {
-            path: path.to_path_buf(),
-            reason: "ONNX Runtime panicked while loading it".into(),
-        })?
-        .map_err(load_err)?;
+            .map_err(|_| OnnxError::ModelLoad {
+                path: path.to_path_buf(),
+                reason: "ONNX Runtime panicked while loading it".into(),
+            })?
+            .map_err(load_err)?;
         check_signature(&session, inputs, outputs).map_err(|reason| OnnxError::ModelShape {
             path: path.to_path_buf(),
             reason,

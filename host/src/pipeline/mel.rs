@@ -161,7 +161,11 @@ fn normalised_window(audio: &[f32]) -> Vec<f32> {
     x.extend_from_slice(tail);
     let n = WINDOW_SAMPLES as f64;
     let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = x.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+    let var = x
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
     let scale = 1.0 / (var + 1e-7).sqrt();
     for v in &mut x {
         *v = ((f64::from(*v) - mean) * scale) as f32;
@@ -225,7 +229,10 @@ mod tests {
         let (min, max, mean) = stats(&feats);
         close(min, r["min"].as_f64().unwrap(), 2e-4, "min");
         close(max, r["max"].as_f64().unwrap(), 2e-4, "max");
-        assert!((mean - r["mean"].as_f64().unwrap()).abs() < 1e-4, "mean {mean}");
+        assert!(
+            (mean - r["mean"].as_f64().unwrap()).abs() < 1e-4,
+            "mean {mean}"
+        );
     }
 
     #[test]
