@@ -31,6 +31,8 @@ pub const UTTERANCE_RATE: u32 = 16_000;
 
 /// Trailing silence kept after the last voiced frame, in 16 kHz samples (150 ms).
 const TRAILING_KEEP: usize = 2_400;
+/// Trailing silence of the audio a pause hands over, in 16 kHz samples (200 ms).
+const TURN_TRAILING: usize = 3_200;
 
 /// Endpointing parameters, derived from [`PipelineConfig`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,6 +95,9 @@ pub enum EndRule {
     SilenceLimit {
         /// The model's probability, when it answered.
         probability: Option<f32>,
+        /// The model said complete, but the transcript so far ends on a word that cannot end
+        /// a sentence ("… are there in").
+        unfinished_words: bool,
     },
     /// The fixed silence passed (no turn model).
     Silence,
@@ -132,8 +137,18 @@ impl std::fmt::Display for EndRule {
             }
             EndRule::SilenceLimit {
                 probability: Some(p),
+                unfinished_words: true,
+            } => write!(
+                f,
+                "silence limit (turn model: complete p={p:.2}, but the words stop mid-sentence)"
+            ),
+            EndRule::SilenceLimit {
+                probability: Some(p),
+                ..
             } => write!(f, "silence limit (turn model: incomplete p={p:.2})"),
-            EndRule::SilenceLimit { probability: None } => {
+            EndRule::SilenceLimit {
+                probability: None, ..
+            } => {
                 write!(f, "silence limit (turn model had not answered)")
             }
             EndRule::Silence => write!(f, "silence"),
@@ -141,6 +156,15 @@ impl std::fmt::Display for EndRule {
             EndRule::InputEnded => write!(f, "input ended"),
         }
     }
+}
+
+/// The turn model's answer at a pause.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// Smart Turn's probability that the turn is complete.
+    pub probability: f32,
+    /// The speculative transcript ends on a word that cannot end a sentence.
+    pub unfinished_words: bool,
 }
 
 /// An utterance's audio and timing.
@@ -181,7 +205,7 @@ pub enum EndpointEvent {
         /// Which pause of this speaker (matches [`UtteranceAudio::pause`] and
         /// [`SpeakerEndpointer::set_verdict`]).
         pause: u32,
-        /// The utterance so far, trailing silence trimmed as in an utterance.
+        /// The utterance so far, ending 200 ms after the last speech.
         audio: Vec<i16>,
     },
     /// The speaker talked again after a pause: its verdict and speculation are void.
@@ -206,7 +230,7 @@ enum State {
         /// The pause reported in the current silence, if any.
         paused: Option<u32>,
         /// The turn model's answer for that pause.
-        verdict: Option<f32>,
+        verdict: Option<Verdict>,
     },
 }
 
@@ -329,8 +353,8 @@ impl SpeakerEndpointer {
         matches!(self.state, State::Speaking { .. })
     }
 
-    /// The turn model's probability for pause `pause`; ignored if the speaker went on since.
-    pub fn set_verdict(&mut self, pause: u32, probability: f32) {
+    /// The turn model's answer for pause `pause`; ignored if the speaker went on since.
+    pub fn set_verdict(&mut self, pause: u32, answer: Verdict) {
         if let State::Speaking {
             paused: Some(p),
             verdict,
@@ -338,7 +362,7 @@ impl SpeakerEndpointer {
         } = &mut self.state
         {
             if *p == pause {
-                *verdict = Some(probability);
+                *verdict = Some(answer);
             }
         }
     }
@@ -492,11 +516,16 @@ impl SpeakerEndpointer {
             None
         } else if !cfg.use_turn_model {
             (*silence_ms >= cfg.hangover_ms).then_some(EndRule::Silence)
-        } else if let Some(p) = verdict.filter(|&p| p > cfg.turn_threshold) {
-            (*silence_ms >= cfg.complete_ms).then_some(EndRule::TurnComplete { probability: p })
+        } else if let Some(v) =
+            verdict.filter(|v| v.probability > cfg.turn_threshold && !v.unfinished_words)
+        {
+            (*silence_ms >= cfg.complete_ms).then_some(EndRule::TurnComplete {
+                probability: v.probability,
+            })
         } else {
             (*silence_ms >= cfg.incomplete_ms).then_some(EndRule::SilenceLimit {
-                probability: *verdict,
+                probability: verdict.map(|v| v.probability),
+                unfinished_words: verdict.is_some_and(|v| v.unfinished_words),
             })
         };
         if let Some(rule) = rule {
@@ -508,10 +537,16 @@ impl SpeakerEndpointer {
         if !voiced && paused.is_none() && *silence_ms >= cfg.pause_ms {
             self.pauses = self.pauses.wrapping_add(1);
             *paused = Some(self.pauses);
-            let keep = (*last_voiced_len + TRAILING_KEEP).min(self.utterance.len());
+            // Smart Turn was trained on turns as pipecat hands them over: ending 200 ms after
+            // the VAD's end of speech. Pad the silence to that (the verdict is void anyway if
+            // the speaker goes on); the transcription ignores the extra silence.
+            let keep = (*last_voiced_len + TURN_TRAILING).min(self.utterance.len());
+            let mut audio = Vec::with_capacity(*last_voiced_len + TURN_TRAILING);
+            audio.extend_from_slice(&self.utterance[..keep]);
+            audio.resize(*last_voiced_len + TURN_TRAILING, 0);
             return Some(EndpointEvent::Paused {
                 pause: self.pauses,
-                audio: self.utterance[..keep].to_vec(),
+                audio,
             });
         }
         event
@@ -599,6 +634,13 @@ mod tests {
         EndpointConfig {
             use_turn_model: false,
             ..EndpointConfig::from(&PipelineConfig::default())
+        }
+    }
+
+    fn verdict(probability: f32) -> Verdict {
+        Verdict {
+            probability,
+            unfinished_words: false,
         }
     }
 
@@ -701,14 +743,40 @@ mod tests {
         });
         let (pause, samples) = pause.expect("a pause after 100 ms of silence");
         assert!(samples >= 16 * 800, "the pause carries the speech so far");
-        ep.set_verdict(pause, 0.9);
+        ep.set_verdict(pause, verdict(0.9));
         events.extend(feed(&mut ep, &[(0.0, 10)]));
         let u = utterances(&events);
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].end_rule, EndRule::TurnComplete { probability: 0.9 });
-        // 5 + 5 frames of silence: ended at 200 ms, not 500 or 2000.
+        // Ended at the first frame past 250 ms of silence, not at 500 or 2000.
         let gap = u[0].endpoint_detected - u[0].speech_end;
-        assert_eq!(gap, Duration::from_millis(200));
+        assert_eq!(gap, Duration::from_millis(260));
+    }
+
+    #[test]
+    fn unfinished_words_overrule_a_complete_verdict() {
+        let c = EndpointConfig {
+            use_turn_model: true,
+            ..cfg()
+        };
+        let mut ep = SpeakerEndpointer::new(c);
+        let mut events = feed(&mut ep, &[(0.3, 40), (0.0, 5)]);
+        ep.set_verdict(
+            1,
+            Verdict {
+                probability: 0.95,
+                unfinished_words: true,
+            },
+        );
+        events.extend(feed(&mut ep, &[(0.0, 30)]));
+        assert!(
+            utterances(&events).is_empty(),
+            "still listening: {events:?}"
+        );
+        events.extend(feed(&mut ep, &[(0.0, 80)]));
+        let u = utterances(&events);
+        assert_eq!(u.len(), 1);
+        assert!(u[0].end_rule.to_string().contains("mid-sentence"));
     }
 
     #[test]
@@ -719,16 +787,22 @@ mod tests {
         };
         let mut ep = SpeakerEndpointer::new(c);
         let mut events = feed(&mut ep, &[(0.3, 40), (0.0, 5)]);
-        ep.set_verdict(1, 0.1);
+        ep.set_verdict(1, verdict(0.1));
         // A 1 s gap, then more speech: still one turn.
         events.extend(feed(&mut ep, &[(0.0, 45), (0.3, 30), (0.0, 5)]));
         assert!(utterances(&events).is_empty(), "{events:?}");
         // A stale verdict (for the first pause) is ignored.
-        ep.set_verdict(1, 0.99);
+        ep.set_verdict(1, verdict(0.99));
         events.extend(feed(&mut ep, &[(0.0, 100)]));
         let u = utterances(&events);
         assert_eq!(u.len(), 1, "{events:?}");
-        assert_eq!(u[0].end_rule, EndRule::SilenceLimit { probability: None });
+        assert_eq!(
+            u[0].end_rule,
+            EndRule::SilenceLimit {
+                probability: None,
+                unfinished_words: false
+            }
+        );
         assert_eq!(
             u[0].endpoint_detected - u[0].speech_end,
             Duration::from_millis(2000)

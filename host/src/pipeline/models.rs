@@ -370,7 +370,11 @@ mod tests {
 
     fn config() -> PipelineConfig {
         models();
-        PipelineConfig::default()
+        PipelineConfig {
+            vad: VadKind::Silero,
+            turn_model: TurnModelKind::SmartTurn,
+            ..PipelineConfig::default()
+        }
     }
 
     #[test]

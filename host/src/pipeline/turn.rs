@@ -19,10 +19,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::endpoint::{EndRule, EndpointConfig, EndpointEvent, SpeakerEndpointer, UtteranceAudio};
+use super::endpoint::{
+    EndRule, EndpointConfig, EndpointEvent, SpeakerEndpointer, UtteranceAudio, Verdict,
+};
 use super::models::{SmartTurn, TurnModels};
 use super::playback::Playback;
-use super::sentences::{speakable, SentenceSplitter};
+use super::sentences::{ends_mid_sentence, speakable, SentenceSplitter};
 use crate::agent::{Agent, AgentRequest};
 use crate::config::PipelineConfig;
 use crate::plugins::failover::{self, Budget, FailoverOrder};
@@ -42,8 +44,14 @@ pub struct Speaker {
 pub enum SessionEvent {
     /// A speaker finished an utterance.
     Utterance(Speaker, UtteranceAudio),
-    /// A speaker paused (the pause's number, the utterance so far): transcribe speculatively.
-    Paused(Speaker, u32, Arc<[i16]>),
+    /// A speaker paused (the pause's number, the utterance so far): transcribe speculatively,
+    /// and send the text on the channel, when given, as soon as it is there.
+    Paused(
+        Speaker,
+        u32,
+        Arc<[i16]>,
+        Option<tokio::sync::oneshot::Sender<String>>,
+    ),
     /// A speaker went on after a pause: drop the speculation.
     Resumed(Speaker),
     /// A speaker talked over the bot for longer than the barge-in minimum.
@@ -59,6 +67,8 @@ pub struct FrameRouter {
     playback: Arc<Playback>,
     models: TurnModels,
     speculative: bool,
+    text_check: bool,
+    turn_threshold: f32,
 }
 
 struct SpeakerSlot {
@@ -66,7 +76,7 @@ struct SpeakerSlot {
     endpointer: SpeakerEndpointer,
     barged: bool,
     /// The turn model's answer for a pause, on its way.
-    verdict: Option<(u32, tokio::sync::oneshot::Receiver<f32>)>,
+    verdict: Option<(u32, tokio::sync::oneshot::Receiver<Verdict>)>,
 }
 
 impl SpeakerSlot {
@@ -86,15 +96,35 @@ impl SpeakerSlot {
     }
 }
 
-/// Asks Smart Turn about `audio` on a blocking thread; the answer comes on the receiver (which
-/// closes without one if the model fails).
-fn ask_turn_model(model: Arc<SmartTurn>, audio: Arc<[i16]>) -> tokio::sync::oneshot::Receiver<f32> {
+/// Asks Smart Turn about `audio` on a blocking thread; when it says complete and a
+/// transcript is coming, checks that the words do not stop mid-sentence. The answer comes on
+/// the receiver (which closes without one if the model fails).
+fn ask_turn_model(
+    model: Arc<SmartTurn>,
+    audio: Arc<[i16]>,
+    threshold: f32,
+    transcript: Option<tokio::sync::oneshot::Receiver<String>>,
+) -> tokio::sync::oneshot::Receiver<Verdict> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::task::spawn_blocking(move || match model.predict(&audio) {
-        Ok(p) => {
-            let _ = tx.send(p);
+    tokio::spawn(async move {
+        let probability = match tokio::task::spawn_blocking(move || model.predict(&audio)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::warn!("Smart Turn failed; the turn ends at the silence limit: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut unfinished_words = false;
+        if let (true, Some(text)) = (probability > threshold, transcript) {
+            if let Ok(text) = text.await {
+                unfinished_words = ends_mid_sentence(&text);
+            }
         }
-        Err(e) => tracing::warn!("Smart Turn failed; the turn ends at the silence limit: {e}"),
+        let _ = tx.send(Verdict {
+            probability,
+            unfinished_words,
+        });
     });
     rx
 }
@@ -148,13 +178,24 @@ impl FrameRouter {
             }
             Some(EndpointEvent::Paused { pause, audio }) => {
                 let audio: Arc<[i16]> = Arc::from(audio);
+                let (text_tx, text_rx) = if self.speculative && self.text_check {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    (Some(tx), Some(rx))
+                } else {
+                    (None, None)
+                };
                 if let Some(model) = &self.models.turn {
-                    slot.verdict = Some((pause, ask_turn_model(model.clone(), audio.clone())));
+                    let verdict =
+                        ask_turn_model(model.clone(), audio.clone(), self.turn_threshold, text_rx);
+                    slot.verdict = Some((pause, verdict));
                 }
                 if self.speculative {
-                    let _ =
-                        self.events
-                            .send(SessionEvent::Paused(slot.speaker.clone(), pause, audio));
+                    let _ = self.events.send(SessionEvent::Paused(
+                        slot.speaker.clone(),
+                        pause,
+                        audio,
+                        text_tx,
+                    ));
                 }
             }
             Some(EndpointEvent::Resumed) => {
@@ -362,6 +403,8 @@ impl VoiceSession {
             playback: playback.clone(),
             models: deps.models.clone(),
             speculative: deps.config.speculative_stt,
+            text_check: deps.config.turn_text_check && deps.config.language.starts_with("en"),
+            turn_threshold: deps.config.turn_threshold,
         };
         let shutdown = CancellationToken::new();
         let runner = Arc::new(TurnRunner {
@@ -482,7 +525,7 @@ impl TurnRunner {
                     let (speculated, speculation) = speculations.take(&speaker.id, audio.pause);
                     let stt = match speculated {
                         Some(stt) => stt,
-                        None => self.spawn_stt(Arc::from(audio.samples.as_slice())),
+                        None => self.spawn_stt(Arc::from(audio.samples.as_slice()), None),
                     };
                     let _ = queue_tx.send(QueuedTurn {
                         speaker,
@@ -494,9 +537,9 @@ impl TurnRunner {
                         speculation,
                     });
                 }
-                SessionEvent::Paused(speaker, pause, audio) => {
+                SessionEvent::Paused(speaker, pause, audio, text) => {
                     speculations.discard(&speaker.id);
-                    let stt = self.spawn_stt(audio);
+                    let stt = self.spawn_stt(audio, text);
                     speculations.running.insert(speaker.id, (pause, stt));
                 }
                 SessionEvent::Resumed(speaker) => speculations.discard(&speaker.id),
@@ -520,7 +563,11 @@ impl TurnRunner {
         }
     }
 
-    fn spawn_stt(&self, samples: Arc<[i16]>) -> JoinHandle<(SttResult, Instant)> {
+    fn spawn_stt(
+        &self,
+        samples: Arc<[i16]>,
+        text: Option<tokio::sync::oneshot::Sender<String>>,
+    ) -> JoinHandle<(SttResult, Instant)> {
         let providers = self.deps.stt.clone();
         let options = TranscribeOptions {
             language: abi_stable::std_types::ROption::RSome(
@@ -531,6 +578,9 @@ impl TurnRunner {
         let budget = Duration::from_millis(self.deps.config.stt_budget_ms);
         tokio::spawn(async move {
             let result = failover::transcribe(&providers, samples, options, budget).await;
+            if let (Some(tx), Ok(done)) = (text, &result) {
+                let _ = tx.send(done.transcript.text.to_string());
+            }
             (result, Instant::now())
         })
     }
