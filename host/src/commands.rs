@@ -328,9 +328,9 @@ pub async fn build_session_deps(
 /// Loads the VAD and turn models `[pipeline]` asks for; warns once when they are not
 /// installed and the fallback runs.
 fn load_turn_models(loaded: &LoadedConfig) -> anyhow::Result<TurnModels> {
-    let models = TurnModels::load(&loaded.config.pipeline).with_context(|| {
-        format!(
-            "cannot load the turn-taking models (configuration: {})",
+    let models = TurnModels::load(&loaded.config.pipeline).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot load the turn-taking models: {e} (configuration: {})",
             config_files(loaded)
         )
     })?;

@@ -205,16 +205,16 @@ impl Env {
         openclaw_voice(
             [
                 "--config-dir",
-                self.config.path().to_str().unwrap(),
+                self.config.path().to_str().expect("a UTF-8 path"),
                 "--env",
                 "test",
                 "simulate",
                 "--json",
                 "--fast",
                 "--input",
-                input.to_str().unwrap(),
+                input.to_str().expect("a UTF-8 path"),
                 "--output",
-                reply.to_str().unwrap(),
+                reply.to_str().expect("a UTF-8 path"),
             ],
             &[],
         )
@@ -232,8 +232,11 @@ fn sox(args: &[&str]) {
 
 /// Joins `parts` (22050 Hz mono WAVs) into one file.
 fn join(parts: &[PathBuf], out: &Path) {
-    let mut args: Vec<&str> = parts.iter().map(|p| p.to_str().unwrap()).collect();
-    args.push(out.to_str().unwrap());
+    let mut args: Vec<&str> = parts
+        .iter()
+        .map(|p| p.to_str().expect("a UTF-8 path"))
+        .collect();
+    args.push(out.to_str().expect("a UTF-8 path"));
     sox(&args);
 }
 
@@ -248,7 +251,7 @@ fn silence(env: &Env, name: &str, seconds: f64) -> PathBuf {
         "1",
         "-b",
         "16",
-        path.to_str().unwrap(),
+        path.to_str().expect("a UTF-8 path"),
         "trim",
         "0",
         &s,
@@ -268,7 +271,7 @@ fn clicks(env: &Env) -> PathBuf {
         "1",
         "-b",
         "16",
-        click.to_str().unwrap(),
+        click.to_str().expect("a UTF-8 path"),
         "synth",
         "0.003",
         "whitenoise",
@@ -298,7 +301,7 @@ fn tones(env: &Env) -> PathBuf {
         "1",
         "-b",
         "16",
-        chord.to_str().unwrap(),
+        chord.to_str().expect("a UTF-8 path"),
         "synth",
         "1.5",
         "sine",
