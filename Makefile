@@ -9,7 +9,7 @@ MODEL ?= tiny.en
 MODEL_MIRROR ?= $(shell [ -f ../shared/models/ggml-$(MODEL).bin ] && echo ../shared/models)
 export MODEL_MIRROR
 
-APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox
+APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox python3-pip
 RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p openclaw-plugin-espeak -p openclaw-plugin-tone \
 	-p openclaw-plugin-openai-whisper -p openclaw-plugin-elevenlabs -p openclaw-plugin-openai-tts
 QUESTION ?=
@@ -29,8 +29,9 @@ deps: ## Install the Debian packages the build and tests need (only those missin
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-model: ## Fetch the Whisper model (MODEL=tiny.en; MODEL_MIRROR=dir copies instead of downloading)
+model: ## Fetch the Whisper model (MODEL=tiny.en; MODEL_MIRROR=dir copies) and the turn-taking models
 	@scripts/fetch-model $(MODEL)
+	@scripts/fetch-turn-models
 
 build: deps ## Release build of the host and the bundled plugins
 	$(CARGO) build --release $(RELEASE_PACKAGES)

@@ -74,6 +74,7 @@ fn bench(c: &mut Criterion) {
             tts: Vec::new(),
             agent: openclaw_voice::agent::Agent::Echo,
             config: PipelineConfig::default(),
+            models: Default::default(),
         };
         let (router, session) = VoiceSession::start(deps, "bench".into(), playback);
         std::mem::forget(session);

@@ -14,7 +14,9 @@ use crate::agent::Agent;
 use crate::cli::{Cli, SimulateArgs};
 use crate::config::{self, LoadedConfig};
 use crate::ops::{Components, GatewayStatus, OpsServer, OpsState, Shutdown};
-use crate::pipeline::{Playback, SessionDeps, Speaker, TurnOutcome, TurnReport, VoiceSession};
+use crate::pipeline::{
+    Playback, SessionDeps, Speaker, TurnModels, TurnOutcome, TurnReport, VoiceSession,
+};
 use crate::plugins::{PluginSet, Providers};
 use crate::telemetry;
 use crate::voice::discord;
@@ -117,6 +119,10 @@ pub async fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
         }
     }
 
+    match describe_turn_models(&loaded) {
+        Ok(line) => println!("{line}"),
+        Err(problem) => problems.push(problem),
+    }
     if !loaded.secrets.is_empty() {
         println!("secrets (values never printed):");
         for (key, var, set) in &loaded.secrets {
@@ -347,6 +353,7 @@ pub async fn build_session_deps(
         );
     }
     let agent = Agent::from_config(&loaded.config.agent)?;
+    let models = load_turn_models(loaded)?;
     ops.set_components(Components {
         stt: providers.stt.clone(),
         tts: providers.tts.clone(),
@@ -361,7 +368,51 @@ pub async fn build_session_deps(
         tts: providers.tts,
         agent,
         config: loaded.config.pipeline.clone(),
+        models,
     })
+}
+
+/// Loads the VAD and turn models `[pipeline]` asks for; warns once when they are not
+/// installed and the fallback runs.
+fn load_turn_models(loaded: &LoadedConfig) -> anyhow::Result<TurnModels> {
+    let models = TurnModels::load(&loaded.config.pipeline).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot load the turn-taking models: {e} (configuration: {})",
+            config_files(loaded)
+        )
+    })?;
+    if let Some(warning) = &models.warning {
+        tracing::warn!("{warning}");
+    }
+    Ok(models)
+}
+
+fn config_files(loaded: &LoadedConfig) -> String {
+    let files: Vec<String> = loaded
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    files.join(", ")
+}
+
+/// One line on the turn-taking models for `check-config`, or the problem.
+fn describe_turn_models(loaded: &LoadedConfig) -> Result<String, String> {
+    let models = TurnModels::load(&loaded.config.pipeline)
+        .map_err(|e| format!("{e} (configuration: {})", config_files(loaded)))?;
+    let vad = match &models.vad {
+        Some(_) => "Silero VAD".to_string(),
+        None => "energy gate".to_string(),
+    };
+    let turn = match &models.turn {
+        Some(_) => "Smart Turn v3.2".to_string(),
+        None => format!("{} ms silence", loaded.config.pipeline.silence_hangover_ms),
+    };
+    let mut line = format!("turn taking: {vad}, {turn}");
+    if let Some(warning) = models.warning {
+        line.push_str(&format!("\n  warning: {warning}"));
+    }
+    Ok(line)
 }
 
 /// Sample rate of the simulation's output WAV.
@@ -400,7 +451,12 @@ pub async fn simulate(
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let hangover = u64::from(deps.config.silence_hangover_ms);
+    // Enough silence after the last input for any rule to end the turn.
+    let hangover = u64::from(
+        deps.config
+            .silence_hangover_ms
+            .max(deps.config.turn_incomplete_silence_ms),
+    );
     let recorder = Arc::new(WavRecorder::new(OUTPUT_RATE));
     let playback = Arc::new(Playback::new(recorder.clone(), !args.fast));
     let (mut router, mut session) =
@@ -437,8 +493,13 @@ pub async fn simulate(
                     () = tokio::time::sleep_until(start + Duration::from_millis(t)) => {}
                     () = shutdown.requested() => break,
                 }
-            } else if t.is_multiple_of(1_000) {
-                tokio::task::yield_now().await;
+            } else {
+                // Model time is not simulated time: each verdict lands in the frame after
+                // the pause it was asked at.
+                router.settle().await;
+                if t.is_multiple_of(1_000) {
+                    tokio::task::yield_now().await;
+                }
             }
             let now = Instant::now();
             for ((input, wav), speaker) in inputs.iter().zip(&audio).zip(&speakers) {
@@ -643,6 +704,9 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
             "reply_audio_ms": report.reply_audio_ms,
             "stt_provider": report.stt_provider,
             "tts_provider": report.tts_provider,
+            "end_rule": report.end_rule,
+            "ended_by": report.end_rule.to_string(),
+            "speculation": report.speculation,
             "errors": report.errors.iter().map(|e| telemetry::scrub(e)).collect::<Vec<_>>(),
         });
         println!("{value}");
@@ -679,6 +743,16 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
     println!(
         "  voice-to-voice (endpoint → first audio): {} ms",
         opt(ms.voice_to_voice)
+    );
+    println!(
+        "  ended by: {} · speculative stt: {}, {} thrown away",
+        report.end_rule,
+        if report.speculation.used {
+            "used"
+        } else {
+            "not used"
+        },
+        report.speculation.wasted
     );
     for e in &report.errors {
         println!("  error: {}", telemetry::scrub(e));

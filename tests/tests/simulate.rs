@@ -318,3 +318,57 @@ fn bad_inputs_fail_with_clear_errors() {
     assert!(!run.success(), "{run}");
     assert!(run.stderr.contains("no-such-voice"), "{run}");
 }
+
+#[test]
+fn turn_models_that_are_absent_or_wrong_are_reported() {
+    let env = Offline::new("[pipeline]\nvad = \"silero\"\nturn_model = \"smart-turn\"\n");
+    let question = espeak_speech(env.dir(), "q.wav", "What is the capital of France?");
+    let reply = env.dir().join("reply.wav");
+    let args = [
+        "--config-dir",
+        env.config.path().to_str().unwrap(),
+        "--env",
+        "test",
+        "simulate",
+        "--fast",
+        "--input",
+        question.to_str().unwrap(),
+        "--output",
+        reply.to_str().unwrap(),
+    ];
+    // Not installed: one warning saying how to get them, and the fallback answers.
+    let empty = env.dir().join("no-models");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = openclaw_voice(args, &[("OPENCLAW_MODELS_DIR", empty.to_str().unwrap())]);
+    assert!(run.success(), "{run}");
+    assert_eq!(
+        run.stderr
+            .matches("turn-taking models not installed")
+            .count(),
+        1,
+        "{run}"
+    );
+    assert!(run.stderr.contains("make model"), "{run}");
+    assert!(run.stdout.contains("ended by: silence"), "{run}");
+
+    // Set but missing: an error naming the file and the setting, at start and at check-config.
+    let missing = [(
+        "OPENCLAW__PIPELINE__SMART_TURN_MODEL",
+        "\"/nonexistent/smart-turn.onnx\"",
+    )];
+    let run = openclaw_voice(args, &missing);
+    assert!(!run.success(), "{run}");
+    for needle in ["/nonexistent/smart-turn.onnx", "pipeline.smart_turn_model"] {
+        assert!(run.stderr.contains(needle), "{needle}: {run}");
+    }
+    let check = [
+        "--config-dir",
+        env.config.path().to_str().unwrap(),
+        "--env",
+        "test",
+        "check-config",
+    ];
+    let run = openclaw_voice(check, &missing);
+    assert!(!run.success(), "{run}");
+    assert!(run.stderr.contains("pipeline.smart_turn_model"), "{run}");
+}

@@ -394,6 +394,51 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// `[pipeline]` VAD and turn-end settings.
+fn validate_turn_taking(pl: &super::schema::PipelineConfig, errors: &mut Vec<ConfigError>) {
+    for (key, value) in [
+        ("pipeline.vad_threshold", pl.vad_threshold),
+        ("pipeline.turn_threshold", pl.turn_threshold),
+    ] {
+        if !(value > 0.0 && value < 1.0) {
+            errors.push(invalid(key, "must be between 0 and 1 (exclusive)"));
+        }
+    }
+    if !(-100.0..=0.0).contains(&pl.vad_energy_gate_dbfs) {
+        errors.push(invalid(
+            "pipeline.vad_energy_gate_dbfs",
+            "must be between -100 and 0 dBFS",
+        ));
+    }
+    if !(20..=1_000).contains(&pl.turn_pause_ms) {
+        errors.push(invalid(
+            "pipeline.turn_pause_ms",
+            "must be between 20 and 1000",
+        ));
+    }
+    if pl.turn_complete_silence_ms < pl.turn_pause_ms {
+        errors.push(invalid(
+            "pipeline.turn_complete_silence_ms",
+            "must be at least pipeline.turn_pause_ms",
+        ));
+    }
+    if !(pl.turn_complete_silence_ms..=10_000).contains(&pl.turn_incomplete_silence_ms) {
+        errors.push(invalid(
+            "pipeline.turn_incomplete_silence_ms",
+            "must be at least pipeline.turn_complete_silence_ms and at most 10000",
+        ));
+    }
+    for (key, value) in [
+        ("pipeline.silero_model", &pl.silero_model),
+        ("pipeline.smart_turn_model", &pl.smart_turn_model),
+        ("pipeline.onnxruntime", &pl.onnxruntime),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            errors.push(invalid(key, "must be a file path (or left out)"));
+        }
+    }
+}
+
 /// Checks that need the merged whole.
 fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     for (role, list) in [
@@ -501,6 +546,7 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             "must be between 100 and 5000",
         ));
     }
+    validate_turn_taking(pl, errors);
     if pl.min_utterance_ms >= pl.max_utterance_ms {
         errors.push(invalid(
             "pipeline.min_utterance_ms",

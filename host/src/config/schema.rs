@@ -206,13 +206,79 @@ impl Default for AgentConfig {
     }
 }
 
+/// How speech is told from silence (`pipeline.vad`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum VadKind {
+    /// Silero VAD, a small neural network (`silero_vad.onnx`), per speaker.
+    Silero,
+    /// The loudness gate: frames louder than `speech_threshold_dbfs` are speech. The default
+    /// until the turn-taking benchmark meets its goals (docs/BENCHMARKS.md).
+    #[default]
+    Energy,
+}
+
+/// What decides that a speaker's turn is over (`pipeline.turn_model`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TurnModelKind {
+    /// Smart Turn v3.2 (`smart-turn-v3.2-cpu.onnx`) asks, at each pause, whether the words so
+    /// far are a finished turn.
+    SmartTurn,
+    /// A fixed silence (`silence_hangover_ms`) ends the turn. The default until the
+    /// turn-taking benchmark meets its goals (docs/BENCHMARKS.md).
+    #[default]
+    None,
+}
+
 /// `[pipeline]`: endpointing and turn handling.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Frames louder than this (dBFS, RMS) count as speech. Default: -45.
+    /// `silero` or `energy`. When the Silero model or ONNX Runtime is not installed (and no
+    /// path is set), the energy gate runs instead, with one warning. Default: `energy`.
+    pub vad: VadKind,
+    /// Silero speech probability at or above which a window is speech (0 to 1); speech goes
+    /// on until it falls below this minus 0.15. Default: 0.5.
+    pub vad_threshold: f32,
+    /// With Silero, frames quieter than this (dBFS, RMS) are silence without running the
+    /// network, so silent speakers cost next to nothing. Default: -60.
+    pub vad_energy_gate_dbfs: f32,
+    /// `smart-turn` or `none`. Without the model (and no path set) `none` runs, with one
+    /// warning. Default: `none`.
+    pub turn_model: TurnModelKind,
+    /// Smart Turn probability above which the turn is complete (0 to 1). Default: 0.5.
+    pub turn_threshold: f32,
+    /// Silence after speech at which Smart Turn (and speculative speech-to-text) start, in
+    /// ms. Default: 100.
+    pub turn_pause_ms: u32,
+    /// Silence that ends a turn Smart Turn found complete, in ms. Default: 250.
+    pub turn_complete_silence_ms: u32,
+    /// Silence that ends a turn Smart Turn found incomplete (the speaker may go on), in ms.
+    /// Default: 2000.
+    pub turn_incomplete_silence_ms: u32,
+    /// Start speech-to-text at each pause, while the turn is being decided; a speculation is
+    /// dropped when the speaker goes on. Default: true.
+    pub speculative_stt: bool,
+    /// With speculative speech-to-text and an English `language`: when Smart Turn says
+    /// complete but the transcript so far stops on a word no sentence ends on ("… are there
+    /// in"), wait for the long silence instead. Default: true.
+    pub turn_text_check: bool,
+    /// The Silero VAD model file. Default: none, meaning `silero_vad.onnx` in the models
+    /// directory (`$OPENCLAW_MODELS_DIR`, else `~/.cache/openclaw-voice/models`, where
+    /// `make model` puts it). A path set here must exist.
+    pub silero_model: Option<String>,
+    /// The Smart Turn model file. Default: none, meaning `smart-turn-v3.2-cpu.onnx` in the
+    /// models directory. A path set here must exist.
+    pub smart_turn_model: Option<String>,
+    /// The ONNX Runtime library (`libonnxruntime.so`, 1.24 or later). Default: none, meaning
+    /// `$OPENCLAW_ONNXRUNTIME`, `$ORT_DYLIB_PATH`, then the models directory.
+    pub onnxruntime: Option<String>,
+    /// With `vad = "energy"`: frames louder than this (dBFS, RMS) count as speech.
+    /// Default: -45.
     pub speech_threshold_dbfs: f32,
-    /// Silence after speech that ends an utterance, in ms. Default: 500.
+    /// Silence after speech that ends an utterance when `turn_model = "none"`, in ms.
+    /// Default: 500.
     pub silence_hangover_ms: u32,
     /// Shorter utterances are dropped as noise, in ms. Default: 250.
     pub min_utterance_ms: u32,
@@ -221,7 +287,8 @@ pub struct PipelineConfig {
     /// Audio kept from before speech started, so first syllables are not cut, in ms.
     /// Default: 200.
     pub preroll_ms: u32,
-    /// Speech from a user for this long while the bot talks stops the bot, in ms. Default: 400.
+    /// Speech (by the same VAD) from a user for this long while the bot talks stops the bot,
+    /// in ms. Default: 400.
     pub barge_in_min_ms: u32,
     /// Whether barge-in is enabled. Default: true.
     pub barge_in: bool,
@@ -238,6 +305,19 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
+            vad: VadKind::Energy,
+            vad_threshold: 0.5,
+            vad_energy_gate_dbfs: -60.0,
+            turn_model: TurnModelKind::None,
+            turn_threshold: 0.5,
+            turn_pause_ms: 100,
+            turn_complete_silence_ms: 250,
+            turn_incomplete_silence_ms: 2_000,
+            speculative_stt: true,
+            turn_text_check: true,
+            silero_model: None,
+            smart_turn_model: None,
+            onnxruntime: None,
             speech_threshold_dbfs: -45.0,
             silence_hangover_ms: 500,
             min_utterance_ms: 250,

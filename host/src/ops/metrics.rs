@@ -65,6 +65,7 @@ pub struct Metrics {
     voice_errors: IntCounterVec,
     turns: IntCounterVec,
     agent_first_token: Histogram,
+    turn_ends: IntCounterVec,
 }
 
 impl Metrics {
@@ -106,6 +107,17 @@ impl Metrics {
             )
             .buckets(STAGE_BUCKETS.to_vec()),
         )?;
+        let turn_ends = IntCounterVec::new(
+            Opts::new(
+                "turn_end_decisions_total",
+                "Utterances ended, by the rule that ended them (turn_complete, silence_limit, \
+                 silence, max_length, input_ended)",
+            ),
+            &["rule"],
+        )?;
+        for rule in crate::pipeline::endpoint::END_RULES {
+            turn_ends.with_label_values(&[rule]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Build of the running binary (always 1)"),
             &["version", "profile"],
@@ -135,6 +147,11 @@ impl Metrics {
         registry.register(Box::new(voice_errors.clone()))?;
         registry.register(Box::new(turns.clone()))?;
         registry.register(Box::new(agent_first_token.clone()))?;
+        registry.register(Box::new(turn_ends.clone()))?;
+        registry.register(Box::new(crate::pipeline::models::VAD_SECONDS.clone()))?;
+        registry.register(Box::new(
+            crate::pipeline::models::TURN_MODEL_SECONDS.clone(),
+        ))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(ComponentsCollector::new(components)?))?;
         #[cfg(target_os = "linux")]
@@ -150,6 +167,7 @@ impl Metrics {
             voice_errors,
             turns,
             agent_first_token,
+            turn_ends,
         })
     }
 
@@ -178,6 +196,9 @@ impl Metrics {
     pub fn observe_turn(&self, report: &TurnReport) {
         self.turns
             .with_label_values(&[outcome_label(&report.outcome)])
+            .inc();
+        self.turn_ends
+            .with_label_values(&[report.end_rule.label()])
             .inc();
         if report.stt_provider.is_some() {
             self.transcriptions_total.inc();
@@ -521,6 +542,8 @@ mod tests {
             tts_provider: None,
             errors: vec![],
             reply_audio_ms: 0,
+            end_rule: crate::pipeline::EndRule::Silence,
+            speculation: Default::default(),
         }
     }
 

@@ -2,30 +2,44 @@
 //! utterances of 16 kHz mono audio.
 //!
 //! Per frame: downmix to mono, measure RMS level, resample to 16 kHz (rubato, streaming), and
-//! run the gate: a frame louder than the threshold is voiced; an utterance starts on a voiced
-//! frame (with the pre-roll kept from before it), and ends after `silence_hangover_ms` of
-//! unvoiced frames or at `max_utterance_ms`. Utterances with less than `min_utterance_ms` of
-//! voiced audio are dropped as noise. This is the hot path: no allocation per frame once warm.
+//! decide whether the frame is speech: with Silero VAD (`vad = "silero"`), frames under the
+//! energy gate are silence without running the network, the rest take the probability of the
+//! latest 32 ms window (with hysteresis); with `vad = "energy"`, a frame louder than the
+//! threshold is speech. An utterance starts on a speech frame (with the pre-roll kept from
+//! before it). After `turn_pause_ms` of silence the endpointer reports a pause (the router
+//! asks Smart Turn and may start speculative speech-to-text); the turn then ends after
+//! `turn_complete_silence_ms` if the model found it complete, or after
+//! `turn_incomplete_silence_ms` whatever it found; without the model, after
+//! `silence_hangover_ms`. `max_utterance_ms` cuts long speech. Utterances with less than
+//! `min_utterance_ms` of speech are dropped as noise. This is the hot path: no allocation per
+//! frame once warm (a pause copies the utterance once).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rubato::{FftFixedIn, Resampler};
 
-use crate::config::PipelineConfig;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::models::{Silero, VadStream};
+use crate::config::{PipelineConfig, TurnModelKind};
 
 /// Sample rate of utterance audio.
 pub const UTTERANCE_RATE: u32 = 16_000;
 
 /// Trailing silence kept after the last voiced frame, in 16 kHz samples (150 ms).
 const TRAILING_KEEP: usize = 2_400;
+/// Trailing silence of the audio a pause hands over, in 16 kHz samples (200 ms).
+const TURN_TRAILING: usize = 3_200;
 
 /// Endpointing parameters, derived from [`PipelineConfig`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EndpointConfig {
-    /// RMS level (linear, 0..1) above which a frame counts as speech.
+    /// RMS level (linear, 0..1) above which a frame counts as speech (energy VAD).
     pub threshold: f32,
-    /// Unvoiced time that ends an utterance.
+    /// Unvoiced time that ends an utterance without a turn model.
     pub hangover_ms: u32,
     /// Minimum voiced time for an utterance to count.
     pub min_voiced_ms: u32,
@@ -33,6 +47,20 @@ pub struct EndpointConfig {
     pub max_ms: u32,
     /// Audio kept from before speech started.
     pub preroll_ms: u32,
+    /// Silero probability that starts speech (speech goes on down to this minus 0.15).
+    pub vad_threshold: f32,
+    /// RMS level (linear) under which Silero is not run.
+    pub gate: f32,
+    /// Silence after which a pause is reported.
+    pub pause_ms: u32,
+    /// Silence that ends a turn the model found complete.
+    pub complete_ms: u32,
+    /// Silence that ends a turn whatever the model found.
+    pub incomplete_ms: u32,
+    /// Turn-model probability above which a turn is complete.
+    pub turn_threshold: f32,
+    /// Whether a turn model decides (else `hangover_ms` does).
+    pub use_turn_model: bool,
 }
 
 impl From<&PipelineConfig> for EndpointConfig {
@@ -43,8 +71,100 @@ impl From<&PipelineConfig> for EndpointConfig {
             min_voiced_ms: c.min_utterance_ms,
             max_ms: c.max_utterance_ms,
             preroll_ms: c.preroll_ms,
+            vad_threshold: c.vad_threshold,
+            gate: 10f32.powf(c.vad_energy_gate_dbfs / 20.0),
+            pause_ms: c.turn_pause_ms,
+            complete_ms: c.turn_complete_silence_ms,
+            incomplete_ms: c.turn_incomplete_silence_ms,
+            turn_threshold: c.turn_threshold,
+            use_turn_model: c.turn_model == TurnModelKind::SmartTurn,
         }
     }
+}
+
+/// The rule that ended an utterance.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "rule")]
+pub enum EndRule {
+    /// The turn model found the turn complete, and the short silence passed.
+    TurnComplete {
+        /// Its probability.
+        probability: f32,
+    },
+    /// The long silence passed (the model found the turn incomplete, or had not answered).
+    SilenceLimit {
+        /// The model's probability, when it answered.
+        probability: Option<f32>,
+        /// The model said complete, but the transcript so far ends on a word that cannot end
+        /// a sentence ("… are there in").
+        unfinished_words: bool,
+    },
+    /// The fixed silence passed (no turn model).
+    Silence,
+    /// The utterance reached `max_utterance_ms`.
+    MaxLength,
+    /// The input ended or the speaker left.
+    InputEnded,
+}
+
+/// Every [`EndRule::label`].
+pub const END_RULES: [&str; 5] = [
+    "turn_complete",
+    "silence_limit",
+    "silence",
+    "max_length",
+    "input_ended",
+];
+
+impl EndRule {
+    /// A short label: `turn_complete`, `silence_limit`, `silence`, `max_length`, `input_ended`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            EndRule::TurnComplete { .. } => "turn_complete",
+            EndRule::SilenceLimit { .. } => "silence_limit",
+            EndRule::Silence => "silence",
+            EndRule::MaxLength => "max_length",
+            EndRule::InputEnded => "input_ended",
+        }
+    }
+}
+
+impl std::fmt::Display for EndRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndRule::TurnComplete { probability } => {
+                write!(f, "turn model: complete p={probability:.2}")
+            }
+            EndRule::SilenceLimit {
+                probability: Some(p),
+                unfinished_words: true,
+            } => write!(
+                f,
+                "silence limit (turn model: complete p={p:.2}, but the words stop mid-sentence)"
+            ),
+            EndRule::SilenceLimit {
+                probability: Some(p),
+                ..
+            } => write!(f, "silence limit (turn model: incomplete p={p:.2})"),
+            EndRule::SilenceLimit {
+                probability: None, ..
+            } => {
+                write!(f, "silence limit (turn model had not answered)")
+            }
+            EndRule::Silence => write!(f, "silence"),
+            EndRule::MaxLength => write!(f, "maximum length"),
+            EndRule::InputEnded => write!(f, "input ended"),
+        }
+    }
+}
+
+/// The turn model's answer at a pause.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// Smart Turn's probability that the turn is complete.
+    pub probability: f32,
+    /// The speculative transcript ends on a word that cannot end a sentence.
+    pub unfinished_words: bool,
 }
 
 /// An utterance's audio and timing.
@@ -60,6 +180,11 @@ pub struct UtteranceAudio {
     pub endpoint_detected: Instant,
     /// Whether it was cut at `max_utterance_ms` rather than ended by silence.
     pub truncated: bool,
+    /// The rule that ended it.
+    pub end_rule: EndRule,
+    /// The pause it ended in, when a pause was reported and no speech came after it: the
+    /// speculative transcription of that pause (same audio) can stand for this one.
+    pub pause: Option<u32>,
 }
 
 impl UtteranceAudio {
@@ -74,6 +199,17 @@ impl UtteranceAudio {
 pub enum EndpointEvent {
     /// Speech started (first voiced frame of an utterance).
     SpeechStarted,
+    /// The speaker fell silent for `turn_pause_ms`: time to ask the turn model, and to start
+    /// transcribing `audio` (the utterance so far) speculatively.
+    Paused {
+        /// Which pause of this speaker (matches [`UtteranceAudio::pause`] and
+        /// [`SpeakerEndpointer::set_verdict`]).
+        pause: u32,
+        /// The utterance so far, ending 200 ms after the last speech.
+        audio: Vec<i16>,
+    },
+    /// The speaker talked again after a pause: its verdict and speculation are void.
+    Resumed,
     /// An utterance ended and is ready for speech-to-text.
     Utterance(UtteranceAudio),
     /// An utterance ended but was too short to count (a click, a cough).
@@ -91,7 +227,17 @@ enum State {
         total_ms: u32,
         last_voiced_len: usize,
         last_voiced_at: Instant,
+        /// The pause reported in the current silence, if any.
+        paused: Option<u32>,
+        /// The turn model's answer for that pause.
+        verdict: Option<Verdict>,
     },
+}
+
+/// How frames are told to be speech.
+enum Detector {
+    Energy,
+    Silero { stream: Box<VadStream>, idle: bool },
 }
 
 /// Streaming resampler to 16 kHz mono with an input buffer, for frames of any size.
@@ -160,11 +306,18 @@ pub struct SpeakerEndpointer {
     preroll_cap: usize,
     utterance: Vec<i16>,
     state: State,
+    detector: Detector,
+    pauses: u32,
 }
 
 impl SpeakerEndpointer {
-    /// A new endpointer.
+    /// A new endpointer with the energy gate.
     pub fn new(cfg: EndpointConfig) -> Self {
+        Self::with_vad(cfg, None)
+    }
+
+    /// A new endpointer; with Silero VAD when `vad` is given, else the energy gate.
+    pub fn with_vad(cfg: EndpointConfig, vad: Option<Arc<Silero>>) -> Self {
         let preroll_cap = (cfg.preroll_ms as usize) * (UTTERANCE_RATE as usize) / 1000;
         SpeakerEndpointer {
             cfg,
@@ -176,6 +329,14 @@ impl SpeakerEndpointer {
             preroll_cap,
             utterance: Vec::with_capacity(UTTERANCE_RATE as usize * 4),
             state: State::Idle,
+            detector: match vad {
+                Some(model) => Detector::Silero {
+                    stream: Box::new(VadStream::new(model)),
+                    idle: true,
+                },
+                None => Detector::Energy,
+            },
+            pauses: 0,
         }
     }
 
@@ -192,6 +353,20 @@ impl SpeakerEndpointer {
         matches!(self.state, State::Speaking { .. })
     }
 
+    /// The turn model's answer for pause `pause`; ignored if the speaker went on since.
+    pub fn set_verdict(&mut self, pause: u32, answer: Verdict) {
+        if let State::Speaking {
+            paused: Some(p),
+            verdict,
+            ..
+        } = &mut self.state
+        {
+            if *p == pause {
+                *verdict = Some(answer);
+            }
+        }
+    }
+
     /// Processes one frame of interleaved samples that arrived at `now`.
     pub fn push(
         &mut self,
@@ -206,8 +381,58 @@ impl SpeakerEndpointer {
         }
         let frames = interleaved.len() / channels;
         let frame_ms = (frames as u64 * 1000 / u64::from(rate)) as u32;
+        let rms = self.downmix(interleaved, channels);
 
-        // Downmix and measure.
+        // Resample to 16 kHz.
+        self.resampled.clear();
+        if rate == UTTERANCE_RATE {
+            self.resampled.extend_from_slice(&self.mono);
+        } else {
+            if self.input_rate != rate || self.resampler.is_none() {
+                self.resampler = To16k::new(rate);
+                self.input_rate = rate;
+            }
+            match self.resampler.as_mut() {
+                Some(r) => r.process(&self.mono, &mut self.resampled),
+                None => return None,
+            }
+        }
+        let voiced = self.is_voiced(rms);
+
+        match &mut self.state {
+            State::Idle => {
+                if voiced {
+                    self.utterance.clear();
+                    self.utterance.extend(self.preroll.drain(..));
+                    push_i16(&mut self.utterance, &self.resampled);
+                    self.state = State::Speaking {
+                        voiced_ms: frame_ms,
+                        silence_ms: 0,
+                        total_ms: frame_ms,
+                        last_voiced_len: self.utterance.len(),
+                        last_voiced_at: now,
+                        paused: None,
+                        verdict: None,
+                    };
+                    Some(EndpointEvent::SpeechStarted)
+                } else {
+                    for &v in &self.resampled {
+                        if self.preroll.len() == self.preroll_cap {
+                            self.preroll.pop_front();
+                        }
+                        if self.preroll_cap > 0 {
+                            self.preroll.push_back(to_i16(v));
+                        }
+                    }
+                    None
+                }
+            }
+            State::Speaking { .. } => self.speaking(voiced, frame_ms, now),
+        }
+    }
+
+    /// Downmixes `interleaved` into `self.mono`; returns the frame's RMS level.
+    fn downmix(&mut self, interleaved: &[i16], channels: usize) -> f32 {
         self.mono.clear();
         let mut energy = 0f32;
         let scale = 1.0 / (f32::from(i16::MAX) * channels as f32);
@@ -225,79 +450,115 @@ impl SpeakerEndpointer {
                 self.mono.push(v);
             }
         }
-        let rms = (energy / frames as f32).sqrt();
-        let voiced = rms >= self.cfg.threshold;
+        (energy / self.mono.len().max(1) as f32).sqrt()
+    }
 
-        // Resample to 16 kHz.
-        self.resampled.clear();
-        if rate == UTTERANCE_RATE {
-            self.resampled.extend_from_slice(&self.mono);
-        } else {
-            if self.input_rate != rate || self.resampler.is_none() {
-                self.resampler = To16k::new(rate);
-                self.input_rate = rate;
-            }
-            match self.resampler.as_mut() {
-                Some(r) => r.process(&self.mono, &mut self.resampled),
-                None => return None,
+    /// Whether the frame just resampled is speech.
+    fn is_voiced(&mut self, rms: f32) -> bool {
+        let speaking = self.is_speaking();
+        match &mut self.detector {
+            Detector::Energy => rms >= self.cfg.threshold,
+            Detector::Silero { stream, idle } => {
+                if rms < self.cfg.gate {
+                    // Digital silence or near it: no inference; start afresh after it.
+                    if !*idle {
+                        stream.reset();
+                        *idle = true;
+                    }
+                    return false;
+                }
+                *idle = false;
+                let p = stream.push(&self.resampled);
+                let threshold = if speaking {
+                    (self.cfg.vad_threshold - 0.15).max(0.01)
+                } else {
+                    self.cfg.vad_threshold
+                };
+                p >= threshold
             }
         }
+    }
 
-        match &mut self.state {
-            State::Idle => {
-                if voiced {
-                    self.utterance.clear();
-                    self.utterance.extend(self.preroll.drain(..));
-                    push_i16(&mut self.utterance, &self.resampled);
-                    self.state = State::Speaking {
-                        voiced_ms: frame_ms,
-                        silence_ms: 0,
-                        total_ms: frame_ms,
-                        last_voiced_len: self.utterance.len(),
-                        last_voiced_at: now,
-                    };
-                    Some(EndpointEvent::SpeechStarted)
-                } else {
-                    for &v in &self.resampled {
-                        if self.preroll.len() == self.preroll_cap {
-                            self.preroll.pop_front();
-                        }
-                        if self.preroll_cap > 0 {
-                            self.preroll.push_back(to_i16(v));
-                        }
-                    }
-                    None
-                }
+    /// One frame of an utterance in progress: count it, report a pause or a resumption,
+    /// end the utterance when a rule says so.
+    fn speaking(&mut self, voiced: bool, frame_ms: u32, now: Instant) -> Option<EndpointEvent> {
+        let State::Speaking {
+            voiced_ms,
+            silence_ms,
+            total_ms,
+            last_voiced_len,
+            last_voiced_at,
+            paused,
+            verdict,
+        } = &mut self.state
+        else {
+            return None;
+        };
+        push_i16(&mut self.utterance, &self.resampled);
+        *total_ms += frame_ms;
+        let mut event = None;
+        if voiced {
+            *voiced_ms += frame_ms;
+            *silence_ms = 0;
+            *last_voiced_len = self.utterance.len();
+            *last_voiced_at = now;
+            if paused.take().is_some() {
+                *verdict = None;
+                event = Some(EndpointEvent::Resumed);
             }
-            State::Speaking {
-                voiced_ms,
-                silence_ms,
-                total_ms,
-                last_voiced_len,
-                last_voiced_at,
-            } => {
-                push_i16(&mut self.utterance, &self.resampled);
-                *total_ms += frame_ms;
-                if voiced {
-                    *voiced_ms += frame_ms;
-                    *silence_ms = 0;
-                    *last_voiced_len = self.utterance.len();
-                    *last_voiced_at = now;
-                } else {
-                    *silence_ms += frame_ms;
-                }
-                let ended = *silence_ms >= self.cfg.hangover_ms;
-                let capped = *total_ms >= self.cfg.max_ms;
-                if ended || capped {
-                    let (voiced_ms, keep, speech_end) =
-                        (*voiced_ms, *last_voiced_len, *last_voiced_at);
-                    self.state = State::Idle;
-                    self.preroll.clear();
-                    Some(self.finish(voiced_ms, keep, speech_end, now, capped && !ended))
-                } else {
-                    None
-                }
-            }
+        } else {
+            *silence_ms += frame_ms;
+        }
+        let cfg = &self.cfg;
+        let rule = if *total_ms >= cfg.max_ms {
+            Some(EndRule::MaxLength)
+        } else if voiced {
+            None
+        } else if !cfg.use_turn_model {
+            (*silence_ms >= cfg.hangover_ms).then_some(EndRule::Silence)
+        } else if let Some(v) =
+            verdict.filter(|v| v.probability > cfg.turn_threshold && !v.unfinished_words)
+        {
+            (*silence_ms >= cfg.complete_ms).then_some(EndRule::TurnComplete {
+                probability: v.probability,
+            })
+        } else {
+            (*silence_ms >= cfg.incomplete_ms).then_some(EndRule::SilenceLimit {
+                probability: verdict.map(|v| v.probability),
+                unfinished_words: verdict.is_some_and(|v| v.unfinished_words),
+            })
+        };
+        if let Some(rule) = rule {
+            let (voiced_ms, keep, speech_end, pause) =
+                (*voiced_ms, *last_voiced_len, *last_voiced_at, *paused);
+            self.end_state();
+            return Some(self.finish(voiced_ms, keep, speech_end, now, rule, pause));
+        }
+        if !voiced && paused.is_none() && *silence_ms >= cfg.pause_ms {
+            self.pauses = self.pauses.wrapping_add(1);
+            *paused = Some(self.pauses);
+            // Smart Turn was trained on turns as pipecat hands them over: ending 200 ms after
+            // the VAD's end of speech. Pad the silence to that (the verdict is void anyway if
+            // the speaker goes on); the transcription ignores the extra silence.
+            let keep = (*last_voiced_len + TURN_TRAILING).min(self.utterance.len());
+            let mut audio = Vec::with_capacity(*last_voiced_len + TURN_TRAILING);
+            audio.extend_from_slice(&self.utterance[..keep]);
+            audio.resize(*last_voiced_len + TURN_TRAILING, 0);
+            return Some(EndpointEvent::Paused {
+                pause: self.pauses,
+                audio,
+            });
+        }
+        event
+    }
+
+    /// Back to idle; Silero starts afresh for the next utterance.
+    fn end_state(&mut self) {
+        self.state = State::Idle;
+        self.preroll.clear();
+        if let Detector::Silero { stream, idle } = &mut self.detector {
+            stream.reset();
+            *idle = true;
         }
     }
 
@@ -307,7 +568,8 @@ impl SpeakerEndpointer {
         last_voiced_len: usize,
         speech_end: Instant,
         now: Instant,
-        truncated: bool,
+        end_rule: EndRule,
+        pause: Option<u32>,
     ) -> EndpointEvent {
         if voiced_ms < self.cfg.min_voiced_ms {
             self.utterance.clear();
@@ -322,7 +584,9 @@ impl SpeakerEndpointer {
             voiced_ms,
             speech_end,
             endpoint_detected: now,
-            truncated,
+            truncated: end_rule == EndRule::MaxLength,
+            end_rule,
+            pause,
         })
     }
 
@@ -334,8 +598,16 @@ impl SpeakerEndpointer {
                 voiced_ms,
                 last_voiced_len,
                 last_voiced_at,
+                paused,
                 ..
-            } => Some(self.finish(voiced_ms, last_voiced_len, last_voiced_at, now, false)),
+            } => Some(self.finish(
+                voiced_ms,
+                last_voiced_len,
+                last_voiced_at,
+                now,
+                EndRule::InputEnded,
+                paused,
+            )),
         }
     }
 }
@@ -357,8 +629,29 @@ pub fn frame_duration(frames: usize, rate: u32) -> Duration {
 mod tests {
     use super::*;
 
+    /// The energy gate and a fixed 500 ms silence (no turn model).
     fn cfg() -> EndpointConfig {
-        EndpointConfig::from(&PipelineConfig::default())
+        EndpointConfig {
+            use_turn_model: false,
+            ..EndpointConfig::from(&PipelineConfig::default())
+        }
+    }
+
+    fn verdict(probability: f32) -> Verdict {
+        Verdict {
+            probability,
+            unfinished_words: false,
+        }
+    }
+
+    fn utterances(events: &[EndpointEvent]) -> Vec<&UtteranceAudio> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                EndpointEvent::Utterance(u) => Some(u),
+                _ => None,
+            })
+            .collect()
     }
 
     /// 20 ms of 48 kHz stereo: a 300 Hz tone at `amp` (0 = silence).
@@ -373,9 +666,14 @@ mod tests {
         out
     }
 
+    thread_local! {
+        /// The test's clock: one per test thread, going on across `feed` calls.
+        static CLOCK: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    }
+
     fn feed(ep: &mut SpeakerEndpointer, pattern: &[(f32, usize)]) -> Vec<EndpointEvent> {
         let mut phase = 0.0;
-        let mut now = Instant::now();
+        let mut now = CLOCK.get().unwrap_or_else(Instant::now);
         let mut events = Vec::new();
         for &(amp, n) in pattern {
             for _ in 0..n {
@@ -385,6 +683,7 @@ mod tests {
                 }
             }
         }
+        CLOCK.set(Some(now));
         events
     }
 
@@ -394,10 +693,13 @@ mod tests {
         // 0.5 s silence, 1 s tone, 1 s silence.
         let events = feed(&mut ep, &[(0.0, 25), (0.3, 50), (0.0, 50)]);
         assert!(matches!(events[0], EndpointEvent::SpeechStarted));
-        let EndpointEvent::Utterance(u) = &events[1] else {
-            panic!("expected an utterance, got {:?}", events[1]);
+        assert!(matches!(events[1], EndpointEvent::Paused { pause: 1, .. }));
+        let EndpointEvent::Utterance(u) = &events[2] else {
+            panic!("expected an utterance, got {:?}", events[2]);
         };
-        assert_eq!(events.len(), 2);
+        assert_eq!(events.len(), 3);
+        assert_eq!(u.end_rule, EndRule::Silence);
+        assert_eq!(u.pause, Some(1), "ended in the pause it reported");
         assert_eq!(u.voiced_ms, 1000);
         // 200 ms pre-roll + 1 s speech + 150 ms kept, at 16 kHz (resampler delay aside).
         let ms = u.duration_ms();
@@ -421,11 +723,91 @@ mod tests {
     fn short_pauses_do_not_split_an_utterance() {
         let mut ep = SpeakerEndpointer::new(cfg());
         let events = feed(&mut ep, &[(0.3, 20), (0.0, 15), (0.3, 20), (0.0, 40)]);
-        let utterances = events
-            .iter()
-            .filter(|e| matches!(e, EndpointEvent::Utterance(_)))
-            .count();
-        assert_eq!(utterances, 1);
+        assert_eq!(utterances(&events).len(), 1);
+        // The 300 ms gap was a pause, and talking again voided it.
+        assert!(events.iter().any(|e| matches!(e, EndpointEvent::Resumed)));
+        assert_eq!(utterances(&events)[0].pause, Some(2));
+    }
+
+    #[test]
+    fn a_complete_verdict_ends_the_turn_after_the_short_silence() {
+        let c = EndpointConfig {
+            use_turn_model: true,
+            ..cfg()
+        };
+        let mut ep = SpeakerEndpointer::new(c);
+        let mut events = feed(&mut ep, &[(0.3, 40), (0.0, 5)]);
+        let pause = events.iter().find_map(|e| match e {
+            EndpointEvent::Paused { pause, audio } => Some((*pause, audio.len())),
+            _ => None,
+        });
+        let (pause, samples) = pause.expect("a pause after 100 ms of silence");
+        assert!(samples >= 16 * 800, "the pause carries the speech so far");
+        ep.set_verdict(pause, verdict(0.9));
+        events.extend(feed(&mut ep, &[(0.0, 10)]));
+        let u = utterances(&events);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].end_rule, EndRule::TurnComplete { probability: 0.9 });
+        // Ended at the first frame past 250 ms of silence, not at 500 or 2000.
+        let gap = u[0].endpoint_detected - u[0].speech_end;
+        assert_eq!(gap, Duration::from_millis(260));
+    }
+
+    #[test]
+    fn unfinished_words_overrule_a_complete_verdict() {
+        let c = EndpointConfig {
+            use_turn_model: true,
+            ..cfg()
+        };
+        let mut ep = SpeakerEndpointer::new(c);
+        let mut events = feed(&mut ep, &[(0.3, 40), (0.0, 5)]);
+        ep.set_verdict(
+            1,
+            Verdict {
+                probability: 0.95,
+                unfinished_words: true,
+            },
+        );
+        events.extend(feed(&mut ep, &[(0.0, 30)]));
+        assert!(
+            utterances(&events).is_empty(),
+            "still listening: {events:?}"
+        );
+        events.extend(feed(&mut ep, &[(0.0, 80)]));
+        let u = utterances(&events);
+        assert_eq!(u.len(), 1);
+        assert!(u[0].end_rule.to_string().contains("mid-sentence"));
+    }
+
+    #[test]
+    fn an_incomplete_verdict_waits_for_the_long_silence() {
+        let c = EndpointConfig {
+            use_turn_model: true,
+            ..cfg()
+        };
+        let mut ep = SpeakerEndpointer::new(c);
+        let mut events = feed(&mut ep, &[(0.3, 40), (0.0, 5)]);
+        ep.set_verdict(1, verdict(0.1));
+        // A 1 s gap, then more speech: still one turn.
+        events.extend(feed(&mut ep, &[(0.0, 45), (0.3, 30), (0.0, 5)]));
+        assert!(utterances(&events).is_empty(), "{events:?}");
+        // A stale verdict (for the first pause) is ignored.
+        ep.set_verdict(1, verdict(0.99));
+        events.extend(feed(&mut ep, &[(0.0, 100)]));
+        let u = utterances(&events);
+        assert_eq!(u.len(), 1, "{events:?}");
+        assert_eq!(
+            u[0].end_rule,
+            EndRule::SilenceLimit {
+                probability: None,
+                unfinished_words: false
+            }
+        );
+        assert_eq!(
+            u[0].endpoint_detected - u[0].speech_end,
+            Duration::from_millis(2000)
+        );
+        assert_eq!(u[0].voiced_ms, 1400);
     }
 
     #[test]

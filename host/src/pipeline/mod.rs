@@ -3,11 +3,14 @@
 //! barge-in, with a timeline per turn.
 
 pub mod endpoint;
+pub mod mel;
+pub mod models;
 pub mod playback;
 pub mod sentences;
 pub mod turn;
 
-pub use endpoint::{EndpointConfig, SpeakerEndpointer, UtteranceAudio, UTTERANCE_RATE};
+pub use endpoint::{EndRule, EndpointConfig, SpeakerEndpointer, UtteranceAudio, UTTERANCE_RATE};
+pub use models::{ModelError, TurnModels};
 pub use playback::{AudioOutput, Playback};
 pub use turn::{
     FrameRouter, SessionDeps, Speaker, TimelineMs, TurnOutcome, TurnReport, TurnTimeline,

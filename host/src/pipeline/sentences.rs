@@ -112,9 +112,44 @@ pub fn speakable(text: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Words an English sentence hardly ever ends on: articles, most prepositions and
+/// conjunctions, possessive determiners. A transcript that stops on one was cut mid-sentence.
+const UNFINISHED_ENDINGS: &[&str] = &[
+    "a", "an", "the", "of", "in", "into", "on", "onto", "at", "to", "for", "from", "with", "by",
+    "about", "than", "and", "or", "but", "nor", "because", "if", "my", "your", "his", "her", "our",
+    "their", "its", "this", "these", "those", "very", "some", "every", "between", "during",
+    "through", "until", "whether", "although", "unless",
+];
+
+/// Whether `transcript` (English) stops on a word that cannot end a sentence, such as
+/// "How many minutes are there in". Used to overrule a "complete" turn-model verdict.
+pub fn ends_mid_sentence(transcript: &str) -> bool {
+    let last = transcript
+        .split_whitespace()
+        .next_back()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+                .to_lowercase()
+        })
+        .unwrap_or_default();
+    UNFINISHED_ENDINGS.contains(&last.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unfinished_sentences_are_recognised() {
+        assert!(ends_mid_sentence("How many minutes are there in?"));
+        assert!(ends_mid_sentence("  Could you tell me the"));
+        assert!(ends_mid_sentence("What is the capital of..."));
+        assert!(!ends_mid_sentence(
+            "How many minutes are there in a full week?"
+        ));
+        assert!(!ends_mid_sentence("Thank you."));
+        assert!(!ends_mid_sentence(""));
+    }
 
     fn split_all(deltas: &[&str]) -> Vec<String> {
         let mut s = SentenceSplitter::new();

@@ -1,10 +1,13 @@
 //! The turn loop: utterances in, spoken replies out.
 //!
 //! A [`FrameRouter`] (owned by the transport, called once per frame per speaker) runs
-//! endpointing and barge-in detection and sends [`SessionEvent`]s. The session task starts
-//! speech-to-text for each utterance at once, then handles turns in order: agent reply streamed
-//! into sentences, each sentence synthesized and queued for playback as its first chunk
-//! arrives. A barge-in cancels the turn in progress and stops playback.
+//! endpointing (Silero VAD or the energy gate) and barge-in detection, asks Smart Turn (on a
+//! blocking thread) at each pause and hands its verdict back to the endpointer, and sends
+//! [`SessionEvent`]s. The session task starts speech-to-text speculatively at each pause
+//! (dropped when the speaker goes on) or for each utterance at once, then handles turns in
+//! order: agent reply streamed into sentences, each sentence synthesized and queued for
+//! playback as its first chunk arrives. A barge-in cancels the turn in progress and stops
+//! playback.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,9 +19,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::endpoint::{EndpointConfig, EndpointEvent, SpeakerEndpointer, UtteranceAudio};
+use super::endpoint::{
+    EndRule, EndpointConfig, EndpointEvent, SpeakerEndpointer, UtteranceAudio, Verdict,
+};
+use super::models::{SmartTurn, TurnModels};
 use super::playback::Playback;
-use super::sentences::{speakable, SentenceSplitter};
+use super::sentences::{ends_mid_sentence, speakable, SentenceSplitter};
 use crate::agent::{Agent, AgentRequest};
 use crate::config::PipelineConfig;
 use crate::plugins::failover::{self, Budget, FailoverOrder};
@@ -38,6 +44,16 @@ pub struct Speaker {
 pub enum SessionEvent {
     /// A speaker finished an utterance.
     Utterance(Speaker, UtteranceAudio),
+    /// A speaker paused (the pause's number, the utterance so far): transcribe speculatively,
+    /// and send the text on the channel, when given, as soon as it is there.
+    Paused(
+        Speaker,
+        u32,
+        Arc<[i16]>,
+        Option<tokio::sync::oneshot::Sender<String>>,
+    ),
+    /// A speaker went on after a pause: drop the speculation.
+    Resumed(Speaker),
     /// A speaker talked over the bot for longer than the barge-in minimum.
     BargeIn(Speaker),
 }
@@ -49,12 +65,68 @@ pub struct FrameRouter {
     speakers: HashMap<String, SpeakerSlot>,
     events: mpsc::UnboundedSender<SessionEvent>,
     playback: Arc<Playback>,
+    models: TurnModels,
+    speculative: bool,
+    text_check: bool,
+    turn_threshold: f32,
 }
 
 struct SpeakerSlot {
     speaker: Speaker,
     endpointer: SpeakerEndpointer,
     barged: bool,
+    /// The turn model's answer for a pause, on its way.
+    verdict: Option<(u32, tokio::sync::oneshot::Receiver<Verdict>)>,
+}
+
+impl SpeakerSlot {
+    /// Hands a verdict that has arrived to the endpointer.
+    fn poll_verdict(&mut self) {
+        use tokio::sync::oneshot::error::TryRecvError;
+        if let Some((pause, rx)) = &mut self.verdict {
+            match rx.try_recv() {
+                Ok(p) => {
+                    self.endpointer.set_verdict(*pause, p);
+                    self.verdict = None;
+                }
+                Err(TryRecvError::Closed) => self.verdict = None,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+    }
+}
+
+/// Asks Smart Turn about `audio` on a blocking thread; when it says complete and a
+/// transcript is coming, checks that the words do not stop mid-sentence. The answer comes on
+/// the receiver (which closes without one if the model fails).
+fn ask_turn_model(
+    model: Arc<SmartTurn>,
+    audio: Arc<[i16]>,
+    threshold: f32,
+    transcript: Option<tokio::sync::oneshot::Receiver<String>>,
+) -> tokio::sync::oneshot::Receiver<Verdict> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let probability = match tokio::task::spawn_blocking(move || model.predict(&audio)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::warn!("Smart Turn failed; the turn ends at the silence limit: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut unfinished_words = false;
+        if let (true, Some(text)) = (probability > threshold, transcript) {
+            if let Ok(text) = text.await {
+                unfinished_words = ends_mid_sentence(&text);
+            }
+        }
+        let _ = tx.send(Verdict {
+            probability,
+            unfinished_words,
+        });
+    });
+    rx
 }
 
 impl FrameRouter {
@@ -68,14 +140,17 @@ impl FrameRouter {
         now: Instant,
     ) {
         let cfg = self.cfg;
+        let vad = self.models.vad.clone();
         let slot = self
             .speakers
             .entry(speaker.id.clone())
             .or_insert_with(|| SpeakerSlot {
                 speaker: speaker.clone(),
-                endpointer: SpeakerEndpointer::new(cfg),
+                endpointer: SpeakerEndpointer::with_vad(cfg, vad),
                 barged: false,
+                verdict: None,
             });
+        slot.poll_verdict();
         let event = slot.endpointer.push(interleaved, channels, rate, now);
         if let Some(min) = self.barge_in_ms {
             if !slot.barged
@@ -91,15 +166,59 @@ impl FrameRouter {
         match event {
             Some(EndpointEvent::Utterance(audio)) => {
                 slot.barged = false;
+                slot.verdict = None;
                 let _ = self
                     .events
                     .send(SessionEvent::Utterance(slot.speaker.clone(), audio));
             }
             Some(EndpointEvent::Dropped { voiced_ms }) => {
                 slot.barged = false;
+                slot.verdict = None;
                 tracing::debug!(speaker = %slot.speaker.name, voiced_ms, "utterance too short, dropped");
             }
+            Some(EndpointEvent::Paused { pause, audio }) => {
+                let audio: Arc<[i16]> = Arc::from(audio);
+                let (text_tx, text_rx) = if self.speculative && self.text_check {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    (Some(tx), Some(rx))
+                } else {
+                    (None, None)
+                };
+                if let Some(model) = &self.models.turn {
+                    let verdict =
+                        ask_turn_model(model.clone(), audio.clone(), self.turn_threshold, text_rx);
+                    slot.verdict = Some((pause, verdict));
+                }
+                if self.speculative {
+                    let _ = self.events.send(SessionEvent::Paused(
+                        slot.speaker.clone(),
+                        pause,
+                        audio,
+                        text_tx,
+                    ));
+                }
+            }
+            Some(EndpointEvent::Resumed) => {
+                slot.verdict = None;
+                if self.speculative {
+                    let _ = self
+                        .events
+                        .send(SessionEvent::Resumed(slot.speaker.clone()));
+                }
+            }
             Some(EndpointEvent::SpeechStarted) | None => {}
+        }
+    }
+
+    /// Waits for every turn-model verdict on its way and hands it over, so a faster-than-real
+    /// time feed (`simulate --fast`) sees the model answer within the silence it asked in.
+    pub async fn settle(&mut self) {
+        for slot in self.speakers.values_mut() {
+            if let Some((pause, rx)) = slot.verdict.take() {
+                if let Ok(p) = rx.await {
+                    slot.endpointer.set_verdict(pause, p);
+                }
+            }
         }
     }
 
@@ -219,6 +338,19 @@ pub struct TurnReport {
     pub errors: Vec<String>,
     /// Reply audio produced, ms.
     pub reply_audio_ms: u64,
+    /// The rule that ended the utterance.
+    pub end_rule: EndRule,
+    /// Speculative speech-to-text in this turn.
+    pub speculation: SpeculationReport,
+}
+
+/// What speculative speech-to-text did in one turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SpeculationReport {
+    /// Whether the transcript came from a speculation started at the final pause.
+    pub used: bool,
+    /// Speculations started in this turn and thrown away (the speaker went on).
+    pub wasted: u32,
 }
 
 impl TurnReport {
@@ -239,6 +371,8 @@ pub struct SessionDeps {
     pub agent: Agent,
     /// Pipeline settings.
     pub config: PipelineConfig,
+    /// The VAD and turn models (none: the energy gate and a fixed silence).
+    pub models: TurnModels,
 }
 
 /// A running voice session: the task that handles turns.
@@ -259,12 +393,18 @@ impl VoiceSession {
     ) -> (FrameRouter, VoiceSession) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let mut cfg = EndpointConfig::from(&deps.config);
+        cfg.use_turn_model &= deps.models.turn.is_some();
         let router = FrameRouter {
-            cfg: EndpointConfig::from(&deps.config),
+            cfg,
             barge_in_ms: deps.config.barge_in.then_some(deps.config.barge_in_min_ms),
             speakers: HashMap::new(),
             events: events_tx,
             playback: playback.clone(),
+            models: deps.models.clone(),
+            speculative: deps.config.speculative_stt,
+            text_check: deps.config.turn_text_check && deps.config.language.starts_with("en"),
+            turn_threshold: deps.config.turn_threshold,
         };
         let shutdown = CancellationToken::new();
         let runner = Arc::new(TurnRunner {
@@ -304,6 +444,47 @@ struct QueuedTurn {
     speech_end: Instant,
     endpoint_detected: Instant,
     stt: JoinHandle<(SttResult, Instant)>,
+    end_rule: EndRule,
+    speculation: SpeculationReport,
+}
+
+/// Speculative transcriptions in flight, per speaker, and the ones thrown away.
+#[derive(Default)]
+struct Speculations {
+    running: HashMap<String, (u32, JoinHandle<(SttResult, Instant)>)>,
+    wasted: HashMap<String, u32>,
+}
+
+impl Speculations {
+    /// Drops the speaker's speculation, if any, counting it as wasted.
+    fn discard(&mut self, speaker: &str) {
+        if let Some((_, handle)) = self.running.remove(speaker) {
+            handle.abort();
+            *self.wasted.entry(speaker.to_string()).or_default() += 1;
+        }
+    }
+
+    /// The speculation for `pause`, if one runs; and the turn's report.
+    fn take(
+        &mut self,
+        speaker: &str,
+        pause: Option<u32>,
+    ) -> (Option<JoinHandle<(SttResult, Instant)>>, SpeculationReport) {
+        let hit = match self.running.remove(speaker) {
+            Some((p, handle)) if Some(p) == pause => Some(handle),
+            Some((p, handle)) => {
+                self.running.insert(speaker.to_string(), (p, handle));
+                self.discard(speaker);
+                None
+            }
+            None => None,
+        };
+        let report = SpeculationReport {
+            used: hit.is_some(),
+            wasted: self.wasted.remove(speaker).unwrap_or(0),
+        };
+        (hit, report)
+    }
 }
 
 struct TurnRunner {
@@ -337,18 +518,31 @@ impl TurnRunner {
                 }
             })
         };
+        let mut speculations = Speculations::default();
         while let Some(event) = events.recv().await {
             match event {
                 SessionEvent::Utterance(speaker, audio) => {
-                    let stt = self.spawn_stt(&audio);
+                    let (speculated, speculation) = speculations.take(&speaker.id, audio.pause);
+                    let stt = match speculated {
+                        Some(stt) => stt,
+                        None => self.spawn_stt(Arc::from(audio.samples.as_slice()), None),
+                    };
                     let _ = queue_tx.send(QueuedTurn {
                         speaker,
                         audio_ms: audio.duration_ms(),
                         speech_end: audio.speech_end,
                         endpoint_detected: audio.endpoint_detected,
                         stt,
+                        end_rule: audio.end_rule,
+                        speculation,
                     });
                 }
+                SessionEvent::Paused(speaker, pause, audio, text) => {
+                    speculations.discard(&speaker.id);
+                    let stt = self.spawn_stt(audio, text);
+                    speculations.running.insert(speaker.id, (pause, stt));
+                }
+                SessionEvent::Resumed(speaker) => speculations.discard(&speaker.id),
                 SessionEvent::BargeIn(speaker) => {
                     tracing::info!(speaker = %speaker.name, "barge-in: stopping the reply");
                     if let Some(token) = self.lock_current().take() {
@@ -369,9 +563,12 @@ impl TurnRunner {
         }
     }
 
-    fn spawn_stt(&self, audio: &UtteranceAudio) -> JoinHandle<(SttResult, Instant)> {
+    fn spawn_stt(
+        &self,
+        samples: Arc<[i16]>,
+        text: Option<tokio::sync::oneshot::Sender<String>>,
+    ) -> JoinHandle<(SttResult, Instant)> {
         let providers = self.deps.stt.clone();
-        let samples: Arc<[i16]> = Arc::from(audio.samples.as_slice());
         let options = TranscribeOptions {
             language: abi_stable::std_types::ROption::RSome(
                 self.deps.config.language.as_str().into(),
@@ -381,6 +578,9 @@ impl TurnRunner {
         let budget = Duration::from_millis(self.deps.config.stt_budget_ms);
         tokio::spawn(async move {
             let result = failover::transcribe(&providers, samples, options, budget).await;
+            if let (Some(tx), Ok(done)) = (text, &result) {
+                let _ = tx.send(done.transcript.text.to_string());
+            }
             (result, Instant::now())
         })
     }
@@ -404,6 +604,8 @@ impl TurnRunner {
             tts_provider: None,
             errors: Vec::new(),
             reply_audio_ms: 0,
+            end_rule: turn.end_rule,
+            speculation: turn.speculation,
         };
         if self.shutdown.is_cancelled() {
             turn.stt.abort();

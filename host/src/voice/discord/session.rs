@@ -682,6 +682,8 @@ mod tests {
             tts_provider: None,
             errors: Vec::new(),
             reply_audio_ms: 0,
+            end_rule: crate::pipeline::EndRule::Silence,
+            speculation: Default::default(),
         }
     }
 
