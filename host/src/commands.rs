@@ -360,9 +360,6 @@ pub async fn build_session_deps(
         plugins: providers.plugin_infos(),
         agent_kind: Some(agent.kind()),
     });
-    ops.spawn_health_checks(Duration::from_millis(
-        loaded.config.ops.health_check_interval_ms,
-    ));
     Ok(SessionDeps {
         stt: providers.stt,
         tts: providers.tts,
@@ -415,6 +412,14 @@ fn describe_turn_models(loaded: &LoadedConfig) -> Result<String, String> {
     Ok(line)
 }
 
+/// Serving commands check their providers' health in the background (`/health` shows it);
+/// a one-off `simulate` does not, so its providers see only its turns.
+fn start_health_checks(loaded: &LoadedConfig, ops: &Arc<OpsState>) {
+    ops.spawn_health_checks(Duration::from_millis(
+        loaded.config.ops.health_check_interval_ms,
+    ));
+}
+
 /// Sample rate of the simulation's output WAV.
 const OUTPUT_RATE: u32 = 24_000;
 /// Frame length fed to the pipeline, as Discord sends it.
@@ -451,6 +456,9 @@ pub async fn simulate(
             return Ok(ExitCode::SUCCESS);
         }
     };
+    if args.serve {
+        start_health_checks(&loaded, &ops);
+    }
     // Enough silence after the last input for any rule to end the turn.
     let hangover = u64::from(
         deps.config
@@ -791,6 +799,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         () = shutdown.requested() => None,
     };
     if deps.is_some() {
+        start_health_checks(&loaded, &ops);
         if server.is_none() {
             tracing::warn!("headless with `ops.enabled = false`: nothing to serve");
         }
@@ -822,6 +831,7 @@ async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
+    start_health_checks(loaded, &ops);
     let observer = Arc::new(OpsObserver {
         ops: ops.clone(),
         connections: std::sync::Mutex::new(std::collections::HashMap::new()),
