@@ -15,7 +15,7 @@ RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p opencl
 QUESTION ?=
 OUT ?= out
 
-.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check k8s-check moto drill
+.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check k8s-check moto drill semver-check
 RULE_FILES := deploy/prometheus/alerts.yml deploy/prometheus/slo.yml
 
 help: ## List the targets
@@ -66,6 +66,15 @@ fmt: ## Format the code
 lint: ## Formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+SEMVER_CHECKS_VERSION ?= 0.51.0
+
+semver-check: ## plugin-api against 0.1.0 as released (tests/compat): no change that breaks a built plugin
+	@command -v cargo-semver-checks >/dev/null || { \
+	  echo "installing: cargo-semver-checks $(SEMVER_CHECKS_VERSION) (crates.io)"; \
+	  $(CARGO) install -q cargo-semver-checks --locked --version $(SEMVER_CHECKS_VERSION); }
+	$(CARGO) semver-checks check-release -p openclaw-plugin-api \
+	  --baseline-root tests/compat/plugin-api-0.1.0
 
 monitoring-check: ## Check and unit-test the alert and SLO rules, lint a real /metrics scrape with promtool
 	@command -v promtool >/dev/null || { \
