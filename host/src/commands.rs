@@ -64,7 +64,7 @@ pub async fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
     }
 
     let dir = plugins_dir(&loaded);
-    match Ok::<_, std::convert::Infallible>(PluginSet::for_config(&dir, &loaded.config)) {
+    match PluginSet::load_for_config(&dir, &loaded.config).await {
         Err(e) => problems.push(e.to_string()),
         Ok(set) => {
             let names: Vec<String> = set
@@ -329,7 +329,7 @@ pub async fn build_session_deps(
     ops: &Arc<OpsState>,
 ) -> anyhow::Result<SessionDeps> {
     let dir = plugins_dir(loaded);
-    let set = PluginSet::for_config(&dir, &loaded.config);
+    let set = PluginSet::load_for_config(&dir, &loaded.config).await?;
     for failure in &set.failures {
         tracing::warn!("plugin not loaded: {failure}");
     }

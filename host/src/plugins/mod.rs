@@ -164,6 +164,33 @@ impl PluginSet {
         set
     }
 
+    /// [`for_config`](Self::for_config) off the async runtime, within the longest
+    /// `setup_timeout_ms` of the providers (a library whose initialiser hangs cannot hang the
+    /// command; the loading thread is abandoned).
+    pub async fn load_for_config(dir: &Path, config: &Config) -> Result<PluginSet, ScanError> {
+        let limit = config
+            .providers
+            .values()
+            .map(|p| p.setup_timeout_ms)
+            .max()
+            .unwrap_or(120_000);
+        let (owned_dir, owned) = (dir.to_path_buf(), config.clone());
+        let task =
+            tokio::task::spawn_blocking(move || PluginSet::for_config(&owned_dir, &owned));
+        let fail = |reason: String| ScanError {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        match tokio::time::timeout(Duration::from_millis(limit), task).await {
+            Ok(Ok(set)) => Ok(set),
+            Ok(Err(e)) => Err(fail(format!("loading the plugins failed: {e}"))),
+            Err(_) => Err(fail(format!(
+                "loading the plugins did not finish within {limit} ms (the longest \
+                 providers.<id>.setup_timeout_ms)"
+            ))),
+        }
+    }
+
     fn fail(&mut self, name: &str, path: PathBuf, error: LoadError) {
         let failure = LoadFailure { path, error };
         self.unavailable
