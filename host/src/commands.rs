@@ -755,10 +755,10 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
     println!(
         "  ended by: {} · speculative stt: {}, {} thrown away",
         report.end_rule,
-        if report.speculation.used {
-            "used"
-        } else {
-            "not used"
+        match (report.speculation.streamed, report.speculation.used) {
+            (true, _) => "streamed at each pause",
+            (false, true) => "used",
+            (false, false) => "not used",
         },
         report.speculation.wasted
     );

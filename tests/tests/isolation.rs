@@ -540,3 +540,80 @@ fn check_config_probe_reports_an_unreachable_cloud_provider() {
     );
     assert!(!run.output().contains("sk-probe-test"), "no secret: {run}");
 }
+
+/// "How long is a piece", a short silence, "of string?": one turn with a pause in it.
+fn paused_question(dir: &Path) -> PathBuf {
+    let a = espeak_speech(dir, "a.wav", "How long is a piece");
+    let b = espeak_speech(dir, "b.wav", "of string?");
+    let read = |p: &Path| -> (hound::WavSpec, Vec<i16>) {
+        let mut r = hound::WavReader::open(p).expect("an espeak WAV");
+        let spec = r.spec();
+        (
+            spec,
+            r.samples::<i16>().map(|s| s.expect("a sample")).collect(),
+        )
+    };
+    let ((spec, mut samples), (_, second)) = (read(&a), read(&b));
+    // espeak-ng ends and starts each clip with silence of its own: about a quarter second.
+    samples.extend(std::iter::repeat_n(0, spec.sample_rate as usize / 20));
+    samples.extend(second);
+    let path = dir.join("paused.wav");
+    let mut w = hound::WavWriter::create(&path, spec).expect("write a WAV");
+    for s in samples {
+        w.write_sample(s).expect("a sample");
+    }
+    w.finalize().expect("finish the WAV");
+    path
+}
+
+/// Streaming speech-to-text in the pipeline: with a provider that streams, each pause's new
+/// audio is pushed to one stream and the end of the turn finishes it; the transcript is the
+/// one a whole-utterance transcription gives (the pushes rebuild the utterance exactly).
+#[test]
+fn a_streaming_provider_is_fed_at_each_pause_and_finishes_the_turn() {
+    let s = Setup::new();
+    s.config.write(
+        "test.toml",
+        &format!(
+            "[plugins]\ndir = {}\n[stt]\nproviders = [\"ears\"]\n[tts]\nproviders = [\"tone\"]\n\
+             [agent]\nkind = \"echo\"\n[ops]\nenabled = false\n[discord]\nenabled = false\n\
+             [providers.ears]\nplugin = \"fault\"\n[providers.tone]\nplugin = \"tone\"\n",
+            toml_path(s.plugins.path())
+        ),
+    );
+    let question = paused_question(s.out.path());
+    let simulate = |env: &[(&str, &str)]| {
+        let out = s.out.path().join("reply.wav");
+        let run = openclaw_voice(
+            s.args(&[
+                OsStr::new("simulate"),
+                OsStr::new("--input"),
+                question.as_os_str(),
+                OsStr::new("--output"),
+                out.as_os_str(),
+                OsStr::new("--fast"),
+                OsStr::new("--json"),
+            ]),
+            env,
+        );
+        let turns: Vec<serde_json::Value> = run
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert!(run.success(), "{run}");
+        assert_eq!(turns.len(), 1, "one turn despite the pause: {run}");
+        turns.into_iter().next().expect("a turn")
+    };
+    let streamed = simulate(&[]);
+    assert_eq!(streamed["speculation"]["streamed"], true, "{streamed}");
+    let whole = simulate(&[("OPENCLAW__PIPELINE__SPECULATIVE_STT", "false")]);
+    assert_eq!(whole["speculation"]["streamed"], false, "{whole}");
+    assert_eq!(streamed["transcript"], whole["transcript"]);
+    assert!(
+        streamed["transcript"]
+            .as_str()
+            .is_some_and(|t| t.contains("samples, sum")),
+        "{streamed}"
+    );
+}

@@ -7,6 +7,7 @@ pub mod mel;
 pub mod models;
 pub mod playback;
 pub mod sentences;
+pub mod streaming;
 pub mod turn;
 
 pub use endpoint::{EndRule, EndpointConfig, SpeakerEndpointer, UtteranceAudio, UTTERANCE_RATE};

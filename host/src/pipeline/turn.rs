@@ -28,7 +28,7 @@ use super::sentences::{ends_mid_sentence, speakable, SentenceSplitter};
 use crate::agent::{Agent, AgentRequest};
 use crate::config::PipelineConfig;
 use crate::plugins::failover::{self, Budget, FailoverOrder};
-use crate::plugins::{ProviderError, SpeechToTextProvider, TextToSpeechProvider};
+use crate::plugins::{SpeechToTextProvider, TextToSpeechProvider};
 
 /// Who is speaking.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -351,6 +351,9 @@ pub struct SpeculationReport {
     pub used: bool,
     /// Speculations started in this turn and thrown away (the speaker went on).
     pub wasted: u32,
+    /// Whether the transcript came from a streaming transcription fed at each pause (the
+    /// provider streams; nothing is thrown away then).
+    pub streamed: bool,
 }
 
 impl TurnReport {
@@ -436,7 +439,7 @@ impl VoiceSession {
     }
 }
 
-type SttResult = Result<failover::Transcribed, Vec<ProviderError>>;
+use super::streaming::{SpeakerStreams, SttResult};
 
 struct QueuedTurn {
     speaker: Speaker,
@@ -482,6 +485,7 @@ impl Speculations {
         let report = SpeculationReport {
             used: hit.is_some(),
             wasted: self.wasted.remove(speaker).unwrap_or(0),
+            streamed: false,
         };
         (hit, report)
     }
@@ -519,13 +523,24 @@ impl TurnRunner {
             })
         };
         let mut speculations = Speculations::default();
+        let mut streams = SpeakerStreams::default();
         while let Some(event) = events.recv().await {
             match event {
                 SessionEvent::Utterance(speaker, audio) => {
-                    let (speculated, speculation) = speculations.take(&speaker.id, audio.pause);
-                    let stt = match speculated {
-                        Some(stt) => stt,
-                        None => self.spawn_stt(Arc::from(audio.samples.as_slice()), None),
+                    let (speculated, mut speculation) = speculations.take(&speaker.id, audio.pause);
+                    let samples = Arc::from(audio.samples.as_slice());
+                    let stt = match (streams.take(&speaker.id), speculated) {
+                        (Some(stream), _) => {
+                            speculation.streamed = true;
+                            stream.finish(
+                                samples,
+                                self.deps.stt.clone(),
+                                self.options(),
+                                self.budget(),
+                            )
+                        }
+                        (None, Some(stt)) => stt,
+                        (None, None) => self.spawn_stt(samples, None),
                     };
                     let _ = queue_tx.send(QueuedTurn {
                         speaker,
@@ -538,6 +553,14 @@ impl TurnRunner {
                     });
                 }
                 SessionEvent::Paused(speaker, pause, audio, text) => {
+                    let options = self.options();
+                    if streams
+                        .ready(&self.deps.stt, &options, &speaker.id, &audio)
+                        .await
+                    {
+                        streams.push(&speaker.id, audio, text);
+                        continue;
+                    }
                     speculations.discard(&speaker.id);
                     let stt = self.spawn_stt(audio, text);
                     speculations.running.insert(speaker.id, (pause, stt));
@@ -563,19 +586,28 @@ impl TurnRunner {
         }
     }
 
+    /// The options of every transcription in this session.
+    fn options(&self) -> TranscribeOptions {
+        TranscribeOptions {
+            language: abi_stable::std_types::ROption::RSome(
+                self.deps.config.language.as_str().into(),
+            ),
+            prompt: abi_stable::std_types::ROption::RNone,
+        }
+    }
+
+    /// A turn's speech-to-text budget.
+    fn budget(&self) -> Duration {
+        Duration::from_millis(self.deps.config.stt_budget_ms)
+    }
+
     fn spawn_stt(
         &self,
         samples: Arc<[i16]>,
         text: Option<tokio::sync::oneshot::Sender<String>>,
     ) -> JoinHandle<(SttResult, Instant)> {
         let providers = self.deps.stt.clone();
-        let options = TranscribeOptions {
-            language: abi_stable::std_types::ROption::RSome(
-                self.deps.config.language.as_str().into(),
-            ),
-            prompt: abi_stable::std_types::ROption::RNone,
-        };
-        let budget = Duration::from_millis(self.deps.config.stt_budget_ms);
+        let (options, budget) = (self.options(), self.budget());
         tokio::spawn(async move {
             let result = failover::transcribe(&providers, samples, options, budget).await;
             if let (Some(tx), Ok(done)) = (text, &result) {

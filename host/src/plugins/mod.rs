@@ -175,8 +175,7 @@ impl PluginSet {
             .max()
             .unwrap_or(120_000);
         let (owned_dir, owned) = (dir.to_path_buf(), config.clone());
-        let task =
-            tokio::task::spawn_blocking(move || PluginSet::for_config(&owned_dir, &owned));
+        let task = tokio::task::spawn_blocking(move || PluginSet::for_config(&owned_dir, &owned));
         let fail = |reason: String| ScanError {
             dir: dir.to_path_buf(),
             reason,

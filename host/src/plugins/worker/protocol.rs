@@ -146,12 +146,25 @@ impl Enc {
     }
     fn samples(&mut self, v: &[i16]) -> &mut Self {
         self.u32(len32(v.len()));
-        self.0.reserve(v.len() * 2);
-        for s in v {
-            self.0.extend_from_slice(&s.to_le_bytes());
-        }
+        self.0.extend_from_slice(samples_as_bytes(v));
         self
     }
+}
+
+// Audio crosses as raw little-endian samples, copied in one piece: on the little-endian
+// machines this runs on, that is the samples' own memory.
+#[cfg(not(target_endian = "little"))]
+compile_error!("the worker protocol copies samples as little-endian bytes");
+
+fn samples_as_bytes(v: &[i16]) -> &[u8] {
+    // SAFETY: i16 has no padding and no invalid bit patterns; the byte slice covers exactly
+    // the samples' memory and borrows it for as long as `v`.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+fn samples_as_bytes_mut(v: &mut [i16]) -> &mut [u8] {
+    // SAFETY: as above; every byte pattern is a valid pair of i16 halves.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 fn len32(n: usize) -> u32 {
@@ -207,10 +220,9 @@ impl Dec<'_> {
     fn samples(&mut self) -> io::Result<Vec<i16>> {
         let n = self.u32()? as usize;
         let bytes = self.take(n.checked_mul(2).ok_or_else(short)?)?;
-        Ok(bytes
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect())
+        let mut out = vec![0i16; n];
+        samples_as_bytes_mut(&mut out).copy_from_slice(bytes);
+        Ok(out)
     }
 }
 
@@ -543,13 +555,13 @@ fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, u64, Vec<u8>)>> {
             format!("worker frame of {len} bytes"),
         ));
     }
-    let mut body = vec![0u8; len];
+    let mut head = [0u8; 9];
+    r.read_exact(&mut head)?;
+    let mut body = vec![0u8; len - 9];
     r.read_exact(&mut body)?;
-    let tag = body[0];
     let mut id = [0u8; 8];
-    id.copy_from_slice(&body[1..9]);
-    body.drain(..9);
-    Ok(Some((tag, u64::from_le_bytes(id), body)))
+    id.copy_from_slice(&head[1..]);
+    Ok(Some((head[0], u64::from_le_bytes(id), body)))
 }
 
 /// Writes a request frame.
