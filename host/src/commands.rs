@@ -67,52 +67,8 @@ pub async fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
     match PluginSet::load_for_config(&dir, &loaded.config).await {
         Err(e) => problems.push(e.to_string()),
         Ok(set) => {
-            let names: Vec<String> = set
-                .plugins
-                .values()
-                .map(|p| format!("{} {}", p.info.name, p.info.version))
-                .chain(
-                    set.isolated
-                        .keys()
-                        .filter(|n| !set.plugins.contains_key(*n))
-                        .map(|n| format!("{n} (worker process)")),
-                )
-                .collect();
-            println!(
-                "plugins ({}): {}",
-                dir.display(),
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            );
-            for failure in &set.failures {
-                println!("  not loaded: {failure}");
-            }
-            let config = &loaded.config;
-            for (role, list) in [
-                (Role::SpeechToText, &config.stt.providers),
-                (Role::TextToSpeech, &config.tts.providers),
-            ] {
-                if list.is_empty() {
-                    problems.push(format!(
-                        "`{role}.providers` is empty: the pipeline needs at least one {role} provider"
-                    ));
-                }
-                for id in list {
-                    let Some(cfg) = config.providers.get(id) else {
-                        continue;
-                    };
-                    match set.validate_provider(id, cfg, role).await {
-                        Ok(()) => println!(
-                            "{role} provider `{id}` (plugin `{}`): settings OK",
-                            cfg.plugin.as_deref().unwrap_or(id)
-                        ),
-                        Err(e) => problems.push(e.to_string()),
-                    }
-                }
-            }
+            print_plugins(&dir, &set);
+            validate_providers(&set, &loaded.config, &mut problems).await;
             if probe && problems.is_empty() {
                 probe_providers(&set, &loaded.config, &mut problems).await;
             }
@@ -151,27 +107,74 @@ pub async fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `check-config`: the plugins the configuration uses, and where they run.
+fn print_plugins(dir: &Path, set: &PluginSet) {
+    let names: Vec<String> = set
+        .plugins
+        .values()
+        .map(|p| format!("{} {}", p.info.name, p.info.version))
+        .chain(
+            set.isolated
+                .keys()
+                .filter(|n| !set.plugins.contains_key(*n))
+                .map(|n| format!("{n} (worker process)")),
+        )
+        .collect();
+    let names = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    };
+    println!("plugins ({}): {names}", dir.display());
+    for failure in &set.failures {
+        println!("  not loaded: {failure}");
+    }
+}
+
+/// `check-config`: every listed provider's settings, checked by its plugin.
+async fn validate_providers(set: &PluginSet, config: &config::Config, problems: &mut Vec<String>) {
+    for (role, list) in [
+        (Role::SpeechToText, &config.stt.providers),
+        (Role::TextToSpeech, &config.tts.providers),
+    ] {
+        if list.is_empty() {
+            problems.push(format!(
+                "`{role}.providers` is empty: the pipeline needs at least one {role} provider"
+            ));
+        }
+        for id in list {
+            let Some(cfg) = config.providers.get(id) else {
+                continue;
+            };
+            match set.validate_provider(id, cfg, role).await {
+                Ok(()) => println!(
+                    "{role} provider `{id}` (plugin `{}`): settings OK",
+                    cfg.plugin.as_deref().unwrap_or(id)
+                ),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+    }
+}
+
 /// `check-config --probe`: builds every provider and prints its answer to a health check.
 async fn probe_providers(set: &PluginSet, config: &config::Config, problems: &mut Vec<String>) {
     let providers = Providers::build(set, config).await;
     problems.extend(providers.failures.iter().map(|f| f.to_string()));
+    use futures_util::FutureExt;
     let stt = providers
         .stt
         .iter()
-        .map(|p| ("stt", p.id.clone(), p.check_health()));
-    let answers = futures_util::future::join_all(
-        stt.map(|(role, id, check)| async move { (role, id, check.await) }),
-    )
-    .await;
+        .map(|p| ("stt", &p.id, p.check_health().boxed()));
     let tts = providers
         .tts
         .iter()
-        .map(|p| ("tts", p.id.clone(), p.check_health()));
-    let more = futures_util::future::join_all(
-        tts.map(|(role, id, check)| async move { (role, id, check.await) }),
-    )
-    .await;
-    for (role, id, answer) in answers.into_iter().chain(more) {
+        .map(|p| ("tts", &p.id, p.check_health().boxed()));
+    let checks = stt
+        .chain(tts)
+        .map(|(role, id, check)| async move { (role, id, check.await) });
+    let answers = futures_util::future::join_all(checks).await;
+    for (role, id, answer) in answers {
         let detail = telemetry::scrub(&answer.detail);
         if answer.healthy {
             println!("{role} provider `{id}`: healthy: {detail}");

@@ -209,6 +209,37 @@ pub struct HealthInput {
     pub voice_sessions: i64,
 }
 
+/// One provider's service entry, and whether it counts as working (circuit not open, and
+/// its own health check, when one ran, not unhealthy).
+fn provider_service(p: &ProviderView, age: &dyn Fn(SystemTime) -> f64) -> (ServiceHealth, bool) {
+    let is_open = circuit_open(&p.snapshot);
+    let says_unhealthy = p.snapshot.health.as_ref().is_some_and(|h| !h.healthy);
+    let failures: u64 = p.snapshot.failures.values().sum();
+    let mut s = ServiceHealth::status(match (is_open, says_unhealthy) {
+        (true, _) => "down",
+        (false, true) => "unhealthy",
+        (false, false) => "up",
+    });
+    if let Some(h) = &p.snapshot.health {
+        s.check = Some(if h.healthy { "healthy" } else { "unhealthy" });
+        s.check_detail = Some(crate::telemetry::scrub(&h.detail));
+        s.check_age_seconds = Some(age(h.at));
+    }
+    s.worker = p.worker;
+    s.role = Some(p.role);
+    s.kind = Some(p.plugin.clone());
+    s.circuit = Some(p.snapshot.circuit.state.as_str());
+    s.circuit_reason = p.snapshot.circuit.reason.map(|r| r.kind().as_str());
+    s.circuit_opened = Some(p.snapshot.circuit.times_opened);
+    if let Some(e) = &p.snapshot.last_error {
+        s.last_error = Some(e.kind.as_str());
+        s.last_error_age_seconds = Some(age(e.at));
+    }
+    s.calls = Some(p.snapshot.calls);
+    s.failures = Some(failures);
+    (s, !is_open && !says_unhealthy)
+}
+
 /// Computes the services and the overall status.
 pub fn evaluate(
     input: &HealthInput,
@@ -276,37 +307,13 @@ pub fn evaluate(
         let mut working = 0;
         let mut open = 0;
         for p in input.providers.iter().filter(|p| p.role == role) {
-            let is_open = circuit_open(&p.snapshot);
-            let says_unhealthy = p.snapshot.health.as_ref().is_some_and(|h| !h.healthy);
-            if is_open || says_unhealthy {
-                open += 1;
-            } else {
+            let (service, works) = provider_service(p, &age);
+            if works {
                 working += 1;
+            } else {
+                open += 1;
             }
-            let failures: u64 = p.snapshot.failures.values().sum();
-            let mut s = ServiceHealth::status(match (is_open, says_unhealthy) {
-                (true, _) => "down",
-                (false, true) => "unhealthy",
-                (false, false) => "up",
-            });
-            if let Some(h) = &p.snapshot.health {
-                s.check = Some(if h.healthy { "healthy" } else { "unhealthy" });
-                s.check_detail = Some(crate::telemetry::scrub(&h.detail));
-                s.check_age_seconds = Some(age(h.at));
-            }
-            s.worker = p.worker;
-            s.role = Some(p.role);
-            s.kind = Some(p.plugin.clone());
-            s.circuit = Some(p.snapshot.circuit.state.as_str());
-            s.circuit_reason = p.snapshot.circuit.reason.map(|r| r.kind().as_str());
-            s.circuit_opened = Some(p.snapshot.circuit.times_opened);
-            if let Some(e) = &p.snapshot.last_error {
-                s.last_error = Some(e.kind.as_str());
-                s.last_error_age_seconds = Some(age(e.at));
-            }
-            s.calls = Some(p.snapshot.calls);
-            s.failures = Some(failures);
-            services.insert(format!("{role}:{}", p.id), s);
+            services.insert(format!("{role}:{}", p.id), service);
         }
         if working == 0 {
             status = HealthStatus::Unhealthy;
