@@ -73,7 +73,7 @@ semver-check: ## plugin-api against 0.1.0 as released (tests/compat): no change 
 	@command -v cargo-semver-checks >/dev/null || { \
 	  echo "installing: cargo-semver-checks $(SEMVER_CHECKS_VERSION) (crates.io)"; \
 	  $(CARGO) install -q cargo-semver-checks --locked --version $(SEMVER_CHECKS_VERSION); }
-	$(CARGO) semver-checks check-release -p openclaw-plugin-api \
+	$(CARGO) semver-checks check-release --manifest-path plugin-api/Cargo.toml \
 	  --baseline-root tests/compat/plugin-api-0.1.0
 
 monitoring-check: ## Check and unit-test the alert and SLO rules, lint a real /metrics scrape with promtool
