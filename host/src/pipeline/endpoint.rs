@@ -32,7 +32,7 @@ pub const UTTERANCE_RATE: u32 = 16_000;
 /// Trailing silence kept after the last voiced frame, in 16 kHz samples (150 ms).
 const TRAILING_KEEP: usize = 2_400;
 /// Trailing silence of the audio a pause hands over, in 16 kHz samples (200 ms).
-const TURN_TRAILING: usize = 3_200;
+pub(crate) const TURN_TRAILING: usize = 3_200;
 
 /// Endpointing parameters, derived from [`PipelineConfig`].
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -15,7 +15,9 @@ use plugin_api::abi::TranscribeOptions;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::plugins::failover::{self, FailoverOrder, Transcribed};
+use super::endpoint::TURN_TRAILING;
+use crate::plugins::breaker::CircuitState;
+use crate::plugins::failover::{self, Transcribed};
 use crate::plugins::{ProviderError, SpeechToTextProvider, TranscriptionStream};
 
 /// What a turn's transcription gives: the transcript (with who made it) or every error.
@@ -52,8 +54,9 @@ impl SpeakerStreams {
         speaker: &str,
         audio: &[i16],
     ) -> bool {
+        let voiced = &audio[..audio.len().saturating_sub(TURN_TRAILING)];
         match self.by_speaker.get(speaker) {
-            Some(state) if state.continued_by(audio) => return true,
+            Some(state) if state.continued_by(voiced) => return true,
             // Another utterance (the last one ended without a turn, too short): start over.
             Some(_) => drop(self.by_speaker.remove(speaker)),
             None => {}
@@ -61,8 +64,9 @@ impl SpeakerStreams {
         self.open(providers, options, speaker).await
     }
 
-    /// At a pause: pushes what is new in `audio` (the utterance so far) to the speaker's stream
-    /// (see [`ready`](Self::ready)); `text` gets the partial transcript.
+    /// At a pause: pushes what is new in `audio` (the utterance so far, with the pause's
+    /// padding of silence, which is not pushed: the utterance goes on from its voiced part) to
+    /// the speaker's stream (see [`ready`](Self::ready)); `text` gets the partial transcript.
     pub(crate) fn push(
         &mut self,
         speaker: &str,
@@ -72,13 +76,14 @@ impl SpeakerStreams {
         let Some(state) = self.by_speaker.get_mut(speaker) else {
             return;
         };
-        if !state.continued_by(&audio) {
+        let voiced = &audio[..audio.len().saturating_sub(TURN_TRAILING)];
+        if !state.continued_by(voiced) {
             self.by_speaker.remove(speaker);
             return;
         }
-        let delta: Arc<[i16]> = Arc::from(&audio[state.pushed..]);
-        state.pushed = audio.len();
-        state.tail = audio[audio.len().saturating_sub(TAIL)..].to_vec();
+        let delta: Arc<[i16]> = Arc::from(&voiced[state.pushed..]);
+        state.pushed = voiced.len();
+        state.tail = voiced[voiced.len().saturating_sub(TAIL)..].to_vec();
         let (stream, previous) = (state.stream.clone(), state.last.take());
         let partials = state.partials.clone();
         state.last = Some(tokio::spawn(async move {
@@ -95,16 +100,22 @@ impl SpeakerStreams {
         }));
     }
 
-    /// Opens a stream for `speaker` on the provider that would transcribe now, if it streams.
+    /// Opens a stream for `speaker` on the first provider, if it streams and its circuit is
+    /// closed. Otherwise turns take the ordinary path, whose failover also probes a provider
+    /// whose circuit is half-open: a stream on another provider would keep that probe from
+    /// ever happening (and the circuit from ever closing).
     async fn open(
         &mut self,
         providers: &[Arc<SpeechToTextProvider>],
         options: &TranscribeOptions,
         speaker: &str,
     ) -> bool {
-        let Some((provider, _)) = FailoverOrder::new(providers).next() else {
+        let Some(provider) = providers.first() else {
             return false;
         };
+        if provider.stats().circuit().state != CircuitState::Closed {
+            return false;
+        }
         if self.not_streaming.contains(&provider.id) {
             return false;
         }
