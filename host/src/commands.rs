@@ -603,9 +603,7 @@ pub async fn simulate(
             written.as_secs_f64(),
             args.output.display()
         );
-        if let Some(kb) = peak_rss_kb() {
-            println!("peak memory (RSS): {:.1} MB", kb as f64 / 1024.0);
-        }
+        print_peak_memory(&ops);
     }
     if args.serve && !shutdown.is_requested() {
         if let Some(server) = &server {
@@ -696,7 +694,41 @@ async fn finish_shutdown(ops: &OpsState, server: Option<OpsServer>, shutdown: &S
 
 /// The process's peak resident set size (Linux `VmHWM`), in KiB.
 pub fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_kb_of("self")
+}
+
+/// Prints the peak memory of this process and of the worker processes serving its providers
+/// (a model loaded in a worker is counted there).
+fn print_peak_memory(ops: &OpsState) {
+    let Some(host) = peak_rss_kb() else { return };
+    let pids: Vec<u32> = {
+        let components = ops.components();
+        let stt = components.stt.iter().filter_map(|p| p.worker());
+        let tts = components.tts.iter().filter_map(|p| p.worker());
+        stt.chain(tts).filter_map(|w| w.pid).collect()
+    };
+    let workers: u64 = pids
+        .iter()
+        .filter_map(|pid| peak_rss_kb_of(&pid.to_string()))
+        .sum();
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    if pids.is_empty() {
+        println!("peak memory (RSS): {:.1} MB", mb(host));
+    } else {
+        println!(
+            "peak memory (RSS): {:.1} MB (host {:.1} MB, {} worker process{} {:.1} MB)",
+            mb(host + workers),
+            mb(host),
+            pids.len(),
+            if pids.len() == 1 { "" } else { "es" },
+            mb(workers)
+        );
+    }
+}
+
+/// Peak resident memory of process `pid` (`self` or a number), in kB.
+fn peak_rss_kb_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -52,11 +52,15 @@ fn level_from(code: u8) -> LogLevel {
     }
 }
 
-/// Asks the kernel to kill this process when the host dies, and applies the memory limit.
+/// Asks the kernel to kill this process when the host dies, applies the memory limit, and
+/// ignores SIGTERM and SIGINT: a service manager or a terminal signals the whole group, and
+/// the host, which drains its turns first, ends its workers by closing their pipes.
 fn harden(memory_limit_mb: Option<u64>) {
-    // SAFETY: prctl and setrlimit take plain integers and a pointer to a local struct.
+    // SAFETY: prctl, signal and setrlimit take plain integers and a pointer to a local struct.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
         if let Some(mb) = memory_limit_mb {
             let bytes = mb.saturating_mul(1024 * 1024) as libc::rlim_t;
             let limit = libc::rlimit {
