@@ -25,7 +25,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use plugin_api::abi::{LogLevel, PluginError};
+use plugin_api::abi::PluginError;
 
 pub(crate) use protocol::{Reply, Request, Setup};
 
@@ -463,12 +463,5 @@ pub(crate) fn describe_exit(status: std::process::ExitStatus) -> String {
 }
 
 fn log_record(provider: &str, level: u8, target: &str, message: &str) {
-    let level = match level {
-        0 => LogLevel::Error,
-        1 => LogLevel::Warn,
-        2 => LogLevel::Info,
-        3 => LogLevel::Debug,
-        _ => LogLevel::Trace,
-    };
-    super::loader::emit_plugin_log(level, provider, target, message);
+    super::loader::emit_plugin_log(protocol::level_from(level), provider, target, message);
 }

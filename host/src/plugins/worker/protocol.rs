@@ -13,8 +13,8 @@ use std::io::{self, Read, Write};
 use abi_stable::std_types::ROption;
 use abi_stable::std_types::{RString, RVec};
 use plugin_api::abi::{
-    AudioChunk, DetailedTranscript, ErrorKind, HealthReport, PartialTranscript, PluginError, Role,
-    Segment, SynthesisOptions, TranscribeOptions, Transcript, Voice, Word,
+    AudioChunk, DetailedTranscript, ErrorKind, HealthReport, LogLevel, PartialTranscript,
+    PluginError, Role, Segment, SynthesisOptions, TranscribeOptions, Transcript, Voice, Word,
 };
 
 /// The largest frame either side accepts (10 minutes of 16 kHz audio and then some).
@@ -223,6 +223,17 @@ impl Dec<'_> {
         let mut out = vec![0i16; n];
         samples_as_bytes_mut(&mut out).copy_from_slice(bytes);
         Ok(out)
+    }
+}
+
+/// A log level as its wire code (`LogLevel` is `repr(u8)`, most severe first) and back.
+pub(crate) fn level_from(code: u8) -> LogLevel {
+    match code {
+        0 => LogLevel::Error,
+        1 => LogLevel::Warn,
+        2 => LogLevel::Info,
+        3 => LogLevel::Debug,
+        _ => LogLevel::Trace,
     }
 }
 

@@ -16,7 +16,7 @@ use plugin_api::abi::{
     TtsBox,
 };
 
-use super::protocol::{read_request, write_reply, Reply, Request, Setup};
+use super::protocol::{level_from, read_request, write_reply, Reply, Request, Setup};
 use crate::plugins::loader::{self, LoadedPlugin};
 
 type Writer = Arc<Mutex<BufWriter<Stdout>>>;
@@ -40,16 +40,6 @@ extern "C" fn forward_log(level: LogLevel, _plugin: RStr<'_>, target: RStr<'_>, 
         0,
         &Reply::Log(level as u8, target.to_string(), msg.to_string()),
     );
-}
-
-fn level_from(code: u8) -> LogLevel {
-    match code {
-        0 => LogLevel::Error,
-        1 => LogLevel::Warn,
-        2 => LogLevel::Info,
-        3 => LogLevel::Debug,
-        _ => LogLevel::Trace,
-    }
 }
 
 /// Asks the kernel to kill this process when the host dies, applies the memory limit, and
