@@ -11,21 +11,15 @@ use toml::{Table, Value};
 use super::schema::{AgentKind, CloudWatchConfig, Config, DiscordConfig};
 use crate::voice::discord::shards::{ShardSpec, HOSTNAME_VAR};
 
+/// The most calls one provider may run at once (a semaphore's permits; far more than any
+/// provider serves).
+const MAX_CONCURRENT_CALLS: usize = 10_000;
+
+/// The variable that overrides `logging.level`.
+pub const LOG_LEVEL_VAR: &str = "LOG_LEVEL";
+
 /// Prefix of configuration environment variables: `OPENCLAW__SECTION__KEY=value`.
 pub const ENV_PREFIX: &str = "OPENCLAW__";
-
-/// Keys whose values would be secrets; they are refused in files (use `<key>_env`).
-const SECRET_KEYS: &[&str] = &[
-    "api_key",
-    "apikey",
-    "token",
-    "bot_token",
-    "password",
-    "secret",
-    "client_secret",
-    "dsn",
-    "authorization",
-];
 
 /// One configuration problem. Each names where it came from and the key concerned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -88,6 +82,18 @@ pub enum ConfigError {
         /// Dotted key path.
         key: String,
     },
+    /// A `*_env` key whose value is not a variable name (often the secret itself).
+    #[error(
+        "{origin}: `{key}` must name an environment variable (letters, digits and _, like \
+         OPENAI_API_KEY), and its value is not one; it is not shown here in case it is the \
+         secret itself: put the secret in a variable and name that variable"
+    )]
+    NotAVariable {
+        /// File or variable.
+        origin: String,
+        /// Dotted key path.
+        key: String,
+    },
     /// A secret's environment variable is not set.
     #[error(
         "environment variable {var} is not set (or empty), and {needed_by} needs it \
@@ -139,6 +145,27 @@ pub struct LoadedConfig {
     pub secrets: Vec<(String, String, bool)>,
 }
 
+impl LoadedConfig {
+    /// What would stop `run` though the configuration is valid: today the bot token's
+    /// variable, when `discord.enabled`. `check-config` reports these too, so that it never
+    /// says OK for a `run` that cannot start.
+    pub fn run_problems(&self) -> Vec<ConfigError> {
+        let d = &self.config.discord;
+        let token_set = std::env::var(&d.token_env).is_ok_and(|v| !v.trim().is_empty());
+        if !d.enabled || token_set {
+            return Vec::new();
+        }
+        vec![ConfigError::MissingSecret {
+            var: d.token_env.clone(),
+            needed_by: "`run` (to connect to Discord: set it to the bot token, or run \
+                        headless with `discord.enabled = false`, i.e. \
+                        OPENCLAW__DISCORD__ENABLED=false, as `--env offline` does)"
+                .into(),
+            key: "discord.token_env".into(),
+        }]
+    }
+}
+
 /// Environment variables, name and value.
 type Vars = Vec<(String, String)>;
 
@@ -183,7 +210,7 @@ pub fn load(
     vars.sort();
     for (name, raw) in vars {
         let origin = format!("environment variable {name}");
-        let path: Vec<String> = name[ENV_PREFIX.len()..]
+        let mut path: Vec<String> = name[ENV_PREFIX.len()..]
             .split("__")
             .map(|s| s.to_ascii_lowercase())
             .collect();
@@ -192,6 +219,14 @@ pub fn load(
                 origin,
                 key: name.clone(),
                 reason: "the name must look like OPENCLAW__SECTION__KEY".into(),
+            });
+            continue;
+        }
+        if let Err(reason) = match_provider_id(&mut path, &merged) {
+            errors.push(ConfigError::Invalid {
+                origin,
+                key: name.clone(),
+                reason,
             });
             continue;
         }
@@ -211,6 +246,7 @@ pub fn load(
         Err(e) => return Err(ConfigErrors(vec![e])),
     };
     validate(&config, &mut errors);
+    resolve_log_level(&mut config.logging, &others, &mut errors);
     if errors.is_empty() {
         resolve_shards(&mut config.discord, &others, &mut errors);
     }
@@ -287,30 +323,11 @@ fn read_layer(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Table> {
 /// Checks one layer alone against the schema, and for literal secrets.
 fn check_layer(origin: &str, table: &Table, errors: &mut Vec<ConfigError>) -> bool {
     let before = errors.len();
-    find_secrets(origin, "", table, errors);
+    super::secrets::find_secrets(origin, "", table, errors);
     if let Err(e) = deserialize::<Config>(origin, Value::Table(table.clone())) {
         errors.push(e);
     }
     errors.len() == before
-}
-
-fn find_secrets(origin: &str, prefix: &str, table: &Table, errors: &mut Vec<ConfigError>) {
-    for (k, v) in table {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        if SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
-            errors.push(ConfigError::SecretInFile {
-                origin: origin.to_string(),
-                key: key.clone(),
-            });
-        }
-        if let Value::Table(inner) = v {
-            find_secrets(origin, &key, inner, errors);
-        }
-    }
 }
 
 fn deserialize<T: DeserializeOwned>(origin: &str, value: Value) -> Result<T, ConfigError> {
@@ -350,6 +367,46 @@ fn deserialize<T: DeserializeOwned>(origin: &str, value: Value) -> Result<T, Con
             }
         }
     })
+}
+
+/// `OPENCLAW__PROVIDERS__<ID>__…`: a variable name cannot hold `-`, so `_` in `<ID>` also
+/// matches `-` (`OPENAI_WHISPER` → `openai-whisper`); the id is replaced by the provider's own.
+/// An id that matches no provider of the files is refused with the list of ids: it would
+/// otherwise create a new, unused provider and change nothing.
+fn match_provider_id(path: &mut [String], merged: &Table) -> Result<(), String> {
+    let [section, id, ..] = path else {
+        return Ok(());
+    };
+    if section != "providers" {
+        return Ok(());
+    }
+    let ids: Vec<&String> = match merged.get("providers") {
+        Some(Value::Table(providers)) => providers.keys().collect(),
+        _ => Vec::new(),
+    };
+    let spelled = |k: &str| k.to_ascii_lowercase().replace('-', "_");
+    if let Some(found) = ids.iter().find(|k| spelled(k) == spelled(id)) {
+        *id = (*found).clone();
+        return Ok(());
+    }
+    let listed: Vec<String> = ids
+        .iter()
+        .map(|k| {
+            format!(
+                "{k} (OPENCLAW__PROVIDERS__{}__…)",
+                spelled(k).to_uppercase()
+            )
+        })
+        .collect();
+    Err(format!(
+        "there is no provider `{id}` in the config files; the providers are: {}. \
+         (New providers are defined in a config file.)",
+        if listed.is_empty() {
+            "none".to_string()
+        } else {
+            listed.join(", ")
+        }
+    ))
 }
 
 fn parse_env_value(raw: &str) -> Value {
@@ -468,10 +525,10 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 "must be greater than 0",
             ));
         }
-        if p.max_concurrent_calls == 0 {
+        if !(1..=MAX_CONCURRENT_CALLS).contains(&p.max_concurrent_calls) {
             errors.push(invalid(
                 &format!("providers.{id}.max_concurrent_calls"),
-                "must be at least 1",
+                format!("must be between 1 and {MAX_CONCURRENT_CALLS}"),
             ));
         }
         if !(1..=3_600_000).contains(&p.setup_timeout_ms) {
@@ -595,6 +652,18 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     if config.ops.shutdown_deadline_ms < 100 {
         errors.push(invalid("ops.shutdown_deadline_ms", "must be at least 100"));
     }
+    if !(1..=65_536).contains(&config.ops.max_connections) {
+        errors.push(invalid(
+            "ops.max_connections",
+            "must be between 1 and 65536",
+        ));
+    }
+    if !(100..=120_000).contains(&config.ops.header_read_timeout_ms) {
+        errors.push(invalid(
+            "ops.header_read_timeout_ms",
+            "must be between 100 and 120000",
+        ));
+    }
     validate_discord(&config.discord, errors);
     validate_cloudwatch(&config.logging.cloudwatch, errors);
     if config.ops.enabled && config.ops.bind.parse::<SocketAddr>().is_err() {
@@ -691,6 +760,36 @@ fn resolve_shards(d: &mut DiscordConfig, vars: &[(String, String)], errors: &mut
     }
 }
 
+/// `logging.level`, overridden by `LOG_LEVEL` among `vars`: checked, and replaced by the
+/// filter in tracing's spelling (`warning` → `warn`), so the logging set-up reads it as is.
+fn resolve_log_level(
+    logging: &mut super::schema::LoggingConfig,
+    vars: &[(String, String)],
+    errors: &mut Vec<ConfigError>,
+) {
+    let from_env = vars.iter().find(|(k, _)| k == LOG_LEVEL_VAR);
+    let (origin, key, text) = match from_env {
+        Some((_, v)) => (
+            format!("environment variable {LOG_LEVEL_VAR}"),
+            LOG_LEVEL_VAR,
+            v.clone(),
+        ),
+        None => (
+            "configuration".to_string(),
+            "logging.level",
+            logging.level.clone(),
+        ),
+    };
+    match super::level::normalize_filter(&text) {
+        Ok(filter) => logging.level = filter,
+        Err(reason) => errors.push(ConfigError::Invalid {
+            origin,
+            key: key.into(),
+            reason,
+        }),
+    }
+}
+
 /// `[logging.cloudwatch]`: names within CloudWatch Logs' rules, sane limits.
 fn validate_cloudwatch(c: &CloudWatchConfig, errors: &mut Vec<ConfigError>) {
     if !c.enabled {
@@ -773,7 +872,9 @@ fn secret_refs(config: &Config) -> Vec<(String, String, bool)> {
             refs.push(("ops.token_env".to_string(), var.clone()));
         }
     }
+    // An empty `*_env` says "no key" (a local server without auth).
     refs.into_iter()
+        .filter(|(_, var)| !var.trim().is_empty())
         .map(|(key, var)| {
             let set = std::env::var(&var)
                 .map(|v| !v.trim().is_empty())

@@ -348,6 +348,12 @@ pub struct OpsConfig {
     /// How often each provider's health check runs (its plugin's `health()`, off the turn
     /// path; `/health` shows the answers), in ms; 0 turns the checks off. Default: 30000.
     pub health_check_interval_ms: u64,
+    /// Connections served at once; more are closed as soon as they are accepted, so a flood
+    /// of idle or half-sent connections cannot exhaust the process. Default: 256.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, in ms; slower connections are
+    /// closed. Default: 5000.
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for OpsConfig {
@@ -358,6 +364,8 @@ impl Default for OpsConfig {
             token_env: None,
             shutdown_deadline_ms: 10_000,
             health_check_interval_ms: 30_000,
+            max_connections: 256,
+            header_read_timeout_ms: 5_000,
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod cloudwatch;
 pub mod scrub;
 pub mod sentry;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -61,8 +61,9 @@ pub fn init(loaded: &LoadedConfig) {
     }
 
     let cloudwatch_problem = start_cloudwatch(loaded).err();
-    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| config.logging.level.clone());
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Checked and spelled for tracing by the config load (`LOG_LEVEL` folded in).
+    let filter =
+        EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let writer = ScrubbedStderr { scrubber };
     let fmt = match config.logging.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -72,6 +73,8 @@ pub fn init(loaded: &LoadedConfig) {
             .with_writer(writer)
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            // Colour only for a person at a terminal, never in files, pipes or journald.
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .compact()
             .with_writer(writer)
