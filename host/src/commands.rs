@@ -809,8 +809,12 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
         opt(ms.first_tts_audio),
         opt(ms.playback_start)
     );
+    // The headline is what the user feels (as Prometheus's response_latency_seconds), then
+    // its two parts: waiting to be sure the turn ended, and the work after that.
     println!(
-        "  voice-to-voice (endpoint → first audio): {} ms",
+        "  response (end of speech → first audio): {} ms = end-of-turn wait {:.0} + processing {}",
+        opt(ms.first_tts_audio),
+        ms.endpoint_detected,
         opt(ms.voice_to_voice)
     );
     println!(

@@ -453,7 +453,7 @@ fn status_reports_the_session_and_leave_frees_it() {
         "Voice session** in 🔊Lounge",
         "Speakers: Alice (heard)",
         "Last turn: Alice,",
-        "voice-to-voice (completed)",
+        "from end of speech to first audio (completed)",
         "Turns: 1 (0 failed)",
         "Speech-to-text: ears (healthy)",
     ] {

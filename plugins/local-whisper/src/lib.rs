@@ -35,7 +35,7 @@ fn validate(role: Role, settings: &str) -> Result<(), PluginError> {
         )));
     }
     let settings = Settings::parse(settings)?;
-    model::check_file(&settings.model_path(), &settings.model_name)?;
+    model::check_file(&settings.model_path(), &settings.fetch_name())?;
     Ok(())
 }
 

@@ -232,6 +232,19 @@ impl Settings {
         Ok(())
     }
 
+    /// The model name a missing file is fetched by: from `model`'s file name when it is set
+    /// (`ggml-base.en.bin` → `base.en`; empty when the name says nothing), else `model_name`.
+    pub fn fetch_name(&self) -> String {
+        let Some(path) = &self.model else {
+            return self.model_name.clone();
+        };
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("ggml-")?.strip_suffix(".bin"))
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Where the model file is: `model`, or `models/ggml-<model_name>.bin`, made absolute
     /// against the current directory.
     pub fn model_path(&self) -> PathBuf {
@@ -302,6 +315,24 @@ mod tests {
             .model_path()
             .ends_with(Path::new("models/ggml-tiny.en.bin")));
         assert!(s.model_path().is_absolute());
+    }
+
+    #[test]
+    fn the_fetch_hint_follows_the_model_file_not_the_default_name() {
+        let s = Settings::parse("model = \"/m/ggml-base.en.bin\"").unwrap();
+        assert_eq!(s.fetch_name(), "base.en");
+        let s = Settings::parse("model = \"/m/whisper-small.bin\"").unwrap();
+        assert_eq!(s.fetch_name(), "");
+        let message = crate::model::check_file(&s.model_path(), &s.fetch_name())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("fetch it with"), "{message}");
+        assert!(
+            message.contains("set `model` to the path of a ggml Whisper model"),
+            "{message}"
+        );
+        assert_eq!(Settings::parse("").unwrap().fetch_name(), "tiny.en");
     }
 
     #[test]

@@ -511,9 +511,10 @@ fn status_text(
             ));
             let stats = s.stats();
             match &stats.last_turn {
-                Some((who, v2v, outcome)) => lines.push(format!(
-                    "Last turn: {who}, {} voice-to-voice ({outcome})",
-                    v2v.map(|ms| format!("{:.2} s", ms / 1000.0))
+                Some((who, response, outcome)) => lines.push(format!(
+                    "Last turn: {who}, {} from end of speech to first audio ({outcome})",
+                    response
+                        .map(|ms| format!("{:.2} s", ms / 1000.0))
                         .unwrap_or_else(|| "no audio".into())
                 )),
                 None => lines.push("Last turn: none yet".into()),
