@@ -164,13 +164,6 @@ impl Agent {
     }
 }
 
-/// Hashes a user id so the raw id never leaves the host.
-pub fn hash_user(id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("openclaw-voice:{id}").as_bytes());
-    format!("u-{}", &hex::encode(digest)[..16])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,12 +216,5 @@ mod tests {
             vec![("q1".into(), "a1".into()), ("q2".into(), "a2".into())]
         );
         assert_eq!(m.history("b").len(), 1);
-    }
-
-    #[test]
-    fn user_ids_are_hashed_stably() {
-        assert_eq!(hash_user("42"), hash_user("42"));
-        assert_ne!(hash_user("42"), hash_user("43"));
-        assert!(!hash_user("123456789").contains("123456789"));
     }
 }

@@ -9,8 +9,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{hash_user, AgentError, AgentRequest, Memory, ReplyStream};
+use super::{AgentError, AgentRequest, Memory, ReplyStream};
 use crate::config::AgentConfig;
+use crate::telemetry::hash_user;
 
 /// A bearer token; never printed.
 #[derive(Clone)]

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use super::schema::{AgentKind, CloudWatchConfig, Config, DiscordConfig};
-use crate::voice::discord::shards::{ShardSpec, HOSTNAME_VAR};
+use super::shards::{ShardSpec, HOSTNAME_VAR};
 
 /// The most calls one provider may run at once (a semaphore's permits; far more than any
 /// provider serves).
@@ -790,6 +790,27 @@ fn resolve_log_level(
     }
 }
 
+/// Checks a stream-name template: known placeholders, no `:` or `*`, 1 to 512 characters.
+pub fn check_stream_template(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("`{template}` has a `{{` without its `}}`"))?;
+        let name = &rest[open + 1..open + close];
+        if !["host", "shards", "env", "pid"].contains(&name) {
+            return Err(format!(
+                "`{{{name}}}` is not a placeholder (use {{host}}, {{shards}}, {{env}}, {{pid}})"
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    if template.is_empty() || template.len() > 512 || template.contains([':', '*']) {
+        return Err("must be 1 to 512 characters without `:` or `*`".into());
+    }
+    Ok(())
+}
+
 /// `[logging.cloudwatch]`: names within CloudWatch Logs' rules, sane limits.
 fn validate_cloudwatch(c: &CloudWatchConfig, errors: &mut Vec<ConfigError>) {
     if !c.enabled {
@@ -806,7 +827,7 @@ fn validate_cloudwatch(c: &CloudWatchConfig, errors: &mut Vec<ConfigError>) {
              (required when logging.cloudwatch.enabled)",
         ));
     }
-    if let Err(reason) = crate::telemetry::cloudwatch::check_stream_template(&c.stream) {
+    if let Err(reason) = check_stream_template(&c.stream) {
         errors.push(invalid("logging.cloudwatch.stream", reason));
     }
     if let Some(region) = &c.region {

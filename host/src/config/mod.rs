@@ -8,8 +8,11 @@ mod level;
 mod load;
 mod schema;
 mod secrets;
+pub mod shards;
 
 pub use level::normalize_filter;
-pub use load::{load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX, LOG_LEVEL_VAR};
+pub use load::{
+    check_stream_template, load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX, LOG_LEVEL_VAR,
+};
 pub use schema::*;
 pub use secrets::{is_variable_name, looks_like_secret};

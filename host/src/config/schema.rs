@@ -389,7 +389,7 @@ pub struct LoggingConfig {
     pub level: String,
     /// `pretty` or `json`. Default: `pretty`.
     pub format: LogFormat,
-    /// Log user ids hashed (`u-…`, see `agent::hash_user`) rather than raw. Default: true.
+    /// Log user ids hashed (`u-…`, see `telemetry::hash_user`) rather than raw. Default: true.
     pub hash_user_ids: bool,
     /// Ship every (scrubbed) log line to CloudWatch Logs too.
     pub cloudwatch: CloudWatchConfig,

@@ -158,10 +158,17 @@ pub fn scrub(text: &str) -> String {
     }
 }
 
+/// Hashes a user id so the raw id never leaves the host.
+pub fn hash_user(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("openclaw-voice:{id}").as_bytes());
+    format!("u-{}", &hex::encode(digest)[..16])
+}
+
 /// How a user id appears in logs: hashed (`u-…`) unless `logging.hash_user_ids = false`.
 pub fn user_label(id: &str) -> String {
     if HASH_USER_IDS.load(Ordering::Relaxed) {
-        crate::agent::hash_user(id)
+        hash_user(id)
     } else {
         id.to_string()
     }
@@ -224,5 +231,12 @@ mod tests {
         let label = user_label("123456789012345678");
         assert!(label.starts_with("u-"), "{label}");
         assert!(!label.contains("123456789012345678"));
+    }
+
+    #[test]
+    fn user_ids_are_hashed_stably() {
+        assert_eq!(hash_user("42"), hash_user("42"));
+        assert_ne!(hash_user("42"), hash_user("43"));
+        assert!(!hash_user("123456789").contains("123456789"));
     }
 }
