@@ -623,6 +623,7 @@ fn push_i16(out: &mut Vec<i16>, samples: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// The energy gate and a fixed 500 ms silence (no turn model).
     fn cfg() -> EndpointConfig {
