@@ -656,7 +656,7 @@ async fn start_ops_server(
         return Ok(None);
     }
     let limits = crate::ops::server::Limits::from_config(&loaded.config.ops);
-    let server = OpsServer::start(&loaded.config.ops.bind, ops.clone(), limits).await?;
+    let server = OpsServer::start(loaded.config.ops.bind, ops.clone(), limits).await?;
     let addr = server.local_addr();
     // Printed whatever the log level, so scripts and tests can find a port-0 address; shipped
     // like a log line when the CloudWatch sink is on.

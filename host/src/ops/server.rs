@@ -24,12 +24,6 @@ use super::OpsState;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// `ops.bind` is not an address.
-    #[error("`ops.bind` = `{bind}` is not an address like 127.0.0.1:3001")]
-    BadAddress {
-        /// The configured value.
-        bind: String,
-    },
     /// The address could not be bound (in use, not permitted).
     #[error(
         "cannot listen on {addr} (`ops.bind`): {reason}; pick a free port, or set \
@@ -76,15 +70,12 @@ impl Default for Limits {
 }
 
 impl OpsServer {
-    /// Binds `bind` and serves `state` within `limits` until [`OpsServer::stop`].
+    /// Binds `addr` and serves `state` within `limits` until [`OpsServer::stop`].
     pub async fn start(
-        bind: &str,
+        addr: SocketAddr,
         state: Arc<OpsState>,
         limits: Limits,
     ) -> Result<OpsServer, ServerError> {
-        let addr: SocketAddr = bind.parse().map_err(|_| ServerError::BadAddress {
-            bind: bind.to_string(),
-        })?;
         let listener =
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -275,9 +266,13 @@ mod tests {
     use crate::ops::Components;
 
     async fn get(state: &Arc<OpsState>, path: &str, token: Option<&str>) -> (u16, String) {
-        let server = OpsServer::start("127.0.0.1:0", state.clone(), Limits::default())
-            .await
-            .unwrap();
+        let server = OpsServer::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            state.clone(),
+            Limits::default(),
+        )
+        .await
+        .unwrap();
         let addr = server.local_addr();
         let response = tokio::task::spawn_blocking({
             let path = path.to_string();

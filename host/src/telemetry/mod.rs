@@ -113,7 +113,12 @@ fn start_cloudwatch(loaded: &LoadedConfig) -> std::io::Result<()> {
     let settings = cloudwatch::Settings::from_config(
         c,
         &loaded.environment,
-        loaded.config.discord.shards.as_deref(),
+        loaded
+            .config
+            .discord
+            .shards
+            .map(|s| s.to_string())
+            .as_deref(),
     );
     cloudwatch::install(settings)
 }
