@@ -9,10 +9,10 @@ mod load;
 mod schema;
 mod secrets;
 pub mod shards;
+mod validate;
 
 pub use level::normalize_filter;
-pub use load::{
-    check_stream_template, load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX, LOG_LEVEL_VAR,
-};
+pub use load::{load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX, LOG_LEVEL_VAR};
 pub use schema::*;
 pub use secrets::{is_variable_name, looks_like_secret};
+pub use validate::check_stream_template;
