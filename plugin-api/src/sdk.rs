@@ -13,6 +13,8 @@ use std::time::Duration;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 
+use crate::settings::PluginSettings;
+
 use crate::abi::{
     AudioChunk, Capabilities, DetailedTranscript, HealthReport, HostContext, LogLevel,
     PartialTranscript, Pcm16kMono, PluginError, PluginInfo, Role, SpeechStreamBox, SpeechStream_TO,
@@ -169,22 +171,27 @@ impl AudioStream for ChannelStream {
 type SttFactory = Box<dyn Fn(&str) -> Result<Box<dyn SpeechToText>, PluginError> + Send + Sync>;
 type TtsFactory = Box<dyn Fn(&str) -> Result<Box<dyn TextToSpeech>, PluginError> + Send + Sync>;
 type Validator = Box<dyn Fn(Role, &str) -> Result<(), PluginError> + Send + Sync>;
+type Check = Box<dyn Fn(&str) -> Result<(), PluginError> + Send + Sync>;
 
 /// Describes a plugin: its name and version, and how to build its providers.
 ///
 /// ```
-/// use plugin_api::sdk::PluginDefinition;
+/// use plugin_api::prelude::*;
 /// let def = PluginDefinition::new("demo", "1.0.0").description("Does nothing yet");
 /// assert_eq!(def.name(), "demo");
+/// assert!(def.provides().is_empty());
 /// ```
 pub struct PluginDefinition {
     name: String,
     version: String,
     description: String,
     capabilities: Capabilities,
-    stt: Option<SttFactory>,
-    tts: Option<TtsFactory>,
+    pub(crate) stt: Option<SttFactory>,
+    pub(crate) tts: Option<TtsFactory>,
     validator: Option<Validator>,
+    // The typed settings' parse-and-check, per role (set by `stt`/`tts`).
+    stt_check: Option<Check>,
+    tts_check: Option<Check>,
 }
 
 impl PluginDefinition {
@@ -198,6 +205,8 @@ impl PluginDefinition {
             stt: None,
             tts: None,
             validator: None,
+            stt_check: None,
+            tts_check: None,
         }
     }
 
@@ -213,7 +222,83 @@ impl PluginDefinition {
         self
     }
 
+    /// Registers the speech-to-text provider, built from its settings type `T`.
+    ///
+    /// The SDK parses the provider's `settings` table into `T` and runs
+    /// [`PluginSettings::check`] before calling `constructor`, and the host's `check-config`
+    /// runs the same two steps without building the provider. Errors name the key.
+    ///
+    /// ```
+    /// use plugin_api::prelude::*;
+    /// use plugin_api::testing::TestPlugin;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct Settings { word: String }
+    /// impl PluginSettings for Settings {}
+    ///
+    /// struct Parrot(String);
+    /// impl SpeechToText for Parrot {
+    ///     fn transcribe(&self, _: Pcm16kMono<'_>, _: &TranscribeOptions) -> Result<Transcript, PluginError> {
+    ///         Ok(Transcript::new(self.0.clone()))
+    ///     }
+    /// }
+    /// fn definition() -> PluginDefinition {
+    ///     PluginDefinition::new("parrot", "0.1.0").stt(|s: Settings| Ok(Parrot(s.word)))
+    /// }
+    ///
+    /// let plugin = TestPlugin::new(definition);
+    /// let stt = plugin.stt("word = \"polly\"").unwrap();
+    /// assert_eq!(stt.transcribe(&[0; 160], &TranscribeOptions::default()).unwrap().text(), "polly");
+    /// let err = plugin.validate_config(Role::SpeechToText, "word = 1").unwrap_err();
+    /// assert!(err.message().starts_with("setting `word`: invalid type"), "{err}");
+    /// ```
+    pub fn stt<T, S, F>(mut self, constructor: F) -> Self
+    where
+        T: PluginSettings,
+        S: SpeechToText,
+        F: Fn(T) -> Result<S, PluginError> + Send + Sync + 'static,
+    {
+        self.stt = Some(Box::new(move |text| {
+            let settings = crate::settings::parse::<T>(text)?;
+            constructor(settings).map(|s| Box::new(s) as Box<dyn SpeechToText>)
+        }));
+        self.stt_check = Some(typed_check::<T>());
+        self
+    }
+
+    /// Registers the text-to-speech provider, built from its settings type `T`; see
+    /// [`stt`](Self::stt).
+    ///
+    /// ```
+    /// use plugin_api::prelude::*;
+    ///
+    /// struct Silence;
+    /// impl TextToSpeech for Silence {
+    ///     fn synthesize(&self, _: &str, _: &SynthesisOptions, _: CancelToken)
+    ///         -> Result<Box<dyn AudioStream>, PluginError> {
+    ///         Ok(Box::new(VecStream::new(vec![AudioChunk::new(vec![0; 1_600], 16_000)])))
+    ///     }
+    /// }
+    /// let def = PluginDefinition::new("silence", "0.1.0").tts(|_: NoSettings| Ok(Silence));
+    /// assert_eq!(def.provides(), vec![Role::TextToSpeech]);
+    /// ```
+    pub fn tts<T, P, F>(mut self, constructor: F) -> Self
+    where
+        T: PluginSettings,
+        P: TextToSpeech,
+        F: Fn(T) -> Result<P, PluginError> + Send + Sync + 'static,
+    {
+        self.tts = Some(Box::new(move |text| {
+            let settings = crate::settings::parse::<T>(text)?;
+            constructor(settings).map(|t| Box::new(t) as Box<dyn TextToSpeech>)
+        }));
+        self.tts_check = Some(typed_check::<T>());
+        self
+    }
+
     /// Registers the speech-to-text constructor; it gets the provider's settings as TOML text.
+    /// [`stt`](Self::stt), which takes a settings type, parses and checks them for you.
     pub fn speech_to_text<S, F>(mut self, constructor: F) -> Self
     where
         S: SpeechToText,
@@ -222,10 +307,12 @@ impl PluginDefinition {
         self.stt = Some(Box::new(move |config| {
             constructor(config).map(|s| Box::new(s) as Box<dyn SpeechToText>)
         }));
+        self.stt_check = None;
         self
     }
 
     /// Registers the text-to-speech constructor; it gets the provider's settings as TOML text.
+    /// [`tts`](Self::tts), which takes a settings type, parses and checks them for you.
     pub fn text_to_speech<T, F>(mut self, constructor: F) -> Self
     where
         T: TextToSpeech,
@@ -234,11 +321,14 @@ impl PluginDefinition {
         self.tts = Some(Box::new(move |config| {
             constructor(config).map(|t| Box::new(t) as Box<dyn TextToSpeech>)
         }));
+        self.tts_check = None;
         self
     }
 
     /// Registers a settings check that runs without building a provider (no network, no model
-    /// load). Without one, the settings need only be valid TOML.
+    /// load), for plugins registered with [`speech_to_text`](Self::speech_to_text) or
+    /// [`text_to_speech`](Self::text_to_speech); typed settings ([`stt`](Self::stt),
+    /// [`tts`](Self::tts)) need none. Without either, the settings need only be valid TOML.
     pub fn validate_config<F>(mut self, validator: F) -> Self
     where
         F: Fn(Role, &str) -> Result<(), PluginError> + Send + Sync + 'static,
@@ -288,8 +378,16 @@ impl PluginDefinition {
         if !provided {
             return Err(self.not_provided(role));
         }
+        let typed = match role {
+            Role::SpeechToText => self.stt_check.as_ref(),
+            Role::TextToSpeech => self.tts_check.as_ref(),
+        };
+        if let Some(check) = typed {
+            check(config)?;
+        }
         match &self.validator {
             Some(validator) => validator(role, config),
+            None if typed.is_some() => Ok(()),
             None => config
                 .parse::<toml::Table>()
                 .map(|_| ())
@@ -298,14 +396,22 @@ impl PluginDefinition {
     }
 }
 
-/// Parses a provider's settings into `T`, with errors that name the offending key.
-///
-/// Use `#[serde(deny_unknown_fields)]` on `T` so that misspelt keys are refused.
-pub fn parse_settings<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, PluginError> {
-    toml::from_str(config).map_err(|e| {
-        let message = e.message().to_string();
-        PluginError::config(format!("invalid settings: {message}"))
+/// Parses and checks settings of type `T`, dropping the result: `validate_config`'s job.
+fn typed_check<T: PluginSettings>() -> Check {
+    Box::new(|text| {
+        crate::settings::parse::<T>(text)?;
+        Ok(())
     })
+}
+
+/// Parses a provider's settings into `T`, with errors that name the offending key
+/// (``setting `voice.speed`: invalid type: …``).
+///
+/// Use `#[serde(deny_unknown_fields)]` on `T` so that misspelt keys are refused. Plugins
+/// registered with [`PluginDefinition::stt`] or [`PluginDefinition::tts`] never call this:
+/// the SDK parses their settings type itself.
+pub fn parse_settings<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, PluginError> {
+    crate::settings::deserialize(config).map_err(PluginError::from)
 }
 
 /// Reads a secret from the environment variable `var`, for the provider `provider`.
