@@ -24,7 +24,7 @@ use abi_stable::std_types::{ROption, RString, RVec};
 
 use crate::abi::{
     AudioChunk, Capabilities, DetailedTranscript, PartialTranscript, PluginInfo, Role, Segment,
-    Transcript, Voice, Word,
+    SynthesisOptions, TranscribeOptions, Transcript, Voice, Word,
 };
 
 fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> RVec<RString> {
@@ -173,6 +173,62 @@ impl Voice {
     /// Sets the voice's language code.
     pub fn with_language(mut self, language: impl Into<String>) -> Self {
         self.language = ROption::RSome(RString::from(language.into()));
+        self
+    }
+}
+
+impl SynthesisOptions {
+    /// Options for one synthesis with nothing set: the provider's configured voice.
+    ///
+    /// ```
+    /// use plugin_api::prelude::*;
+    /// let options = SynthesisOptions::new().with_voice("high").with_language("en");
+    /// assert_eq!((options.voice(), options.language()), (Some("high"), Some("en")));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks for the voice `id`.
+    pub fn with_voice(mut self, id: impl Into<String>) -> Self {
+        self.voice = ROption::RSome(RString::from(id.into()));
+        self
+    }
+
+    /// Says the text's language.
+    pub fn with_language(mut self, code: impl Into<String>) -> Self {
+        self.language = ROption::RSome(RString::from(code.into()));
+        self
+    }
+
+    /// Says the sample rate the host would prefer.
+    pub fn with_preferred_sample_rate(mut self, rate: u32) -> Self {
+        self.preferred_sample_rate = ROption::RSome(rate);
+        self
+    }
+}
+
+impl TranscribeOptions {
+    /// Options for one transcription with nothing set.
+    ///
+    /// ```
+    /// use plugin_api::prelude::*;
+    /// let options = TranscribeOptions::new().with_language("de").with_prompt("Grüezi");
+    /// assert_eq!((options.language(), options.prompt()), (Some("de"), Some("Grüezi")));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Says the expected language.
+    pub fn with_language(mut self, code: impl Into<String>) -> Self {
+        self.language = ROption::RSome(RString::from(code.into()));
+        self
+    }
+
+    /// Primes the model with `prompt`.
+    pub fn with_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompt = ROption::RSome(RString::from(prompt.into()));
         self
     }
 }
