@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use plugin_api::abi::Role;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,169 +33,51 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
     })
 }
 
-/// Resolves `plugins.dir` relative to the current directory.
-fn plugins_dir(loaded: &LoadedConfig) -> PathBuf {
-    PathBuf::from(&loaded.config.plugins.dir)
-}
+mod check_config;
+pub use check_config::check_config;
 
-/// `check-config [--probe]`.
-pub async fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
-    let loaded = match load_config(cli) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    telemetry::init(&loaded);
-    let mut problems = Vec::new();
-    println!("environment: {}", loaded.environment);
-    let files: Vec<String> = loaded
-        .files
-        .iter()
-        .map(|f| f.display().to_string())
-        .collect();
-    println!("files: {}", files.join(" → "));
-    if loaded.env_overrides.is_empty() {
-        println!("environment overrides: none");
-    } else {
-        println!("environment overrides: {}", loaded.env_overrides.join(", "));
-    }
-
-    let dir = plugins_dir(&loaded);
-    match PluginSet::load_for_config(&dir, &loaded.config).await {
-        Err(e) => problems.push(e.to_string()),
-        Ok(set) => {
-            print_plugins(&dir, &set);
-            validate_providers(&set, &loaded.config, &mut problems).await;
-            if probe && problems.is_empty() {
-                probe_providers(&set, &loaded.config, &mut problems).await;
-            }
-        }
-    }
-
-    match describe_turn_models(&loaded) {
-        Ok(line) => println!("{line}"),
-        Err(problem) => problems.push(problem),
-    }
-    if !loaded.secrets.is_empty() {
-        println!("secrets (values never printed):");
-        for (key, var, set) in &loaded.secrets {
-            println!("  {key} = {var}: {}", if *set { "set" } else { "NOT SET" });
-        }
-    }
-    println!("--- effective configuration ---");
-    print!(
-        "{}",
-        toml::to_string_pretty(&loaded.config).context("cannot print the configuration")?
-    );
-    println!("---");
-    if problems.is_empty() {
-        println!("configuration OK");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "{} problem{}:",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        );
-        for p in &problems {
-            eprintln!("  - {p}");
-        }
-        Ok(ExitCode::FAILURE)
-    }
-}
-
-/// `check-config`: the plugins the configuration uses, and where they run.
-fn print_plugins(dir: &Path, set: &PluginSet) {
-    let names: Vec<String> = set
-        .plugins
-        .values()
-        .map(|p| format!("{} {}", p.info.name, p.info.version))
-        .chain(
-            set.isolated
-                .keys()
-                .filter(|n| !set.plugins.contains_key(*n))
-                .map(|n| format!("{n} (worker process)")),
-        )
-        .collect();
-    let names = if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    };
-    println!("plugins ({}): {names}", dir.display());
-    for failure in &set.failures {
-        println!("  not loaded: {failure}");
-    }
-}
-
-/// `check-config`: every listed provider's settings, checked by its plugin.
-async fn validate_providers(set: &PluginSet, config: &config::Config, problems: &mut Vec<String>) {
-    for (role, list) in [
-        (Role::SpeechToText, &config.stt.providers),
-        (Role::TextToSpeech, &config.tts.providers),
-    ] {
-        if list.is_empty() {
-            problems.push(format!(
-                "`{role}.providers` is empty: the pipeline needs at least one {role} provider"
-            ));
-        }
-        for id in list {
-            let Some(cfg) = config.providers.get(id) else {
-                continue;
-            };
-            match set.validate_provider(id, cfg, role).await {
-                Ok(()) => println!(
-                    "{role} provider `{id}` (plugin `{}`): settings OK",
-                    cfg.plugin.as_deref().unwrap_or(id)
-                ),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-    }
-}
-
-/// `check-config --probe`: builds every provider and prints its answer to a health check.
-async fn probe_providers(set: &PluginSet, config: &config::Config, problems: &mut Vec<String>) {
-    let providers = Providers::build(set, config).await;
-    problems.extend(providers.failures.iter().map(|f| f.to_string()));
-    use futures_util::FutureExt;
-    let stt = providers
-        .stt
-        .iter()
-        .map(|p| ("stt", &p.id, p.check_health().boxed()));
-    let tts = providers
-        .tts
-        .iter()
-        .map(|p| ("tts", &p.id, p.check_health().boxed()));
-    let checks = stt
-        .chain(tts)
-        .map(|(role, id, check)| async move { (role, id, check.await) });
-    let answers = futures_util::future::join_all(checks).await;
-    for (role, id, answer) in answers {
-        let detail = telemetry::scrub(&answer.detail);
-        if answer.healthy {
-            println!("{role} provider `{id}`: healthy: {detail}");
-        } else {
-            problems.push(format!("{role} provider `{id}` is unhealthy: {detail}"));
-        }
-    }
+/// The plugin directories in search order: `plugins.dir`, then `plugins.dirs` (a relative
+/// path from a file was made relative to that file's directory when it was read).
+fn plugin_dirs(loaded: &LoadedConfig) -> Vec<PathBuf> {
+    loaded.config.plugins.search_path()
 }
 
 /// `plugins list`.
+///
+/// Exits 1 when a library could not be loaded (after listing everything), 2 when a directory
+/// cannot be read.
 pub fn plugins_list(cli: &Cli, dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
-    let dir = match dir {
-        Some(dir) => dir.to_path_buf(),
+    let dirs = match dir {
+        Some(dir) => vec![dir.to_path_buf()],
         None => {
             let loaded = load_config(cli)?;
             telemetry::init(&loaded);
-            plugins_dir(&loaded)
+            plugin_dirs(&loaded)
         }
     };
     let launcher = crate::plugins::worker::WorkerLauncher::current_exe()
         .context("cannot find this executable to inspect plugins with")?;
-    let set = crate::plugins::probe::probe_dir(&dir, &launcher)?;
+    let mut failed = 0;
+    for (n, dir) in dirs.iter().enumerate() {
+        let set = crate::plugins::probe::probe_dir(dir, &launcher)?;
+        failed += set.failures.len();
+        if n > 0 && !json {
+            println!();
+        }
+        print_probe(dir, &set, json)?;
+    }
+    if failed > 0 {
+        eprintln!(
+            "{failed} file{} could not be loaded as a plugin (see `not loaded:` above)",
+            if failed == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One directory of `plugins list`, as a table or one JSON document.
+fn print_probe(dir: &Path, set: &crate::plugins::probe::Probe, json: bool) -> anyhow::Result<()> {
     if json {
         let plugins: Vec<serde_json::Value> = set
             .plugins
@@ -253,7 +134,7 @@ pub fn plugins_list(cli: &Cli, dir: Option<&Path>, json: bool) -> anyhow::Result
             println!("  not loaded: {f}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// One `--input` of `simulate`, with its speaker and start time.
@@ -331,16 +212,20 @@ pub async fn build_session_deps(
     loaded: &LoadedConfig,
     ops: &Arc<OpsState>,
 ) -> anyhow::Result<SessionDeps> {
-    let dir = plugins_dir(loaded);
-    let set = PluginSet::load_for_config(&dir, &loaded.config).await?;
+    let dirs = plugin_dirs(loaded);
+    let set = PluginSet::load_for_config_in(&dirs, &loaded.config).await?;
     for failure in &set.failures {
         tracing::warn!("plugin not loaded: {failure}");
     }
     let providers = Providers::build(&set, &loaded.config).await;
-    for failure in &providers.failures {
-        tracing::error!("{failure}");
+    let problems: Vec<String> = providers
+        .failures
+        .iter()
+        .map(|f| check_config::explain(loaded, f))
+        .collect();
+    for problem in &problems {
+        tracing::error!("{problem}");
     }
-    let problems: Vec<String> = providers.failures.iter().map(|f| f.to_string()).collect();
     if providers.stt.is_empty() {
         bail!(
             "no speech-to-text provider could be started (stt.providers = {:?}): {}",
@@ -387,7 +272,7 @@ fn load_turn_models(loaded: &LoadedConfig) -> anyhow::Result<TurnModels> {
     Ok(models)
 }
 
-fn config_files(loaded: &LoadedConfig) -> String {
+pub(crate) fn config_files(loaded: &LoadedConfig) -> String {
     let files: Vec<String> = loaded
         .files
         .iter()
@@ -397,7 +282,7 @@ fn config_files(loaded: &LoadedConfig) -> String {
 }
 
 /// One line on the turn-taking models for `check-config`, or the problem.
-fn describe_turn_models(loaded: &LoadedConfig) -> Result<String, String> {
+pub(crate) fn describe_turn_models(loaded: &LoadedConfig) -> Result<String, String> {
     let models = TurnModels::load(&loaded.config.pipeline)
         .map_err(|e| format!("{e} (configuration: {})", config_files(loaded)))?;
     let vad = match &models.vad {

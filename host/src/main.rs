@@ -40,7 +40,9 @@ fn main() -> ExitCode {
     let run = || -> anyhow::Result<ExitCode> {
         runtime.block_on(async {
             match &cli.command {
-                Command::CheckConfig { probe } => commands::check_config(&cli, *probe).await,
+                Command::CheckConfig { probe, print } => {
+                    commands::check_config(&cli, *probe, *print).await
+                }
                 Command::Plugins {
                     command: PluginsCommand::List { dir, json },
                 } => commands::plugins_list(&cli, dir.as_deref(), *json),

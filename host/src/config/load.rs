@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
+use super::provenance::{anchor_plugin_dirs, Origins};
 use super::schema::{AgentKind, CloudWatchConfig, Config, DiscordConfig};
 use crate::voice::discord::shards::{ShardSpec, HOSTNAME_VAR};
 
@@ -137,6 +138,8 @@ pub struct LoadedConfig {
     pub env_overrides: Vec<String>,
     /// Secret variables the configuration names and whether each is set: `(key, var, set)`.
     pub secrets: Vec<(String, String, bool)>,
+    /// Which file or variable set each key.
+    pub origins: Origins,
 }
 
 /// Environment variables, name and value.
@@ -152,10 +155,12 @@ pub fn load(
     let mut errors = Vec::new();
     let mut merged = Table::new();
     let mut files = Vec::new();
+    let mut origins = Origins::default();
 
     let default_path = dir.join("default.toml");
     if default_path.exists() {
         if let Some(table) = read_layer(&default_path, &mut errors) {
+            origins.record(&default_path.display().to_string(), &table);
             deep_merge(&mut merged, table);
         }
         files.push(default_path);
@@ -170,6 +175,7 @@ pub fn load(
         });
     } else {
         if let Some(table) = read_layer(&env_path, &mut errors) {
+            origins.record(&env_path.display().to_string(), &table);
             deep_merge(&mut merged, table);
         }
         files.push(env_path);
@@ -197,6 +203,7 @@ pub fn load(
         }
         let table = nest(&path, parse_env_value(&raw));
         if check_layer(&origin, &table, &mut errors) {
+            origins.record(&origin, &table);
             deep_merge(&mut merged, table);
             env_overrides.push(name);
         }
@@ -233,6 +240,7 @@ pub fn load(
         files,
         env_overrides,
         secrets,
+        origins,
     })
 }
 
@@ -271,7 +279,7 @@ fn read_layer(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Table> {
             return None;
         }
     };
-    let table: Table = match text.parse() {
+    let mut table: Table = match text.parse() {
         Ok(table) => table,
         Err(e) => {
             errors.push(ConfigError::Syntax {
@@ -281,6 +289,9 @@ fn read_layer(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Table> {
             return None;
         }
     };
+    if let Some(base) = path.parent() {
+        anchor_plugin_dirs(&mut table, base);
+    }
     check_layer(&origin, &table, errors).then_some(table)
 }
 

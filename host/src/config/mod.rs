@@ -5,7 +5,9 @@
 //! Steps, as in ripgrep: raw layers → parsed per layer → merged → validated.
 
 mod load;
+mod provenance;
 mod schema;
 
 pub use load::{load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX};
+pub use provenance::Origins;
 pub use schema::*;
