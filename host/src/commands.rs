@@ -1,7 +1,7 @@
 //! The subcommands, at the binary's edge: they load config and plugins, call into the
 //! library, and print for humans. Errors here are `anyhow`, with context for the reader.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -34,107 +34,14 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
 }
 
 mod check_config;
+mod plugins_list;
 pub use check_config::check_config;
+pub use plugins_list::plugins_list;
 
 /// The plugin directories in search order: `plugins.dir`, then `plugins.dirs` (a relative
 /// path from a file was made relative to that file's directory when it was read).
 fn plugin_dirs(loaded: &LoadedConfig) -> Vec<PathBuf> {
     loaded.config.plugins.search_path()
-}
-
-/// `plugins list`.
-///
-/// Exits 1 when a library could not be loaded (after listing everything), 2 when a directory
-/// cannot be read.
-pub fn plugins_list(cli: &Cli, dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
-    let dirs = match dir {
-        Some(dir) => vec![dir.to_path_buf()],
-        None => {
-            let loaded = load_config(cli)?;
-            telemetry::init(&loaded);
-            plugin_dirs(&loaded)
-        }
-    };
-    let launcher = crate::plugins::worker::WorkerLauncher::current_exe()
-        .context("cannot find this executable to inspect plugins with")?;
-    let mut failed = 0;
-    for (n, dir) in dirs.iter().enumerate() {
-        let set = crate::plugins::probe::probe_dir(dir, &launcher)?;
-        failed += set.failures.len();
-        if n > 0 && !json {
-            println!();
-        }
-        print_probe(dir, &set, json)?;
-    }
-    if failed > 0 {
-        eprintln!(
-            "{failed} file{} could not be loaded as a plugin (see `not loaded:` above)",
-            if failed == 1 { "" } else { "s" }
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// One directory of `plugins list`, as a table or one JSON document.
-fn print_probe(dir: &Path, set: &crate::plugins::probe::Probe, json: bool) -> anyhow::Result<()> {
-    if json {
-        let plugins: Vec<serde_json::Value> = set
-            .plugins
-            .values()
-            .map(|p| {
-                serde_json::json!({
-                    "name": p.info.name,
-                    "version": p.info.version,
-                    "description": p.info.description,
-                    "provides": p.info.provides,
-                    "api_version": p.info.api_version,
-                    "path": p.path,
-                    "sha256": p.sha256,
-                    "capabilities": {
-                        "languages": p.info.languages,
-                        "streaming": p.info.streaming,
-                        "sample_rates": p.info.sample_rates,
-                        "voices": p.info.voices,
-                    },
-                })
-            })
-            .collect();
-        let failures: Vec<serde_json::Value> = set
-            .failures
-            .iter()
-            .map(|f| serde_json::json!({"path": f.path, "error": f.error.to_string()}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"dir": dir, "plugins": plugins, "failures": failures})
-            )?
-        );
-    } else {
-        println!("plugins in {}:", dir.display());
-        if set.plugins.is_empty() {
-            println!("  (none)");
-        }
-        for p in set.plugins.values() {
-            println!(
-                "  {:<16} {:<8} provides {:<8} api {:<7} {}",
-                p.info.name,
-                p.info.version,
-                p.info.provides.join(","),
-                p.info.api_version,
-                p.path.display()
-            );
-            println!("  {:<16} sha256 {}", "", p.sha256);
-            if !p.info.description.is_empty() {
-                println!("  {:<16} {}", "", p.info.description);
-            }
-        }
-        for f in &set.failures {
-            println!("  not loaded: {f}");
-        }
-    }
-    Ok(())
 }
 
 /// One `--input` of `simulate`, with its speaker and start time.

@@ -198,7 +198,10 @@ pub(crate) fn explain(loaded: &LoadedConfig, error: &ProviderSetupError) -> Stri
         }
     }
     let config = &loaded.config;
-    for (role, list) in [("stt", &config.stt.providers), ("tts", &config.tts.providers)] {
+    for (role, list) in [
+        ("stt", &config.stt.providers),
+        ("tts", &config.tts.providers),
+    ] {
         if list.contains(id) {
             let key = format!("{role}.providers");
             let origin = origins.of(&key).unwrap_or("the defaults");
@@ -245,7 +248,9 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains(&format!("`stt.providers`, which lists it, is set by {file}")),
+            line.contains(&format!(
+                "`stt.providers`, which lists it, is set by {file}"
+            )),
             "{line}"
         );
     }

@@ -778,7 +778,14 @@ impl TurnRunner {
                     cut = spoken.cut();
                 }
             }
-            (first_audio, playback_start, providers, errors, audio_ms, cut)
+            (
+                first_audio,
+                playback_start,
+                providers,
+                errors,
+                audio_ms,
+                cut,
+            )
         };
 
         let (
