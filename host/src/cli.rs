@@ -90,6 +90,26 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a plugin crate that builds and passes its tests as generated: a minimal
+    /// provider, a settings struct, tests with the SDK's test kit, a README.
+    New {
+        /// The plugin's name: lower-case letters, digits and hyphens (`my-whisper`).
+        name: String,
+        /// A speech-to-text plugin.
+        #[arg(long, required_unless_present = "tts", conflicts_with = "tts")]
+        stt: bool,
+        /// A text-to-speech plugin.
+        #[arg(long)]
+        tts: bool,
+        /// The crate's directory (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Depend on the plugin API in this directory (a checkout's `plugin-api`) by path.
+        /// Default: the checkout this binary was built from when it exists, else the released
+        /// API from the project's repository.
+        #[arg(long)]
+        api_path: Option<PathBuf>,
+    },
 }
 
 /// `simulate …`.

@@ -35,8 +35,10 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
 
 mod check_config;
 mod plugins_list;
+mod plugins_new;
 pub use check_config::check_config;
 pub use plugins_list::plugins_list;
+pub use plugins_new::{plugins_new, NewPlugin};
 
 /// The plugin directories in search order: `plugins.dir`, then `plugins.dirs` (a relative
 /// path from a file was made relative to that file's directory when it was read).

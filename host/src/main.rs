@@ -46,6 +46,21 @@ fn main() -> ExitCode {
                 Command::Plugins {
                     command: PluginsCommand::List { dir, json },
                 } => commands::plugins_list(&cli, dir.as_deref(), *json),
+                Command::Plugins {
+                    command:
+                        PluginsCommand::New {
+                            name,
+                            stt,
+                            tts: _,
+                            path,
+                            api_path,
+                        },
+                } => commands::plugins_new(&commands::NewPlugin {
+                    name: name.clone(),
+                    stt: *stt,
+                    path: path.clone(),
+                    api_path: api_path.clone(),
+                }),
                 Command::Simulate(args) => {
                     let inputs = commands::simulate_inputs(&matches, args)?;
                     commands::simulate(&cli, args, inputs).await
