@@ -99,13 +99,13 @@ fn install(plugins: &PluginDir, lib: &str) {
     plugins.add_as(&target_dir().join("debug").join(&file), &file);
 }
 
-/// The guide's speech-to-text walk-through: the first `rust` block after its marker.
-fn walkthrough() -> String {
+/// The guide's walk-through for `role` (`stt`, `tts`): the first `rust` block after its marker.
+fn walkthrough(role: &str) -> String {
     let guide = std::fs::read_to_string(workspace_root().join("docs/PLUGINS.md"))
         .expect("read docs/PLUGINS.md");
     let (_, after) = guide
-        .split_once("<!-- walkthrough: stt -->")
-        .expect("the guide marks its speech-to-text walk-through");
+        .split_once(&format!("<!-- walkthrough: {role} -->"))
+        .expect("the guide marks its walk-through");
     let (_, code) = after.split_once("```rust\n").expect("a rust block");
     code.split_once("```")
         .expect("the block ends")
@@ -200,33 +200,29 @@ fn scaffolded_plugins_build_pass_their_tests_and_complete_a_turn() {
     );
 }
 
-#[test]
-fn the_guides_walkthrough_is_short_plain_rust_and_a_plugin_the_host_loads() {
-    let code = walkthrough();
-    let lines = code.lines().count();
-    assert!(lines <= 40, "the walk-through is {lines} lines:\n{code}");
-    assert_eq!(abi_types_in(&code), Vec::<String>::new(), "{code}");
-
+/// Builds `code` as plugin crate `name` (library `openclaw_plugin_<name>`) and lists it with
+/// the host: it must load and provide `role`.
+fn build_and_list(name: &str, code: &str, role: &str) {
     let work = tempfile::tempdir().expect("a temporary directory");
-    let dir = work.path().join("mumble");
+    let dir = work.path().join(name);
     std::fs::create_dir_all(dir.join("src")).expect("create the crate");
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
-            "[package]\nname = \"openclaw-plugin-mumble\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
-             [lib]\nname = \"openclaw_plugin_mumble\"\ncrate-type = [\"cdylib\"]\n\
+            "[package]\nname = \"openclaw-plugin-{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+             [lib]\nname = \"openclaw_plugin_{name}\"\ncrate-type = [\"cdylib\"]\n\
              [dependencies]\nplugin-api = {{ package = \"openclaw-plugin-api\", path = {} }}\n\
              serde = {{ version = \"1\", features = [\"derive\"] }}\n[workspace]\n",
             toml_path(&workspace_root().join("plugin-api"))
         ),
     )
     .expect("write Cargo.toml");
-    std::fs::write(dir.join("src/lib.rs"), &code).expect("write lib.rs");
+    std::fs::write(dir.join("src/lib.rs"), code).expect("write lib.rs");
     pin(&dir);
     assert_ok("cargo build", &cargo(&dir, &["build"], &[]));
 
     let plugins = PluginDir::new();
-    install(&plugins, "openclaw_plugin_mumble");
+    install(&plugins, &format!("openclaw_plugin_{name}"));
     let run = openclaw_voice(
         [
             OsStr::new("plugins"),
@@ -238,11 +234,25 @@ fn the_guides_walkthrough_is_short_plain_rust_and_a_plugin_the_host_loads() {
     );
     assert!(run.success(), "{run}");
     assert!(
-        run.stdout
-            .lines()
-            .any(|l| l.trim_start().starts_with("mumble ") && l.contains("provides stt")),
+        run.stdout.lines().any(|l| {
+            l.trim_start().starts_with(&format!("{name} "))
+                && l.contains(&format!("provides {role}"))
+        }),
         "{run}"
     );
+}
+
+#[test]
+fn the_guides_walkthroughs_are_short_plain_rust_and_plugins_the_host_loads() {
+    let stt = walkthrough("stt");
+    let lines = stt.lines().count();
+    assert!(lines <= 40, "the STT walk-through is {lines} lines:\n{stt}");
+    let tts = walkthrough("tts");
+    for code in [&stt, &tts] {
+        assert_eq!(abi_types_in(code), Vec::<String>::new(), "{code}");
+    }
+    build_and_list("mumble", &stt, "stt");
+    build_and_list("beeper", &tts, "tts");
 }
 
 #[test]
