@@ -396,12 +396,10 @@ impl PluginDefinition {
     }
 }
 
-/// Parses and checks settings of type `T`, dropping the result: `validate_config`'s job.
+/// Parses and checks settings of type `T` and what they point at, dropping the result:
+/// `validate_config`'s job.
 fn typed_check<T: PluginSettings>() -> Check {
-    Box::new(|text| {
-        crate::settings::parse::<T>(text)?;
-        Ok(())
-    })
+    Box::new(|text| crate::settings::parse::<T>(text)?.check_environment())
 }
 
 /// Parses a provider's settings into `T`, with errors that name the offending key

@@ -59,6 +59,43 @@ pub trait PluginSettings: DeserializeOwned + 'static {
     fn check(&self) -> Result<(), SettingsError> {
         Ok(())
     }
+
+    /// Checks what the settings point at, for the host's `check-config` only: a program on
+    /// the `PATH`, a model file that exists. Cheap (no network, no model load); errors of any
+    /// kind. The provider's constructor meets the same problems itself, so it is not run
+    /// before building one. The default checks nothing.
+    ///
+    /// ```
+    /// use plugin_api::prelude::*;
+    /// # use plugin_api::testing::TestPlugin;
+    /// #[derive(serde::Deserialize)]
+    /// struct Settings { model: std::path::PathBuf }
+    /// impl PluginSettings for Settings {
+    ///     fn check_environment(&self) -> Result<(), PluginError> {
+    ///         if !self.model.is_file() {
+    ///             let shown = self.model.display();
+    ///             return Err(SettingsError::new("model", format!("{shown} does not exist")).into());
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// # struct Nothing;
+    /// # impl SpeechToText for Nothing {
+    /// #     fn transcribe(&self, _: Pcm16kMono<'_>, _: &TranscribeOptions) -> Result<Transcript, PluginError> {
+    /// #         Ok(Transcript::empty())
+    /// #     }
+    /// # }
+    /// # fn definition() -> PluginDefinition {
+    /// #     PluginDefinition::new("m", "0.1.0").stt(|_: Settings| Ok(Nothing))
+    /// # }
+    /// let plugin = TestPlugin::new(definition);
+    /// let err = plugin.validate_config(Role::SpeechToText, "model = \"/no/such.bin\"").unwrap_err();
+    /// assert_eq!(err.message(), "setting `model`: /no/such.bin does not exist");
+    /// assert!(plugin.stt("model = \"/no/such.bin\"").is_ok(), "not run before building");
+    /// ```
+    fn check_environment(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
 }
 
 /// Settings for a provider that takes none: any key is refused.
