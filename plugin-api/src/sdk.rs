@@ -24,6 +24,36 @@ use crate::abi::{
 };
 
 /// A speech-to-text engine, written as plain Rust.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// /// Hears everything as "hello", and says it is ready only with a word set.
+/// struct Hello { word: String }
+///
+/// impl SpeechToText for Hello {
+///     fn transcribe(&self, audio: Pcm16kMono<'_>, options: &TranscribeOptions) -> Result<Transcript, PluginError> {
+///         if audio.as_slice().is_empty() {
+///             return Ok(Transcript::empty());
+///         }
+///         Ok(Transcript::new(&self.word).with_language(options.language().unwrap_or("en")))
+///     }
+///
+///     fn health(&self) -> Result<HealthReport, PluginError> {
+///         Ok(if self.word.is_empty() {
+///             HealthReport::unhealthy("no word to say")
+///         } else {
+///             HealthReport::healthy("ready")
+///         })
+///     }
+/// }
+///
+/// let stt = Hello { word: "hello".into() };
+/// let options = TranscribeOptions::new().with_language("de");
+/// let transcript = stt.transcribe(Pcm16kMono::new(&[1; 160]), &options).unwrap();
+/// assert_eq!((transcript.text(), transcript.language_code()), ("hello", Some("de")));
+/// assert!(stt.health().unwrap().healthy);
+/// ```
 pub trait SpeechToText: Send + Sync + 'static {
     /// Transcribes one utterance of 16 kHz mono audio. Return [`Transcript::empty`] when
     /// nothing was said.
@@ -65,6 +95,29 @@ pub trait SpeechToText: Send + Sync + 'static {
 
 /// A streaming transcription, written as plain Rust: audio arrives in pieces while the
 /// speaker talks.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// /// Counts the audio it was given.
+/// struct Counting { samples: usize }
+///
+/// impl TranscriptionStream for Counting {
+///     fn push(&mut self, samples: &[i16]) -> Result<Option<PartialTranscript>, PluginError> {
+///         self.samples += samples.len();
+///         let ms = (self.samples * 1000 / STT_SAMPLE_RATE as usize) as u32;
+///         Ok(Some(PartialTranscript::new(format!("{ms} ms so far"), ms)))
+///     }
+///     fn finish(&mut self) -> Result<DetailedTranscript, PluginError> {
+///         let words = vec![Word::new(0, 500, "counted", Some(0.9))];
+///         Ok(DetailedTranscript::from(Transcript::new("counted")).with_words(words))
+///     }
+/// }
+///
+/// let mut stream = Counting { samples: 0 };
+/// assert_eq!(stream.push(&[0; 8_000]).unwrap().unwrap().audio_ms, 500);
+/// assert_eq!(stream.finish().unwrap().word_list().len(), 1);
+/// ```
 pub trait TranscriptionStream: Send + 'static {
     /// Adds 16 kHz mono samples that follow the ones pushed before; returns a partial
     /// transcript when there is a new one.
@@ -75,6 +128,34 @@ pub trait TranscriptionStream: Send + 'static {
 }
 
 /// A text-to-speech engine, written as plain Rust.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// /// Half a second of silence per word, in one chunk per word.
+/// struct Quiet;
+///
+/// impl TextToSpeech for Quiet {
+///     fn synthesize(&self, text: &str, options: &SynthesisOptions, _cancel: CancelToken)
+///         -> Result<Box<dyn AudioStream>, PluginError> {
+///         if let Some(voice) = options.voice().filter(|v| *v != "quiet") {
+///             return Err(PluginError::invalid_input(format!("no voice `{voice}`: try `quiet`")));
+///         }
+///         let chunks = text.split_whitespace().map(|_| AudioChunk::new(vec![0; 8_000], 16_000));
+///         Ok(Box::new(VecStream::new(chunks.collect())))
+///     }
+///
+///     fn voices(&self) -> Result<Vec<Voice>, PluginError> {
+///         Ok(vec![Voice::new("quiet", "Quiet").with_language("en")])
+///     }
+/// }
+///
+/// let mut stream = Quiet.synthesize("two words", &SynthesisOptions::new(), CancelToken::new()).unwrap();
+/// assert_eq!(stream.next_chunk().unwrap().unwrap().duration_ms(), 500);
+/// let wrong = SynthesisOptions::new().with_voice("loud");
+/// let err = Quiet.synthesize("hi", &wrong, CancelToken::new()).err().unwrap();
+/// assert_eq!(err.kind, ErrorKind::InvalidInput);
+/// ```
 pub trait TextToSpeech: Send + Sync + 'static {
     /// Starts synthesizing `text`. Long work belongs in the returned stream, so the host can
     /// play the first chunk while the rest is made. Check `cancel` in long loops.
@@ -97,12 +178,43 @@ pub trait TextToSpeech: Send + Sync + 'static {
 }
 
 /// Synthesized audio, pulled one chunk at a time.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// /// Made on demand, one 100 ms chunk per pull, until cancelled or done.
+/// struct Ticks { left: u32, cancel: CancelToken }
+///
+/// impl AudioStream for Ticks {
+///     fn next_chunk(&mut self) -> Result<Option<AudioChunk>, PluginError> {
+///         if self.cancel.is_cancelled() || self.left == 0 {
+///             return Ok(None);
+///         }
+///         self.left -= 1;
+///         Ok(Some(AudioChunk::new(vec![100; 1_600], 16_000)))
+///     }
+/// }
+///
+/// let cancel = CancelToken::new();
+/// let mut ticks = Ticks { left: 10, cancel: cancel.clone() };
+/// assert!(ticks.next_chunk().unwrap().is_some());
+/// cancel.cancel();
+/// assert!(ticks.next_chunk().unwrap().is_none());
+/// ```
 pub trait AudioStream: Send + 'static {
     /// The next chunk, or `None` when synthesis is complete.
     fn next_chunk(&mut self) -> Result<Option<AudioChunk>, PluginError>;
 }
 
 /// Set when the host cancels a synthesis (barge-in, shutdown). Cheap to clone and check.
+///
+/// ```
+/// let token = plugin_api::prelude::CancelToken::new();
+/// let seen_by_the_producer = token.clone();
+/// assert!(!seen_by_the_producer.is_cancelled());
+/// token.cancel();
+/// assert!(seen_by_the_producer.is_cancelled());
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct CancelToken(Arc<AtomicBool>);
 
@@ -122,6 +234,13 @@ impl CancelToken {
 }
 
 /// An [`AudioStream`] over chunks that are already made.
+///
+/// ```
+/// use plugin_api::prelude::*;
+/// let mut stream = VecStream::new(vec![AudioChunk::new(vec![1, 2, 3], 8_000)]);
+/// assert_eq!(stream.next_chunk().unwrap().unwrap().samples(), &[1, 2, 3]);
+/// assert_eq!(stream.next_chunk().unwrap(), None);
+/// ```
 pub struct VecStream(std::vec::IntoIter<AudioChunk>);
 
 impl VecStream {
@@ -138,7 +257,29 @@ impl AudioStream for VecStream {
 }
 
 /// An [`AudioStream`] fed from another thread through a channel: the producer sends chunks
-/// (or an error) as they arrive, and dropping the sender ends the stream.
+/// (or an error) as they arrive, and dropping the sender ends the stream. A cancel ends it at
+/// once, and the producer's next `send` fails: stop producing then.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// let cancel = CancelToken::new();
+/// let (sender, mut stream) = ChannelStream::new(cancel.clone());
+/// let producer = std::thread::spawn(move || {
+///     for _ in 0..3 {
+///         if sender.send(Ok(AudioChunk::new(vec![7; 320], 16_000))).is_err() {
+///             return; // the stream is gone: stop producing
+///         }
+///     }
+/// });
+/// let mut chunks = 0;
+/// while let Some(chunk) = stream.next_chunk().unwrap() {
+///     assert_eq!(chunk.sample_rate, 16_000);
+///     chunks += 1;
+/// }
+/// producer.join().unwrap();
+/// assert_eq!(chunks, 3);
+/// ```
 pub struct ChannelStream {
     receiver: mpsc::Receiver<Result<AudioChunk, PluginError>>,
     cancel: CancelToken,
@@ -412,7 +553,15 @@ pub fn parse_settings<T: serde::de::DeserializeOwned>(config: &str) -> Result<T,
     crate::settings::deserialize(config).map_err(PluginError::from)
 }
 
-/// Reads a secret from the environment variable `var`, for the provider `provider`.
+/// Reads a secret from the environment variable `var`, for the provider `provider`: an
+/// `Auth` error naming the variable (never the value) when it is unset or empty.
+///
+/// ```
+/// use plugin_api::prelude::*;
+/// let err = secret_from_env("my-cloud", "OCV_DOCTEST_SURELY_UNSET").unwrap_err();
+/// assert_eq!(err.kind, ErrorKind::Auth);
+/// assert!(err.message().contains("OCV_DOCTEST_SURELY_UNSET"), "{err}");
+/// ```
 pub fn secret_from_env(provider: &str, var: &str) -> Result<String, PluginError> {
     match std::env::var(var) {
         Ok(value) if !value.trim().is_empty() => Ok(value),

@@ -335,6 +335,25 @@ impl TestPlugin {
     /// second of silence transcribes (plain and detailed), empty audio is accepted or refused
     /// as `InvalidInput`, health answers, and a stream (where the provider streams) takes
     /// audio and finishes; no call ends in an `Internal` error or a panic.
+    ///
+    /// ```
+    /// # use plugin_api::prelude::*;
+    /// # struct Fussy;
+    /// # impl SpeechToText for Fussy {
+    /// #     fn transcribe(&self, audio: Pcm16kMono<'_>, _: &TranscribeOptions) -> Result<Transcript, PluginError> {
+    /// #         if audio.as_slice().is_empty() {
+    /// #             panic!("no audio"); // a bug the check finds
+    /// #         }
+    /// #         Ok(Transcript::empty())
+    /// #     }
+    /// # }
+    /// # fn definition() -> PluginDefinition {
+    /// #     PluginDefinition::new("fussy", "0.1.0").stt(|_: NoSettings| Ok(Fussy))
+    /// # }
+    /// // `Fussy` panics on empty audio:
+    /// let failure = plugin_api::testing::TestPlugin::new(definition).check_stt("").unwrap_err();
+    /// assert!(failure.problems[0].starts_with("empty audio must be transcribed"), "{failure}");
+    /// ```
     pub fn check_stt(&self, settings: &str) -> Result<(), CheckFailure> {
         let stt = self.stt(settings).map_err(|e| CheckFailure {
             problems: vec![format!("building the provider failed: {e}")],
