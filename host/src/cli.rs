@@ -86,13 +86,16 @@ pub enum Command {
     Run,
     /// Feed WAV files through the pipeline as speakers and write the bot's replies to a WAV.
     Simulate(SimulateArgs),
-    /// Load every configuration layer and plugin, print the effective configuration with
-    /// secrets redacted, and exit non-zero on any problem.
+    /// Load every configuration layer and the plugins it uses, check every provider's
+    /// settings, print the verdict first, and exit non-zero on any problem.
     CheckConfig {
         /// Also build every provider and ask it for its health (a real request for cloud
         /// providers, a model load for local ones); an unhealthy provider is a problem.
         #[arg(long)]
         probe: bool,
+        /// Also print the effective configuration (every layer merged; no secret values).
+        #[arg(long)]
+        print: bool,
     },
     /// Inspect plugins.
     Plugins {
@@ -130,14 +133,35 @@ pub enum Command {
 /// `plugins …`.
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// List the plugins in the plugin directory: name, version, roles, API version, path, hash.
+    /// List the plugins in the plugin directories: name, version, roles, API version, path,
+    /// hash. Exits non-zero when a library there could not be loaded.
     List {
-        /// Directory to scan instead of `plugins.dir` from config.
+        /// Directory to scan instead of `plugins.dir` and `plugins.dirs` from config.
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Create a plugin crate that builds and passes its tests as generated: a minimal
+    /// provider, a settings struct, tests with the SDK's test kit, a README.
+    New {
+        /// The plugin's name: lower-case letters, digits and hyphens (`my-whisper`).
+        name: String,
+        /// A speech-to-text plugin.
+        #[arg(long, required_unless_present = "tts", conflicts_with = "tts")]
+        stt: bool,
+        /// A text-to-speech plugin.
+        #[arg(long)]
+        tts: bool,
+        /// The crate's directory (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Depend on the plugin API in this directory (a checkout's `plugin-api`) by path.
+        /// Default: the checkout this binary was built from when it exists, else the released
+        /// API from the project's repository.
+        #[arg(long)]
+        api_path: Option<PathBuf>,
     },
 }
 

@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use plugin_api::abi::Role;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::agent::Agent;
-use crate::cli::{exit, Cli, SimulateArgs, UsageError};
+use crate::cli::{Cli, SimulateArgs, UsageError};
 use crate::config::{self, LoadedConfig};
 use crate::ops::{Components, GatewayStatus, OpsServer, OpsState, Shutdown};
 use crate::pipeline::{
@@ -33,227 +32,17 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
     })
 }
 
-/// Resolves `plugins.dir` relative to the current directory.
-fn plugins_dir(loaded: &LoadedConfig) -> PathBuf {
-    PathBuf::from(&loaded.config.plugins.dir)
-}
+mod check_config;
+mod plugins_list;
+mod plugins_new;
+pub use check_config::check_config;
+pub use plugins_list::plugins_list;
+pub use plugins_new::{plugins_new, NewPlugin};
 
-/// `check-config [--probe]`.
-pub async fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
-    let loaded = match load_config(cli) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("{e:#}");
-            return Ok(ExitCode::from(exit::CONFIG));
-        }
-    };
-    telemetry::init(&loaded);
-    let mut problems = Vec::new();
-    println!("environment: {}", loaded.environment);
-    let files: Vec<String> = loaded
-        .files
-        .iter()
-        .map(|f| f.display().to_string())
-        .collect();
-    println!("files: {}", files.join(" → "));
-    if loaded.env_overrides.is_empty() {
-        println!("environment overrides: none");
-    } else {
-        println!("environment overrides: {}", loaded.env_overrides.join(", "));
-    }
-
-    let dir = plugins_dir(&loaded);
-    match PluginSet::load_for_config(&dir, &loaded.config).await {
-        Err(e) => problems.push(e.to_string()),
-        Ok(set) => {
-            print_plugins(&dir, &set);
-            validate_providers(&set, &loaded.config, &mut problems).await;
-            if probe && problems.is_empty() {
-                probe_providers(&set, &loaded.config, &mut problems).await;
-            }
-        }
-    }
-
-    match describe_turn_models(&loaded) {
-        Ok(line) => println!("{line}"),
-        Err(problem) => problems.push(problem),
-    }
-    problems.extend(loaded.run_problems().iter().map(ToString::to_string));
-    if !loaded.secrets.is_empty() {
-        println!("secrets (values never printed):");
-        for (key, var, set) in &loaded.secrets {
-            println!("  {key} = {var}: {}", if *set { "set" } else { "NOT SET" });
-        }
-    }
-    println!("--- effective configuration ---");
-    print!(
-        "{}",
-        toml::to_string_pretty(&loaded.config).context("cannot print the configuration")?
-    );
-    println!("---");
-    if problems.is_empty() {
-        println!("configuration OK");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "{} problem{}:",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        );
-        for p in &problems {
-            eprintln!("  - {p}");
-        }
-        Ok(ExitCode::from(exit::CONFIG))
-    }
-}
-
-/// `check-config`: the plugins the configuration uses, and where they run.
-fn print_plugins(dir: &Path, set: &PluginSet) {
-    let names: Vec<String> = set
-        .plugins
-        .values()
-        .map(|p| format!("{} {}", p.info.name, p.info.version))
-        .chain(
-            set.isolated
-                .keys()
-                .filter(|n| !set.plugins.contains_key(*n))
-                .map(|n| format!("{n} (worker process)")),
-        )
-        .collect();
-    let names = if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    };
-    println!("plugins ({}): {names}", dir.display());
-    for failure in &set.failures {
-        println!("  not loaded: {failure}");
-    }
-}
-
-/// `check-config`: every listed provider's settings, checked by its plugin.
-async fn validate_providers(set: &PluginSet, config: &config::Config, problems: &mut Vec<String>) {
-    for (role, list) in [
-        (Role::SpeechToText, &config.stt.providers),
-        (Role::TextToSpeech, &config.tts.providers),
-    ] {
-        if list.is_empty() {
-            problems.push(format!(
-                "`{role}.providers` is empty: the pipeline needs at least one {role} provider"
-            ));
-        }
-        for id in list {
-            let Some(cfg) = config.providers.get(id) else {
-                continue;
-            };
-            match set.validate_provider(id, cfg, role).await {
-                Ok(()) => println!(
-                    "{role} provider `{id}` (plugin `{}`): settings OK",
-                    cfg.plugin.as_deref().unwrap_or(id)
-                ),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-    }
-}
-
-/// `check-config --probe`: builds every provider and prints its answer to a health check.
-async fn probe_providers(set: &PluginSet, config: &config::Config, problems: &mut Vec<String>) {
-    let providers = Providers::build(set, config).await;
-    problems.extend(providers.failures.iter().map(|f| f.to_string()));
-    use futures_util::FutureExt;
-    let stt = providers
-        .stt
-        .iter()
-        .map(|p| ("stt", &p.id, p.check_health().boxed()));
-    let tts = providers
-        .tts
-        .iter()
-        .map(|p| ("tts", &p.id, p.check_health().boxed()));
-    let checks = stt
-        .chain(tts)
-        .map(|(role, id, check)| async move { (role, id, check.await) });
-    let answers = futures_util::future::join_all(checks).await;
-    for (role, id, answer) in answers {
-        let detail = telemetry::scrub(&answer.detail);
-        if answer.healthy {
-            println!("{role} provider `{id}`: healthy: {detail}");
-        } else {
-            problems.push(format!("{role} provider `{id}` is unhealthy: {detail}"));
-        }
-    }
-}
-
-/// `plugins list`.
-pub fn plugins_list(cli: &Cli, dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
-    let dir = match dir {
-        Some(dir) => dir.to_path_buf(),
-        None => {
-            let loaded = load_config(cli)?;
-            telemetry::init(&loaded);
-            plugins_dir(&loaded)
-        }
-    };
-    let launcher = crate::plugins::worker::WorkerLauncher::current_exe()
-        .context("cannot find this executable to inspect plugins with")?;
-    let set = crate::plugins::probe::probe_dir(&dir, &launcher)?;
-    if json {
-        let plugins: Vec<serde_json::Value> = set
-            .plugins
-            .values()
-            .map(|p| {
-                serde_json::json!({
-                    "name": p.info.name,
-                    "version": p.info.version,
-                    "description": p.info.description,
-                    "provides": p.info.provides,
-                    "api_version": p.info.api_version,
-                    "path": p.path,
-                    "sha256": p.sha256,
-                    "capabilities": {
-                        "languages": p.info.languages,
-                        "streaming": p.info.streaming,
-                        "sample_rates": p.info.sample_rates,
-                        "voices": p.info.voices,
-                    },
-                })
-            })
-            .collect();
-        let failures: Vec<serde_json::Value> = set
-            .failures
-            .iter()
-            .map(|f| serde_json::json!({"path": f.path, "error": f.error.to_string()}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"dir": dir, "plugins": plugins, "failures": failures})
-            )?
-        );
-    } else {
-        println!("plugins in {}:", dir.display());
-        if set.plugins.is_empty() {
-            println!("  (none)");
-        }
-        for p in set.plugins.values() {
-            println!(
-                "  {:<16} {:<8} provides {:<8} api {:<7} {}",
-                p.info.name,
-                p.info.version,
-                p.info.provides.join(","),
-                p.info.api_version,
-                p.path.display()
-            );
-            println!("  {:<16} sha256 {}", "", p.sha256);
-            if !p.info.description.is_empty() {
-                println!("  {:<16} {}", "", p.info.description);
-            }
-        }
-        for f in &set.failures {
-            println!("  not loaded: {f}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+/// The plugin directories in search order: `plugins.dir`, then `plugins.dirs` (a relative
+/// path from a file was made relative to that file's directory when it was read).
+fn plugin_dirs(loaded: &LoadedConfig) -> Vec<PathBuf> {
+    loaded.config.plugins.search_path()
 }
 
 /// One `--input` of `simulate`, with its speaker and start time.
@@ -356,16 +145,20 @@ pub async fn build_session_deps(
     loaded: &LoadedConfig,
     ops: &Arc<OpsState>,
 ) -> anyhow::Result<SessionDeps> {
-    let dir = plugins_dir(loaded);
-    let set = PluginSet::load_for_config(&dir, &loaded.config).await?;
+    let dirs = plugin_dirs(loaded);
+    let set = PluginSet::load_for_config_in(&dirs, &loaded.config).await?;
     for failure in &set.failures {
         tracing::warn!("plugin not loaded: {failure}");
     }
     let providers = Providers::build(&set, &loaded.config).await;
-    for failure in &providers.failures {
-        tracing::error!("{failure}");
+    let problems: Vec<String> = providers
+        .failures
+        .iter()
+        .map(|f| check_config::explain(loaded, f))
+        .collect();
+    for problem in &problems {
+        tracing::error!("{problem}");
     }
-    let problems: Vec<String> = providers.failures.iter().map(|f| f.to_string()).collect();
     if providers.stt.is_empty() {
         bail!(
             "no speech-to-text provider could be started (stt.providers = {:?}): {}",
@@ -412,7 +205,7 @@ fn load_turn_models(loaded: &LoadedConfig) -> anyhow::Result<TurnModels> {
     Ok(models)
 }
 
-fn config_files(loaded: &LoadedConfig) -> String {
+pub(crate) fn config_files(loaded: &LoadedConfig) -> String {
     let files: Vec<String> = loaded
         .files
         .iter()
@@ -422,7 +215,7 @@ fn config_files(loaded: &LoadedConfig) -> String {
 }
 
 /// One line on the turn-taking models for `check-config`, or the problem.
-fn describe_turn_models(loaded: &LoadedConfig) -> Result<String, String> {
+pub(crate) fn describe_turn_models(loaded: &LoadedConfig) -> Result<String, String> {
     let models = TurnModels::load(&loaded.config.pipeline)
         .map_err(|e| format!("{e} (configuration: {})", config_files(loaded)))?;
     let vad = match &models.vad {

@@ -40,10 +40,27 @@ fn main() -> ExitCode {
     let run = || -> anyhow::Result<ExitCode> {
         runtime.block_on(async {
             match &cli.command {
-                Command::CheckConfig { probe } => commands::check_config(&cli, *probe).await,
+                Command::CheckConfig { probe, print } => {
+                    commands::check_config(&cli, *probe, *print).await
+                }
                 Command::Plugins {
                     command: PluginsCommand::List { dir, json },
                 } => commands::plugins_list(&cli, dir.as_deref(), *json),
+                Command::Plugins {
+                    command:
+                        PluginsCommand::New {
+                            name,
+                            stt,
+                            tts: _,
+                            path,
+                            api_path,
+                        },
+                } => commands::plugins_new(&commands::NewPlugin {
+                    name: name.clone(),
+                    stt: *stt,
+                    path: path.clone(),
+                    api_path: api_path.clone(),
+                }),
                 Command::Simulate(args) => {
                     let inputs = commands::simulate_inputs(&matches, args)?;
                     commands::simulate(&cli, args, inputs).await

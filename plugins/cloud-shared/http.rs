@@ -26,8 +26,7 @@ use std::fmt;
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use plugin_api::abi::{ErrorKind, HealthReport, PluginError};
-use plugin_api::sdk::{secret_from_env, CancelToken};
+use plugin_api::prelude::*;
 
 /// How long a health check's request to one endpoint may take.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -290,7 +289,7 @@ impl Api {
                 None => return Err(failure.error),
             };
             retries += 1;
-            plugin_api::log::debug!(
+            log::debug!(
                 "{}; retry {retries} of {} {}",
                 failure.error.message(),
                 self.retry.max_retries,
@@ -833,6 +832,22 @@ pub fn check_endpoint(
         )),
         _ => Ok(()),
     }
+}
+
+/// A settings check's error as a [`SettingsError`] naming its key (the checks here start
+/// their messages with the key in backticks: `` `timeout_ms` must be … ``), so that the host
+/// can say which file or variable set it.
+pub fn settings_error(error: PluginError) -> SettingsError {
+    let message = error.message();
+    if let Some((key, why)) = message
+        .strip_prefix('`')
+        .and_then(|rest| rest.split_once('`'))
+    {
+        if !key.is_empty() && !key.contains(char::is_whitespace) {
+            return SettingsError::new(key, why.trim_start());
+        }
+    }
+    SettingsError::whole(message)
 }
 
 /// The timeout and retry settings every cloud plugin has, in milliseconds as configured.

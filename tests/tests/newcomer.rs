@@ -123,7 +123,7 @@ fn an_empty_api_key_env_unsets_the_key_a_lower_layer_names() {
 fn an_override_of_a_provider_that_does_not_exist_is_refused_with_the_ids() {
     let s = Setup::new("fault-stt", HEADLESS);
     let run = s.run(
-        &["check-config"],
+        &["check-config", "--print"],
         &[("OPENCLAW__PROVIDERS__FAULT_STT__TIMEOUT_MS", "4321")],
     );
     assert!(run.success(), "{run}");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
+use super::provenance::{anchor_plugin_dirs, Origins};
 use super::schema::{AgentKind, Config, DiscordConfig};
 use super::shards::{ShardSpec, HOSTNAME_VAR};
 use super::validate::{invalid, validate};
@@ -139,6 +140,8 @@ pub struct LoadedConfig {
     pub env_overrides: Vec<String>,
     /// Secret variables the configuration names and whether each is set: `(key, var, set)`.
     pub secrets: Vec<(String, String, bool)>,
+    /// Which file or variable set each key.
+    pub origins: Origins,
 }
 
 impl LoadedConfig {
@@ -175,10 +178,12 @@ pub fn load(
     let mut errors = Vec::new();
     let mut merged = Table::new();
     let mut files = Vec::new();
+    let mut origins = Origins::default();
 
     let default_path = dir.join("default.toml");
     if default_path.exists() {
         if let Some(table) = read_layer(&default_path, &mut errors) {
+            origins.record(&default_path.display().to_string(), &table);
             deep_merge(&mut merged, table);
         }
         files.push(default_path);
@@ -193,6 +198,7 @@ pub fn load(
         });
     } else {
         if let Some(table) = read_layer(&env_path, &mut errors) {
+            origins.record(&env_path.display().to_string(), &table);
             deep_merge(&mut merged, table);
         }
         files.push(env_path);
@@ -228,6 +234,7 @@ pub fn load(
         }
         let table = nest(&path, parse_env_value(&raw));
         if check_layer(&origin, &table, &mut errors) {
+            origins.record(&origin, &table);
             deep_merge(&mut merged, table);
             env_overrides.push(name);
         }
@@ -265,6 +272,7 @@ pub fn load(
         files,
         env_overrides,
         secrets,
+        origins,
     })
 }
 
@@ -303,7 +311,7 @@ fn read_layer(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Table> {
             return None;
         }
     };
-    let table: Table = match text.parse() {
+    let mut table: Table = match text.parse() {
         Ok(table) => table,
         Err(e) => {
             errors.push(ConfigError::Syntax {
@@ -313,6 +321,9 @@ fn read_layer(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Table> {
             return None;
         }
     };
+    if let Some(base) = path.parent() {
+        anchor_plugin_dirs(&mut table, base);
+    }
     check_layer(&origin, &table, errors).then_some(table)
 }
 

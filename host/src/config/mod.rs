@@ -6,6 +6,7 @@
 
 mod level;
 mod load;
+mod provenance;
 mod schema;
 mod secrets;
 pub mod shards;
@@ -13,6 +14,7 @@ mod validate;
 
 pub use level::normalize_filter;
 pub use load::{load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX, LOG_LEVEL_VAR};
+pub use provenance::Origins;
 pub use schema::*;
 pub use secrets::{is_variable_name, looks_like_secret};
 pub use validate::check_stream_template;

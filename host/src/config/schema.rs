@@ -42,14 +42,30 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginsConfig {
-    /// Directory scanned for plugin libraries (`*.so`). Default: `target/release`.
+    /// Directory holding plugin libraries (`*.so`). A relative path in a file is relative to
+    /// that file's directory; one from `OPENCLAW__PLUGINS__DIR`, to the working directory.
+    /// Default: `target/release` (relative to the working directory).
     pub dir: String,
+    /// More directories, searched after `dir` in this order (relative paths as for `dir`);
+    /// a plugin is taken from the first directory holding its library. Default: none.
+    pub dirs: Vec<String>,
+}
+
+impl PluginsConfig {
+    /// Every plugin directory, in search order: `dir`, then `dirs`.
+    pub fn search_path(&self) -> Vec<std::path::PathBuf> {
+        std::iter::once(&self.dir)
+            .chain(&self.dirs)
+            .map(std::path::PathBuf::from)
+            .collect()
+    }
 }
 
 impl Default for PluginsConfig {
     fn default() -> Self {
         PluginsConfig {
             dir: "target/release".into(),
+            dirs: Vec::new(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use plugin_api::abi::PluginError;
+use plugin_api::prelude::*;
 use whisper_rs::{WhisperContext, WhisperContextParameters};
 
 /// The first four bytes of a whisper.cpp model: `0x67676d6c` ("ggml") as a little-endian u32.
@@ -465,7 +465,7 @@ mod tests {
         let err = load(file.path(), "tiny.en").unwrap_err();
         assert!(matches!(err, ModelError::LoadFailed { .. }), "{err}");
         let plugin_error = PluginError::from(err);
-        assert_eq!(plugin_error.kind, plugin_api::abi::ErrorKind::Config);
+        assert_eq!(plugin_error.kind, ErrorKind::Config);
         assert!(plugin_error
             .message()
             .contains(&file.path().display().to_string()));

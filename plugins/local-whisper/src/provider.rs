@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use plugin_api::abi::{
-    HealthReport, Pcm16kMono, PluginError, Segment, TranscribeOptions, Transcript, STT_SAMPLE_RATE,
-};
-use plugin_api::log;
-use plugin_api::sdk::SpeechToText;
+use plugin_api::prelude::*;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperState};
 
 use crate::guard::{self, Evidence};
@@ -46,11 +42,15 @@ pub struct LocalWhisper {
 impl LocalWhisper {
     /// Parses `settings`, loads the model and makes the decoder states.
     pub fn new(settings: &str) -> Result<Self, PluginError> {
-        let settings = Settings::parse(settings)?;
+        Self::from_settings(Settings::parse(settings)?)
+    }
+
+    /// Loads the model named by checked settings (what the plugin's definition does).
+    pub fn from_settings(settings: Settings) -> Result<Self, PluginError> {
         whisper_log::install();
         let model_path = settings.model_path();
         let started = Instant::now();
-        let context = model::load(&model_path, &settings.model_name)?;
+        let context = model::load(&model_path, &settings.fetch_name())?;
         let multilingual = context.is_multilingual();
         if !multilingual && !matches!(settings.language.as_str(), "en" | "auto") {
             return Err(PluginError::config(format!(

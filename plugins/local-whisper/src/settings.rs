@@ -12,8 +12,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use plugin_api::abi::PluginError;
-use plugin_api::sdk::parse_settings;
+use plugin_api::prelude::*;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -176,60 +175,7 @@ const MAX_POOL: u32 = 16;
 impl Settings {
     /// Parses and checks settings (TOML text). Does not look at the model file.
     pub fn parse(text: &str) -> Result<Self, PluginError> {
-        let settings: Settings = parse_settings(text).map_err(|e| name_the_key(text, e))?;
-        settings.check()?;
-        Ok(settings)
-    }
-
-    fn check(&self) -> Result<(), PluginError> {
-        let bad = |msg: String| Err(PluginError::config(msg));
-        if self.model_name.is_empty()
-            || !self
-                .model_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-            || self.model_name.starts_with('.')
-        {
-            return bad(format!(
-                "model_name `{}` is not a model name like `tiny.en` (letters, digits, `.`, `-`, `_`)",
-                self.model_name
-            ));
-        }
-        if self.model.as_deref() == Some(Path::new("")) {
-            return bad("model is empty; leave it out to use models/ggml-<model_name>.bin".into());
-        }
-        if !(1..=MAX_THREADS).contains(&self.threads) {
-            return bad(format!(
-                "threads must be between 1 and {MAX_THREADS}, got {}",
-                self.threads
-            ));
-        }
-        if self.beam_size > MAX_BEAM {
-            return bad(format!(
-                "beam_size must be 0 (greedy) to {MAX_BEAM}, got {}",
-                self.beam_size
-            ));
-        }
-        if !(1..=MAX_POOL).contains(&self.pool_size) {
-            return bad(format!(
-                "pool_size must be between 1 and {MAX_POOL}, got {}",
-                self.pool_size
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.no_speech_threshold) {
-            return bad(format!(
-                "no_speech_threshold must be between 0 and 1, got {}",
-                self.no_speech_threshold
-            ));
-        }
-        if !(-120.0..=0.0).contains(&self.silence_threshold_dbfs) {
-            return bad(format!(
-                "silence_threshold_dbfs must be between -120 and 0, got {}",
-                self.silence_threshold_dbfs
-            ));
-        }
-        check_language(&self.language)?;
-        Ok(())
+        plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
     /// The model name a missing file is fetched by: from `model`'s file name when it is set
@@ -267,23 +213,71 @@ impl Settings {
     }
 }
 
-/// Type errors from the TOML parser say what was wrong (`expected u32`) but not where; find
-/// the key whose value alone fails to parse and put its name in the message.
-fn name_the_key(text: &str, error: PluginError) -> PluginError {
-    let Ok(table) = text.parse::<toml::Table>() else {
-        return error;
-    };
-    for (key, value) in table {
-        let mut alone = toml::Table::new();
-        alone.insert(key.clone(), value);
-        if let Err(e) = alone.try_into::<Settings>() {
-            if error.message().contains(&format!("`{key}`")) {
-                return error;
-            }
-            return PluginError::config(format!("invalid setting `{key}`: {}", e.message()));
+impl PluginSettings for Settings {
+    fn check(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, msg: String| Err(SettingsError::new(key, msg));
+        if self.model_name.is_empty()
+            || !self
+                .model_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            || self.model_name.starts_with('.')
+        {
+            return bad(
+                "model_name",
+                format!(
+                    "`{}` is not a model name like `tiny.en` (letters, digits, `.`, `-`, `_`)",
+                    self.model_name
+                ),
+            );
         }
+        if self.model.as_deref() == Some(Path::new("")) {
+            return bad(
+                "model",
+                "is empty; leave it out to use models/ggml-<model_name>.bin".into(),
+            );
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return bad(
+                "threads",
+                format!("must be between 1 and {MAX_THREADS}, got {}", self.threads),
+            );
+        }
+        if self.beam_size > MAX_BEAM {
+            return bad(
+                "beam_size",
+                format!("must be 0 (greedy) to {MAX_BEAM}, got {}", self.beam_size),
+            );
+        }
+        if !(1..=MAX_POOL).contains(&self.pool_size) {
+            return bad(
+                "pool_size",
+                format!("must be between 1 and {MAX_POOL}, got {}", self.pool_size),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.no_speech_threshold) {
+            return bad(
+                "no_speech_threshold",
+                format!("must be between 0 and 1, got {}", self.no_speech_threshold),
+            );
+        }
+        if !(-120.0..=0.0).contains(&self.silence_threshold_dbfs) {
+            return bad(
+                "silence_threshold_dbfs",
+                format!(
+                    "must be between -120 and 0, got {}",
+                    self.silence_threshold_dbfs
+                ),
+            );
+        }
+        check_language(&self.language).map_err(|e| SettingsError::new("language", e.message()))
     }
-    error
+
+    /// `check-config`: the model file is there (it is not loaded).
+    fn check_environment(&self) -> Result<(), PluginError> {
+        crate::model::check_file(&self.model_path(), &self.fetch_name())?;
+        Ok(())
+    }
 }
 
 /// Checks a language code against whisper.cpp's table; `auto` is accepted too.
@@ -301,7 +295,6 @@ pub fn check_language(language: &str) -> Result<(), PluginError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugin_api::abi::ErrorKind;
 
     #[test]
     fn defaults_are_greedy_one_thread_auto_ctx() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use plugin_api::abi::{ErrorKind, Role, TranscribeOptions};
+use plugin_api::prelude::*;
 use plugin_api::testing::{TestPlugin, TestStt};
 
 use crate::definition;
@@ -271,6 +271,11 @@ fn health_reports_the_loaded_model() {
         "{}",
         health.detail
     );
+}
+
+#[test]
+fn behaves_as_the_host_expects() {
+    plugin().check_stt(&settings("")).unwrap();
 }
 
 #[test]
