@@ -27,6 +27,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// espeak-ng reads lines into a 1000-byte buffer: longer clauses are cut at spaces below it.
 const MAX_LINE_BYTES: usize = 900;
 
+/// A finished run's standard output and (the start of) its standard error.
+type Captured = (Vec<u8>, Vec<u8>);
+
 /// The espeak-ng program and the voice it phonemizes with.
 #[derive(Debug, Clone)]
 pub struct Phonemizer {
@@ -133,7 +136,7 @@ impl Phonemizer {
     fn finish(
         &self,
         child: &mut Child,
-        result: Result<io::Result<(Vec<u8>, Vec<u8>)>, mpsc::RecvTimeoutError>,
+        result: Result<io::Result<Captured>, mpsc::RecvTimeoutError>,
     ) -> Result<String, PluginError> {
         let (out, err) = match result {
             Ok(Ok(both)) => both,
