@@ -29,9 +29,10 @@ deps: ## Install the Debian packages the build and tests need (only those missin
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-model: ## Fetch the Whisper model (MODEL=tiny.en; MODEL_MIRROR=dir copies) and the turn-taking models
+model: ## Fetch the Whisper model (MODEL=tiny.en; MODEL_MIRROR=dir copies), the turn-taking models and the Piper test voice
 	@scripts/fetch-model $(MODEL)
 	@scripts/fetch-turn-models
+	@scripts/fetch-piper-voice
 
 build: deps ## Release build of the host and the bundled plugins
 	$(CARGO) build --release $(RELEASE_PACKAGES)
