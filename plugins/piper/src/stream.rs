@@ -67,42 +67,87 @@ pub fn start(
 }
 
 fn run(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     job: &Job,
     sender: &SyncSender<Result<AudioChunk, PluginError>>,
     cancel: &CancelToken,
 ) -> Outcome {
-    let rate = engine.voice.sample_rate;
-    for (index, sentence) in job.sentences.iter().enumerate() {
-        if cancel.is_cancelled() {
-            return Outcome::Stopped;
-        }
-        let mut samples = match speak(engine, job, sentence) {
-            Ok(samples) => samples,
+    let Some((first, rest)) = job.sentences.split_first() else {
+        return Outcome::Completed;
+    };
+    // The first sentence alone, so its audio comes first; the rest in one espeak-ng run on
+    // another thread while the model speaks it.
+    let first = engine.phonemizer.phonemize(first);
+    let rest = if rest.is_empty() {
+        None
+    } else {
+        let (engine, rest) = (engine.clone(), rest.to_vec());
+        Some(thread::spawn(move || {
+            engine.phonemizer.phonemize_all(&rest)
+        }))
+    };
+    let mut outcome = say(engine, job, first, job.sentences.len() > 1, sender, cancel);
+    if let (Outcome::Completed, Some(rest)) = (outcome, rest) {
+        let phonemes = rest
+            .join()
+            .unwrap_or_else(|_| Err(PluginError::internal("phonemizing thread panicked")));
+        match phonemes {
             Err(e) => {
                 let _ = sender.send(Err(e));
-                return Outcome::Failed;
+                outcome = Outcome::Failed;
             }
-        };
-        if index + 1 < job.sentences.len() {
-            samples.resize(samples.len() + job.silence_samples, 0);
+            Ok(all) => {
+                let count = all.len();
+                for (index, phonemes) in all.into_iter().enumerate() {
+                    outcome = say(engine, job, Ok(phonemes), index + 1 < count, sender, cancel);
+                    if outcome != Outcome::Completed {
+                        break;
+                    }
+                }
+            }
         }
-        for piece in samples.chunks(job.chunk_samples.max(1)) {
-            if cancel.is_cancelled()
-                || sender
-                    .send(Ok(AudioChunk::new(piece.to_vec(), rate)))
-                    .is_err()
-            {
-                return Outcome::Stopped;
-            }
+    }
+    outcome
+}
+
+/// Speaks one sentence's phonemes and hands the audio over in chunks, with the silence after
+/// it when `more` sentences follow.
+fn say(
+    engine: &Engine,
+    job: &Job,
+    phonemes: Result<Vec<String>, PluginError>,
+    more: bool,
+    sender: &SyncSender<Result<AudioChunk, PluginError>>,
+    cancel: &CancelToken,
+) -> Outcome {
+    if cancel.is_cancelled() {
+        return Outcome::Stopped;
+    }
+    let mut samples = match phonemes.and_then(|p| speak(engine, job, &p)) {
+        Ok(samples) => samples,
+        Err(e) => {
+            let _ = sender.send(Err(e));
+            return Outcome::Failed;
+        }
+    };
+    if more {
+        samples.resize(samples.len() + job.silence_samples, 0);
+    }
+    let rate = engine.voice.sample_rate;
+    for piece in samples.chunks(job.chunk_samples.max(1)) {
+        if cancel.is_cancelled()
+            || sender
+                .send(Ok(AudioChunk::new(piece.to_vec(), rate)))
+                .is_err()
+        {
+            return Outcome::Stopped;
         }
     }
     Outcome::Completed
 }
 
-/// One sentence: phonemes, ids, model, 16-bit PCM.
-fn speak(engine: &Engine, job: &Job, sentence: &Sentence) -> Result<Vec<i16>, PluginError> {
-    let phonemes = engine.phonemizer.phonemize(sentence)?;
+/// One sentence: ids, model, 16-bit PCM.
+fn speak(engine: &Engine, job: &Job, phonemes: &[String]) -> Result<Vec<i16>, PluginError> {
     let ids = engine
         .voice
         .phoneme_ids(phonemes.iter().map(String::as_str));
