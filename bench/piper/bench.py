@@ -4,8 +4,8 @@
 Same voice (en_US-joe-medium from `make model`), same texts, same ONNX Runtime thread count.
 Each text is a reply that opens with a short sentence: time to first audio is how long until
 the first chunk (ours) or the first sentence (piper-tts yields one chunk per sentence) is
-ready; RTF is total synthesis time over audio length. Each text runs once to warm up, then
---runs times; figures are medians over all runs.
+ready; RTF is total synthesis time over audio length. Runs alternate between the two, text
+by text, so both see the same machine load; one round warms up, then --runs rounds count.
 
     python3 -m venv /tmp/piper-ref && /tmp/piper-ref/bin/pip install piper-tts==1.8.0
     /tmp/piper-ref/bin/python bench/piper/bench.py [--threads 1] [--runs 10]
@@ -17,7 +17,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,48 +37,53 @@ def models_dir() -> Path:
     return Path(cache) / "openclaw-voice" / "models"
 
 
-def ours(voice: Path, threads: int, runs: int, texts: Path) -> list:
-    subprocess.run(
-        ["cargo", "build", "--release", "-q", "-p", "openclaw-plugin-piper", "--example", "bench"],
-        cwd=ROOT,
-        check=True,
-    )
-    out = subprocess.run(
-        [str(ROOT / "target/release/examples/bench"), str(voice), str(threads), str(runs), str(texts)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return [json.loads(line) for line in out.stdout.splitlines()]
+class Ours:
+    """Our plugin in the `bench` example, one synthesis per line written to it."""
+
+    def __init__(self, voice: Path, threads: int) -> None:
+        subprocess.run(
+            ["cargo", "build", "--release", "-q", "-p", "openclaw-plugin-piper", "--example", "bench"],
+            cwd=ROOT,
+            check=True,
+        )
+        self.process = subprocess.Popen(
+            [str(ROOT / "target/release/examples/bench"), str(voice), str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, text: str) -> tuple:
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+        result = json.loads(self.process.stdout.readline())
+        return result["first_ms"], result["total_ms"], result["audio_s"]
 
 
-def reference(voice: Path, threads: int, runs: int) -> list:
-    import onnxruntime
-    from piper import PiperVoice
+class Reference:
+    """piper-tts 1.8 with the same thread count."""
 
-    piper = PiperVoice.load(voice)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    piper.session = onnxruntime.InferenceSession(
-        str(voice), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    results = []
-    for text in TEXTS:
-        first, total, audio = [], [], 0.0
-        for run in range(runs + 1):
-            started = time.perf_counter()
-            first_at, samples = None, 0
-            for chunk in piper.synthesize(text):
-                if first_at is None:
-                    first_at = (time.perf_counter() - started) * 1e3
-                samples += len(chunk.audio_int16_array)
-            if run > 0:
-                first.append(first_at)
-                total.append((time.perf_counter() - started) * 1e3)
-                audio = samples / piper.config.sample_rate
-        results.append({"text": text, "first_ms": first, "total_ms": total, "audio_s": audio})
-    return results
+    def __init__(self, voice: Path, threads: int) -> None:
+        import onnxruntime
+        from piper import PiperVoice
+
+        self.piper = PiperVoice.load(voice)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.piper.session = onnxruntime.InferenceSession(
+            str(voice), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+
+    def run(self, text: str) -> tuple:
+        started = time.perf_counter()
+        first_ms, samples = None, 0
+        for chunk in self.piper.synthesize(text):
+            if first_ms is None:
+                first_ms = (time.perf_counter() - started) * 1e3
+            samples += len(chunk.audio_int16_array)
+        total_ms = (time.perf_counter() - started) * 1e3
+        return first_ms, total_ms, samples / self.piper.config.sample_rate
 
 
 def main() -> None:
@@ -90,31 +94,31 @@ def main() -> None:
     args = parser.parse_args()
     if not args.voice.is_file():
         sys.exit(f"{args.voice} is missing: run `make model`")
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as texts:
-        texts.write("\n".join(TEXTS) + "\n")
-        texts.flush()
-        rust = ours(args.voice, args.threads, args.runs, Path(texts.name))
-    python = reference(args.voice, args.threads, args.runs)
+    engines = {"ours": Ours(args.voice, args.threads), "piper-tts": Reference(args.voice, args.threads)}
+    # results[name][text] = [(first_ms, rtf)]; runs alternate engine by engine, text by text.
+    results = {name: {text: [] for text in TEXTS} for name in engines}
+    for run in range(args.runs + 1):
+        for text in TEXTS:
+            for name, engine in engines.items():
+                first_ms, total_ms, audio_s = engine.run(text)
+                if run > 0:  # the first round warms up
+                    results[name][text].append((first_ms, total_ms / 1e3 / audio_s))
 
     print(f"threads={args.threads}, runs={args.runs}, voice={args.voice.name}\n")
-    print("| text | audio s | first audio ms: ours / piper-tts | RTF: ours / piper-tts |")
-    print("|---|---|---|---|")
-    summary = {"ours": ([], []), "piper-tts": ([], [])}
-    for r, p in zip(rust, python):
-        rows = []
-        for name, res in (("ours", r), ("piper-tts", p)):
-            rtf = [t / 1e3 / res["audio_s"] for t in res["total_ms"]]
-            summary[name][0].extend(res["first_ms"])
-            summary[name][1].extend(rtf)
-            rows.append((statistics.median(res["first_ms"]), statistics.median(rtf)))
-        print(
-            f"| {r['text'][:40]}… | {r['audio_s']:.2f} | {rows[0][0]:.0f} / {rows[1][0]:.0f} "
-            f"| {rows[0][1]:.3f} / {rows[1][1]:.3f} |"
-        )
-    for name, (first, rtf) in summary.items():
+    print("| text | first audio ms p50: ours / piper-tts | RTF p50: ours / piper-tts |")
+    print("|---|---|---|")
+    for text in TEXTS:
+        cells = [
+            [statistics.median(x[i] for x in results[name][text]) for name in engines]
+            for i in (0, 1)
+        ]
+        print(f"| {text[:40]}… | {cells[0][0]:.0f} / {cells[0][1]:.0f} | {cells[1][0]:.3f} / {cells[1][1]:.3f} |")
+    for name in engines:
+        first = sorted(x[0] for t in TEXTS for x in results[name][t])
+        rtf = [x[1] for t in TEXTS for x in results[name][t]]
         print(
             f"\n{name}: first audio p50 {statistics.median(first):.0f} ms, "
-            f"p95 {sorted(first)[int(0.95 * (len(first) - 1))]:.0f} ms; RTF p50 {statistics.median(rtf):.3f}"
+            f"p95 {first[int(0.95 * (len(first) - 1))]:.0f} ms; RTF p50 {statistics.median(rtf):.3f}"
         )
 
 
