@@ -10,7 +10,7 @@ MODEL_MIRROR ?= $(shell [ -f ../shared/models/ggml-$(MODEL).bin ] && echo ../sha
 export MODEL_MIRROR
 
 APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox python3-pip
-RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p openclaw-plugin-espeak -p openclaw-plugin-tone \
+RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p openclaw-plugin-espeak -p openclaw-plugin-piper -p openclaw-plugin-tone \
 	-p openclaw-plugin-openai-whisper -p openclaw-plugin-elevenlabs -p openclaw-plugin-openai-tts
 QUESTION ?=
 OUT ?= out
