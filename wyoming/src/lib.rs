@@ -243,7 +243,7 @@ impl AudioFormat {
         }
         let channels = self.channels as usize;
         let frame = 2 * channels;
-        if payload.len() % frame != 0 {
+        if !payload.len().is_multiple_of(frame) {
             return Err(ProtocolError::Malformed(format!(
                 "an audio chunk of {} bytes is not whole {channels}-channel 16-bit frames",
                 payload.len()
