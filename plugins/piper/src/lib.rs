@@ -72,6 +72,7 @@ impl PiperTts {
             noise_w: settings.noise_w.unwrap_or(voice.scales.noise_w),
         };
         let name = voice_name(&settings.model_path()?);
+        phonemizer.prepare();
         plugin_api::log::info!(
             "voice {name} loaded: {} Hz, espeak voice {}, {} thread(s)",
             voice.sample_rate,

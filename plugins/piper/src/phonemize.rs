@@ -45,6 +45,12 @@ pub struct Phonemizer {
 #[derive(Debug, Default)]
 struct Standby(Mutex<Option<Child>>);
 
+impl Standby {
+    fn take(&self) -> Option<Child> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 impl Drop for Standby {
     fn drop(&mut self) {
         let slot = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
@@ -143,23 +149,29 @@ impl Phonemizer {
             })
     }
 
-    /// The standby process if it is still waiting, else a new one; a new standby is started
-    /// for the next call.
+    /// The standby process if it is still waiting, else a new one.
     fn process(&self) -> Result<Child, PluginError> {
-        let mut slot = self.standby.0.lock().unwrap_or_else(|p| p.into_inner());
-        let waiting = slot.take().and_then(|mut child| match child.try_wait() {
+        let waiting = self.standby.take().and_then(|mut child| match child.try_wait() {
             Ok(None) => Some(child),
             _ => {
                 let _ = child.wait();
                 None
             }
         });
-        let child = match waiting {
-            Some(child) => child,
-            None => self.spawn()?,
-        };
-        *slot = self.spawn().ok();
-        Ok(child)
+        match waiting {
+            Some(child) => Ok(child),
+            None => self.spawn(),
+        }
+    }
+
+    /// Starts a standby process for the next call, unless one is waiting. Called when the
+    /// machine is otherwise idle (after a synthesis), so its start-up does not compete with
+    /// the model for the CPU.
+    pub fn prepare(&self) {
+        let mut slot = self.standby.0.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = self.spawn().ok();
+        }
     }
 
     /// Runs espeak-ng on `input`; returns its standard output.

@@ -67,7 +67,7 @@ pub fn start(
 }
 
 fn run(
-    engine: &Arc<Engine>,
+    engine: &Engine,
     job: &Job,
     sender: &SyncSender<Result<AudioChunk, PluginError>>,
     cancel: &CancelToken,
@@ -75,23 +75,12 @@ fn run(
     let Some((first, rest)) = job.sentences.split_first() else {
         return Outcome::Completed;
     };
-    // The first sentence alone, so its audio comes first; the rest in one espeak-ng run on
-    // another thread while the model speaks it.
+    // The first sentence alone, so its audio comes first; the rest in one espeak-ng run once
+    // it is handed over (and its audio playing), so nothing competes with the model for it.
     let first = engine.phonemizer.phonemize(first);
-    let rest = if rest.is_empty() {
-        None
-    } else {
-        let (engine, rest) = (engine.clone(), rest.to_vec());
-        Some(thread::spawn(move || {
-            engine.phonemizer.phonemize_all(&rest)
-        }))
-    };
-    let mut outcome = say(engine, job, first, job.sentences.len() > 1, sender, cancel);
-    if let (Outcome::Completed, Some(rest)) = (outcome, rest) {
-        let phonemes = rest
-            .join()
-            .unwrap_or_else(|_| Err(PluginError::internal("phonemizing thread panicked")));
-        match phonemes {
+    let mut outcome = say(engine, job, first, !rest.is_empty(), sender, cancel);
+    if outcome == Outcome::Completed && !rest.is_empty() {
+        match engine.phonemizer.phonemize_all(rest) {
             Err(e) => {
                 let _ = sender.send(Err(e));
                 outcome = Outcome::Failed;
@@ -107,6 +96,7 @@ fn run(
             }
         }
     }
+    engine.phonemizer.prepare();
     outcome
 }
 
