@@ -15,7 +15,7 @@ RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p opencl
 QUESTION ?=
 OUT ?= out
 
-.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check k8s-check moto drill semver-check
+.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check k8s-check moto wyoming drill semver-check
 RULE_FILES := deploy/prometheus/alerts.yml deploy/prometheus/slo.yml
 
 help: ## List the targets
@@ -57,7 +57,22 @@ moto: ## Install moto_server into target/moto-venv (unless it is on PATH)
 	  echo "installing: moto[server]==$(MOTO_VERSION) into $(MOTO_VENV)"; \
 	  python3 -m venv $(MOTO_VENV) && $(MOTO_VENV)/bin/pip install -q 'moto[server]==$(MOTO_VERSION)'; }
 
-test: deps model moto ## The whole test suite (builds the plugin libraries the tests load)
+# The real Wyoming peers the `wyoming` plugin and `wyoming serve` are tested against: the
+# wyoming-faster-whisper server and the `wyoming` client library (PyPI), in target/wyoming-venv,
+# with faster-whisper's tiny.en in the models cache.
+WYOMING_FASTER_WHISPER_VERSION ?= 3.8.1
+WYOMING_VENV := target/wyoming-venv
+
+wyoming: ## Install wyoming-faster-whisper and the wyoming client into target/wyoming-venv, fetch its model
+	@[ -x $(WYOMING_VENV)/bin/wyoming-faster-whisper ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  python3 -c 'import ensurepip' 2>/dev/null || { echo "installing: python3-venv"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-venv; }; \
+	  echo "installing: wyoming-faster-whisper==$(WYOMING_FASTER_WHISPER_VERSION) into $(WYOMING_VENV)"; \
+	  python3 -m venv $(WYOMING_VENV) && $(WYOMING_VENV)/bin/pip install -q 'wyoming-faster-whisper==$(WYOMING_FASTER_WHISPER_VERSION)'; }
+	@scripts/fetch-faster-whisper-model
+
+test: deps model moto wyoming ## The whole test suite (builds the plugin libraries the tests load)
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 

@@ -12,12 +12,8 @@ use std::sync::Arc;
 use openclaw_voice::config::{Config, Isolation, ProviderConfig};
 use openclaw_voice::plugins::worker::WorkerLauncher;
 use openclaw_voice::plugins::{PluginSet, Providers, TextToSpeechProvider};
-use openclaw_voice_tests::{binary, whisper_model, PluginDir};
+use openclaw_voice_tests::{binary, whisper_model, PluginDir, ESPEAK, LOCAL_WHISPER, PIPER};
 use plugin_api::abi::{SynthesisOptions, TranscribeOptions};
-
-const PIPER: &str = "openclaw_plugin_piper";
-const ESPEAK: &str = "openclaw_plugin_espeak";
-const WHISPER: &str = "openclaw_plugin_local_whisper";
 
 /// The 20 sentences: the first field of each line of the piper plugin's phoneme reference.
 fn sentences() -> Vec<String> {
@@ -181,7 +177,7 @@ fn errors(reference: &[String], heard: &[String]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn piper_is_at_least_as_intelligible_as_espeak_through_whisper() {
-    let dir = PluginDir::with(&[PIPER, ESPEAK, WHISPER]);
+    let dir = PluginDir::with(&[PIPER, ESPEAK, LOCAL_WHISPER]);
     let providers = providers(&dir).await;
     let stt = providers.stt[0].clone();
     let scratch = tempfile::tempdir().expect("a scratch directory");
