@@ -1,6 +1,8 @@
 //! The subcommands, at the binary's edge: they load config and plugins, call into the
 //! library, and print for humans. Errors here are `anyhow`, with context for the reader.
 
+pub mod wyoming;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -35,7 +37,7 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
 }
 
 /// Resolves `plugins.dir` relative to the current directory.
-fn plugins_dir(loaded: &LoadedConfig) -> PathBuf {
+pub(crate) fn plugins_dir(loaded: &LoadedConfig) -> PathBuf {
     PathBuf::from(&loaded.config.plugins.dir)
 }
 

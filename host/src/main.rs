@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use openclaw_voice::cli::{Cli, Command, PluginsCommand};
+use openclaw_voice::cli::{Cli, Command, PluginsCommand, WyomingCommand};
 use openclaw_voice::{commands, telemetry};
 
 fn main() -> ExitCode {
@@ -53,6 +53,9 @@ fn main() -> ExitCode {
                 Command::RegisterCommands { guild } => {
                     commands::register_commands(&cli, *guild).await
                 }
+                Command::Wyoming {
+                    command: WyomingCommand::Serve { bind },
+                } => commands::wyoming::serve(&cli, bind).await,
                 Command::PluginWorker { .. } => Ok(ExitCode::SUCCESS),
             }
         })

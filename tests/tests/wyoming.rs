@@ -5,6 +5,7 @@
 
 use std::io::{BufReader, Write};
 use std::net::TcpListener;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,11 @@ use openclaw_voice::config::{Config, Isolation, ProviderConfig};
 use openclaw_voice::plugins::failover;
 use openclaw_voice::plugins::{PluginSet, Providers};
 use openclaw_voice::voice::local::resample_linear;
-use openclaw_voice_tests::wyoming::{free_port, FasterWhisper};
-use openclaw_voice_tests::{espeak_speech, PluginDir, WYOMING};
+use openclaw_voice_tests::wyoming::{free_port, venv, FasterWhisper};
+use openclaw_voice_tests::{
+    espeak_speech, toml_path, whisper_model, workspace_root, ConfigDir, PluginDir, Running, ESPEAK,
+    LOCAL_WHISPER, WYOMING,
+};
 use plugin_api::abi::{ErrorKind, TranscribeOptions};
 
 /// A peer that reads whatever comes and answers each connection with `answer` (or nothing,
@@ -128,4 +132,93 @@ async fn bad_peers_fail_over_to_the_real_wyoming_faster_whisper() {
     );
     // The silent peer costs its 1 s idle limit; nothing waits longer.
     assert!(took < Duration::from_secs(20), "{took:?}");
+}
+
+/// `openclaw-voice wyoming serve` with local-whisper for STT and, for TTS, a dead Wyoming
+/// server then espeak; the PyPI `wyoming` client describes, transcribes and synthesizes.
+#[test]
+fn the_wyoming_client_library_uses_wyoming_serve_for_stt_and_tts() {
+    let plugins = PluginDir::with(&[WYOMING, LOCAL_WHISPER, ESPEAK]);
+    let config = ConfigDir::new();
+    config.write(
+        "test.toml",
+        &format!(
+            "[plugins]\ndir = {}\n[stt]\nproviders = [\"local-whisper\"]\n\
+             [tts]\nproviders = [\"dead\", \"espeak\"]\n\
+             [providers.local-whisper]\nplugin = \"local-whisper\"\n\
+             [providers.local-whisper.settings]\nmodel = {}\n\
+             [providers.espeak]\nplugin = \"espeak\"\nisolation = \"in-process\"\n\
+             [providers.dead]\nplugin = \"wyoming\"\nisolation = \"in-process\"\n\
+             [providers.dead.settings]\naddress = \"127.0.0.1:{}\"\n\
+             [discord]\nenabled = false\n",
+            toml_path(plugins.path()),
+            toml_path(&whisper_model()),
+            free_port()
+        ),
+    );
+    let args = [
+        "--config-dir",
+        &config.path().display().to_string(),
+        "--env",
+        "test",
+        "wyoming",
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+    ]
+    .map(String::from);
+    let server = Running::spawn(args, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let address = loop {
+        let stdout = server.stdout();
+        if let Some(rest) = stdout.split("serving Wyoming on tcp://").nth(1) {
+            break rest.split(':').take(2).collect::<Vec<_>>().join(":");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not serving:\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let port = address.rsplit(':').next().expect("a port").to_string();
+
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let wav = espeak_speech(
+        scratch.path(),
+        "q.wav",
+        "What is the weather like in Paris today?",
+    );
+    let client = workspace_root().join("tests/wyoming/client.py");
+    let output = Command::new(venv().join("bin/python"))
+        .arg(client)
+        .args(["127.0.0.1", &port])
+        .arg(&wav)
+        .arg("Sure. It is sunny in Paris today.")
+        .output()
+        .expect("run the wyoming client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}\n--- server ---\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.stderr()
+    );
+    let got: serde_json::Value = serde_json::from_str(&stdout).expect("JSON from the client");
+    assert_eq!(got["asr"], serde_json::json!(["local-whisper"]));
+    assert_eq!(got["tts"], serde_json::json!(["dead", "espeak"]));
+    let transcript = got["transcript"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        transcript.contains("weather") && transcript.contains("paris"),
+        "{got}"
+    );
+    assert_eq!(got["tts_rate"], 22050, "{got}");
+    assert!(got["tts_seconds"].as_f64().unwrap_or(0.0) > 1.0, "{got}");
+    assert!(got["tts_chunks"].as_u64().unwrap_or(0) >= 2, "{got}");
+    server.signal("TERM");
+    let run = server.finish(Duration::from_secs(10));
+    assert_eq!(run.code, Some(0), "{run}");
 }

@@ -26,7 +26,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let plugin = TestPlugin::new(definition);
     let loading = Instant::now();
     let tts = plugin.tts(&format!("voice = \"{voice}\"\nthreads = {threads}"))?;
-    eprintln!("voice loaded in {:.0} ms", loading.elapsed().as_secs_f64() * 1e3);
+    eprintln!(
+        "voice loaded in {:.0} ms",
+        loading.elapsed().as_secs_f64() * 1e3
+    );
     let mut out = std::io::stdout().lock();
     for text in std::io::stdin().lock().lines() {
         let text = text?;
@@ -41,7 +44,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         let audio_s = samples as f64 / f64::from(rate);
-        let line = serde_json::json!({"first_ms": first_ms, "total_ms": total_ms, "audio_s": audio_s});
+        let line =
+            serde_json::json!({"first_ms": first_ms, "total_ms": total_ms, "audio_s": audio_s});
         writeln!(out, "{line}")?;
         out.flush()?;
     }

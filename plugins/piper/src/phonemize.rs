@@ -151,13 +151,16 @@ impl Phonemizer {
 
     /// The standby process if it is still waiting, else a new one.
     fn process(&self) -> Result<Child, PluginError> {
-        let waiting = self.standby.take().and_then(|mut child| match child.try_wait() {
-            Ok(None) => Some(child),
-            _ => {
-                let _ = child.wait();
-                None
-            }
-        });
+        let waiting = self
+            .standby
+            .take()
+            .and_then(|mut child| match child.try_wait() {
+                Ok(None) => Some(child),
+                _ => {
+                    let _ = child.wait();
+                    None
+                }
+            });
         match waiting {
             Some(child) => Ok(child),
             None => self.spawn(),
