@@ -35,7 +35,20 @@ fn validate(role: Role, settings: &str) -> Result<(), PluginError> {
         )));
     }
     let settings = Settings::parse(settings)?;
-    model::check_file(&settings.model_path(), &settings.model_name)?;
+    let path = settings.model_path();
+    model::check_file(&path, &settings.model_name)?;
+    // Without loading it: an English-only model says so in its name (`ggml-tiny.en.bin`).
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+    let english_only = settings.model_name.ends_with(".en")
+        || file.is_some_and(|f| f.contains(".en.") || f.ends_with(".en"));
+    if english_only && settings.language != "en" {
+        return Err(PluginError::config(format!(
+            "language = \"{}\" needs a multilingual model, but {} is English-only (`.en`); \
+             use a model without `.en` in its name, or language = \"en\"",
+            settings.language,
+            path.display()
+        )));
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use plugin_api::abi::{ErrorKind, Role, TranscribeOptions};
+use plugin_api::abi_stable::std_types::ROption;
 use plugin_api::testing::{TestPlugin, TestStt};
 
 use crate::definition;
@@ -381,5 +382,34 @@ fn english_only_model_refuses_another_language() {
         .err()
         .expect("tiny.en cannot do German");
     assert_eq!(err.kind, ErrorKind::Config);
+    assert!(err.message().contains("English-only"), "{}", err.message());
+}
+
+#[test]
+fn english_only_model_refuses_auto_and_other_languages_at_check_and_per_call() {
+    for language in ["de", "auto"] {
+        let err = plugin()
+            .validate_config(
+                Role::SpeechToText,
+                &settings(&format!("language = \"{language}\"")),
+            )
+            .expect_err("check-config refuses it without loading the model");
+        assert_eq!(err.kind, ErrorKind::Config);
+        assert!(err.message().contains("English-only"), "{}", err.message());
+        let err = plugin()
+            .stt(&settings(&format!("language = \"{language}\"")))
+            .err()
+            .expect("loading refuses it too");
+        assert_eq!(err.kind, ErrorKind::Config, "{}", err.message());
+    }
+    let stt = plugin().stt(&settings("")).expect("tiny.en in English");
+    let french = TranscribeOptions {
+        language: ROption::RSome("fr".into()),
+        ..TranscribeOptions::default()
+    };
+    let err = stt
+        .transcribe(&[0i16; 16000], &french)
+        .expect_err("no silent English transcription of French");
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
     assert!(err.message().contains("English-only"), "{}", err.message());
 }
