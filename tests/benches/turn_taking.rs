@@ -552,18 +552,13 @@ fn plain_set() {
     );
 }
 
-/// CPU seconds (user + system) of this process's children that have been waited for.
-fn children_cpu_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Fields after the command name (which ends with ')'): cutime and cstime are the 14th
-    // and 15th from there.
-    let rest = &stat[stat.rfind(')').expect("a command name") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 =
-        fields[13].parse::<f64>().unwrap_or(0.0) + fields[14].parse::<f64>().unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz
+/// The first number after `prefix` on a line of `text` (`simulate`'s resource lines).
+fn figure(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -581,10 +576,10 @@ fn latency_set() {
     }
     let input = env.path("latency.wav");
     join(&parts, &input);
-    let cpu_before = children_cpu_s();
     let run = env.simulate(&input, true);
-    let cpu = children_cpu_s() - cpu_before;
     assert!(run.success(), "{run}");
+    let cpu = figure(&run.stderr, "CPU time: ");
+    let rss = figure(&run.stderr, "peak memory (RSS): ");
     let turns = turns(&run);
     let mut first_audio: Vec<f64> = turns
         .iter()
@@ -592,11 +587,24 @@ fn latency_set() {
         .collect();
     first_audio.sort_by(f64::total_cmp);
     assert!(!first_audio.is_empty(), "no turn was answered: {run}");
-    println!("latency set: {} turns\n{}", turns.len(), describe(&turns));
+    println!("latency set: {} turns", turns.len());
+    for t in &turns {
+        let ms = |k: &str| t["timeline_ms"][k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "  {:?}: end {:.0} ms, transcript {:.0} ms, first audio {:.0} ms; {}; {} thrown away",
+            t["transcript"].as_str().unwrap_or_default(),
+            ms("endpoint_detected"),
+            ms("stt_done"),
+            ms("first_tts_audio"),
+            t["ended_by"].as_str().unwrap_or_default(),
+            t["speculation"]["wasted"]
+        );
+    }
     println!(
         "end of speech -> first reply audio over {} turns: p50 {:.0} ms, p95 {:.0} ms (goal p50 \
          <= 450 ms); turns beyond one per question: {}; end rules {}; speculations thrown \
-         away: {:.2} per turn; CPU {:.2} s per turn (host and workers, {:.1} s in all)",
+         away: {:.2} per turn; CPU {:.2} s per turn (host and workers, {:.1} s in all); peak RSS \
+         {rss:.1} MB (host and workers)",
         first_audio.len(),
         percentile(&first_audio, 0.5),
         percentile(&first_audio, 0.95),
