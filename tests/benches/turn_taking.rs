@@ -313,7 +313,8 @@ fn stretch_pause(path: &Path, pause_ms: u32) {
     let centre = best.expect("a break at the comma") * step;
     let missing = (pause_ms as usize * step / 10).saturating_sub(longest * step);
     let mut out = pcm[..centre].to_vec();
-    out.resize(centre + missing, 0);
+    // Room noise at about -70 dBFS rather than digital silence, as a microphone gives.
+    out.extend((0..missing).map(|i| [7i16, -9, 4, -6, 10, -3][i % 6]));
     out.extend_from_slice(&pcm[centre..]);
     let mut writer = hound::WavWriter::create(path, spec).expect("the WAV is writable");
     for s in out {
