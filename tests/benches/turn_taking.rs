@@ -302,8 +302,8 @@ fn stretch_pause(path: &Path, pause_ms: u32) {
     // The longest quiet run between the first and the last fifth of the file.
     let (lo, hi) = (quiet.len() / 5, quiet.len() * 4 / 5);
     let (mut best, mut run_start, mut longest) = (None, 0, 0);
-    for i in lo..hi {
-        if !quiet[i] {
+    for (i, &is_quiet) in quiet.iter().enumerate().take(hi).skip(lo) {
+        if !is_quiet {
             run_start = i + 1;
         } else if i + 1 - run_start > longest {
             longest = i + 1 - run_start;
