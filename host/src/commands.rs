@@ -423,8 +423,8 @@ pub async fn simulate(
             written.as_secs_f64(),
             args.output.display()
         );
-        print_peak_memory(&ops);
     }
+    print_resources(&ops, args.json);
     if args.serve && !shutdown.is_requested() {
         if let Some(server) = &server {
             eprintln!(
@@ -518,33 +518,62 @@ pub fn peak_rss_kb() -> Option<u64> {
     peak_rss_kb_of("self")
 }
 
-/// Prints the peak memory of this process and of the worker processes serving its providers
-/// (a model loaded in a worker is counted there).
-fn print_peak_memory(ops: &OpsState) {
+/// Prints the peak memory and the CPU time of this process and of the worker processes
+/// serving its providers (a model loaded in a worker is counted there); on stderr with
+/// `--json`, whose stdout holds only turns.
+fn print_resources(ops: &OpsState, json: bool) {
     let Some(host) = peak_rss_kb() else { return };
-    let pids: Vec<u32> = {
+    let pids: Vec<String> = {
         let components = ops.components();
         let stt = components.stt.iter().filter_map(|p| p.worker());
         let tts = components.tts.iter().filter_map(|p| p.worker());
-        stt.chain(tts).filter_map(|w| w.pid).collect()
+        stt.chain(tts)
+            .filter_map(|w| w.pid)
+            .map(|pid| pid.to_string())
+            .collect()
     };
-    let workers: u64 = pids
-        .iter()
-        .filter_map(|pid| peak_rss_kb_of(&pid.to_string()))
-        .sum();
+    let workers: u64 = pids.iter().filter_map(|pid| peak_rss_kb_of(pid)).sum();
+    let worker_cpu: f64 = pids.iter().filter_map(|pid| cpu_seconds_of(pid)).sum();
+    let host_cpu = cpu_seconds_of("self").unwrap_or(0.0);
     let mb = |kb: u64| kb as f64 / 1024.0;
-    if pids.is_empty() {
-        println!("peak memory (RSS): {:.1} MB", mb(host));
+    let lines = if pids.is_empty() {
+        format!(
+            "peak memory (RSS): {:.1} MB\nCPU time: {host_cpu:.2} s",
+            mb(host)
+        )
     } else {
-        println!(
-            "peak memory (RSS): {:.1} MB (host {:.1} MB, {} worker process{} {:.1} MB)",
+        let plural = if pids.len() == 1 { "" } else { "es" };
+        format!(
+            "peak memory (RSS): {:.1} MB (host {:.1} MB, {n} worker process{plural} {:.1} MB)\n\
+             CPU time: {:.2} s (host {host_cpu:.2} s, worker{s} {worker_cpu:.2} s)",
             mb(host + workers),
             mb(host),
-            pids.len(),
-            if pids.len() == 1 { "" } else { "es" },
-            mb(workers)
-        );
+            mb(workers),
+            host_cpu + worker_cpu,
+            n = pids.len(),
+            s = if pids.len() == 1 { "" } else { "s" },
+        )
+    };
+    if json {
+        eprintln!("{lines}");
+    } else {
+        println!("{lines}");
     }
+}
+
+/// User and system CPU time of process `pid` (`self` or a number) so far, in seconds.
+fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (in parentheses, may hold spaces): state is the first field,
+    // utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 2..)?
+        .split_whitespace()
+        .collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks / hz as f64)
 }
 
 /// Peak resident memory of process `pid` (`self` or a number), in kB.

@@ -178,6 +178,49 @@ pub struct Output {
     pub data: Vec<f32>,
 }
 
+/// How a model's session uses memory. [`ModelOptions::default`] is ONNX Runtime's own
+/// behaviour (what [`Model::load`] uses); [`ModelOptions::lean`] trades a little speed for
+/// a smaller resident set, for models that stay loaded in a long-running process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// The CPU memory arena: freed tensors are kept for reuse instead of returned to the
+    /// system allocator. Default: on.
+    pub arena: bool,
+    /// Memory pattern planning: one block sized for the whole graph's intermediates, worked
+    /// out on the first run of each input shape. Default: on.
+    pub memory_pattern: bool,
+    /// Weight pre-packing: kernels copy weights into their own layouts at load (faster
+    /// matrix products, a second copy of those weights). Default: on.
+    pub prepacking: bool,
+    /// Threads for each operator (`0` counts as one). Default: 1.
+    pub threads: usize,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            arena: true,
+            memory_pattern: true,
+            prepacking: true,
+            threads: 1,
+        }
+    }
+}
+
+impl ModelOptions {
+    /// No memory pattern and no pre-packing (the arena stays: without it glibc keeps the
+    /// freed blocks anyway, and the resident set grows): about 12 MB less for Smart Turn,
+    /// measured in docs/BENCHMARKS.md ("Turn taking").
+    pub fn lean() -> Self {
+        ModelOptions {
+            arena: true,
+            memory_pattern: false,
+            prepacking: false,
+            threads: 1,
+        }
+    }
+}
+
 /// A loaded model. Runs one call at a time (a `Mutex` around the session) on one thread.
 pub struct Model {
     session: Mutex<Session>,
@@ -195,7 +238,7 @@ impl Model {
     /// Loads `path` with the runtime opened by [`init`], and checks that it has `inputs`
     /// (and no other input) and the `outputs` named, all of them `float`.
     pub fn load(path: &Path, inputs: &[InputSpec], outputs: &[&str]) -> Result<Model, OnnxError> {
-        Model::load_with_threads(path, inputs, outputs, 1)
+        Model::load_with(path, inputs, outputs, ModelOptions::default())
     }
 
     /// [`Model::load`] with `threads` threads for each operator (`0` counts as one): a larger
@@ -205,6 +248,20 @@ impl Model {
         inputs: &[InputSpec],
         outputs: &[&str],
         threads: usize,
+    ) -> Result<Model, OnnxError> {
+        let options = ModelOptions {
+            threads,
+            ..ModelOptions::default()
+        };
+        Model::load_with(path, inputs, outputs, options)
+    }
+
+    /// [`Model::load`] with the session's threads and memory behaviour chosen by `options`.
+    pub fn load_with(
+        path: &Path,
+        inputs: &[InputSpec],
+        outputs: &[&str],
+        options: ModelOptions,
     ) -> Result<Model, OnnxError> {
         let Some(Ok(_)) = RUNTIME.get() else {
             return Err(OnnxError::Runtime {
@@ -221,7 +278,7 @@ impl Model {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let session = std::panic::catch_unwind(|| open_session(path, threads.max(1)))
+        let session = std::panic::catch_unwind(|| open_session(path, options))
             .map_err(|_| OnnxError::ModelLoad {
                 path: path.to_path_buf(),
                 reason: "ONNX Runtime panicked while loading it".into(),
@@ -285,12 +342,18 @@ impl Model {
     }
 }
 
-/// A session on `threads` threads with every graph optimisation.
-fn open_session(path: &Path, threads: usize) -> Result<Session, ort::Error> {
+/// A session with every graph optimisation, its threads and memory as `options` say.
+fn open_session(path: &Path, options: ModelOptions) -> Result<Session, ort::Error> {
+    let cpu = ort::ep::CPU::default()
+        .with_arena_allocator(options.arena)
+        .build();
     let mut builder = Session::builder()?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
-        .with_intra_threads(threads)?
-        .with_inter_threads(1)?;
+        .with_intra_threads(options.threads.max(1))?
+        .with_inter_threads(1)?
+        .with_memory_pattern(options.memory_pattern)?
+        .with_prepacking(options.prepacking)?
+        .with_execution_providers([cpu])?;
     builder.commit_from_file(path)
 }
 

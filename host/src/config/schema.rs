@@ -269,7 +269,8 @@ pub struct PipelineConfig {
     /// Smart Turn probability above which the turn is complete (0 to 1). Default: 0.5.
     pub turn_threshold: f32,
     /// Silence after speech at which Smart Turn (and speculative speech-to-text) start, in
-    /// ms. Default: 100.
+    /// ms. With `turn_model = "smart-turn"`, 200 halves the CPU (fewer speculations thrown
+    /// away; docs/BENCHMARKS.md, "Turn taking"). Default: 100.
     pub turn_pause_ms: u32,
     /// Silence that ends a turn Smart Turn found complete, in ms. Default: 250.
     pub turn_complete_silence_ms: u32,
