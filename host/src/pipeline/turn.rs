@@ -139,17 +139,20 @@ impl FrameRouter {
         rate: u32,
         now: Instant,
     ) {
-        let cfg = self.cfg;
-        let vad = self.models.vad.clone();
-        let slot = self
-            .speakers
-            .entry(speaker.id.clone())
-            .or_insert_with(|| SpeakerSlot {
+        // A new speaker's slot is made once; afterwards the lookup borrows the id (no clone
+        // per frame: the frame path does not allocate once warm, tests/frame_alloc.rs).
+        if !self.speakers.contains_key(&speaker.id) {
+            let slot = SpeakerSlot {
                 speaker: speaker.clone(),
-                endpointer: SpeakerEndpointer::with_vad(cfg, vad),
+                endpointer: SpeakerEndpointer::with_vad(self.cfg, self.models.vad.clone()),
                 barged: false,
                 verdict: None,
-            });
+            };
+            self.speakers.insert(speaker.id.clone(), slot);
+        }
+        let Some(slot) = self.speakers.get_mut(&speaker.id) else {
+            return;
+        };
         slot.poll_verdict();
         let event = slot.endpointer.push(interleaved, channels, rate, now);
         if let Some(min) = self.barge_in_ms {
