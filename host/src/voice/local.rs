@@ -68,6 +68,30 @@ impl WavAudio {
         let frames = self.samples.len() / usize::from(self.channels.max(1));
         Duration::from_micros(frames as u64 * 1_000_000 / u64::from(self.sample_rate.max(1)))
     }
+
+    /// The `frame_ms` frame (interleaved) that starts `offset_ms` into the file, as a
+    /// transport delivers it: past the end, the rest padded with silence in `scratch` (a
+    /// speaker who stopped talking sends silence frames).
+    pub fn frame_at<'a>(
+        &'a self,
+        offset_ms: u64,
+        frame_ms: u64,
+        scratch: &'a mut Vec<i16>,
+    ) -> &'a [i16] {
+        let channels = usize::from(self.channels.max(1));
+        let rate = u64::from(self.sample_rate);
+        let len = (rate * frame_ms / 1000) as usize * channels;
+        let start = (offset_ms * rate / 1000) as usize * channels;
+        if let Some(frame) = self.samples.get(start..start + len) {
+            return frame;
+        }
+        scratch.clear();
+        scratch.resize(len, 0);
+        if let Some(rest) = self.samples.get(start..) {
+            scratch[..rest.len()].copy_from_slice(rest);
+        }
+        scratch
+    }
 }
 
 /// Reads a WAV file: 8/16/24/32-bit integer or 32-bit float PCM, mono or stereo, 8–48 kHz.
@@ -270,6 +294,28 @@ pub fn resample_linear(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_are_cut_in_time_and_padded_past_the_end() {
+        let wav = WavAudio {
+            samples: (0..100).collect(),
+            channels: 2,
+            sample_rate: 1000,
+        };
+        let mut scratch = Vec::new();
+        assert_eq!(
+            wav.frame_at(0, 20, &mut scratch),
+            &(0..40).collect::<Vec<_>>()[..]
+        );
+        assert_eq!(
+            wav.frame_at(20, 20, &mut scratch),
+            &(40..80).collect::<Vec<_>>()[..]
+        );
+        let mut tail: Vec<i16> = (80..100).collect();
+        tail.resize(40, 0);
+        assert_eq!(wav.frame_at(40, 20, &mut scratch), &tail[..]);
+        assert_eq!(wav.frame_at(60, 20, &mut scratch), &[0; 40][..]);
+    }
 
     #[test]
     fn stop_cuts_what_was_not_played() {

@@ -1,0 +1,108 @@
+//! `run`: the bot connected to Discord, or headless (`discord.enabled = false`: the ops
+//! endpoints only), until SIGTERM/SIGINT; and the adapter that tells the ops endpoints what
+//! the bot does.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::load_config;
+use super::serving::Serving;
+use crate::cli::Cli;
+use crate::config::{self, LoadedConfig};
+use crate::ops::{GatewayStatus, OpsState};
+use crate::pipeline::TurnReport;
+use crate::telemetry;
+use crate::voice::discord;
+
+/// `run`. With `discord.enabled = false` it runs headless: providers built, the ops endpoints
+/// served (`/ready` turns 200 once the providers are up) until SIGTERM/SIGINT.
+pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(cli)?;
+    telemetry::init(&loaded);
+    let discord = &loaded.config.discord;
+    let blockers = loaded.run_problems();
+    if !blockers.is_empty() {
+        return Err(config::ConfigErrors(blockers).into());
+    }
+    if discord.enabled {
+        return run_discord(&loaded).await;
+    }
+    let serving = Serving::start(&loaded).await?;
+    serving.ops.set_gateway(GatewayStatus::Disabled);
+    let deps = serving.session_deps(&loaded, true).await?;
+    if deps.is_some() {
+        if serving.server.is_none() {
+            tracing::warn!("headless with `ops.enabled = false`: nothing to serve");
+        }
+        tracing::info!(
+            "running headless (discord.enabled = false): serving the ops endpoints until \
+             SIGTERM/SIGINT"
+        );
+        serving.shutdown.requested().await;
+    }
+    serving.finish().await;
+    drop(deps);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run` connected to Discord: the ops endpoints, the providers, then the bot until
+/// SIGTERM/SIGINT (voice sessions get the drain time to finish their turns).
+async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
+    let token = discord::BotToken::from_env(&loaded.config.discord)?;
+    let serving = Serving::start(loaded).await?;
+    serving.ops.set_gateway(GatewayStatus::Connecting);
+    let Some(deps) = serving.session_deps(loaded, true).await? else {
+        serving.finish().await;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let observer = Arc::new(OpsObserver {
+        ops: serving.ops.clone(),
+        connections: std::sync::Mutex::new(std::collections::HashMap::new()),
+    });
+    let served = discord::serve(
+        &loaded.config.discord,
+        &token,
+        deps,
+        observer,
+        serving.shutdown.requested(),
+    )
+    .await;
+    serving.finish().await;
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The bot's news for the ops endpoints: gateway status, voice connections, turns.
+struct OpsObserver {
+    ops: Arc<OpsState>,
+    connections: std::sync::Mutex<std::collections::HashMap<u64, crate::ops::VoiceConnectionGuard>>,
+}
+
+impl discord::BotObserver for OpsObserver {
+    fn gateway(&self, up: bool) {
+        self.ops.set_gateway(if up {
+            GatewayStatus::Up
+        } else {
+            GatewayStatus::Down
+        });
+    }
+
+    fn session_started(&self, guild: u64) {
+        let guard = self.ops.voice_connection();
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(guild, guard);
+    }
+
+    fn session_ended(&self, guild: u64) {
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&guild);
+    }
+
+    fn turn(&self, _guild: u64, report: &TurnReport) {
+        self.ops.observe_turn(report);
+    }
+}
