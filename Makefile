@@ -63,9 +63,10 @@ test: deps model moto ## The whole test suite (builds the plugin libraries the t
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-lint: ## Formatting and clippy, warnings as errors
+lint: ## Formatting, clippy (warnings as errors) and the layering rule (scripts/check-layers)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/check-layers
 
 SEMVER_CHECKS_VERSION ?= 0.51.0
 

@@ -1,7 +1,7 @@
 //! The subcommands, at the binary's edge: they load config and plugins, call into the
 //! library, and print for humans. Errors here are `anyhow`, with context for the reader.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::agent::Agent;
-use crate::cli::{Cli, SimulateArgs};
+use crate::cli::{Cli, SimulateArgs, UsageError};
 use crate::config::{self, LoadedConfig};
 use crate::ops::{Components, GatewayStatus, OpsServer, OpsState, Shutdown};
 use crate::pipeline::{
@@ -24,12 +24,11 @@ use crate::voice::local::{read_wav, WavRecorder};
 /// Loads the configuration for the CLI's environment, with errors as one report.
 pub fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
     config::load(&cli.config_dir, &cli.env, std::env::vars()).map_err(|errors| {
-        anyhow::anyhow!(
-            "{}(environment `{}`, config directory {})",
-            errors,
+        anyhow::Error::new(errors).context(format!(
+            "the configuration is not usable (environment `{}`, config directory {})",
             cli.env,
             cli.config_dir.display()
-        )
+        ))
     })
 }
 
@@ -83,7 +82,7 @@ pub fn simulate_inputs(
         input_idx
             .iter()
             .rposition(|&i| i < idx)
-            .with_context(|| format!("`{flag}` must follow the `--input` it belongs to"))
+            .ok_or_else(|| usage(format!("`{flag}` must follow the `--input` it belongs to")))
     };
     if let Some(idx) = sub.indices_of("speakers") {
         for (idx, name) in idx.zip(args.speakers.iter()) {
@@ -94,25 +93,50 @@ pub fn simulate_inputs(
     if let Some(idx) = sub.indices_of("at") {
         for (idx, at) in idx.zip(args.at.iter()) {
             let n = owner(idx, "--at")?;
-            out[n].at_ms = parse_time_ms(at)
-                .with_context(|| format!("`--at {at}`: expected a time like 2.5s or 800ms"))?;
+            out[n].at_ms = *at;
         }
     }
+    check_output(&args.output, &out)?;
     Ok(out)
 }
 
-/// Parses `2.5s`, `800ms` or a bare number of seconds.
-pub fn parse_time_ms(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000.0)
-    } else {
-        (s, 1000.0)
+fn usage(message: String) -> anyhow::Error {
+    UsageError(message).into()
+}
+
+/// `--output` is checked before anything runs: its directory exists, it is not a directory,
+/// and it is none of the `--input` files (which it would overwrite).
+fn check_output(output: &Path, inputs: &[SimulateInput]) -> anyhow::Result<()> {
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
-    let v: f64 = num.trim().parse().ok()?;
-    (v.is_finite() && v >= 0.0).then(|| (v * scale).round() as u64)
+    if !parent.is_dir() {
+        return Err(usage(format!(
+            "`--output {}`: the directory {} does not exist",
+            output.display(),
+            parent.display()
+        )));
+    }
+    if output.is_dir() {
+        return Err(usage(format!(
+            "`--output {}` is a directory; give a .wav file name",
+            output.display()
+        )));
+    }
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some(input) = inputs.iter().find(|i| same(&i.path, output)) {
+        return Err(usage(format!(
+            "`--output {}` is also an `--input` ({}): it would be overwritten; write the \
+             replies to another file",
+            output.display(),
+            input.path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Loads plugins and builds the providers and the agent for a session, and tells `ops`
@@ -424,7 +448,8 @@ async fn start_ops_server(
     if !loaded.config.ops.enabled {
         return Ok(None);
     }
-    let server = OpsServer::start(&loaded.config.ops.bind, ops.clone()).await?;
+    let limits = crate::ops::server::Limits::from_config(&loaded.config.ops);
+    let server = OpsServer::start(loaded.config.ops.bind, ops.clone(), limits).await?;
     let addr = server.local_addr();
     // Printed whatever the log level, so scripts and tests can find a port-0 address; shipped
     // like a log line when the CloudWatch sink is on.
@@ -577,8 +602,12 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
         opt(ms.first_tts_audio),
         opt(ms.playback_start)
     );
+    // The headline is what the user feels (as Prometheus's response_latency_seconds), then
+    // its two parts: waiting to be sure the turn ended, and the work after that.
     println!(
-        "  voice-to-voice (endpoint → first audio): {} ms",
+        "  response (end of speech → first audio): {} ms = end-of-turn wait {:.0} + processing {}",
+        opt(ms.first_tts_audio),
+        ms.endpoint_detected,
         opt(ms.voice_to_voice)
     );
     println!(
@@ -602,19 +631,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let loaded = load_config(cli)?;
     telemetry::init(&loaded);
     let discord = &loaded.config.discord;
+    let blockers = loaded.run_problems();
+    if !blockers.is_empty() {
+        return Err(config::ConfigErrors(blockers).into());
+    }
     if discord.enabled {
-        let token_set = std::env::var(&discord.token_env)
-            .map(|v| !v.trim().is_empty())
-            .unwrap_or(false);
-        if !token_set {
-            bail!(
-                "environment variable {var} is not set (or empty), and `run` needs it to \
-                 connect to Discord (named by `discord.token_env`): set {var} to the bot token, \
-                 or run headless with `discord.enabled = false` \
-                 (OPENCLAW__DISCORD__ENABLED=false; `--env offline` does)",
-                var = discord.token_env
-            );
-        }
         return run_discord(&loaded).await;
     }
     let ops = OpsState::new(&loaded)?;
@@ -723,12 +744,20 @@ pub async fn invite_url(cli: &Cli) -> anyhow::Result<ExitCode> {
         Some(id) => id,
         None => match discord::BotToken::from_env(config) {
             Ok(token) => discord::Api::new(config, &token).application_id().await?,
-            Err(_) => bail!(
-                "`invite-url` needs the bot's application id: set `discord.application_id` \
-                 (OPENCLAW__DISCORD__APPLICATION_ID) to the Application ID on the Developer \
-                 Portal's General Information page, or set {} to the bot token to look it up",
-                config.token_env
-            ),
+            Err(_) => {
+                return Err(config::ConfigError::Invalid {
+                    origin: "configuration".into(),
+                    key: "discord.application_id".into(),
+                    reason: format!(
+                        "`invite-url` needs the bot's application id: set it \
+                         (OPENCLAW__DISCORD__APPLICATION_ID) to the Application ID on the \
+                         Developer Portal's General Information page, or set {} to the bot \
+                         token to look it up",
+                        config.token_env
+                    ),
+                }
+                .into())
+            }
         },
     };
     println!("{}", discord::invite_url(application_id));
@@ -777,18 +806,4 @@ pub async fn register_commands(cli: &Cli, guild: Option<u64>) -> anyhow::Result<
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse() {
-        assert_eq!(parse_time_ms("2.5s"), Some(2500));
-        assert_eq!(parse_time_ms("800ms"), Some(800));
-        assert_eq!(parse_time_ms("3"), Some(3000));
-        assert_eq!(parse_time_ms("-1s"), None);
-        assert_eq!(parse_time_ms("soon"), None);
-    }
 }

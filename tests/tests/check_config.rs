@@ -55,6 +55,9 @@ sample_rate = 24000
 
 [ops]
 enabled = false
+
+[discord]
+enabled = false
 {extra}"#,
             dir = toml_path(self.plugins.path())
         )

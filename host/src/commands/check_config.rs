@@ -9,7 +9,7 @@ use anyhow::Context;
 use plugin_api::abi::Role;
 
 use super::{config_files, describe_turn_models, load_config, plugin_dirs};
-use crate::cli::Cli;
+use crate::cli::{exit, Cli};
 use crate::config::LoadedConfig;
 use crate::plugins::{PluginSet, ProviderSetupError, Providers};
 use crate::telemetry;
@@ -20,8 +20,8 @@ pub async fn check_config(cli: &Cli, probe: bool, print: bool) -> anyhow::Result
         Ok(loaded) => loaded,
         Err(e) => {
             println!("configuration NOT OK");
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
+            eprintln!("{e:#}");
+            return Ok(ExitCode::from(exit::CONFIG));
         }
     };
     telemetry::init(&loaded);
@@ -53,6 +53,7 @@ pub async fn check_config(cli: &Cli, probe: bool, print: bool) -> anyhow::Result
         Ok(line) => report.push(line),
         Err(problem) => problems.push(problem),
     }
+    problems.extend(loaded.run_problems().iter().map(ToString::to_string));
     if !loaded.secrets.is_empty() {
         report.push("secrets (values never printed):".into());
         for (key, var, set) in &loaded.secrets {
@@ -92,7 +93,7 @@ pub async fn check_config(cli: &Cli, probe: bool, print: bool) -> anyhow::Result
     Ok(if problems.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        ExitCode::from(exit::CONFIG)
     })
 }
 

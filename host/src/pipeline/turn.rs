@@ -276,7 +276,8 @@ pub struct TimelineMs {
     pub first_tts_audio: Option<f64>,
     /// End of speech → playback start.
     pub playback_start: Option<f64>,
-    /// Endpoint detected → first TTS audio: the voice-to-voice latency without the hang-over.
+    /// Endpoint detected → first TTS audio: the processing part of the response time (the
+    /// headline, what the user feels, is `first_tts_audio`: it includes the end-of-turn wait).
     pub voice_to_voice: Option<f64>,
 }
 

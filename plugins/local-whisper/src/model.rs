@@ -64,6 +64,12 @@ impl From<ModelError> for PluginError {
 }
 
 fn fetch_hint(name: &str) -> String {
+    if name.is_empty() {
+        // `model` names a file whose name says nothing of the model it should hold.
+        return "set `model` to the path of a ggml Whisper model (`scripts/fetch-model tiny.en` \
+                fetches one into models/)"
+            .into();
+    }
     format!(
         "fetch it with `make model` or `scripts/fetch-model {name}` (from the project root), \
          or set `model` to the path of a ggml model"

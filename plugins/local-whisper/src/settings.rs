@@ -178,6 +178,19 @@ impl Settings {
         plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
+    /// The model name a missing file is fetched by: from `model`'s file name when it is set
+    /// (`ggml-base.en.bin` → `base.en`; empty when the name says nothing), else `model_name`.
+    pub fn fetch_name(&self) -> String {
+        let Some(path) = &self.model else {
+            return self.model_name.clone();
+        };
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("ggml-")?.strip_suffix(".bin"))
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Where the model file is: `model`, or `models/ggml-<model_name>.bin`, made absolute
     /// against the current directory.
     pub fn model_path(&self) -> PathBuf {
@@ -262,7 +275,7 @@ impl PluginSettings for Settings {
 
     /// `check-config`: the model file is there (it is not loaded).
     fn check_environment(&self) -> Result<(), PluginError> {
-        crate::model::check_file(&self.model_path(), &self.model_name)?;
+        crate::model::check_file(&self.model_path(), &self.fetch_name())?;
         Ok(())
     }
 }
@@ -295,6 +308,24 @@ mod tests {
             .model_path()
             .ends_with(Path::new("models/ggml-tiny.en.bin")));
         assert!(s.model_path().is_absolute());
+    }
+
+    #[test]
+    fn the_fetch_hint_follows_the_model_file_not_the_default_name() {
+        let s = Settings::parse("model = \"/m/ggml-base.en.bin\"").unwrap();
+        assert_eq!(s.fetch_name(), "base.en");
+        let s = Settings::parse("model = \"/m/whisper-small.bin\"").unwrap();
+        assert_eq!(s.fetch_name(), "");
+        let message = crate::model::check_file(&s.model_path(), &s.fetch_name())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("fetch it with"), "{message}");
+        assert!(
+            message.contains("set `model` to the path of a ggml Whisper model"),
+            "{message}"
+        );
+        assert_eq!(Settings::parse("").unwrap().fetch_name(), "tiny.en");
     }
 
     #[test]

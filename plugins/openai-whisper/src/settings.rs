@@ -4,7 +4,7 @@
 //! ```toml
 //! [providers.openai-whisper.settings]
 //! base_url = "https://api.openai.com"  # any OpenAI-compatible server, without /v1
-//! api_key_env = "OPENAI_API_KEY"       # variable holding the key; leave out for servers without auth
+//! api_key_env = "OPENAI_API_KEY"       # variable holding the key; "" or left out: no auth
 //! model = "whisper-1"                  # or gpt-4o-mini-transcribe, gpt-4o-transcribe, whisper-large-v3…
 //! response_format = "auto"             # auto | verbose_json | json | text
 //! # language = "en"                    # overrides the host's language hint

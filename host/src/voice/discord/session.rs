@@ -53,7 +53,7 @@ pub struct SessionStats {
     pub turns: u64,
     /// Of which failed.
     pub failed: u64,
-    /// The last turn: speaker, voice-to-voice ms, outcome.
+    /// The last turn: speaker, ms from the end of speech to the first audio, outcome.
     pub last_turn: Option<(String, Option<f64>, String)>,
     /// Voice connection recoveries (resumed or rejoined).
     pub reconnects: u32,
@@ -493,7 +493,7 @@ async fn report_turns(
             }
             s.last_turn = Some((
                 report.speaker.name.clone(),
-                report.timeline.ms().voice_to_voice,
+                report.timeline.ms().first_tts_audio,
                 outcome.clone(),
             ));
         });
