@@ -117,6 +117,12 @@ pub enum Command {
         /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// The Wyoming protocol (Home Assistant's local speech services).
+    Wyoming {
+        /// What to do.
+        #[command(subcommand)]
+        command: WyomingCommand,
+    },
     /// Serve one plugin in a worker process (started by the host itself for providers with
     /// `isolation = "process"`; speaks a framed protocol on stdin/stdout).
     #[command(hide = true)]
@@ -127,6 +133,18 @@ pub enum Command {
         /// Inspect this library, print what it says of itself as JSON, and exit.
         #[arg(long)]
         probe: Option<PathBuf>,
+    },
+}
+
+/// `wyoming …`.
+#[derive(Debug, Subcommand)]
+pub enum WyomingCommand {
+    /// Offer the configured STT and TTS providers, with their failover chains, as a Wyoming
+    /// server until SIGTERM/SIGINT.
+    Serve {
+        /// Address to listen on (`0.0.0.0:10300` for Home Assistant on another machine).
+        #[arg(long, default_value = "127.0.0.1:10300")]
+        bind: String,
     },
 }
 

@@ -1,6 +1,8 @@
 //! The subcommands, at the binary's edge: they load config and plugins, call into the
 //! library, and print for humans. Errors here are `anyhow`, with context for the reader.
 
+pub mod wyoming;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

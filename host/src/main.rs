@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use openclaw_voice::cli::{exit, Cli, Command, PluginsCommand, UsageError};
+use openclaw_voice::cli::{exit, Cli, Command, PluginsCommand, UsageError, WyomingCommand};
 use openclaw_voice::{commands, telemetry};
 
 fn main() -> ExitCode {
@@ -80,6 +80,9 @@ fn main() -> ExitCode {
                     );
                     Ok(ExitCode::SUCCESS)
                 }
+                Command::Wyoming {
+                    command: WyomingCommand::Serve { bind },
+                } => commands::wyoming::serve(&cli, bind).await,
                 Command::PluginWorker { .. } => Ok(ExitCode::SUCCESS),
             }
         })

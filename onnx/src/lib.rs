@@ -1,12 +1,12 @@
 //! ONNX Runtime for OpenClaw Voice and its plugins: finds the `libonnxruntime` shared library
 //! and opens it once per process (the `ort` crate's `load-dynamic`), loads a model file with
 //! its input names, element types and shapes checked against what the caller will feed it,
-//! and runs it on one thread. Every error names the file concerned; callers add the setting.
+//! and runs it (on one thread unless told otherwise). Every error names the file concerned; callers add the setting.
 //!
 //! The library comes from the PyPI `onnxruntime` wheel (`make model` puts it beside the models
 //! as `libonnxruntime.so`); nothing is linked at build time, so a build needs no C++ and a host
 //! without the library still runs (without the models). The host's Silero VAD and Smart Turn,
-//! and a future Piper TTS plugin, go through this crate.
+//! and the Piper TTS plugin, go through this crate.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -195,6 +195,17 @@ impl Model {
     /// Loads `path` with the runtime opened by [`init`], and checks that it has `inputs`
     /// (and no other input) and the `outputs` named, all of them `float`.
     pub fn load(path: &Path, inputs: &[InputSpec], outputs: &[&str]) -> Result<Model, OnnxError> {
+        Model::load_with_threads(path, inputs, outputs, 1)
+    }
+
+    /// [`Model::load`] with `threads` threads for each operator (`0` counts as one): a larger
+    /// model such as a Piper voice can use more than one core per call.
+    pub fn load_with_threads(
+        path: &Path,
+        inputs: &[InputSpec],
+        outputs: &[&str],
+        threads: usize,
+    ) -> Result<Model, OnnxError> {
         let Some(Ok(_)) = RUNTIME.get() else {
             return Err(OnnxError::Runtime {
                 path: PathBuf::new(),
@@ -210,7 +221,7 @@ impl Model {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let session = std::panic::catch_unwind(|| open_session(path))
+        let session = std::panic::catch_unwind(|| open_session(path, threads.max(1)))
             .map_err(|_| OnnxError::ModelLoad {
                 path: path.to_path_buf(),
                 reason: "ONNX Runtime panicked while loading it".into(),
@@ -274,11 +285,11 @@ impl Model {
     }
 }
 
-/// A session on one thread with every graph optimisation.
-fn open_session(path: &Path) -> Result<Session, ort::Error> {
+/// A session on `threads` threads with every graph optimisation.
+fn open_session(path: &Path, threads: usize) -> Result<Session, ort::Error> {
     let mut builder = Session::builder()?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
-        .with_intra_threads(1)?
+        .with_intra_threads(threads)?
         .with_inter_threads(1)?;
     builder.commit_from_file(path)
 }

@@ -275,7 +275,20 @@ impl PluginSettings for Settings {
 
     /// `check-config`: the model file is there (it is not loaded).
     fn check_environment(&self) -> Result<(), PluginError> {
-        crate::model::check_file(&self.model_path(), &self.fetch_name())?;
+        let path = self.model_path();
+        crate::model::check_file(&path, &self.fetch_name())?;
+        // Without loading it: an English-only model says so in its name (`ggml-tiny.en.bin`).
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        let english_only = self.model_name.ends_with(".en")
+            || file.is_some_and(|f| f.contains(".en.") || f.ends_with(".en"));
+        if english_only && self.language != "en" {
+            return Err(PluginError::config(format!(
+                "language = \"{}\" needs a multilingual model, but {} is English-only (`.en`); \
+                 use a model without `.en` in its name, or language = \"en\"",
+                self.language,
+                path.display()
+            )));
+        }
         Ok(())
     }
 }
