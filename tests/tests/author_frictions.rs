@@ -142,7 +142,7 @@ fn plugins_list_exits_non_zero_when_a_file_fails_to_load() {
         ],
         &[],
     );
-    assert_eq!(listed.code, Some(1), "{listed}");
+    assert_eq!(listed.code, Some(3), "{listed}");
     assert!(
         listed.stdout.contains("tone "),
         "still lists the rest: {listed}"

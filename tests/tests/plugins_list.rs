@@ -1,6 +1,7 @@
 //! `openclaw-voice plugins list`, run as a user runs it: it describes every plugin (name,
 //! version, roles, API version, path, SHA-256) and gives one `not loaded: <file>: <reason>` line
-//! per file it refused, listing the rest, and exits 1 when any file was refused.
+//! per file it refused, listing the rest, and exits 3 (a configuration problem) when any file
+//! was refused.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -57,7 +58,7 @@ fn lists_good_plugins_and_one_line_per_bad_file() {
     let run = plugins_list(m.dir.path(), false);
     assert_eq!(
         run.code,
-        Some(1),
+        Some(3),
         "bad files are listed, then fail the command: {run}"
     );
 
@@ -128,7 +129,7 @@ fn lists_good_plugins_and_one_line_per_bad_file() {
 fn json_describes_each_plugin_and_failure() {
     let m = mixed();
     let run = plugins_list(m.dir.path(), true);
-    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(run.code, Some(3), "{run}");
     let doc: serde_json::Value =
         serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("stdout is JSON ({e}): {run}"));
 

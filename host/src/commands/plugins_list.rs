@@ -1,6 +1,6 @@
 //! `plugins list [--dir DIR] [--json]`: every library in the plugin directories (`plugins.dir`,
-//! then `plugins.dirs`), each inspected in a child process; exits 1 when any file could not be
-//! loaded, after listing everything.
+//! then `plugins.dirs`), each inspected in a child process; exits with the configuration
+//! status (3) when any file could not be loaded, after listing everything.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::{load_config, plugin_dirs};
-use crate::cli::Cli;
+use crate::cli::{exit, Cli};
 use crate::plugins::probe::{probe_dir, Probe};
 use crate::plugins::worker::WorkerLauncher;
 use crate::telemetry;
@@ -45,7 +45,7 @@ pub fn plugins_list(cli: &Cli, dir: Option<&Path>, json: bool) -> anyhow::Result
             "{failed} file{} could not be loaded as a plugin (see `not loaded:` above)",
             if failed == 1 { "" } else { "s" }
         );
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitCode::from(exit::CONFIG));
     }
     Ok(ExitCode::SUCCESS)
 }
