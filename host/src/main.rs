@@ -8,6 +8,49 @@ use clap::{CommandFactory, FromArgMatches};
 use openclaw_voice::cli::{exit, Cli, Command, PluginsCommand, UsageError, WyomingCommand};
 use openclaw_voice::{commands, telemetry};
 
+/// Runs the command the line asks for (all but `plugin-worker`, which runs before any
+/// runtime exists).
+async fn dispatch(cli: &Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::CheckConfig { probe, print } => commands::check_config(cli, *probe, *print).await,
+        Command::Plugins {
+            command: PluginsCommand::List { dir, json },
+        } => commands::plugins_list(cli, dir.as_deref(), *json),
+        Command::Plugins {
+            command:
+                PluginsCommand::New {
+                    name,
+                    stt,
+                    tts: _,
+                    path,
+                    api_path,
+                },
+        } => commands::plugins_new(&commands::NewPlugin {
+            name: name.clone(),
+            stt: *stt,
+            path: path.clone(),
+            api_path: api_path.clone(),
+        }),
+        Command::Simulate(args) => {
+            let inputs = commands::simulate_inputs(matches, args)?;
+            commands::simulate(cli, args, inputs).await
+        }
+        Command::Run => commands::run(cli).await,
+        Command::InviteUrl => commands::invite_url(cli).await,
+        Command::RegisterCommands { guild } => commands::register_commands(cli, *guild).await,
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let out = &mut std::io::stdout();
+            clap_complete::generate(*shell, &mut command, "openclaw-voice", out);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wyoming {
+            command: WyomingCommand::Serve { bind },
+        } => commands::wyoming::serve(cli, bind).await,
+        Command::PluginWorker { .. } => Ok(ExitCode::SUCCESS),
+    }
+}
+
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
@@ -37,56 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let run = || -> anyhow::Result<ExitCode> {
-        runtime.block_on(async {
-            match &cli.command {
-                Command::CheckConfig { probe, print } => {
-                    commands::check_config(&cli, *probe, *print).await
-                }
-                Command::Plugins {
-                    command: PluginsCommand::List { dir, json },
-                } => commands::plugins_list(&cli, dir.as_deref(), *json),
-                Command::Plugins {
-                    command:
-                        PluginsCommand::New {
-                            name,
-                            stt,
-                            tts: _,
-                            path,
-                            api_path,
-                        },
-                } => commands::plugins_new(&commands::NewPlugin {
-                    name: name.clone(),
-                    stt: *stt,
-                    path: path.clone(),
-                    api_path: api_path.clone(),
-                }),
-                Command::Simulate(args) => {
-                    let inputs = commands::simulate_inputs(&matches, args)?;
-                    commands::simulate(&cli, args, inputs).await
-                }
-                Command::Run => commands::run(&cli).await,
-                Command::InviteUrl => commands::invite_url(&cli).await,
-                Command::RegisterCommands { guild } => {
-                    commands::register_commands(&cli, *guild).await
-                }
-                Command::Completions { shell } => {
-                    let mut command = Cli::command();
-                    clap_complete::generate(
-                        *shell,
-                        &mut command,
-                        "openclaw-voice",
-                        &mut std::io::stdout(),
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Command::Wyoming {
-                    command: WyomingCommand::Serve { bind },
-                } => commands::wyoming::serve(&cli, bind).await,
-                Command::PluginWorker { .. } => Ok(ExitCode::SUCCESS),
-            }
-        })
-    };
+    let run = || runtime.block_on(dispatch(&cli, &matches));
     // A panic was reported by Sentry's panic hook; it still has to be sent before exiting.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
     let code = match result {

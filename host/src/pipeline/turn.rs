@@ -592,12 +592,7 @@ impl TurnRunner {
 
     /// The options of every transcription in this session.
     fn options(&self) -> TranscribeOptions {
-        TranscribeOptions {
-            language: abi_stable::std_types::ROption::RSome(
-                self.deps.config.language.as_str().into(),
-            ),
-            prompt: abi_stable::std_types::ROption::RNone,
-        }
+        TranscribeOptions::default().with_language(self.deps.config.language.as_str())
     }
 
     /// A turn's speech-to-text budget.

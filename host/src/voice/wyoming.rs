@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use openclaw_wyoming::{pcm_bytes, AudioFormat, Event, ProtocolError};
 use plugin_api::abi::{SynthesisOptions, TranscribeOptions};
-use plugin_api::abi_stable::std_types::{ROption, RString};
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
 
@@ -211,9 +210,9 @@ impl WyomingService {
             return error_event("this server offers no speech-to-text", "unsupported");
         }
         let audio: Arc<[i16]> = resample_linear(&done.samples, format.rate, 16_000).into();
-        let options = TranscribeOptions {
-            language: done.language.map(RString::from).into(),
-            ..TranscribeOptions::default()
+        let options = match done.language {
+            Some(code) => TranscribeOptions::default().with_language(code),
+            None => TranscribeOptions::default(),
         };
         let result = self
             .runtime
@@ -221,8 +220,8 @@ impl WyomingService {
         match result {
             Ok(done) => {
                 let mut data = json!({"text": done.transcript.text.as_str()});
-                if let ROption::RSome(language) = &done.transcript.language {
-                    data["language"] = language.as_str().into();
+                if let Some(language) = done.transcript.language_code() {
+                    data["language"] = language.into();
                 }
                 Event::new("transcript", data)
             }
@@ -248,9 +247,9 @@ impl WyomingService {
             .get("voice")
             .and_then(|v| v.get("language"))
             .and_then(Value::as_str);
-        let options = SynthesisOptions {
-            language: language.map(RString::from).into(),
-            ..SynthesisOptions::default()
+        let options = match language {
+            Some(code) => SynthesisOptions::default().with_language(code),
+            None => SynthesisOptions::default(),
         };
         let budget = Budget::new(TTS_BUDGET);
         let mut errors = Vec::new();
