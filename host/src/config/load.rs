@@ -175,75 +175,23 @@ pub fn load(
     environment: &str,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<LoadedConfig, ConfigErrors> {
-    let mut errors = Vec::new();
-    let mut merged = Table::new();
-    let mut files = Vec::new();
-    let mut origins = Origins::default();
-
-    let default_path = dir.join("default.toml");
-    if default_path.exists() {
-        if let Some(table) = read_layer(&default_path, &mut errors) {
-            origins.record(&default_path.display().to_string(), &table);
-            deep_merge(&mut merged, table);
-        }
-        files.push(default_path);
-    }
-
-    let env_path = dir.join(format!("{environment}.toml"));
-    if environment == "default" || !env_path.exists() {
-        errors.push(ConfigError::UnknownEnvironment {
-            env: environment.to_string(),
-            path: env_path,
-            available: available_environments(dir),
-        });
-    } else {
-        if let Some(table) = read_layer(&env_path, &mut errors) {
-            origins.record(&env_path.display().to_string(), &table);
-            deep_merge(&mut merged, table);
-        }
-        files.push(env_path);
-    }
-
-    let mut env_overrides = Vec::new();
-    // `OPENCLAW__…` overrides; the rest is read only for `discord.shards = "auto"`.
-    let (mut vars, others): (Vars, Vars) = vars
+    let mut layers = Layers::default();
+    layers.read_files(dir, environment);
+    // `OPENCLAW__…` overrides; the rest is read only for `LOG_LEVEL` and `discord.shards`.
+    let (overrides, others): (Vars, Vars) = vars
         .into_iter()
         .partition(|(k, _)| k.starts_with(ENV_PREFIX));
-    vars.sort();
-    for (name, raw) in vars {
-        let origin = format!("environment variable {name}");
-        let mut path: Vec<String> = name[ENV_PREFIX.len()..]
-            .split("__")
-            .map(|s| s.to_ascii_lowercase())
-            .collect();
-        if path.iter().any(|s| s.is_empty()) {
-            errors.push(ConfigError::Invalid {
-                origin,
-                key: name.clone(),
-                reason: "the name must look like OPENCLAW__SECTION__KEY".into(),
-            });
-            continue;
-        }
-        if let Err(reason) = match_provider_id(&mut path, &merged) {
-            errors.push(ConfigError::Invalid {
-                origin,
-                key: name.clone(),
-                reason,
-            });
-            continue;
-        }
-        let table = nest(&path, parse_env_value(&raw));
-        if check_layer(&origin, &table, &mut errors) {
-            origins.record(&origin, &table);
-            deep_merge(&mut merged, table);
-            env_overrides.push(name);
-        }
-    }
-
+    layers.apply_overrides(overrides);
+    let Layers {
+        mut errors,
+        merged,
+        files,
+        origins,
+        env_overrides,
+    } = layers;
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-
     let mut config: Config = match deserialize("configuration", Value::Table(merged)) {
         Ok(config) => config,
         Err(e) => return Err(ConfigErrors(vec![e])),
@@ -254,15 +202,16 @@ pub fn load(
         resolve_shards(&mut config.discord, &others, &mut errors);
     }
     let secrets = secret_refs(&config);
-    for (key, var, set) in &secrets {
-        if !set {
-            errors.push(ConfigError::MissingSecret {
+    errors.extend(
+        secrets
+            .iter()
+            .filter(|(_, _, set)| !set)
+            .map(|(key, var, _)| ConfigError::MissingSecret {
                 var: var.clone(),
                 needed_by: needed_by(key),
                 key: key.clone(),
-            });
-        }
-    }
+            }),
+    );
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -274,6 +223,78 @@ pub fn load(
         secrets,
         origins,
     })
+}
+
+/// The layers read so far, merged, with where each key came from and every problem found.
+#[derive(Default)]
+struct Layers {
+    errors: Vec<ConfigError>,
+    merged: Table,
+    files: Vec<PathBuf>,
+    origins: Origins,
+    env_overrides: Vec<String>,
+}
+
+impl Layers {
+    /// Merges one checked layer from `origin`.
+    fn merge(&mut self, origin: &str, table: Table) {
+        self.origins.record(origin, &table);
+        deep_merge(&mut self.merged, table);
+    }
+
+    /// `dir/default.toml` (optional), then `dir/<environment>.toml` (required).
+    fn read_files(&mut self, dir: &Path, environment: &str) {
+        let default_path = dir.join("default.toml");
+        if default_path.exists() {
+            if let Some(table) = read_layer(&default_path, &mut self.errors) {
+                self.merge(&default_path.display().to_string(), table);
+            }
+            self.files.push(default_path);
+        }
+        let env_path = dir.join(format!("{environment}.toml"));
+        if environment == "default" || !env_path.exists() {
+            self.errors.push(ConfigError::UnknownEnvironment {
+                env: environment.to_string(),
+                path: env_path,
+                available: available_environments(dir),
+            });
+            return;
+        }
+        if let Some(table) = read_layer(&env_path, &mut self.errors) {
+            self.merge(&env_path.display().to_string(), table);
+        }
+        self.files.push(env_path);
+    }
+
+    /// The `OPENCLAW__SECTION__KEY` variables, in name order, each checked as a layer.
+    fn apply_overrides(&mut self, mut vars: Vars) {
+        vars.sort();
+        for (name, raw) in vars {
+            let origin = format!("environment variable {name}");
+            let mut path: Vec<String> = name[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            let problem = if path.iter().any(|s| s.is_empty()) {
+                Some("the name must look like OPENCLAW__SECTION__KEY".to_string())
+            } else {
+                match_provider_id(&mut path, &self.merged).err()
+            };
+            if let Some(reason) = problem {
+                self.errors.push(ConfigError::Invalid {
+                    origin,
+                    key: name,
+                    reason,
+                });
+                continue;
+            }
+            let table = nest(&path, parse_env_value(&raw));
+            if check_layer(&origin, &table, &mut self.errors) {
+                self.merge(&origin, table);
+                self.env_overrides.push(name);
+            }
+        }
+    }
 }
 
 fn available_environments(dir: &Path) -> String {
