@@ -32,6 +32,7 @@
 //! The fake runs on its own tokio runtime; tests drive it from plain `#[test]` functions.
 
 pub mod audio;
+pub mod dave;
 pub mod model;
 pub mod rtp;
 pub mod tls;
@@ -223,6 +224,8 @@ pub(crate) struct VoiceConn {
     pub(crate) connected: bool,
     pub(crate) counter: Arc<AtomicU32>,
     pub(crate) decoder: audio::OpusStream,
+    /// DAVE on this connection (protocol 0: none).
+    pub(crate) dave: dave::DaveCall,
 }
 
 /// The bot's voice slot in a guild: what op 4 asked for and the connection.
@@ -252,6 +255,12 @@ pub struct World {
     /// Each user's RTP stream: next sequence number, next timestamp, when it last sent.
     pub(crate) user_streams: HashMap<(u64, u64), (u16, u32, Instant)>,
     pub(crate) decode_bot_audio: bool,
+    /// The DAVE protocol version SessionDescription offers (0 or 1).
+    pub(crate) dave_version: u16,
+    /// Users whose DAVE frames nobody can decrypt (never added to the MLS group).
+    pub(crate) dave_undecryptable: std::collections::BTreeSet<u64>,
+    /// The `v` each voice gateway connection asked for.
+    pub voice_gateway_versions: Vec<u32>,
     /// Identify payloads received (token removed).
     pub identifies: Vec<Value>,
     /// Op 4 payloads the bot sent.
@@ -310,6 +319,11 @@ impl World {
             .voice_states
             .get(&user)
             .map(|(c, _)| *c)
+    }
+
+    /// DAVE on the bot's voice connection in `guild`, as the fake sees it.
+    pub fn dave_status(&self, guild: u64) -> Option<dave::DaveStatus> {
+        Some(self.voice.get(&guild)?.conn.as_ref()?.dave.status())
     }
 
     /// Whether the bot's voice connection in `guild` is up (session described).
@@ -455,6 +469,9 @@ impl FakeDiscord {
             user_ssrc: HashMap::new(),
             user_streams: HashMap::new(),
             decode_bot_audio: true,
+            dave_version: 0,
+            dave_undecryptable: Default::default(),
+            voice_gateway_versions: Vec::new(),
             identifies: Vec::new(),
             voice_state_updates: Vec::new(),
             registered: Vec::new(),
@@ -612,6 +629,50 @@ impl FakeDiscord {
         self.shared.lock().decode_bot_audio = on;
     }
 
+    /// The DAVE protocol version the voice gateway offers from the next SessionDescription on:
+    /// 1 (DAVE, what Discord requires on non-stage calls) or 0 (transport encryption only).
+    pub fn set_dave_version(&self, version: u16) {
+        self.shared.lock().dave_version = version;
+    }
+
+    /// Makes `user`'s client one whose key exchange failed: never added to the MLS group, its
+    /// frames in DAVE's format under a key no member has. Takes effect at the next voice
+    /// Identify.
+    pub fn set_dave_undecryptable(&self, user: u64) {
+        self.shared.lock().dave_undecryptable.insert(user);
+    }
+
+    /// Downgrades `guild`'s call to protocol 0 (op 21, then op 22 once the bot is ready);
+    /// false when no DAVE call is idle there.
+    pub fn dave_downgrade(&self, guild: u64) -> bool {
+        self.with_dave(guild, |d, tx| d.downgrade(tx))
+    }
+
+    /// Upgrades `guild`'s call back to protocol 1 (op 24 for epoch 1); false unless at 0.
+    pub fn dave_upgrade(&self, guild: u64) -> bool {
+        self.with_dave(guild, |d, tx| d.upgrade(tx))
+    }
+
+    fn with_dave(
+        &self,
+        guild: u64,
+        f: impl FnOnce(&mut dave::DaveCall, &UnboundedSender<voice::Outgoing>) -> bool,
+    ) -> bool {
+        let mut w = self.shared.lock();
+        let done = match w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) {
+            Some(conn) => f(&mut conn.dave, &conn.tx),
+            None => false,
+        };
+        drop(w);
+        self.shared.notify();
+        done
+    }
+
+    /// DAVE on `guild`'s call.
+    pub fn dave_status(&self, guild: u64) -> Option<dave::DaveStatus> {
+        self.world(|w| w.dave_status(guild))
+    }
+
     /// The bot token the fake accepts.
     pub fn token(&self) -> String {
         self.shared.lock().token.clone()
@@ -705,15 +766,18 @@ impl FakeDiscord {
             model::voice_state(guild, user, channel, &session, member),
         );
         let bot_channel = w.bot_channel(guild);
-        if let Some(conn) = w.voice.get(&guild).and_then(|s| s.conn.as_ref()) {
+        if let Some(conn) = w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) {
             if before.is_some() && before == bot_channel && channel != before {
                 let _ = conn.tx.send(voice::Outgoing::Json(json!({
                     "op": 13, "d": {"user_id": user.to_string()}
                 })));
+                conn.dave.user_left(user, &conn.tx);
             } else if channel.is_some() && channel == bot_channel && before != channel {
+                // ClientsConnect first: members refuse Adds for users not announced.
                 let _ = conn.tx.send(voice::Outgoing::Json(json!({
                     "op": 11, "d": {"user_ids": [user.to_string()]}
                 })));
+                conn.dave.user_joined(user, &conn.tx);
             }
         }
         drop(w);

@@ -1,0 +1,173 @@
+//! DAVE end to end: the real bot (`openclaw-voice run`, songbird 0.6.1 and its `davey` client)
+//! against the fake Discord offering DAVE protocol version 1, with the simulated users as real
+//! MLS members (`fake_discord::dave`). What is spoken is DAVE-encrypted by the speaker's
+//! client; what the bot says is decrypted by the fake members before it is decoded.
+//!
+//! - A question asked under DAVE is transcribed and answered; the reply decrypts.
+//! - A third person joins mid-turn and another leaves (two epoch changes): the turn is kept.
+//! - A downgrade to protocol 0 and an upgrade back: speech is heard in each phase.
+//! - A person whose frames nobody can decrypt (a failed key exchange): songbird drops the
+//!   frames, so nothing reaches the pipeline; the bot must say so, not stay silent.
+//!
+//! The voice gateway is v4 (what songbird asks for), so binary frames carry no sequence number.
+
+mod discord_harness;
+
+use std::time::Duration;
+
+use discord_harness::{transcript_config, Bot, Stack};
+use openclaw_voice_tests::fake_discord::{audio, SayOptions, ALICE, BOB, BOT_ID, CAROL, GUILD_ID};
+
+/// How long an MLS change (proposals, commit, welcome, transition) may take.
+const EPOCH: Duration = Duration::from_secs(30);
+
+/// Starts the bot with DAVE offered and Alice joining it to Lounge; waits for the group.
+fn start_with_dave(extra: &str) -> Bot {
+    let bot = Bot::start_with(Stack::Offline, extra, 1);
+    bot.fake.set_dave_version(1);
+    bot.join_lounge(ALICE);
+    bot.wait_members(&[ALICE, BOT_ID], 1);
+    bot
+}
+
+trait DaveChecks {
+    fn wait_members(&self, members: &[u64], transitions: u32);
+    fn assert_clean(&self);
+}
+
+impl DaveChecks for Bot {
+    /// Waits until the group is exactly `members` and `transitions` have executed.
+    fn wait_members(&self, members: &[u64], transitions: u32) {
+        let mut want = members.to_vec();
+        want.sort_unstable();
+        let ok = self.fake.wait_for(EPOCH, |w| {
+            let s = w.dave_status(GUILD_ID)?;
+            (s.members == want && s.transitions >= transitions).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "group not {want:?}: {:?}\n{}",
+            self.fake.dave_status(GUILD_ID),
+            self.bot.stderr()
+        );
+    }
+
+    /// No error on the fake's side, no invalid commit from the bot, nothing undecryptable.
+    fn assert_clean(&self) {
+        let s = self.fake.dave_status(GUILD_ID).expect("a DAVE call");
+        assert!(s.errors.is_empty(), "{s:?}");
+        assert_eq!(s.invalid_from_bot, 0, "{s:?}");
+        assert_eq!(s.bot_frames_failed, 0, "{s:?}");
+    }
+}
+
+#[test]
+fn an_encrypted_question_is_transcribed_and_the_encrypted_reply_decrypts() {
+    let bot = start_with_dave(&transcript_config());
+    let s = bot.fake.dave_status(GUILD_ID).expect("a DAVE call");
+    assert_eq!((s.version, s.epoch), (1, Some(1)), "{s:?}");
+    // The group was formed by Alice's commit: the bot was welcomed (op 30).
+    assert_eq!(s.welcomes_to_bot, 1, "{s:?}");
+    // songbird asks for voice gateway v4.
+    assert!(bot.fake.world(|w| w.voice_gateway_versions == [4]));
+
+    bot.fake.say(
+        GUILD_ID,
+        ALICE,
+        &audio::speech("What is the weather like in Paris today?", 1_000),
+        SayOptions::default(),
+    );
+    let voiced = bot.wait_spoken_reply(0);
+    assert!((1.0..15.0).contains(&voiced), "{voiced} s of reply");
+    let posts = bot.wait_transcripts(1);
+    assert!(
+        posts[0].starts_with("**Alice**:") && posts[0].to_lowercase().contains("weather"),
+        "{posts:?}"
+    );
+    let s = bot.fake.dave_status(GUILD_ID).expect("a DAVE call");
+    // Alice's speech went out encrypted, and the bot's reply came back encrypted.
+    assert!(s.user_frames_encrypted > 50, "{s:?}");
+    assert!(s.bot_frames_decrypted > 50, "{s:?}");
+    bot.assert_clean();
+    bot.stop();
+}
+
+#[test]
+fn people_joining_and_leaving_mid_turn_change_the_epoch_without_losing_the_turn() {
+    let bot = start_with_dave(&transcript_config());
+    bot.fake.move_user(GUILD_ID, BOB, Some(openclaw_voice_tests::fake_discord::LOUNGE));
+    // The bot commits Bob's Add (op 28) and the fake announces it (op 29): epoch 2.
+    bot.wait_members(&[ALICE, BOB, BOT_ID], 2);
+
+    bot.fake.say(
+        GUILD_ID,
+        ALICE,
+        &audio::speech("Please tell me a story about a brave little dog.", 1_000),
+        SayOptions::default(),
+    );
+    // While Alice speaks: Carol joins (epoch 3) and Bob leaves (epoch 4).
+    std::thread::sleep(Duration::from_millis(800));
+    bot.fake.move_user(GUILD_ID, CAROL, Some(openclaw_voice_tests::fake_discord::LOUNGE));
+    bot.wait_members(&[ALICE, BOB, BOT_ID, CAROL], 3);
+    bot.fake.move_user(GUILD_ID, BOB, None);
+    bot.wait_members(&[ALICE, BOT_ID, CAROL], 4);
+    let posts = bot.wait_transcripts(1);
+    let post = posts[0].to_lowercase();
+    assert!(
+        post.starts_with("**alice**:") && post.contains("story") && post.contains("dog"),
+        "{posts:?}"
+    );
+    bot.wait_spoken_reply(0);
+    let s = bot.fake.dave_status(GUILD_ID).expect("a DAVE call");
+    assert_eq!(s.epoch, Some(4), "{s:?}");
+    assert_eq!(s.commits_from_bot, 3, "{s:?}");
+    // Carol decrypts what the bot says after she joined.
+    bot.assert_clean();
+    bot.stop();
+}
+
+#[test]
+fn a_downgrade_to_transport_encryption_and_back_keeps_hearing() {
+    let bot = start_with_dave(&transcript_config());
+    let ask = |text: &str, n: usize| {
+        let before = bot.fake.bot_audio(GUILD_ID).packets;
+        bot.fake
+            .say(GUILD_ID, ALICE, &audio::speech(text, 1_000), SayOptions::default());
+        let posts = bot.wait_transcripts(n);
+        bot.wait_spoken_reply(before);
+        posts[n - 1].to_lowercase()
+    };
+    let post = ask("What time is it in London?", 1);
+    assert!(post.contains("london"), "{post}");
+
+    assert!(bot.fake.dave_downgrade(GUILD_ID));
+    let down = bot.fake.wait_for(EPOCH, |w| {
+        (w.dave_status(GUILD_ID)?.version == 0).then_some(())
+    });
+    assert!(down.is_some(), "{:?}", bot.fake.dave_status(GUILD_ID));
+    let encrypted = bot.fake.dave_status(GUILD_ID).expect("a call").user_frames_encrypted;
+    let post = ask("How tall is the Eiffel Tower?", 2);
+    assert!(post.contains("tower"), "{post}");
+    let s = bot.fake.dave_status(GUILD_ID).expect("a call");
+    assert_eq!(s.user_frames_encrypted, encrypted, "encrypted at protocol 0: {s:?}");
+
+    assert!(bot.fake.dave_upgrade(GUILD_ID));
+    // Everyone sends a new key package and the group forms again at epoch 1; the bot is
+    // ready once it answers the welcome's transition (op 23).
+    let transitions = bot.fake.dave_status(GUILD_ID).expect("a call").transitions;
+    let up = bot.fake.wait_for(EPOCH, |w| {
+        let s = w.dave_status(GUILD_ID)?;
+        (s.version == 1
+            && s.epoch == Some(1)
+            && s.welcomes_to_bot == 2
+            && s.transitions > transitions)
+            .then_some(())
+    });
+    assert!(up.is_some(), "{:?}\n{}", bot.fake.dave_status(GUILD_ID), bot.bot.stderr());
+    let post = ask("Please tell me a story about a brave little dog.", 3);
+    assert!(post.contains("dog"), "{post}");
+    let s = bot.fake.dave_status(GUILD_ID).expect("a call");
+    assert!(s.user_frames_encrypted > encrypted, "{s:?}");
+    bot.assert_clean();
+    bot.stop();
+}
