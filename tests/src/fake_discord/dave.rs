@@ -377,6 +377,10 @@ impl DaveCall {
         let Some(flight) = self.in_flight.take() else {
             return;
         };
+        // Announced first, so the bot and the members take the new keys at about the same time
+        // (davey switches keys when it merges a commit, not at the transition's execution).
+        let tid = self.tid();
+        let _ = tx.send(binary(29, Some(tid), commit));
         for p in self.fakes.values_mut().filter(|p| p.member) {
             if let Err(e) = p.session.process_commit(commit) {
                 let e = format!("a member could not process the bot's commit: {e:?}");
@@ -384,8 +388,6 @@ impl DaveCall {
             }
         }
         self.welcome_fakes(&flight.joiners, welcome);
-        let tid = self.tid();
-        let _ = tx.send(binary(29, Some(tid), commit));
         self.status.commits_from_bot += 1;
         self.leaving.clear();
         self.epoch = Some(epoch + 1);
