@@ -15,8 +15,11 @@ mod discord_harness;
 
 use std::time::Duration;
 
-use discord_harness::{transcript_config, Bot, Stack};
-use openclaw_voice_tests::fake_discord::{audio, SayOptions, ALICE, BOB, BOT_ID, CAROL, GUILD_ID};
+use discord_harness::{transcript_config, Bot, Stack, STARTUP, TURN};
+use openclaw_voice_tests::fake_discord::{
+    audio, SayOptions, ALICE, BOB, BOT_ID, CAROL, GUILD_ID, LOUNGE,
+};
+use openclaw_voice_tests::http_get;
 
 /// How long an MLS change (proposals, commit, welcome, transition) may take.
 const EPOCH: Duration = Duration::from_secs(30);
@@ -95,7 +98,7 @@ fn an_encrypted_question_is_transcribed_and_the_encrypted_reply_decrypts() {
 #[test]
 fn people_joining_and_leaving_mid_turn_change_the_epoch_without_losing_the_turn() {
     let bot = start_with_dave(&transcript_config());
-    bot.fake.move_user(GUILD_ID, BOB, Some(openclaw_voice_tests::fake_discord::LOUNGE));
+    bot.fake.move_user(GUILD_ID, BOB, Some(LOUNGE));
     // The bot commits Bob's Add (op 28) and the fake announces it (op 29): epoch 2.
     bot.wait_members(&[ALICE, BOB, BOT_ID], 2);
 
@@ -107,7 +110,7 @@ fn people_joining_and_leaving_mid_turn_change_the_epoch_without_losing_the_turn(
     );
     // While Alice speaks: Carol joins (epoch 3) and Bob leaves (epoch 4).
     std::thread::sleep(Duration::from_millis(800));
-    bot.fake.move_user(GUILD_ID, CAROL, Some(openclaw_voice_tests::fake_discord::LOUNGE));
+    bot.fake.move_user(GUILD_ID, CAROL, Some(LOUNGE));
     bot.wait_members(&[ALICE, BOB, BOT_ID, CAROL], 3);
     bot.fake.move_user(GUILD_ID, BOB, None);
     bot.wait_members(&[ALICE, BOT_ID, CAROL], 4);
@@ -131,8 +134,12 @@ fn a_downgrade_to_transport_encryption_and_back_keeps_hearing() {
     let bot = start_with_dave(&transcript_config());
     let ask = |text: &str, n: usize| {
         let before = bot.fake.bot_audio(GUILD_ID).packets;
-        bot.fake
-            .say(GUILD_ID, ALICE, &audio::speech(text, 1_000), SayOptions::default());
+        bot.fake.say(
+            GUILD_ID,
+            ALICE,
+            &audio::speech(text, 1_000),
+            SayOptions::default(),
+        );
         let posts = bot.wait_transcripts(n);
         bot.wait_spoken_reply(before);
         posts[n - 1].to_lowercase()
@@ -145,11 +152,18 @@ fn a_downgrade_to_transport_encryption_and_back_keeps_hearing() {
         (w.dave_status(GUILD_ID)?.version == 0).then_some(())
     });
     assert!(down.is_some(), "{:?}", bot.fake.dave_status(GUILD_ID));
-    let encrypted = bot.fake.dave_status(GUILD_ID).expect("a call").user_frames_encrypted;
+    let encrypted = bot
+        .fake
+        .dave_status(GUILD_ID)
+        .expect("a call")
+        .user_frames_encrypted;
     let post = ask("How tall is the Eiffel Tower?", 2);
     assert!(post.contains("tower"), "{post}");
     let s = bot.fake.dave_status(GUILD_ID).expect("a call");
-    assert_eq!(s.user_frames_encrypted, encrypted, "encrypted at protocol 0: {s:?}");
+    assert_eq!(
+        s.user_frames_encrypted, encrypted,
+        "encrypted at protocol 0: {s:?}"
+    );
 
     assert!(bot.fake.dave_upgrade(GUILD_ID));
     // Everyone sends a new key package and the group forms again at epoch 1; the bot is
@@ -163,11 +177,81 @@ fn a_downgrade_to_transport_encryption_and_back_keeps_hearing() {
             && s.transitions > transitions)
             .then_some(())
     });
-    assert!(up.is_some(), "{:?}\n{}", bot.fake.dave_status(GUILD_ID), bot.bot.stderr());
+    assert!(
+        up.is_some(),
+        "{:?}\n{}",
+        bot.fake.dave_status(GUILD_ID),
+        bot.bot.stderr()
+    );
     let post = ask("Please tell me a story about a brave little dog.", 3);
     assert!(post.contains("dog"), "{post}");
     let s = bot.fake.dave_status(GUILD_ID).expect("a call");
     assert!(s.user_frames_encrypted > encrypted, "{s:?}");
     bot.assert_clean();
+    bot.stop();
+}
+
+#[test]
+fn a_speaker_whose_frames_cannot_be_decrypted_is_reported_not_ignored() {
+    let mut bot = Bot::start_with(
+        Stack::Offline,
+        &format!(
+            "{}[ops]\nenabled = true\nbind = \"127.0.0.1:0\"\n",
+            transcript_config()
+        ),
+        1,
+    );
+    let ops = bot.bot.ops_addr(STARTUP);
+    bot.fake.set_dave_version(1);
+    // Bob's client failed its key exchange: never in the group, frames under a foreign key.
+    bot.fake.set_dave_undecryptable(BOB);
+    bot.fake.move_user(GUILD_ID, BOB, Some(LOUNGE));
+    bot.join_lounge(ALICE);
+    bot.wait_members(&[ALICE, BOT_ID], 1);
+
+    bot.fake.say(
+        GUILD_ID,
+        BOB,
+        &audio::speech("Can anybody hear me at all?", 500),
+        SayOptions::default(),
+    );
+    assert!(bot.fake.wait_said(GUILD_ID, 1, TURN));
+    let warned = bot
+        .bot
+        .wait_for_stderr("Discord says Bob is speaking", EPOCH);
+    assert!(warned, "{}", bot.bot.stderr());
+    let status = bot.command(ALICE, "status");
+    assert!(status.content.contains("⚠ cannot hear Bob"), "{status:?}");
+    let health: serde_json::Value =
+        serde_json::from_str(&http_get(ops, "/health", None).expect("GET /health").body)
+            .expect("/health is JSON");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let sessions = &health["services"]["voice_sessions"];
+    assert_eq!(sessions["status"], "degraded", "{health}");
+    assert!(
+        sessions["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("1 speaker(s)")),
+        "{health}"
+    );
+    let metrics = http_get(ops, "/metrics", None).expect("GET /metrics").body;
+    assert!(metrics.contains("voice_undecodable_total 1\n"), "{metrics}");
+    assert!(metrics.contains("voice_unheard_speakers 1\n"), "{metrics}");
+
+    // Alice, in the group, is still heard, and nothing of Bob's reached a transcript.
+    bot.fake.say(
+        GUILD_ID,
+        ALICE,
+        &audio::speech("What time is it in London?", 1_000),
+        SayOptions::default(),
+    );
+    let posts = bot.wait_transcripts(1);
+    assert!(posts[0].starts_with("**Alice**:"), "{posts:?}");
+    assert!(!posts.iter().any(|p| p.contains("**Bob**")), "{posts:?}");
+    let metrics = http_get(ops, "/metrics", None).expect("GET /metrics").body;
+    assert!(
+        !metrics.contains("voice_frames_decoded_total 0\n"),
+        "{metrics}"
+    );
     bot.stop();
 }

@@ -79,8 +79,8 @@ struct ExternalSenderKey {
 
 impl ExternalSenderKey {
     fn new() -> ExternalSenderKey {
-        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
-            .expect("a P-256 signing key");
+        let signer =
+            SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).expect("a P-256 signing key");
         let sender = ExternalSender::new(
             signer.public().into(),
             BasicCredential::new(b"fake-discord".to_vec()).into(),
@@ -138,7 +138,10 @@ fn validate_key_package(bytes: &[u8], user: u64) -> Result<KeyPackage, String> {
         .validate(provider.crypto(), ProtocolVersion::Mls10)
         .map_err(|e| format!("key package of {user} is invalid: {e:?}"))?;
     if kp.ciphersuite() != CIPHERSUITE {
-        return Err(format!("key package of {user}: ciphersuite {:?}", kp.ciphersuite()));
+        return Err(format!(
+            "key package of {user}: ciphersuite {:?}",
+            kp.ciphersuite()
+        ));
     }
     if kp.leaf_node().credential().serialized_content() != user.to_be_bytes() {
         return Err(format!("key package of {user} names someone else"));
@@ -630,7 +633,10 @@ impl DaveCall {
             .filter_map(|u| self.fakes[u].key_package.clone())
             .collect();
         if self.bot_member {
-            let body = match self.sender.proposals(&self.group_id, epoch, &removes, &adds) {
+            let body = match self
+                .sender
+                .proposals(&self.group_id, epoch, &removes, &adds)
+            {
                 Ok(body) => body,
                 Err(e) => return self.error(e),
             };
@@ -638,9 +644,9 @@ impl DaveCall {
             for user in &members {
                 if let Some(p) = self.fakes.get_mut(user) {
                     // Every member stores the proposals; their own commits lose to the bot's.
-                    let _ = p
-                        .session
-                        .process_proposals(ProposalsOperationType::APPEND, &body, None);
+                    let _ =
+                        p.session
+                            .process_proposals(ProposalsOperationType::APPEND, &body, None);
                 }
             }
             self.in_flight = Some(InFlight { epoch, joiners });
@@ -650,7 +656,8 @@ impl DaveCall {
             return;
         };
         adds.push(bot_kp);
-        let Some(welcome) = self.commit_by(members[0], &removes, &adds, epoch, &members[1..]) else {
+        let Some(welcome) = self.commit_by(members[0], &removes, &adds, epoch, &members[1..])
+        else {
             return;
         };
         self.welcome_fakes(&joiners, Some(&welcome));
@@ -661,8 +668,14 @@ impl DaveCall {
     /// epoch 1, op 21 with transition 0) and sends a new key package.
     fn sole_member_reset(&mut self, tx: &UnboundedSender<Outgoing>) {
         self.end_group_keep_users();
-        let _ = tx.send(op(24, json!({"protocol_version": self.version, "epoch": 1})));
-        let _ = tx.send(op(21, json!({"protocol_version": self.version, "transition_id": 0})));
+        let _ = tx.send(op(
+            24,
+            json!({"protocol_version": self.version, "epoch": 1}),
+        ));
+        let _ = tx.send(op(
+            21,
+            json!({"protocol_version": self.version, "transition_id": 0}),
+        ));
     }
 
     /// Ends the group but keeps the simulated users in the call with new key packages.

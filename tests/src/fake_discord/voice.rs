@@ -25,8 +25,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::audio::OpusStream;
-use super::rtp::{self, RtpCipher};
 use super::dave::DaveCall;
+use super::rtp::{self, RtpCipher};
 use super::{SayOptions, Shared, VoiceConn, World};
 
 /// What a voice gateway connection sends.

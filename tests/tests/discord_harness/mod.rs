@@ -216,4 +216,3 @@ impl Bot {
 pub fn transcript_config() -> String {
     format!("[discord]\ntranscript_channel = {TRANSCRIPTS}\n")
 }
-

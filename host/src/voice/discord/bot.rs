@@ -522,6 +522,13 @@ fn status_text(
                 "Turns: {} ({} failed) · voice reconnects: {}",
                 stats.turns, stats.failed, stats.reconnects
             ));
+            lines.push(s.hearing().status_line(std::time::Instant::now(), |u| {
+                people
+                    .iter()
+                    .find(|(id, _)| id.get() == u)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_else(|| format!("user {u}"))
+            }));
         }
         None => lines.push(
             "Not in a voice channel in this server. Use /voice join from a voice channel.".into(),

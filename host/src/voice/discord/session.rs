@@ -8,6 +8,11 @@
 //! to [`PENDING_FRAMES`], and replayed in order when the mapping arrives. Bots (other than
 //! ours, which Discord never sends back) are ignored. A mapped speaker who stops sending gets
 //! silent frames for a while, so the endpointer sees the pause that ends the utterance.
+//!
+//! Every decoded frame and every Speaking event also goes to the session's [`Hearing`] guard:
+//! a speaker Discord announces whose audio never decodes (songbird drops DAVE frames it
+//! cannot decrypt without a word) is logged, counted and shown in `/voice status` and
+//! `/health`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +25,7 @@ use songbird::{Call, CoreEvent, Songbird};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
+use super::hearing::{Hearing, HearingSummary};
 use super::output::CallOutput;
 use super::BotObserver;
 use crate::pipeline::{
@@ -74,6 +80,9 @@ struct ReceiveState {
     sources: HashMap<u32, Source>,
     pending: HashMap<u32, VecDeque<(Vec<i16>, Instant)>>,
     last_heard: HashMap<u32, Instant>,
+    hearing: Hearing,
+    /// Unheard speakers at the last tick, told to the observer when it changes.
+    unheard: usize,
 }
 
 /// The songbird event handler of a session's call.
@@ -83,6 +92,7 @@ pub(crate) struct Receiver {
     cache: Arc<Cache>,
     state: StdMutex<ReceiveState>,
     news: mpsc::UnboundedSender<DriverNews>,
+    observer: Arc<dyn BotObserver>,
 }
 
 impl Receiver {
@@ -138,18 +148,23 @@ impl Receiver {
             sources,
             pending,
             last_heard,
+            hearing,
+            ..
         } = &mut *state;
         let Some(router) = router.as_mut() else {
             return;
         };
+        let mut decoded = 0;
         for (ssrc, data) in &tick.speaking {
             let Some(pcm) = data.decoded_voice.as_deref() else {
                 continue;
             };
             match sources.get(ssrc) {
-                Some(Source::Person(speaker, _)) => {
+                Some(Source::Person(speaker, user)) => {
                     router.push(speaker, pcm, 1, RECEIVE_RATE, now);
                     last_heard.insert(*ssrc, now);
+                    hearing.decoded(user.get(), 1, now);
+                    decoded += 1;
                 }
                 Some(Source::Bot) => {}
                 None => {
@@ -173,6 +188,39 @@ impl Receiver {
             }
             true
         });
+        let unheard = hearing.check(now);
+        let count = hearing.unheard_count(now);
+        let changed = std::mem::replace(&mut state.unheard, count) != count;
+        drop(state);
+        if changed {
+            self.observer.unheard(self.guild.get(), count);
+        }
+        if decoded > 0 {
+            self.observer.frames_decoded(self.guild.get(), decoded);
+        }
+        for user in unheard {
+            self.report_unheard(UserId::new(user.max(1)));
+        }
+    }
+
+    /// A speaker Discord announced whose audio does not decode: said once per Speaking event.
+    fn report_unheard(&self, user: UserId) {
+        let name = match self.resolve(user) {
+            Source::Person(speaker, _) => speaker.name,
+            Source::Bot => return,
+        };
+        tracing::warn!(
+            guild = %self.guild,
+            speaker = %name,
+            "Discord says {name} is speaking but none of their audio decodes (DAVE frames \
+             songbird cannot decrypt are dropped): the bot cannot hear them"
+        );
+        self.observer.undecodable(self.guild.get());
+    }
+
+    /// The hearing guard's figures.
+    fn hearing(&self) -> HearingSummary {
+        self.lock().hearing.summary(Instant::now())
     }
 
     fn on_speaking(&self, ssrc: u32, user: Option<songbird::model::id::UserId>) {
@@ -185,7 +233,12 @@ impl Receiver {
             sources,
             pending,
             last_heard,
+            hearing,
+            ..
         } = &mut *state;
+        if matches!(source, Source::Person(..)) {
+            hearing.announced(user.get(), Instant::now());
+        }
         // A user's SSRC can change (they reconnected): forget the old one.
         sources.retain(|s, src| *s == ssrc || !matches!(src, Source::Person(_, u) if *u == user));
         sources.insert(ssrc, source.clone());
@@ -199,10 +252,12 @@ impl Receiver {
                 "speaker identified after their audio started; replaying it"
             );
             let mut last = None;
+            let frames = held.len() as u64;
             for (pcm, at) in held {
                 router.push(speaker, &pcm, 1, RECEIVE_RATE, at);
                 last = Some(at);
             }
+            hearing.decoded(user.get(), frames, Instant::now());
             if let Some(at) = last {
                 last_heard.insert(ssrc, at);
             }
@@ -223,6 +278,7 @@ impl Receiver {
             state.last_heard.remove(&ssrc);
             state.pending.remove(&ssrc);
         }
+        state.hearing.left(user.get());
         if let Some(router) = state.router.as_mut() {
             router.remove_speaker(&user.get().to_string(), now);
         }
@@ -352,8 +408,11 @@ impl GuildSession {
                 sources: HashMap::new(),
                 pending: HashMap::new(),
                 last_heard: HashMap::new(),
+                hearing: Hearing::default(),
+                unheard: 0,
             }),
             news: news_tx,
+            observer: ctx.observer.clone(),
         });
         let (done_tx, done_rx) = watch::channel(false);
         let (_, no_reports) = mpsc::unbounded_channel();
@@ -424,6 +483,11 @@ impl GuildSession {
     /// People heard so far.
     pub fn heard(&self) -> Vec<UserId> {
         self.receiver.heard()
+    }
+
+    /// Frames decoded, when audio was last heard, and who is speaking unheard.
+    pub fn hearing(&self) -> HearingSummary {
+        self.receiver.hearing()
     }
 
     /// Whether it is ending.
