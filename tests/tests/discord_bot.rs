@@ -10,17 +10,15 @@
 //! no model, no network. The voice tests
 //! use the offline stack: local-whisper (tiny.en) and espeak, with the echo agent.
 //!
-//! The fake does not simulate DAVE (`dave_protocol_version: 0`): see `fake_discord`.
+//! These run without DAVE (`dave_protocol_version: 0`, the fake's default); the DAVE paths are
+//! in `discord_dave.rs`.
 
 use std::time::Duration;
 
 use openclaw_voice_tests::fake_discord::{
-    audio, FakeDiscord, InteractionReply, SayOptions, ALICE, BOB, CAROL, GUILD_ID, JUKEBOX, LOCKED,
-    LOUNGE, TRANSCRIPTS,
+    audio, FakeDiscord, SayOptions, ALICE, BOB, CAROL, GUILD_ID, JUKEBOX, LOCKED, LOUNGE,
 };
-use openclaw_voice_tests::{
-    http_get, toml_path, whisper_model, ConfigDir, PluginDir, Running, FAULT, TONE,
-};
+use openclaw_voice_tests::{http_get, toml_path, ConfigDir, PluginDir, Running, FAULT};
 
 mod discord_harness;
 
@@ -264,6 +262,8 @@ fn status_reports_the_session_and_leave_frees_it() {
         reply.content.contains("Left 🔊Lounge after 1 turn(s)"),
         "{reply:?}"
     );
+    // Leaving waits for the turn in progress and for songbird: deferred, like join.
+    assert!(reply.deferred && reply.ephemeral, "{reply:?}");
     let left = bot.fake.wait_for(ANSWER, |w| {
         (w.bot_channel(GUILD_ID).is_none()
             && w.voice_channel_of(GUILD_ID, openclaw_voice_tests::fake_discord::BOT_ID)

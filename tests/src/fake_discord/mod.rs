@@ -16,18 +16,25 @@
 //! - **Voice gateway** (`voice.rs`, `wss://localhost:<port>` with a certificate from
 //!   [`tls::TestCa`], trusted by the bot through `SSL_CERT_FILE`): Identify, Hello, Ready
 //!   (SSRC, IP, port, modes), heartbeat ACKs, SelectProtocol → SessionDescription (mode
-//!   `aead_aes256_gcm_rtpsize`, a fresh secret key, `dave_protocol_version: 0`), Speaking for
-//!   simulated users, ClientsConnect, ClientDisconnect, Resume/Resumed, and dropped
-//!   connections on request.
+//!   `aead_aes256_gcm_rtpsize`, a fresh secret key, the DAVE protocol version the test chose:
+//!   [`FakeDiscord::set_dave_version`]), Speaking for simulated users, ClientsConnect,
+//!   ClientDisconnect, Resume/Resumed, and dropped connections on request. songbird 0.6.1
+//!   connects with `?v=4`; the fake answers at the version asked for (binary frames carry a
+//!   sequence number from v8 on only).
+//! - **DAVE** (`dave.rs`): with version 1, the server's part of Discord's end-to-end
+//!   encryption (opcodes 21-31: external sender, key packages, proposals, commit and welcome,
+//!   transitions, downgrade and upgrade), each simulated user a real MLS member (songbird's
+//!   own `davey` client) that DAVE-encrypts its Opus and decrypts the bot's.
 //! - **UDP** (`voice.rs`): IP discovery; RTP with `aead_aes256_gcm_rtpsize` ([`rtp`]) both
 //!   ways. Simulated users send Opus-encoded speech ([`audio`]); what the bot sends is
 //!   decrypted and decoded per guild ([`BotAudio`]).
 //!
-//! **DAVE is not simulated.** Discord requires DAVE end-to-end encryption (version 1) since
-//! March 2026; the fake answers with `dave_protocol_version: 0`, so songbird's DAVE session is
-//! never created and media is protected by the transport encryption only. What DAVE changes
-//! on the bot's side (packets from an SSRC with no user mapping yet are dropped) is covered by
-//! the bot's handling of late speakers, which the fake exercises by sending Speaking late.
+//! **DAVE is off by default** (`dave_protocol_version: 0`, transport encryption only), which
+//! is how most tests run and how the non-DAVE path stays tested; `tests/tests/discord_dave.rs`
+//! turns it on. Under DAVE, songbird drops every encrypted packet from an SSRC it cannot map to
+//! a user yet (it needs the user to decrypt), so the bot's replay of a late speaker's first
+//! frames only ever happens without DAVE; with DAVE those frames are lost, and the fake's
+//! late-Speaking option shows it.
 //!
 //! The fake runs on its own tokio runtime; tests drive it from plain `#[test]` functions.
 

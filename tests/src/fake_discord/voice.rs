@@ -67,6 +67,8 @@ async fn connection(stream: TcpStream, tls: TlsAcceptor, shared: Arc<Shared>) {
         return;
     };
     let mut version = 4u32;
+    // tungstenite's callback type fixes the error variant (an HTTP response).
+    #[allow(clippy::result_large_err)]
     let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
                     response| {
         version = gateway_version(request.uri().query());

@@ -366,18 +366,22 @@ impl Handler {
             reply(ctx, command, "I'm not in a voice channel in this server.").await;
             return;
         };
+        // Defer first, as join does: ending the session waits for the turn in progress and
+        // for songbird to leave, which can miss Discord's 3 s limit for an answer.
+        let deferred = command.defer_ephemeral(&ctx.http).await;
+        if let Err(e) = &deferred {
+            tracing::warn!(%guild, "cannot acknowledge /voice leave: {e}");
+        }
         let stats = session.stats();
         let minutes = session.started.elapsed().as_secs() / 60;
         session.end(&sctx, EndReason::Leave, LEAVE_GRACE).await;
-        reply(
-            ctx,
-            command,
-            &format!(
+        if deferred.is_ok() {
+            let text = format!(
                 "Left 🔊{} after {} turn(s) in {minutes} min.",
                 session.channel_name, stats.turns
-            ),
-        )
-        .await;
+            );
+            edit(ctx, command, &text).await;
+        }
     }
 
     /// `/voice status`.
