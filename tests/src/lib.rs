@@ -22,6 +22,7 @@
 pub mod fake_cloud;
 pub mod fake_discord;
 pub mod moto;
+pub mod wer;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};

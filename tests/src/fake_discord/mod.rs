@@ -268,6 +268,10 @@ pub struct World {
     pub(crate) dave_undecryptable: std::collections::BTreeSet<u64>,
     /// The `v` each voice gateway connection asked for.
     pub voice_gateway_versions: Vec<u32>,
+    /// Loss, jitter and reordering of the simulated users' RTP, with its random source.
+    pub(crate) network: (NetworkConditions, fastrand::Rng),
+    /// Simulated users' packets dropped by [`NetworkConditions::loss`].
+    pub packets_lost: usize,
     /// Identify payloads received (token removed).
     pub identifies: Vec<Value>,
     /// Op 4 payloads the bot sent.
@@ -383,6 +387,19 @@ impl Shared {
     }
 }
 
+/// The network between the simulated users and the bot: what their RTP suffers on the way.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetworkConditions {
+    /// Share of packets lost (0 to 1).
+    pub loss: f64,
+    /// Each packet is delayed by a uniform 0..=`jitter_ms`.
+    pub jitter_ms: u32,
+    /// Share of packets held back 30 ms more, so they arrive after the next one (0 to 1).
+    pub reorder: f64,
+    /// Seed of the random choices, so a run can be repeated.
+    pub seed: u64,
+}
+
 /// Options for a simulated utterance.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SayOptions {
@@ -479,6 +496,8 @@ impl FakeDiscord {
             dave_version: 0,
             dave_undecryptable: Default::default(),
             voice_gateway_versions: Vec::new(),
+            network: (NetworkConditions::default(), fastrand::Rng::with_seed(0)),
+            packets_lost: 0,
             identifies: Vec::new(),
             voice_state_updates: Vec::new(),
             registered: Vec::new(),
@@ -640,6 +659,11 @@ impl FakeDiscord {
     /// 1 (DAVE, what Discord requires on non-stage calls) or 0 (transport encryption only).
     pub fn set_dave_version(&self, version: u16) {
         self.shared.lock().dave_version = version;
+    }
+
+    /// Sets the loss, jitter and reordering the simulated users' packets suffer from now on.
+    pub fn set_network(&self, conditions: NetworkConditions) {
+        self.shared.lock().network = (conditions, fastrand::Rng::with_seed(conditions.seed));
     }
 
     /// Makes `user`'s client one whose key exchange failed: never added to the MLS group, its

@@ -369,6 +369,21 @@ fn handle(
     }
 }
 
+/// What the network does to the next packet: `None` loses it, otherwise its delay.
+fn network_delay(shared: &Shared) -> Option<Duration> {
+    let mut w = shared.lock();
+    let (conditions, rng) = &mut w.network;
+    if conditions.loss > 0.0 && rng.f64() < conditions.loss {
+        w.packets_lost += 1;
+        return None;
+    }
+    let mut delay = u64::from(rng.u32(0..=conditions.jitter_ms));
+    if conditions.reorder > 0.0 && rng.f64() < conditions.reorder {
+        delay += 30;
+    }
+    Some(Duration::from_millis(delay))
+}
+
 /// The users other than the bot in `channel` of `guild`.
 fn users_in(w: &World, guild: u64, channel: Option<u64>, bot_id: u64) -> Vec<u64> {
     w.guilds
@@ -520,7 +535,19 @@ pub(crate) async fn speak(
             };
             if let Some((addr, cipher, counter, payload)) = target {
                 let packet = cipher.seal(sequence, timestamp, ssrc, counter, &payload);
-                let _ = socket.send_to(&packet, addr).await;
+                match network_delay(&shared) {
+                    None => {}
+                    Some(Duration::ZERO) => {
+                        let _ = socket.send_to(&packet, addr).await;
+                    }
+                    Some(delay) => {
+                        let socket = socket.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = socket.send_to(&packet, addr).await;
+                        });
+                    }
+                }
             }
             sequence = sequence.wrapping_add(1);
             timestamp = timestamp.wrapping_add(960);
