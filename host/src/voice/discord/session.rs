@@ -32,14 +32,18 @@ use crate::pipeline::{
     FrameRouter, Playback, SessionDeps, Speaker, TurnOutcome, TurnReport, VoiceSession,
 };
 
-/// Rate and channels of the audio songbird decodes for us (set in the songbird config).
-pub const RECEIVE_RATE: u32 = 16_000;
+/// Rate of the audio songbird decodes for us (set in the songbird config).
+pub const RECEIVE_RATE: u32 = 48_000;
+/// Its channels (interleaved).
+pub const RECEIVE_CHANNELS: u16 = 2;
 /// Frames held per SSRC that has no user mapping yet (3 s).
 pub const PENDING_FRAMES: usize = 150;
 /// How long a speaker who stopped sending keeps getting silent frames.
 const SILENCE_FILL: Duration = Duration::from_secs(8);
-/// A 20 ms frame of silence at [`RECEIVE_RATE`].
-const SILENT_FRAME: [i16; 320] = [0; 320];
+/// A 20 ms frame of silence at [`RECEIVE_RATE`], [`RECEIVE_CHANNELS`].
+const SILENT_FRAME: [i16; 1_920] = [0; 1_920];
+/// Samples in one 20 ms frame (channels interleaved).
+const FRAME_SAMPLES: usize = SILENT_FRAME.len();
 /// Longest transcript message (Discord's limit is 2000 characters).
 const MESSAGE_MAX: usize = 1_900;
 
@@ -159,9 +163,17 @@ impl Receiver {
             let Some(pcm) = data.decoded_voice.as_deref() else {
                 continue;
             };
+            // A lost packet (no `packet`): songbird 0.6.1 asks Opus to conceal a 1920-sample
+            // buffer whatever the rate and channels; one frame of it stands for the lost one
+            // (a no-op at 48 kHz stereo, 6 frames' worth at 16 kHz mono).
+            let pcm = if data.packet.is_none() {
+                &pcm[..pcm.len().min(FRAME_SAMPLES)]
+            } else {
+                pcm
+            };
             match sources.get(ssrc) {
                 Some(Source::Person(speaker, user)) => {
-                    router.push(speaker, pcm, 1, RECEIVE_RATE, now);
+                    router.push(speaker, pcm, RECEIVE_CHANNELS, RECEIVE_RATE, now);
                     last_heard.insert(*ssrc, now);
                     hearing.decoded(user.get(), 1, now);
                     decoded += 1;
@@ -183,7 +195,7 @@ impl Receiver {
             }
             if !tick.speaking.contains_key(ssrc) {
                 if let Some(Source::Person(speaker, _)) = sources.get(ssrc) {
-                    router.push(speaker, &SILENT_FRAME, 1, RECEIVE_RATE, now);
+                    router.push(speaker, &SILENT_FRAME, RECEIVE_CHANNELS, RECEIVE_RATE, now);
                 }
             }
             true
@@ -254,7 +266,7 @@ impl Receiver {
             let mut last = None;
             let frames = held.len() as u64;
             for (pcm, at) in held {
-                router.push(speaker, &pcm, 1, RECEIVE_RATE, at);
+                router.push(speaker, &pcm, RECEIVE_CHANNELS, RECEIVE_RATE, at);
                 last = Some(at);
             }
             hearing.decoded(user.get(), frames, Instant::now());
