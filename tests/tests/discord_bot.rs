@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use openclaw_voice_tests::fake_discord::{
-    audio, FakeDiscord, SayOptions, ALICE, BOB, CAROL, GUILD_ID, JUKEBOX, LOCKED, LOUNGE,
+    audio, FakeDiscord, SayOptions, ALICE, BOB, CAROL, GUILD_ID, JUKEBOX, LOCKED, LOUNGE, STAGE,
 };
 use openclaw_voice_tests::{http_get, toml_path, ConfigDir, PluginDir, Running, FAULT};
 
@@ -46,6 +46,16 @@ fn the_bot_identifies_with_its_intents_and_answers_voice_commands_without_voice(
     assert!(reply.ephemeral, "{reply:?}");
     assert!(
         reply.content.contains("I lack the Connect permission") && reply.content.contains("Locked"),
+        "{reply:?}"
+    );
+    assert!(bot.fake.world(|w| w.voice_state_updates.is_empty()));
+
+    // A stage channel: refused at once, with why (the bot could listen but never answer).
+    bot.fake.move_user(GUILD_ID, BOB, Some(STAGE));
+    let reply = bot.command(BOB, "join");
+    assert!(reply.ephemeral && !reply.deferred, "{reply:?}");
+    assert!(
+        reply.content.contains("Town Hall is a stage channel"),
         "{reply:?}"
     );
     assert!(bot.fake.world(|w| w.voice_state_updates.is_empty()));

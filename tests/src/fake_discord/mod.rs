@@ -75,6 +75,8 @@ pub const LOUNGE: u64 = 1_300_000_000_000_000_102;
 pub const LOCKED: u64 = 1_300_000_000_000_000_103;
 /// A text channel for transcripts.
 pub const TRANSCRIPTS: u64 = 1_300_000_000_000_000_104;
+/// A stage channel (`Town Hall`).
+pub const STAGE: u64 = 1_300_000_000_000_000_105;
 /// The `DJ` role.
 pub const DJ_ROLE: u64 = 1_300_000_000_000_000_110;
 /// Alice (role DJ).
@@ -569,6 +571,12 @@ impl FakeDiscord {
                 id: TRANSCRIPTS,
                 name: "transcripts".into(),
                 kind: 0,
+                overwrites: vec![],
+            },
+            ChannelSpec {
+                id: STAGE,
+                name: "Town Hall".into(),
+                kind: 13,
                 overwrites: vec![],
             },
         ];

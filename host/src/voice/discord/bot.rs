@@ -276,6 +276,19 @@ impl Handler {
             .await;
             return;
         };
+        if is_stage(&ctx.cache, guild, channel) {
+            // On a stage the bot would join as a listener: it could hear the speakers but
+            // never answer without a moderator inviting it to speak. Say so instead.
+            reply(
+                ctx,
+                command,
+                &format!(
+                    "🔊{channel_name} is a stage channel: I would join as a listener and could                      not answer. Use /voice join from a voice channel."
+                ),
+            )
+            .await;
+            return;
+        }
         if let Some(missing) = missing_permissions(&ctx.cache, guild, channel, sctx.bot) {
             reply(
                 ctx,
@@ -456,6 +469,18 @@ fn caller_channel(cache: &Cache, guild: GuildId, user: UserId) -> Option<(Channe
         .map(|c| c.name.clone())
         .unwrap_or_else(|| channel.to_string());
     Some((channel, name))
+}
+
+/// Whether `channel` is a stage channel.
+fn is_stage(cache: &Cache, guild: GuildId, channel: ChannelId) -> bool {
+    cache
+        .guild(guild)
+        .and_then(|g| {
+            g.channels
+                .get(&channel)
+                .map(|c| c.kind == ChannelType::Stage)
+        })
+        .unwrap_or(false)
 }
 
 /// The first permission the bot lacks in `channel` among View Channel, Connect, Speak.
