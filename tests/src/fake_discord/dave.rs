@@ -740,3 +740,68 @@ fn undecryptable_frame(opus: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&MAGIC);
     out
 }
+
+/// What DAVE costs per frame, as [`measure_frame_cost`] found it.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameCost {
+    /// Frames encrypted and decrypted.
+    pub frames: usize,
+    /// Their mean Opus size.
+    pub mean_bytes: usize,
+    /// Microseconds to encrypt one.
+    pub encrypt_us: f64,
+    /// Microseconds to decrypt one.
+    pub decrypt_us: f64,
+    /// Milliseconds to form the group (key package, proposal, commit, welcome).
+    pub group_ms: f64,
+}
+
+/// Forms a two-member group through this fake's external sender and times `davey`'s
+/// encryption (member 1) and decryption (member 2) of `frames`, `rounds` times over.
+///
+/// # Panics
+///
+/// When the MLS exchange fails: the fake's DAVE is broken.
+pub fn measure_frame_cost(frames: &[Vec<u8>], rounds: usize) -> FrameCost {
+    let started = Instant::now();
+    let sender = ExternalSenderKey::new();
+    let channel: u64 = 99;
+    let group = GroupId::from_slice(&channel.to_be_bytes());
+    let mut a = Participant::new(1, channel, &sender.package).expect("member 1");
+    let b = Participant::new(2, channel, &sender.package).expect("member 2");
+    let kp = b.key_package.clone().expect("a key package");
+    let mut b = b.session;
+    let body = sender
+        .proposals(&group, 0, &[], &[kp])
+        .expect("an Add proposal");
+    let cw = a
+        .session
+        .process_proposals(ProposalsOperationType::APPEND, &body, None)
+        .expect("proposals processed")
+        .expect("a commit");
+    a.session.process_commit(&cw.commit).expect("own commit");
+    b.process_welcome(&cw.welcome.expect("a welcome"))
+        .expect("welcomed");
+    let group_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut sealed = Vec::with_capacity(frames.len() * rounds);
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for f in frames {
+            let frame = a.session.encrypt_opus(f).expect("encrypted");
+            sealed.push(frame.into_owned());
+        }
+    }
+    let encrypt_us = t.elapsed().as_secs_f64() * 1e6 / sealed.len().max(1) as f64;
+    let t = Instant::now();
+    for f in &sealed {
+        b.decrypt(1, MediaType::AUDIO, f).expect("decrypted");
+    }
+    let decrypt_us = t.elapsed().as_secs_f64() * 1e6 / sealed.len().max(1) as f64;
+    FrameCost {
+        frames: sealed.len(),
+        mean_bytes: frames.iter().map(Vec::len).sum::<usize>() / frames.len().max(1),
+        encrypt_us,
+        decrypt_us,
+        group_ms,
+    }
+}
