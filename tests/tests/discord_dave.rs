@@ -8,6 +8,9 @@
 //! - A downgrade to protocol 0 and an upgrade back: speech is heard in each phase.
 //! - A person whose frames nobody can decrypt (a failed key exchange): songbird drops the
 //!   frames, so nothing reaches the pipeline; the bot must say so, not stay silent.
+//! - A late speaker's first words are lost under DAVE (songbird cannot map, so cannot
+//!   decrypt, their SSRC yet); without DAVE they are replayed.
+//! - The bot moved to another channel by a moderator: a new group there, the session follows.
 //!
 //! The voice gateway is v4 (what songbird asks for), so binary frames carry no sequence number.
 
@@ -17,7 +20,7 @@ use std::time::Duration;
 
 use discord_harness::{transcript_config, Bot, Stack, STARTUP, TURN};
 use openclaw_voice_tests::fake_discord::{
-    audio, SayOptions, ALICE, BOB, BOT_ID, CAROL, GUILD_ID, LOUNGE,
+    audio, SayOptions, ALICE, BOB, BOT_ID, CAROL, GUILD_ID, LOUNGE, STUDIO,
 };
 use openclaw_voice_tests::http_get;
 
@@ -252,6 +255,79 @@ fn a_speaker_whose_frames_cannot_be_decrypted_is_reported_not_ignored() {
     assert!(
         !metrics.contains("voice_frames_decoded_total 0\n"),
         "{metrics}"
+    );
+    bot.stop();
+}
+
+/// What really happens to a late speaker under DAVE: songbird drops the encrypted frames of an
+/// SSRC it cannot map to a user yet (it needs the user to decrypt), so the words before Bob's
+/// Speaking event are lost, not held and replayed as they are without DAVE
+/// (`discord_bot.rs`, `two_speakers_in_turn_are_each_attributed`); the rest is heard.
+#[test]
+fn under_dave_a_late_speakers_first_words_are_lost() {
+    let bot = start_with_dave(&transcript_config());
+    bot.fake.move_user(GUILD_ID, BOB, Some(LOUNGE));
+    bot.wait_members(&[ALICE, BOB, BOT_ID], 2);
+    bot.fake.say(
+        GUILD_ID,
+        BOB,
+        &audio::speech("Good morning everybody, this is Bob speaking now.", 1_000),
+        SayOptions {
+            // Speaking after 1 s: "Good morning everybody" is sent before it.
+            speaking_after_packets: Some(50),
+            ..SayOptions::default()
+        },
+    );
+    let posts = bot.wait_transcripts(1);
+    let post = posts[0].to_lowercase();
+    assert!(
+        post.starts_with("**bob**:") && post.contains("bob"),
+        "{posts:?}"
+    );
+    assert!(
+        !post.contains("morning"),
+        "the frames before Speaking were heard: {posts:?}"
+    );
+    bot.assert_clean();
+    bot.stop();
+}
+
+/// A moderator moves the bot to another channel: songbird connects again there (a new DAVE
+/// group with the people in it), and the session follows: Alice, who moved too, is heard, and
+/// `/voice status` names the new channel.
+#[test]
+fn the_session_follows_the_bot_when_it_is_moved() {
+    let bot = start_with_dave(&transcript_config());
+    let identifies = bot.fake.world(|w| w.voice_identifies[&GUILD_ID]);
+    bot.fake.move_user(GUILD_ID, ALICE, Some(STUDIO));
+    bot.fake.move_bot(GUILD_ID, STUDIO);
+    let moved = bot.fake.wait_for(EPOCH, |w| {
+        let s = w.dave_status(GUILD_ID)?;
+        (w.voice_identifies[&GUILD_ID] > identifies
+            && w.bot_connected(GUILD_ID)
+            && s.members.contains(&ALICE)
+            && s.transitions >= 1)
+            .then_some(())
+    });
+    assert!(
+        moved.is_some(),
+        "{:?}\n{}",
+        bot.fake.dave_status(GUILD_ID),
+        bot.bot.stderr()
+    );
+    bot.fake.say(
+        GUILD_ID,
+        ALICE,
+        &audio::speech("What time is it in London?", 1_000),
+        SayOptions::default(),
+    );
+    let posts = bot.wait_transcripts(1);
+    assert!(posts[0].to_lowercase().contains("london"), "{posts:?}");
+    let status = bot.command(ALICE, "status");
+    assert!(status.content.contains("in 🔊Studio"), "{status:?}");
+    assert!(
+        status.content.contains("Speakers: Alice (heard)"),
+        "{status:?}"
     );
     bot.stop();
 }

@@ -77,6 +77,8 @@ pub const LOCKED: u64 = 1_300_000_000_000_000_103;
 pub const TRANSCRIPTS: u64 = 1_300_000_000_000_000_104;
 /// A stage channel (`Town Hall`).
 pub const STAGE: u64 = 1_300_000_000_000_000_105;
+/// Another voice channel (`Studio`).
+pub const STUDIO: u64 = 1_300_000_000_000_000_106;
 /// The `DJ` role.
 pub const DJ_ROLE: u64 = 1_300_000_000_000_000_110;
 /// Alice (role DJ).
@@ -579,6 +581,12 @@ impl FakeDiscord {
                 kind: 13,
                 overwrites: vec![],
             },
+            ChannelSpec {
+                id: STUDIO,
+                name: "Studio".into(),
+                kind: 2,
+                overwrites: vec![],
+            },
         ];
         let mut members = BTreeMap::new();
         for u in [
@@ -819,6 +827,16 @@ impl FakeDiscord {
                 conn.dave.user_joined(user, &conn.tx);
             }
         }
+        drop(w);
+        self.shared.notify();
+    }
+
+    /// A moderator moves the bot to voice channel `channel` of `guild`: Discord's
+    /// VOICE_STATE_UPDATE (new channel, new voice session) and VOICE_SERVER_UPDATE (new
+    /// token); the bot's voice client connects again for the new channel.
+    pub fn move_bot(&self, guild: u64, channel: u64) {
+        let mut w = self.shared.lock();
+        gateway::place_bot(&mut w, guild, Some(channel));
         drop(w);
         self.shared.notify();
     }

@@ -222,10 +222,28 @@ impl EventHandler for Handler {
         }
     }
 
-    async fn voice_state_update(&self, _ctx: Context, _old: Option<VoiceState>, new: VoiceState) {
+    async fn voice_state_update(
+        &self,
+        discord: Context,
+        _old: Option<VoiceState>,
+        new: VoiceState,
+    ) {
         let (Some(guild), Some(ctx)) = (new.guild_id, self.state.session_ctx.get()) else {
             return;
         };
+        // Our own voice state in another channel: a moderator moved the bot. songbird follows
+        // (it connects again for the new channel); the session follows too.
+        if let (true, Some(channel)) = (new.user_id == ctx.bot, new.channel_id) {
+            if let Some(session) = self.state.session(guild) {
+                if session.channel() != channel && !session.is_leaving() {
+                    let name = caller_channel(&discord.cache, guild, ctx.bot)
+                        .map(|(_, n)| n)
+                        .unwrap_or_else(|| channel.to_string());
+                    tracing::info!(%guild, channel = %name, "moved to another voice channel");
+                    session.moved_to(channel, name);
+                }
+            }
+        }
         // Our own voice state: a moderator disconnected the bot (not our leave).
         if new.user_id == ctx.bot && new.channel_id.is_none() {
             if let Some(session) = self.state.session(guild) {
@@ -302,7 +320,7 @@ impl Handler {
             return;
         }
         if let Some(existing) = self.state.session(guild) {
-            if existing.channel == channel && !existing.is_leaving() {
+            if existing.channel() == channel && !existing.is_leaving() {
                 reply(
                     ctx,
                     command,
@@ -396,7 +414,8 @@ impl Handler {
         if deferred.is_ok() {
             let text = format!(
                 "Left 🔊{} after {} turn(s) in {minutes} min.",
-                session.channel_name, stats.turns
+                session.channel_name(),
+                stats.turns
             );
             edit(ctx, command, &text).await;
         }
@@ -519,11 +538,11 @@ fn status_text(
             let elapsed = s.started.elapsed().as_secs();
             lines.push(format!(
                 "**Voice session** in 🔊{} for {} min {} s",
-                s.channel_name,
+                s.channel_name(),
                 elapsed / 60,
                 elapsed % 60
             ));
-            let people = session::humans_in(&ctx.cache, s.guild, s.channel, ctx.bot);
+            let people = session::humans_in(&ctx.cache, s.guild, s.channel(), ctx.bot);
             let heard = s.heard();
             let speakers: Vec<String> = people
                 .iter()

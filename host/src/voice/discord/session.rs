@@ -3,8 +3,8 @@
 //! recovery from dropped voice connections.
 //!
 //! Receive path (songbird's event task, every 20 ms): a `VoiceTick` carries each speaking
-//! SSRC's decoded 16 kHz mono frame. SSRCs map to users through `SpeakingStateUpdate`; frames
-//! from an SSRC not mapped yet (Speaking comes late, or not at all for a while) are held, up
+//! SSRC's decoded 48 kHz stereo frame (the endpointer resamples). SSRCs map to users through
+//! `SpeakingStateUpdate`; frames from an SSRC not mapped yet (Speaking comes late, or not at all for a while) are held, up
 //! to [`PENDING_FRAMES`], and replayed in order when the mapping arrives. Bots (other than
 //! ours, which Discord never sends back) are ignored. A mapped speaker who stops sending gets
 //! silent frames for a while, so the endpointer sees the pause that ends the utterance.
@@ -350,10 +350,8 @@ impl VoiceEventHandler for Receiver {
 pub struct GuildSession {
     /// The guild.
     pub guild: GuildId,
-    /// The voice channel.
-    pub channel: ChannelId,
-    /// Its name.
-    pub channel_name: String,
+    /// The voice channel and its name: where the bot is now (a moderator may move it).
+    place: StdMutex<(ChannelId, String)>,
     /// When it started.
     pub started: Instant,
     pub(crate) call: Arc<Mutex<Call>>,
@@ -431,8 +429,7 @@ impl GuildSession {
         let reports = std::mem::replace(&mut voice.reports, no_reports);
         let session = Arc::new(GuildSession {
             guild,
-            channel,
-            channel_name,
+            place: StdMutex::new((channel, channel_name)),
             started: Instant::now(),
             call,
             receiver,
@@ -483,6 +480,25 @@ impl GuildSession {
         }
     }
 
+    /// The voice channel the bot is in.
+    pub fn channel(&self) -> ChannelId {
+        self.place.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// Its name.
+    pub fn channel_name(&self) -> String {
+        self.place
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+
+    /// The bot was moved to `channel`: auto-leave, rejoins and `/voice status` follow it.
+    pub(crate) fn moved_to(&self, channel: ChannelId, name: String) {
+        *self.place.lock().unwrap_or_else(|p| p.into_inner()) = (channel, name);
+    }
+
     /// The numbers so far.
     pub fn stats(&self) -> SessionStats {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -513,7 +529,7 @@ impl GuildSession {
         if self.leaving.swap(true, Ordering::SeqCst) {
             return;
         }
-        tracing::info!(guild = %self.guild, channel = %self.channel_name, ?reason, "leaving the voice channel");
+        tracing::info!(guild = %self.guild, channel = %self.channel_name(), ?reason, "leaving the voice channel");
         // The router dropped, the turn task ends once the queued turns are done; the report
         // task sees the end of the reports.
         self.receiver.close();
@@ -635,7 +651,7 @@ async fn supervise(
                     if session.is_leaving() {
                         return;
                     }
-                    match ctx.songbird.join(session.guild, session.channel).await {
+                    match ctx.songbird.join(session.guild, session.channel()).await {
                         Ok(_) => {
                             tracing::info!(guild = %session.guild, attempt, "rejoined the voice channel");
                             session.update_stats(|s| s.reconnects += 1);
@@ -651,7 +667,8 @@ async fn supervise(
                     let reason = format!(
                         "lost the voice connection to {} ({why}) and could not rejoin after {} \
                          attempt(s)",
-                        session.channel_name, ctx.reconnect_attempts
+                        session.channel_name(),
+                        ctx.reconnect_attempts
                     );
                     tracing::error!(guild = %session.guild, "{reason}");
                     if let Some(channel) = ctx.transcript_channel {
@@ -689,7 +706,7 @@ async fn watch_alone(
         if session.is_leaving() {
             return;
         }
-        let people = humans_in(&ctx.cache, session.guild, session.channel, ctx.bot);
+        let people = humans_in(&ctx.cache, session.guild, session.channel(), ctx.bot);
         if people.is_empty() {
             let since = *alone_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= after {
