@@ -11,6 +11,8 @@
 //! - A late speaker's first words are lost under DAVE (songbird cannot map, so cannot
 //!   decrypt, their SSRC yet); without DAVE they are replayed.
 //! - The bot moved to another channel by a moderator: a new group there, the session follows.
+//! - A commit the bot cannot process: it reports it (op 31) and rejoins with a new key
+//!   package (the fake removes its old leaf and adds the new one).
 //!
 //! The voice gateway is v4 (what songbird asks for), so binary frames carry no sequence number.
 
@@ -329,5 +331,40 @@ fn the_session_follows_the_bot_when_it_is_moved() {
         status.content.contains("Speakers: Alice (heard)"),
         "{status:?}"
     );
+    bot.stop();
+}
+
+/// The bot gets a commit it cannot process (damaged on the way): it says so (op 31) and sends
+/// a new key package; the fake removes its old leaf and adds it again (a member commits, the
+/// bot is welcomed), and it hears and is heard as before.
+#[test]
+fn an_invalid_commit_is_reported_and_the_bot_rejoins_the_group() {
+    let bot = start_with_dave(&transcript_config());
+    assert!(bot.fake.dave_corrupt_next_commit(GUILD_ID));
+    bot.fake.move_user(GUILD_ID, BOB, Some(LOUNGE));
+    let rejoined = bot.fake.wait_for(EPOCH, |w| {
+        let s = w.dave_status(GUILD_ID)?;
+        (s.invalid_from_bot == 1 && s.welcomes_to_bot == 2 && s.epoch == Some(3)).then_some(())
+    });
+    assert!(
+        rejoined.is_some(),
+        "{:?}\n{}",
+        bot.fake.dave_status(GUILD_ID),
+        bot.bot.stderr()
+    );
+    // Formation, then the rejoin: the damaged commit got op 31, not op 23.
+    bot.wait_members(&[ALICE, BOB, BOT_ID], 2);
+    bot.fake.say(
+        GUILD_ID,
+        ALICE,
+        &audio::speech("What time is it in London?", 1_000),
+        SayOptions::default(),
+    );
+    let posts = bot.wait_transcripts(1);
+    assert!(posts[0].to_lowercase().contains("london"), "{posts:?}");
+    bot.wait_spoken_reply(0);
+    let s = bot.fake.dave_status(GUILD_ID).expect("a DAVE call");
+    assert!(s.errors.is_empty() && s.bot_frames_failed == 0, "{s:?}");
+    assert!(s.bot_frames_decrypted > 50, "{s:?}");
     bot.stop();
 }

@@ -207,6 +207,8 @@ pub(crate) struct DaveCall {
     /// A transition waiting for the bot's op 23: its id and the version after it.
     awaiting: Option<(u16, u16)>,
     next_tid: u16,
+    /// Announce the bot's next commit to it damaged (tests op 31 and the rejoin).
+    corrupt_next_commit: bool,
     status: DaveStatus,
 }
 
@@ -252,6 +254,7 @@ impl DaveCall {
             in_flight: None,
             awaiting: None,
             next_tid: 0,
+            corrupt_next_commit: false,
             status: DaveStatus::default(),
         }
     }
@@ -383,7 +386,16 @@ impl DaveCall {
         // Announced first, so the bot and the members take the new keys at about the same time
         // (davey switches keys when it merges a commit, not at the transition's execution).
         let tid = self.tid();
-        let _ = tx.send(binary(29, Some(tid), commit));
+        if std::mem::take(&mut self.corrupt_next_commit) {
+            // The members get the real commit; the bot one it cannot use, so it answers op 31
+            // and starts over with a new key package.
+            let mut damaged = commit.to_vec();
+            let last = damaged.len() - 1;
+            damaged[last] ^= 0xFF;
+            let _ = tx.send(binary(29, Some(tid), &damaged));
+        } else {
+            let _ = tx.send(binary(29, Some(tid), commit));
+        }
         for p in self.fakes.values_mut().filter(|p| p.member) {
             if let Err(e) = p.session.process_commit(commit) {
                 let e = format!("a member could not process the bot's commit: {e:?}");
@@ -455,6 +467,12 @@ impl DaveCall {
         self.bot_key_package = None;
         self.leaving.clear();
         self.in_flight = None;
+    }
+
+    /// Announces the bot's next winning commit to it damaged.
+    pub(crate) fn corrupt_next_commit(&mut self) -> bool {
+        self.corrupt_next_commit = true;
+        true
     }
 
     /// Downgrade to protocol 0 (op 21); false while another transition runs.

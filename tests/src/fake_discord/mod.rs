@@ -695,6 +695,12 @@ impl FakeDiscord {
         self.with_dave(guild, |d, tx| d.downgrade(tx))
     }
 
+    /// Sends the bot its next winning commit damaged (op 29), as a faulty server or a
+    /// corrupted frame would: the bot must report it (op 31) and rejoin with a new key package.
+    pub fn dave_corrupt_next_commit(&self, guild: u64) -> bool {
+        self.with_dave(guild, |d, _| d.corrupt_next_commit())
+    }
+
     /// Upgrades `guild`'s call back to protocol 1 (op 24 for epoch 1); false unless at 0.
     pub fn dave_upgrade(&self, guild: u64) -> bool {
         self.with_dave(guild, |d, tx| d.upgrade(tx))
