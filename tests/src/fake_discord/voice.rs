@@ -200,6 +200,84 @@ fn handle_dave_json(
     shared.notify();
 }
 
+/// Identify: checked against the VOICE_SERVER_UPDATE the fake sent; a new connection (SSRC,
+/// key, DAVE call), then Hello, Ready and ClientsConnect.
+fn identify(
+    shared: &Shared,
+    generation: u64,
+    tx: &mpsc::UnboundedSender<Outgoing>,
+    guild: &mut Option<u64>,
+    d: &Value,
+) {
+    let mut w = shared.lock();
+    let server = id_of(&d["server_id"]).unwrap_or(0);
+    let user = id_of(&d["user_id"]).unwrap_or(0);
+    let bot_id = w.bot.id;
+    let udp_port = w.udp_port;
+    let channel = w.voice.get(&server).and_then(|s| s.channel);
+    let users = users_in(&w, server, channel, bot_id);
+    let dave = DaveCall::new(
+        bot_id,
+        channel.unwrap_or(0),
+        w.dave_version,
+        users.iter().copied(),
+        w.dave_undecryptable.clone(),
+    );
+    let Some(slot) = w.voice.get_mut(&server) else {
+        let _ = tx.send(Outgoing::Close(4004));
+        return;
+    };
+    if d["session_id"].as_str() != Some(slot.session_id.as_str())
+        || d["token"].as_str() != Some(slot.token.as_str())
+        || user != bot_id
+    {
+        let _ = tx.send(Outgoing::Close(4004));
+        return;
+    }
+    let ssrc = SSRCS.fetch_add(1, Ordering::Relaxed);
+    let mut key = [0u8; 32];
+    key.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    if let Some(old) = slot.conn.take() {
+        let _ = old.tx.send(Outgoing::Close(4006));
+    }
+    slot.conn = Some(VoiceConn {
+        generation,
+        tx: tx.clone(),
+        ssrc,
+        key,
+        cipher: Arc::new(RtpCipher::new(&key)),
+        bot_udp: None,
+        described: false,
+        connected: true,
+        counter: Arc::new(AtomicU32::new(fastrand::u32(..))),
+        decoder: OpusStream::new(),
+        dave,
+    });
+    *guild = Some(server);
+    w.ssrc_guild.insert(ssrc, server);
+    *w.voice_identifies.entry(server).or_default() += 1;
+    let users: Vec<String> = users.iter().map(u64::to_string).collect();
+    let _ = tx.send(Outgoing::Json(op(
+        8,
+        json!({"heartbeat_interval": 13_750.0}),
+    )));
+    let _ = tx.send(Outgoing::Json(op(
+        2,
+        json!({
+            "ssrc": ssrc,
+            "ip": "127.0.0.1",
+            "port": udp_port,
+            "modes": [rtp::MODE, "aead_xchacha20_poly1305_rtpsize"],
+            "heartbeat_interval": 13_750,
+        }),
+    )));
+    if !users.is_empty() {
+        let _ = tx.send(Outgoing::Json(op(11, json!({"user_ids": users}))));
+    }
+    drop(w);
+    shared.notify();
+}
+
 fn handle(
     shared: &Shared,
     generation: u64,
@@ -209,76 +287,7 @@ fn handle(
 ) {
     let d = &p["d"];
     match p["op"].as_u64() {
-        // Identify.
-        Some(0) => {
-            let mut w = shared.lock();
-            let server = id_of(&d["server_id"]).unwrap_or(0);
-            let user = id_of(&d["user_id"]).unwrap_or(0);
-            let bot_id = w.bot.id;
-            let udp_port = w.udp_port;
-            let channel = w.voice.get(&server).and_then(|s| s.channel);
-            let users = users_in(&w, server, channel, bot_id);
-            let dave = DaveCall::new(
-                bot_id,
-                channel.unwrap_or(0),
-                w.dave_version,
-                users.iter().copied(),
-                w.dave_undecryptable.clone(),
-            );
-            let Some(slot) = w.voice.get_mut(&server) else {
-                let _ = tx.send(Outgoing::Close(4004));
-                return;
-            };
-            if d["session_id"].as_str() != Some(slot.session_id.as_str())
-                || d["token"].as_str() != Some(slot.token.as_str())
-                || user != bot_id
-            {
-                let _ = tx.send(Outgoing::Close(4004));
-                return;
-            }
-            let ssrc = SSRCS.fetch_add(1, Ordering::Relaxed);
-            let mut key = [0u8; 32];
-            key.iter_mut().for_each(|b| *b = fastrand::u8(..));
-            if let Some(old) = slot.conn.take() {
-                let _ = old.tx.send(Outgoing::Close(4006));
-            }
-            slot.conn = Some(VoiceConn {
-                generation,
-                tx: tx.clone(),
-                ssrc,
-                key,
-                cipher: Arc::new(RtpCipher::new(&key)),
-                bot_udp: None,
-                described: false,
-                connected: true,
-                counter: Arc::new(AtomicU32::new(fastrand::u32(..))),
-                decoder: OpusStream::new(),
-                dave,
-            });
-            *guild = Some(server);
-            w.ssrc_guild.insert(ssrc, server);
-            *w.voice_identifies.entry(server).or_default() += 1;
-            let users: Vec<String> = users.iter().map(u64::to_string).collect();
-            let _ = tx.send(Outgoing::Json(op(
-                8,
-                json!({"heartbeat_interval": 13_750.0}),
-            )));
-            let _ = tx.send(Outgoing::Json(op(
-                2,
-                json!({
-                    "ssrc": ssrc,
-                    "ip": "127.0.0.1",
-                    "port": udp_port,
-                    "modes": [rtp::MODE, "aead_xchacha20_poly1305_rtpsize"],
-                    "heartbeat_interval": 13_750,
-                }),
-            )));
-            if !users.is_empty() {
-                let _ = tx.send(Outgoing::Json(op(11, json!({"user_ids": users}))));
-            }
-            drop(w);
-            shared.notify();
-        }
+        Some(0) => identify(shared, generation, tx, guild, d),
         // Select protocol.
         Some(1) => {
             let mut w = shared.lock();

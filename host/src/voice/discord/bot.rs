@@ -294,29 +294,8 @@ impl Handler {
             .await;
             return;
         };
-        if is_stage(&ctx.cache, guild, channel) {
-            // On a stage the bot would join as a listener: it could hear the speakers but
-            // never answer without a moderator inviting it to speak. Say so instead.
-            reply(
-                ctx,
-                command,
-                &format!(
-                    "🔊{channel_name} is a stage channel: I would join as a listener and could                      not answer. Use /voice join from a voice channel."
-                ),
-            )
-            .await;
-            return;
-        }
-        if let Some(missing) = missing_permissions(&ctx.cache, guild, channel, sctx.bot) {
-            reply(
-                ctx,
-                command,
-                &format!(
-                    "I can't join 🔊{channel_name}: I lack the {missing} permission there. Ask a \
-                     server admin to allow View Channel, Connect and Speak for me in that channel."
-                ),
-            )
-            .await;
+        if let Some(why) = join_refusal(&ctx.cache, guild, channel, &channel_name, sctx.bot) {
+            reply(ctx, command, &why).await;
             return;
         }
         if let Some(existing) = self.state.session(guild) {
@@ -488,6 +467,29 @@ fn caller_channel(cache: &Cache, guild: GuildId, user: UserId) -> Option<(Channe
         .map(|c| c.name.clone())
         .unwrap_or_else(|| channel.to_string());
     Some((channel, name))
+}
+
+/// Why the bot will not join `channel`, said at once: a stage channel (it would join as a
+/// listener and could never answer without a moderator inviting it to speak), or a missing
+/// permission.
+fn join_refusal(
+    cache: &Cache,
+    guild: GuildId,
+    channel: ChannelId,
+    channel_name: &str,
+    bot: UserId,
+) -> Option<String> {
+    if is_stage(cache, guild, channel) {
+        return Some(format!(
+            "🔊{channel_name} is a stage channel: I would join as a listener and could not \
+             answer. Use /voice join from a voice channel."
+        ));
+    }
+    let missing = missing_permissions(cache, guild, channel, bot)?;
+    Some(format!(
+        "I can't join 🔊{channel_name}: I lack the {missing} permission there. Ask a server \
+         admin to allow View Channel, Connect and Speak for me in that channel."
+    ))
 }
 
 /// Whether `channel` is a stage channel.
