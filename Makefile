@@ -9,13 +9,13 @@ MODEL ?= tiny.en
 MODEL_MIRROR ?= $(shell [ -f ../shared/models/ggml-$(MODEL).bin ] && echo ../shared/models)
 export MODEL_MIRROR
 
-APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox python3-pip
-RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p openclaw-plugin-espeak -p openclaw-plugin-tone \
+APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox python3-pip flite
+RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p openclaw-plugin-espeak -p openclaw-plugin-piper -p openclaw-plugin-tone \
 	-p openclaw-plugin-openai-whisper -p openclaw-plugin-elevenlabs -p openclaw-plugin-openai-tts
 QUESTION ?=
 OUT ?= out
 
-.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check k8s-check moto drill semver-check
+.PHONY: help deps model build demo test lint fmt clippy ci bench clean monitoring-check k8s-check moto wyoming drill semver-check
 RULE_FILES := deploy/prometheus/alerts.yml deploy/prometheus/slo.yml
 
 help: ## List the targets
@@ -29,9 +29,10 @@ deps: ## Install the Debian packages the build and tests need (only those missin
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-model: ## Fetch the Whisper model (MODEL=tiny.en; MODEL_MIRROR=dir copies) and the turn-taking models
+model: ## Fetch the Whisper model (MODEL=tiny.en; MODEL_MIRROR=dir copies), the turn-taking models and the Piper test voice
 	@scripts/fetch-model $(MODEL)
 	@scripts/fetch-turn-models
+	@scripts/fetch-piper-voice
 
 build: deps ## Release build of the host and the bundled plugins
 	$(CARGO) build --release $(RELEASE_PACKAGES)
@@ -56,16 +57,32 @@ moto: ## Install moto_server into target/moto-venv (unless it is on PATH)
 	  echo "installing: moto[server]==$(MOTO_VERSION) into $(MOTO_VENV)"; \
 	  python3 -m venv $(MOTO_VENV) && $(MOTO_VENV)/bin/pip install -q 'moto[server]==$(MOTO_VERSION)'; }
 
-test: deps model moto ## The whole test suite (builds the plugin libraries the tests load)
+# The real Wyoming peers the `wyoming` plugin and `wyoming serve` are tested against: the
+# wyoming-faster-whisper server and the `wyoming` client library (PyPI), in target/wyoming-venv,
+# with faster-whisper's tiny.en in the models cache.
+WYOMING_FASTER_WHISPER_VERSION ?= 3.8.1
+WYOMING_VENV := target/wyoming-venv
+
+wyoming: ## Install wyoming-faster-whisper and the wyoming client into target/wyoming-venv, fetch its model
+	@[ -x $(WYOMING_VENV)/bin/wyoming-faster-whisper ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  python3 -c 'import ensurepip' 2>/dev/null || { echo "installing: python3-venv"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-venv; }; \
+	  echo "installing: wyoming-faster-whisper==$(WYOMING_FASTER_WHISPER_VERSION) into $(WYOMING_VENV)"; \
+	  python3 -m venv $(WYOMING_VENV) && $(WYOMING_VENV)/bin/pip install -q 'wyoming-faster-whisper==$(WYOMING_FASTER_WHISPER_VERSION)'; }
+	@scripts/fetch-faster-whisper-model
+
+test: deps model moto wyoming ## The whole test suite (builds the plugin libraries the tests load)
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-lint: ## Formatting and clippy, warnings as errors
+lint: ## Formatting, clippy (warnings as errors) and the layering rule (scripts/check-layers)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/check-layers
 
 SEMVER_CHECKS_VERSION ?= 0.51.0
 

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use openclaw_voice::cli::{Cli, Command, PluginsCommand};
+use openclaw_voice::cli::{exit, Cli, Command, PluginsCommand, UsageError, WyomingCommand};
 use openclaw_voice::{commands, telemetry};
 
 fn main() -> ExitCode {
@@ -34,16 +34,33 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::FAILURE);
         }
     };
     let run = || -> anyhow::Result<ExitCode> {
         runtime.block_on(async {
             match &cli.command {
-                Command::CheckConfig { probe } => commands::check_config(&cli, *probe).await,
+                Command::CheckConfig { probe, print } => {
+                    commands::check_config(&cli, *probe, *print).await
+                }
                 Command::Plugins {
                     command: PluginsCommand::List { dir, json },
                 } => commands::plugins_list(&cli, dir.as_deref(), *json),
+                Command::Plugins {
+                    command:
+                        PluginsCommand::New {
+                            name,
+                            stt,
+                            tts: _,
+                            path,
+                            api_path,
+                        },
+                } => commands::plugins_new(&commands::NewPlugin {
+                    name: name.clone(),
+                    stt: *stt,
+                    path: path.clone(),
+                    api_path: api_path.clone(),
+                }),
                 Command::Simulate(args) => {
                     let inputs = commands::simulate_inputs(&matches, args)?;
                     commands::simulate(&cli, args, inputs).await
@@ -53,6 +70,19 @@ fn main() -> ExitCode {
                 Command::RegisterCommands { guild } => {
                     commands::register_commands(&cli, *guild).await
                 }
+                Command::Completions { shell } => {
+                    let mut command = Cli::command();
+                    clap_complete::generate(
+                        *shell,
+                        &mut command,
+                        "openclaw-voice",
+                        &mut std::io::stdout(),
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Command::Wyoming {
+                    command: WyomingCommand::Serve { bind },
+                } => commands::wyoming::serve(&cli, bind).await,
                 Command::PluginWorker { .. } => Ok(ExitCode::SUCCESS),
             }
         })
@@ -68,9 +98,9 @@ fn main() -> ExitCode {
             }
             eprintln!("{report}");
             telemetry::capture_fatal(&report);
-            ExitCode::from(2)
+            ExitCode::from(exit_status(&e))
         }
-        Err(_) => ExitCode::from(101),
+        Err(_) => ExitCode::from(exit::PANIC),
     };
     telemetry::shutdown(telemetry::sentry::SHUTDOWN_TIMEOUT);
     // Dropping a runtime waits for every blocking task, and a plugin call that hangs in this
@@ -82,3 +112,25 @@ fn main() -> ExitCode {
 
 /// How long blocking tasks still running at exit (a hung in-process plugin call) may delay it.
 const RUNTIME_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The exit status for an error: [`exit::CONFIG`] when the configuration or the environment
+/// is what is wrong, else [`exit::FAILURE`].
+fn exit_status(e: &anyhow::Error) -> u8 {
+    use openclaw_voice::config::{ConfigError, ConfigErrors};
+    use openclaw_voice::voice::discord::DiscordError;
+    let config = e.chain().any(|cause| {
+        cause.is::<ConfigErrors>()
+            || cause.is::<ConfigError>()
+            || matches!(
+                cause.downcast_ref::<DiscordError>(),
+                Some(DiscordError::MissingToken { .. })
+            )
+    });
+    if config {
+        exit::CONFIG
+    } else if e.chain().any(|cause| cause.is::<UsageError>()) {
+        exit::USAGE
+    } else {
+        exit::FAILURE
+    }
+}

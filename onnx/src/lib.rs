@@ -1,12 +1,12 @@
 //! ONNX Runtime for OpenClaw Voice and its plugins: finds the `libonnxruntime` shared library
 //! and opens it once per process (the `ort` crate's `load-dynamic`), loads a model file with
 //! its input names, element types and shapes checked against what the caller will feed it,
-//! and runs it on one thread. Every error names the file concerned; callers add the setting.
+//! and runs it (on one thread unless told otherwise). Every error names the file concerned; callers add the setting.
 //!
 //! The library comes from the PyPI `onnxruntime` wheel (`make model` puts it beside the models
 //! as `libonnxruntime.so`); nothing is linked at build time, so a build needs no C++ and a host
 //! without the library still runs (without the models). The host's Silero VAD and Smart Turn,
-//! and a future Piper TTS plugin, go through this crate.
+//! and the Piper TTS plugin, go through this crate.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -178,6 +178,49 @@ pub struct Output {
     pub data: Vec<f32>,
 }
 
+/// How a model's session uses memory. [`ModelOptions::default`] is ONNX Runtime's own
+/// behaviour (what [`Model::load`] uses); [`ModelOptions::lean`] trades a little speed for
+/// a smaller resident set, for models that stay loaded in a long-running process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// The CPU memory arena: freed tensors are kept for reuse instead of returned to the
+    /// system allocator. Default: on.
+    pub arena: bool,
+    /// Memory pattern planning: one block sized for the whole graph's intermediates, worked
+    /// out on the first run of each input shape. Default: on.
+    pub memory_pattern: bool,
+    /// Weight pre-packing: kernels copy weights into their own layouts at load (faster
+    /// matrix products, a second copy of those weights). Default: on.
+    pub prepacking: bool,
+    /// Threads for each operator (`0` counts as one). Default: 1.
+    pub threads: usize,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            arena: true,
+            memory_pattern: true,
+            prepacking: true,
+            threads: 1,
+        }
+    }
+}
+
+impl ModelOptions {
+    /// No memory pattern and no pre-packing (the arena stays: without it glibc keeps the
+    /// freed blocks anyway, and the resident set grows): about 12 MB less for Smart Turn,
+    /// measured in docs/BENCHMARKS.md ("Turn taking").
+    pub fn lean() -> Self {
+        ModelOptions {
+            arena: true,
+            memory_pattern: false,
+            prepacking: false,
+            threads: 1,
+        }
+    }
+}
+
 /// A loaded model. Runs one call at a time (a `Mutex` around the session) on one thread.
 pub struct Model {
     session: Mutex<Session>,
@@ -195,6 +238,31 @@ impl Model {
     /// Loads `path` with the runtime opened by [`init`], and checks that it has `inputs`
     /// (and no other input) and the `outputs` named, all of them `float`.
     pub fn load(path: &Path, inputs: &[InputSpec], outputs: &[&str]) -> Result<Model, OnnxError> {
+        Model::load_with(path, inputs, outputs, ModelOptions::default())
+    }
+
+    /// [`Model::load`] with `threads` threads for each operator (`0` counts as one): a larger
+    /// model such as a Piper voice can use more than one core per call.
+    pub fn load_with_threads(
+        path: &Path,
+        inputs: &[InputSpec],
+        outputs: &[&str],
+        threads: usize,
+    ) -> Result<Model, OnnxError> {
+        let options = ModelOptions {
+            threads,
+            ..ModelOptions::default()
+        };
+        Model::load_with(path, inputs, outputs, options)
+    }
+
+    /// [`Model::load`] with the session's threads and memory behaviour chosen by `options`.
+    pub fn load_with(
+        path: &Path,
+        inputs: &[InputSpec],
+        outputs: &[&str],
+        options: ModelOptions,
+    ) -> Result<Model, OnnxError> {
         let Some(Ok(_)) = RUNTIME.get() else {
             return Err(OnnxError::Runtime {
                 path: PathBuf::new(),
@@ -210,7 +278,7 @@ impl Model {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let session = std::panic::catch_unwind(|| open_session(path))
+        let session = std::panic::catch_unwind(|| open_session(path, options))
             .map_err(|_| OnnxError::ModelLoad {
                 path: path.to_path_buf(),
                 reason: "ONNX Runtime panicked while loading it".into(),
@@ -274,12 +342,18 @@ impl Model {
     }
 }
 
-/// A session on one thread with every graph optimisation.
-fn open_session(path: &Path) -> Result<Session, ort::Error> {
+/// A session with every graph optimisation, its threads and memory as `options` say.
+fn open_session(path: &Path, options: ModelOptions) -> Result<Session, ort::Error> {
+    let cpu = ort::ep::CPU::default()
+        .with_arena_allocator(options.arena)
+        .build();
     let mut builder = Session::builder()?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
-        .with_intra_threads(1)?
-        .with_inter_threads(1)?;
+        .with_intra_threads(options.threads.max(1))?
+        .with_inter_threads(1)?
+        .with_memory_pattern(options.memory_pattern)?
+        .with_prepacking(options.prepacking)?
+        .with_execution_providers([cpu])?;
     builder.commit_from_file(path)
 }
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 
+use crate::settings::PluginSettings;
+
 use crate::abi::{
     AudioChunk, Capabilities, DetailedTranscript, HealthReport, HostContext, LogLevel,
     PartialTranscript, Pcm16kMono, PluginError, PluginInfo, Role, SpeechStreamBox, SpeechStream_TO,
@@ -22,6 +24,36 @@ use crate::abi::{
 };
 
 /// A speech-to-text engine, written as plain Rust.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// /// Hears everything as "hello", and says it is ready only with a word set.
+/// struct Hello { word: String }
+///
+/// impl SpeechToText for Hello {
+///     fn transcribe(&self, audio: Pcm16kMono<'_>, options: &TranscribeOptions) -> Result<Transcript, PluginError> {
+///         if audio.as_slice().is_empty() {
+///             return Ok(Transcript::empty());
+///         }
+///         Ok(Transcript::new(&self.word).with_language(options.language().unwrap_or("en")))
+///     }
+///
+///     fn health(&self) -> Result<HealthReport, PluginError> {
+///         Ok(if self.word.is_empty() {
+///             HealthReport::unhealthy("no word to say")
+///         } else {
+///             HealthReport::healthy("ready")
+///         })
+///     }
+/// }
+///
+/// let stt = Hello { word: "hello".into() };
+/// let options = TranscribeOptions::new().with_language("de");
+/// let transcript = stt.transcribe(Pcm16kMono::new(&[1; 160]), &options).unwrap();
+/// assert_eq!((transcript.text(), transcript.language_code()), ("hello", Some("de")));
+/// assert!(stt.health().unwrap().healthy);
+/// ```
 pub trait SpeechToText: Send + Sync + 'static {
     /// Transcribes one utterance of 16 kHz mono audio. Return [`Transcript::empty`] when
     /// nothing was said.
@@ -63,6 +95,29 @@ pub trait SpeechToText: Send + Sync + 'static {
 
 /// A streaming transcription, written as plain Rust: audio arrives in pieces while the
 /// speaker talks.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// /// Counts the audio it was given.
+/// struct Counting { samples: usize }
+///
+/// impl TranscriptionStream for Counting {
+///     fn push(&mut self, samples: &[i16]) -> Result<Option<PartialTranscript>, PluginError> {
+///         self.samples += samples.len();
+///         let ms = (self.samples * 1000 / STT_SAMPLE_RATE as usize) as u32;
+///         Ok(Some(PartialTranscript::new(format!("{ms} ms so far"), ms)))
+///     }
+///     fn finish(&mut self) -> Result<DetailedTranscript, PluginError> {
+///         let words = vec![Word::new(0, 500, "counted", Some(0.9))];
+///         Ok(DetailedTranscript::from(Transcript::new("counted")).with_words(words))
+///     }
+/// }
+///
+/// let mut stream = Counting { samples: 0 };
+/// assert_eq!(stream.push(&[0; 8_000]).unwrap().unwrap().audio_ms, 500);
+/// assert_eq!(stream.finish().unwrap().word_list().len(), 1);
+/// ```
 pub trait TranscriptionStream: Send + 'static {
     /// Adds 16 kHz mono samples that follow the ones pushed before; returns a partial
     /// transcript when there is a new one.
@@ -73,6 +128,34 @@ pub trait TranscriptionStream: Send + 'static {
 }
 
 /// A text-to-speech engine, written as plain Rust.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// /// Half a second of silence per word, in one chunk per word.
+/// struct Quiet;
+///
+/// impl TextToSpeech for Quiet {
+///     fn synthesize(&self, text: &str, options: &SynthesisOptions, _cancel: CancelToken)
+///         -> Result<Box<dyn AudioStream>, PluginError> {
+///         if let Some(voice) = options.voice().filter(|v| *v != "quiet") {
+///             return Err(PluginError::invalid_input(format!("no voice `{voice}`: try `quiet`")));
+///         }
+///         let chunks = text.split_whitespace().map(|_| AudioChunk::new(vec![0; 8_000], 16_000));
+///         Ok(Box::new(VecStream::new(chunks.collect())))
+///     }
+///
+///     fn voices(&self) -> Result<Vec<Voice>, PluginError> {
+///         Ok(vec![Voice::new("quiet", "Quiet").with_language("en")])
+///     }
+/// }
+///
+/// let mut stream = Quiet.synthesize("two words", &SynthesisOptions::new(), CancelToken::new()).unwrap();
+/// assert_eq!(stream.next_chunk().unwrap().unwrap().duration_ms(), 500);
+/// let wrong = SynthesisOptions::new().with_voice("loud");
+/// let err = Quiet.synthesize("hi", &wrong, CancelToken::new()).err().unwrap();
+/// assert_eq!(err.kind, ErrorKind::InvalidInput);
+/// ```
 pub trait TextToSpeech: Send + Sync + 'static {
     /// Starts synthesizing `text`. Long work belongs in the returned stream, so the host can
     /// play the first chunk while the rest is made. Check `cancel` in long loops.
@@ -95,12 +178,43 @@ pub trait TextToSpeech: Send + Sync + 'static {
 }
 
 /// Synthesized audio, pulled one chunk at a time.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// /// Made on demand, one 100 ms chunk per pull, until cancelled or done.
+/// struct Ticks { left: u32, cancel: CancelToken }
+///
+/// impl AudioStream for Ticks {
+///     fn next_chunk(&mut self) -> Result<Option<AudioChunk>, PluginError> {
+///         if self.cancel.is_cancelled() || self.left == 0 {
+///             return Ok(None);
+///         }
+///         self.left -= 1;
+///         Ok(Some(AudioChunk::new(vec![100; 1_600], 16_000)))
+///     }
+/// }
+///
+/// let cancel = CancelToken::new();
+/// let mut ticks = Ticks { left: 10, cancel: cancel.clone() };
+/// assert!(ticks.next_chunk().unwrap().is_some());
+/// cancel.cancel();
+/// assert!(ticks.next_chunk().unwrap().is_none());
+/// ```
 pub trait AudioStream: Send + 'static {
     /// The next chunk, or `None` when synthesis is complete.
     fn next_chunk(&mut self) -> Result<Option<AudioChunk>, PluginError>;
 }
 
 /// Set when the host cancels a synthesis (barge-in, shutdown). Cheap to clone and check.
+///
+/// ```
+/// let token = plugin_api::prelude::CancelToken::new();
+/// let seen_by_the_producer = token.clone();
+/// assert!(!seen_by_the_producer.is_cancelled());
+/// token.cancel();
+/// assert!(seen_by_the_producer.is_cancelled());
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct CancelToken(Arc<AtomicBool>);
 
@@ -120,6 +234,13 @@ impl CancelToken {
 }
 
 /// An [`AudioStream`] over chunks that are already made.
+///
+/// ```
+/// use plugin_api::prelude::*;
+/// let mut stream = VecStream::new(vec![AudioChunk::new(vec![1, 2, 3], 8_000)]);
+/// assert_eq!(stream.next_chunk().unwrap().unwrap().samples(), &[1, 2, 3]);
+/// assert_eq!(stream.next_chunk().unwrap(), None);
+/// ```
 pub struct VecStream(std::vec::IntoIter<AudioChunk>);
 
 impl VecStream {
@@ -136,7 +257,29 @@ impl AudioStream for VecStream {
 }
 
 /// An [`AudioStream`] fed from another thread through a channel: the producer sends chunks
-/// (or an error) as they arrive, and dropping the sender ends the stream.
+/// (or an error) as they arrive, and dropping the sender ends the stream. A cancel ends it at
+/// once, and the producer's next `send` fails: stop producing then.
+///
+/// ```
+/// use plugin_api::prelude::*;
+///
+/// let cancel = CancelToken::new();
+/// let (sender, mut stream) = ChannelStream::new(cancel.clone());
+/// let producer = std::thread::spawn(move || {
+///     for _ in 0..3 {
+///         if sender.send(Ok(AudioChunk::new(vec![7; 320], 16_000))).is_err() {
+///             return; // the stream is gone: stop producing
+///         }
+///     }
+/// });
+/// let mut chunks = 0;
+/// while let Some(chunk) = stream.next_chunk().unwrap() {
+///     assert_eq!(chunk.sample_rate, 16_000);
+///     chunks += 1;
+/// }
+/// producer.join().unwrap();
+/// assert_eq!(chunks, 3);
+/// ```
 pub struct ChannelStream {
     receiver: mpsc::Receiver<Result<AudioChunk, PluginError>>,
     cancel: CancelToken,
@@ -169,22 +312,27 @@ impl AudioStream for ChannelStream {
 type SttFactory = Box<dyn Fn(&str) -> Result<Box<dyn SpeechToText>, PluginError> + Send + Sync>;
 type TtsFactory = Box<dyn Fn(&str) -> Result<Box<dyn TextToSpeech>, PluginError> + Send + Sync>;
 type Validator = Box<dyn Fn(Role, &str) -> Result<(), PluginError> + Send + Sync>;
+type Check = Box<dyn Fn(&str) -> Result<(), PluginError> + Send + Sync>;
 
 /// Describes a plugin: its name and version, and how to build its providers.
 ///
 /// ```
-/// use plugin_api::sdk::PluginDefinition;
+/// use plugin_api::prelude::*;
 /// let def = PluginDefinition::new("demo", "1.0.0").description("Does nothing yet");
 /// assert_eq!(def.name(), "demo");
+/// assert!(def.provides().is_empty());
 /// ```
 pub struct PluginDefinition {
     name: String,
     version: String,
     description: String,
     capabilities: Capabilities,
-    stt: Option<SttFactory>,
-    tts: Option<TtsFactory>,
+    pub(crate) stt: Option<SttFactory>,
+    pub(crate) tts: Option<TtsFactory>,
     validator: Option<Validator>,
+    // The typed settings' parse-and-check, per role (set by `stt`/`tts`).
+    stt_check: Option<Check>,
+    tts_check: Option<Check>,
 }
 
 impl PluginDefinition {
@@ -198,6 +346,8 @@ impl PluginDefinition {
             stt: None,
             tts: None,
             validator: None,
+            stt_check: None,
+            tts_check: None,
         }
     }
 
@@ -213,7 +363,83 @@ impl PluginDefinition {
         self
     }
 
+    /// Registers the speech-to-text provider, built from its settings type `T`.
+    ///
+    /// The SDK parses the provider's `settings` table into `T` and runs
+    /// [`PluginSettings::check`] before calling `constructor`, and the host's `check-config`
+    /// runs the same two steps without building the provider. Errors name the key.
+    ///
+    /// ```
+    /// use plugin_api::prelude::*;
+    /// use plugin_api::testing::TestPlugin;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct Settings { word: String }
+    /// impl PluginSettings for Settings {}
+    ///
+    /// struct Parrot(String);
+    /// impl SpeechToText for Parrot {
+    ///     fn transcribe(&self, _: Pcm16kMono<'_>, _: &TranscribeOptions) -> Result<Transcript, PluginError> {
+    ///         Ok(Transcript::new(self.0.clone()))
+    ///     }
+    /// }
+    /// fn definition() -> PluginDefinition {
+    ///     PluginDefinition::new("parrot", "0.1.0").stt(|s: Settings| Ok(Parrot(s.word)))
+    /// }
+    ///
+    /// let plugin = TestPlugin::new(definition);
+    /// let stt = plugin.stt("word = \"polly\"").unwrap();
+    /// assert_eq!(stt.transcribe(&[0; 160], &TranscribeOptions::default()).unwrap().text(), "polly");
+    /// let err = plugin.validate_config(Role::SpeechToText, "word = 1").unwrap_err();
+    /// assert!(err.message().starts_with("setting `word`: invalid type"), "{err}");
+    /// ```
+    pub fn stt<T, S, F>(mut self, constructor: F) -> Self
+    where
+        T: PluginSettings,
+        S: SpeechToText,
+        F: Fn(T) -> Result<S, PluginError> + Send + Sync + 'static,
+    {
+        self.stt = Some(Box::new(move |text| {
+            let settings = crate::settings::parse::<T>(text)?;
+            constructor(settings).map(|s| Box::new(s) as Box<dyn SpeechToText>)
+        }));
+        self.stt_check = Some(typed_check::<T>());
+        self
+    }
+
+    /// Registers the text-to-speech provider, built from its settings type `T`; see
+    /// [`stt`](Self::stt).
+    ///
+    /// ```
+    /// use plugin_api::prelude::*;
+    ///
+    /// struct Silence;
+    /// impl TextToSpeech for Silence {
+    ///     fn synthesize(&self, _: &str, _: &SynthesisOptions, _: CancelToken)
+    ///         -> Result<Box<dyn AudioStream>, PluginError> {
+    ///         Ok(Box::new(VecStream::new(vec![AudioChunk::new(vec![0; 1_600], 16_000)])))
+    ///     }
+    /// }
+    /// let def = PluginDefinition::new("silence", "0.1.0").tts(|_: NoSettings| Ok(Silence));
+    /// assert_eq!(def.provides(), vec![Role::TextToSpeech]);
+    /// ```
+    pub fn tts<T, P, F>(mut self, constructor: F) -> Self
+    where
+        T: PluginSettings,
+        P: TextToSpeech,
+        F: Fn(T) -> Result<P, PluginError> + Send + Sync + 'static,
+    {
+        self.tts = Some(Box::new(move |text| {
+            let settings = crate::settings::parse::<T>(text)?;
+            constructor(settings).map(|t| Box::new(t) as Box<dyn TextToSpeech>)
+        }));
+        self.tts_check = Some(typed_check::<T>());
+        self
+    }
+
     /// Registers the speech-to-text constructor; it gets the provider's settings as TOML text.
+    /// [`stt`](Self::stt), which takes a settings type, parses and checks them for you.
     pub fn speech_to_text<S, F>(mut self, constructor: F) -> Self
     where
         S: SpeechToText,
@@ -222,10 +448,12 @@ impl PluginDefinition {
         self.stt = Some(Box::new(move |config| {
             constructor(config).map(|s| Box::new(s) as Box<dyn SpeechToText>)
         }));
+        self.stt_check = None;
         self
     }
 
     /// Registers the text-to-speech constructor; it gets the provider's settings as TOML text.
+    /// [`tts`](Self::tts), which takes a settings type, parses and checks them for you.
     pub fn text_to_speech<T, F>(mut self, constructor: F) -> Self
     where
         T: TextToSpeech,
@@ -234,11 +462,14 @@ impl PluginDefinition {
         self.tts = Some(Box::new(move |config| {
             constructor(config).map(|t| Box::new(t) as Box<dyn TextToSpeech>)
         }));
+        self.tts_check = None;
         self
     }
 
     /// Registers a settings check that runs without building a provider (no network, no model
-    /// load). Without one, the settings need only be valid TOML.
+    /// load), for plugins registered with [`speech_to_text`](Self::speech_to_text) or
+    /// [`text_to_speech`](Self::text_to_speech); typed settings ([`stt`](Self::stt),
+    /// [`tts`](Self::tts)) need none. Without either, the settings need only be valid TOML.
     pub fn validate_config<F>(mut self, validator: F) -> Self
     where
         F: Fn(Role, &str) -> Result<(), PluginError> + Send + Sync + 'static,
@@ -288,8 +519,16 @@ impl PluginDefinition {
         if !provided {
             return Err(self.not_provided(role));
         }
+        let typed = match role {
+            Role::SpeechToText => self.stt_check.as_ref(),
+            Role::TextToSpeech => self.tts_check.as_ref(),
+        };
+        if let Some(check) = typed {
+            check(config)?;
+        }
         match &self.validator {
             Some(validator) => validator(role, config),
+            None if typed.is_some() => Ok(()),
             None => config
                 .parse::<toml::Table>()
                 .map(|_| ())
@@ -298,17 +537,31 @@ impl PluginDefinition {
     }
 }
 
-/// Parses a provider's settings into `T`, with errors that name the offending key.
-///
-/// Use `#[serde(deny_unknown_fields)]` on `T` so that misspelt keys are refused.
-pub fn parse_settings<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, PluginError> {
-    toml::from_str(config).map_err(|e| {
-        let message = e.message().to_string();
-        PluginError::config(format!("invalid settings: {message}"))
-    })
+/// Parses and checks settings of type `T` and what they point at, dropping the result:
+/// `validate_config`'s job.
+fn typed_check<T: PluginSettings>() -> Check {
+    Box::new(|text| crate::settings::parse::<T>(text)?.check_environment())
 }
 
-/// Reads a secret from the environment variable `var`, for the provider `provider`.
+/// Parses a provider's settings into `T`, with errors that name the offending key
+/// (``setting `voice.speed`: invalid type: …``).
+///
+/// Use `#[serde(deny_unknown_fields)]` on `T` so that misspelt keys are refused. Plugins
+/// registered with [`PluginDefinition::stt`] or [`PluginDefinition::tts`] never call this:
+/// the SDK parses their settings type itself.
+pub fn parse_settings<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, PluginError> {
+    crate::settings::deserialize(config).map_err(PluginError::from)
+}
+
+/// Reads a secret from the environment variable `var`, for the provider `provider`: an
+/// `Auth` error naming the variable (never the value) when it is unset or empty.
+///
+/// ```
+/// use plugin_api::prelude::*;
+/// let err = secret_from_env("my-cloud", "OCV_DOCTEST_SURELY_UNSET").unwrap_err();
+/// assert_eq!(err.kind, ErrorKind::Auth);
+/// assert!(err.message().contains("OCV_DOCTEST_SURELY_UNSET"), "{err}");
+/// ```
 pub fn secret_from_env(provider: &str, var: &str) -> Result<String, PluginError> {
     match std::env::var(var) {
         Ok(value) if !value.trim().is_empty() => Ok(value),

@@ -26,8 +26,7 @@ use std::fmt;
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use plugin_api::abi::{ErrorKind, HealthReport, PluginError};
-use plugin_api::sdk::{secret_from_env, CancelToken};
+use plugin_api::prelude::*;
 
 /// How long a health check's request to one endpoint may take.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -203,8 +202,7 @@ impl fmt::Debug for Api {
 impl Api {
     /// Reads the key and builds the client. Makes no request.
     pub fn new(settings: ApiSettings<'_>) -> Result<Self, PluginError> {
-        let key = settings
-            .api_key_env
+        let key = no_key_if_empty(settings.api_key_env)
             .map(|var| ApiKey::from_env(settings.plugin, var))
             .transpose()?;
         let client = Client::builder()
@@ -291,7 +289,7 @@ impl Api {
                 None => return Err(failure.error),
             };
             retries += 1;
-            plugin_api::log::debug!(
+            log::debug!(
                 "{}; retry {retries} of {} {}",
                 failure.error.message(),
                 self.retry.max_retries,
@@ -802,6 +800,12 @@ pub fn check_base_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `api_key_env`, where `""` says "no key" just as leaving it out does (so a layer can unset
+/// the key a lower layer names, for a local server without auth).
+pub fn no_key_if_empty(api_key_env: Option<&str>) -> Option<&str> {
+    api_key_env.filter(|var| !var.trim().is_empty())
+}
+
 /// Whether `url` points at `host` (any scheme and port).
 pub fn is_host(url: &str, host: &str) -> bool {
     let rest = url.split("://").nth(1).unwrap_or(url);
@@ -818,16 +822,32 @@ pub fn check_endpoint(
     example_var: &str,
 ) -> Result<(), PluginError> {
     check_base_url(base_url).map_err(|why| PluginError::config(format!("`base_url` {why}")))?;
-    match api_key_env {
+    match no_key_if_empty(api_key_env) {
         None if is_host(base_url, host) => Err(PluginError::config(format!(
             "{host} needs a key: set `api_key_env` to the environment variable that holds it \
              (api_key_env = \"{example_var}\")"
         ))),
-        Some(var) if var.trim().is_empty() || var.contains(['=', '\0']) => Err(
-            PluginError::config("`api_key_env` must name an environment variable"),
-        ),
+        Some(var) if var.contains(['=', '\0']) => Err(PluginError::config(
+            "`api_key_env` must name an environment variable",
+        )),
         _ => Ok(()),
     }
+}
+
+/// A settings check's error as a [`SettingsError`] naming its key (the checks here start
+/// their messages with the key in backticks: `` `timeout_ms` must be … ``), so that the host
+/// can say which file or variable set it.
+pub fn settings_error(error: PluginError) -> SettingsError {
+    let message = error.message();
+    if let Some((key, why)) = message
+        .strip_prefix('`')
+        .and_then(|rest| rest.split_once('`'))
+    {
+        if !key.is_empty() && !key.contains(char::is_whitespace) {
+            return SettingsError::new(key, why.trim_start());
+        }
+    }
+    SettingsError::whole(message)
 }
 
 /// The timeout and retry settings every cloud plugin has, in milliseconds as configured.
@@ -1061,6 +1081,28 @@ mod http_tests {
             ApiErrorText::parse(r#"{"error":"model busy"}"#).message,
             "model busy"
         );
+    }
+
+    #[test]
+    fn an_empty_key_variable_means_no_key() {
+        assert_eq!(
+            check_endpoint("http://127.0.0.1:8000", Some(""), "api.openai.com", "K"),
+            Ok(())
+        );
+        let e =
+            check_endpoint("https://api.openai.com", Some(" "), "api.openai.com", "K").unwrap_err();
+        assert!(e.message().contains("needs a key"), "{}", e.message());
+        let timing = TimingSettings {
+            connect_timeout_ms: 100,
+            timeout_ms: 100,
+            max_retries: 0,
+            backoff_initial_ms: 1,
+            backoff_max_ms: 1,
+            max_retry_wait_ms: 0,
+        };
+        let api = Api::new(timing.api("p", "http://127.0.0.1:9", Some(""), AuthScheme::Bearer))
+            .expect("no variable is read for an empty api_key_env");
+        assert!(api.key.is_none());
     }
 
     #[test]

@@ -9,8 +9,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use crate::http::{Answer, Api};
-use plugin_api::abi::{AudioChunk, PluginError};
-use plugin_api::sdk::{CancelToken, ChannelStream};
+use plugin_api::prelude::*;
 
 /// Bytes read from the response at a time: at most ~85 ms of 24 kHz audio per chunk, and
 /// whatever has arrived sooner.
@@ -80,7 +79,7 @@ fn pump(
             api.plugin()
         )));
     }
-    plugin_api::log::debug!(
+    log::debug!(
         "synthesis done: {} ms of audio",
         samples_sent as u64 * 1000 / u64::from(sample_rate.max(1))
     );

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use plugin_api::abi::PluginError;
+use plugin_api::prelude::*;
 
 /// Weight of the newest latency in the moving average.
 const EWMA_WEIGHT: f64 = 0.3;
@@ -280,7 +280,7 @@ impl Pool {
             Some(_) => {
                 *last = Some(now);
                 drop(last);
-                plugin_api::log::info!("{}: {}", self.plugin, self.describe().1);
+                log::info!("{}: {}", self.plugin, self.describe().1);
                 true
             }
         }
@@ -408,7 +408,7 @@ impl Lease {
         r.failures_in_row = 0;
         if r.state != State::Closed {
             r.state = State::Closed;
-            plugin_api::log::info!(
+            log::info!(
                 "{}: endpoint {} is back in rotation (circuit closed)",
                 self.plugin,
                 self.endpoint.base_url
@@ -434,7 +434,7 @@ impl Lease {
         r.failures_in_row += 1;
         if self.breakers && (self.probe || r.failures_in_row >= self.breaker.failures) {
             r.state = State::Open(now + self.breaker.cooldown);
-            plugin_api::log::warn!(
+            log::warn!(
                 "{}: endpoint {} taken out of rotation for {} ms after {} failure(s) in a row \
                  (circuit open{})",
                 self.plugin,

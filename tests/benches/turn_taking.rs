@@ -6,8 +6,18 @@
 //! how many paused questions stayed one turn (goal ≥ 95 %), how many plain ones waited for the
 //! long silence (goal 0), turns that match no question (goal 0), and speculations thrown away.
 //!
-//! A benchmark, not a test: the goals are NOT met yet (docs/BENCHMARKS.md, "Turn taking").
-//! Needs `make build model`; `OCV_TURN_SET=paused|plain` runs one set.
+//! `OCV_TURN_VOICES=flite` makes the same sets with another synthesizer (CMU Flite, four
+//! voices; Debian's `flite`), held out from any tuning: the pause follows a comma, so the
+//! voice keeps a continuation tone, and the comma's short break is stretched to the pause.
+//! `OCV_TURN_PIPELINE` replaces the `[pipeline]` lines the sets run with (default:
+//! `vad = "silero"; turn_model = "smart-turn"`; `;` separates lines).
+//!
+//! `OCV_TURN_SET=latency`: the 20 plain questions, 3 s apart, through `simulate` in real time
+//! (not `--fast`): end of speech → first reply audio p50/p95, turns per question, CPU per turn
+//! (the host and its workers).
+//!
+//! A benchmark, not a test (docs/BENCHMARKS.md, "Turn taking"). Needs `make build model`;
+//! `OCV_TURN_SET=paused|plain` runs one set.
 //!
 //! `cargo bench -p openclaw-voice-tests --bench turn_taking`
 
@@ -17,6 +27,7 @@ use std::process::Command;
 use openclaw_voice_tests::{openclaw_voice, toml_path, whisper_model, ConfigDir, PluginDir, Run};
 
 const VOICES: [&str; 4] = ["en-us", "en-gb", "en-us+f3", "en-us+m3"];
+const FLITE_VOICES: [&str; 4] = ["slt", "awb", "rms", "kal16"];
 
 /// (before the pause, after it, a word from each half that the transcript must hold).
 const PAUSED: [(&str, &str, &str, &str); 20] = [
@@ -150,7 +161,15 @@ const PLAIN: [(&str, &str); 20] = [
     ("What is the square root of sixty four?", "square"),
 ];
 
+/// Which synthesizer speaks the sets.
+#[derive(Clone, Copy, PartialEq)]
+enum Synth {
+    Espeak,
+    Flite,
+}
+
 struct Env {
+    synth: Synth,
     _plugins: PluginDir,
     config: ConfigDir,
     work: tempfile::TempDir,
@@ -158,6 +177,13 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
+        let synth = match std::env::var("OCV_TURN_VOICES").as_deref() {
+            Ok("flite") => Synth::Flite,
+            Ok("espeak") | Err(_) => Synth::Espeak,
+            Ok(other) => panic!("OCV_TURN_VOICES={other}: espeak or flite"),
+        };
+        let pipeline = std::env::var("OCV_TURN_PIPELINE")
+            .unwrap_or_else(|_| "vad = \"silero\"; turn_model = \"smart-turn\"".into());
         let plugins = PluginDir::with(&["openclaw_plugin_local_whisper", "openclaw_plugin_espeak"]);
         let config = ConfigDir::new();
         config.write(
@@ -166,16 +192,19 @@ impl Env {
                 "[plugins]\ndir = {}\n\
                  [stt]\nproviders = [\"local-whisper\"]\n\
                  [tts]\nproviders = [\"espeak\"]\n\
+                 [providers.local-whisper]\ntimeout_ms = 60000\n\
                  [providers.local-whisper.settings]\nmodel = {}\n\
                  [providers.espeak.settings]\nvoice = \"en-us\"\n\
-                 [pipeline]\nvad = \"silero\"\nturn_model = \"smart-turn\"\n\
+                 [pipeline]\n{}\n\
                  [ops]\nenabled = false\n\
                  [logging]\nlevel = \"warn\"\n",
                 toml_path(plugins.path()),
-                toml_path(&whisper_model())
+                toml_path(&whisper_model()),
+                pipeline.replace(';', "\n")
             ),
         );
         Env {
+            synth,
             _plugins: plugins,
             config,
             work: tempfile::tempdir().expect("a temporary directory"),
@@ -186,8 +215,43 @@ impl Env {
         self.work.path().join(name)
     }
 
+    /// Speech (22050 Hz mono) of `text` in the `n`th voice of the set's synthesizer; with a
+    /// pause of `pause_ms` after `text`'s first part when `after` is given.
+    fn speech(&self, name: &str, n: usize, text: &str, after: Option<(&str, u32)>) -> PathBuf {
+        match (self.synth, after) {
+            (Synth::Espeak, None) => self.espeak(name, VOICES[n % VOICES.len()], text),
+            (Synth::Espeak, Some((after, ms))) => self.espeak(
+                name,
+                VOICES[n % VOICES.len()],
+                &format!("{text} <break time=\"{ms}ms\"/> {after}"),
+            ),
+            (Synth::Flite, None) => self.flite(name, FLITE_VOICES[n % 4], text),
+            (Synth::Flite, Some((after, ms))) => {
+                let path = self.flite(name, FLITE_VOICES[n % 4], &format!("{text}, {after}"));
+                stretch_pause(&path, ms);
+                path
+            }
+        }
+    }
+
+    /// CMU Flite speech in `voice`, as 22050 Hz mono.
+    fn flite(&self, name: &str, voice: &str, text: &str) -> PathBuf {
+        let raw = self.path(&format!("raw-{name}"));
+        let ok = Command::new("flite")
+            .args(["-voice", voice, "-t", text, "-o"])
+            .arg(&raw)
+            .status()
+            .expect("flite is installed (`make deps`)")
+            .success();
+        assert!(ok, "flite failed on {text:?}");
+        let path = self.path(name);
+        let (raw, out) = (raw.to_str().expect("UTF-8"), path.to_str().expect("UTF-8"));
+        sox(&[raw, "-r", "22050", "-c", "1", "-b", "16", out]);
+        path
+    }
+
     /// espeak-ng speech (22050 Hz mono) for SSML `text` in `voice`.
-    fn speech(&self, name: &str, voice: &str, text: &str) -> PathBuf {
+    fn espeak(&self, name: &str, voice: &str, text: &str) -> PathBuf {
         let path = self.path(name);
         let ok = Command::new("espeak-ng")
             .args(["-m", "-v", voice, "-s", "165", "-w"])
@@ -200,25 +264,64 @@ impl Env {
         path
     }
 
-    fn simulate(&self, input: &Path) -> Run {
+    /// `simulate --json` on `input`, `--fast` unless `real_time`.
+    fn simulate(&self, input: &Path, real_time: bool) -> Run {
         let reply = self.path("reply.wav");
-        openclaw_voice(
-            [
-                "--config-dir",
-                self.config.path().to_str().expect("a UTF-8 path"),
-                "--env",
-                "test",
-                "simulate",
-                "--json",
-                "--fast",
-                "--input",
-                input.to_str().expect("a UTF-8 path"),
-                "--output",
-                reply.to_str().expect("a UTF-8 path"),
-            ],
-            &[],
-        )
+        let mut args = vec![
+            "--config-dir",
+            self.config.path().to_str().expect("a UTF-8 path"),
+            "--env",
+            "test",
+            "simulate",
+            "--json",
+            "--input",
+            input.to_str().expect("a UTF-8 path"),
+            "--output",
+            reply.to_str().expect("a UTF-8 path"),
+        ];
+        if !real_time {
+            args.push("--fast");
+        }
+        openclaw_voice(args, &[])
     }
+}
+
+/// Lengthens the longest silence inside `path` (a 16-bit mono WAV: the break at a comma) to
+/// `pause_ms`.
+fn stretch_pause(path: &Path, pause_ms: u32) {
+    let mut reader = hound::WavReader::open(path).expect("a WAV file");
+    let spec = reader.spec();
+    let pcm: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect();
+    let step = spec.sample_rate as usize / 100; // 10 ms
+    let quiet: Vec<bool> = pcm
+        .chunks(step)
+        .map(|c| c.iter().all(|s| s.unsigned_abs() < 300))
+        .collect();
+    // The longest quiet run between the first and the last fifth of the file.
+    let (lo, hi) = (quiet.len() / 5, quiet.len() * 4 / 5);
+    let (mut best, mut run_start, mut longest) = (None, 0, 0);
+    for (i, &is_quiet) in quiet.iter().enumerate().take(hi).skip(lo) {
+        if !is_quiet {
+            run_start = i + 1;
+        } else if i + 1 - run_start > longest {
+            longest = i + 1 - run_start;
+            best = Some(run_start + longest / 2);
+        }
+    }
+    let centre = best.expect("a break at the comma") * step;
+    let missing = (pause_ms as usize * step / 10).saturating_sub(longest * step);
+    let mut out = pcm[..centre].to_vec();
+    // Room noise at about -70 dBFS rather than digital silence, as a microphone gives.
+    out.extend((0..missing).map(|i| [7i16, -9, 4, -6, 10, -3][i % 6]));
+    out.extend_from_slice(&pcm[centre..]);
+    let mut writer = hound::WavWriter::create(path, spec).expect("the WAV is writable");
+    for s in out {
+        writer.write_sample(s).expect("a sample is written");
+    }
+    writer.finalize().expect("the WAV is written");
 }
 
 fn sox(args: &[&str]) {
@@ -324,6 +427,19 @@ fn tones(env: &Env) -> PathBuf {
     out
 }
 
+/// A run whose turns failed (a transcription past its deadline) is still scored: a failed
+/// turn holds no words, so it counts against the set. Any other failure ends the benchmark.
+fn check_run(run: &Run) {
+    let failed = run.stdout.matches("\"kind\":\"failed\"").count();
+    assert!(run.success() || failed > 0, "{run}");
+    if failed > 0 {
+        println!("{failed} turns failed (scored as wrong):");
+        for line in run.stderr.lines().filter(|l| l.contains("turn failed")) {
+            println!("  {line}");
+        }
+    }
+}
+
 fn turns(run: &Run) -> Vec<serde_json::Value> {
     run.stdout
         .lines()
@@ -362,14 +478,13 @@ fn paused_set() {
     let mut parts = Vec::new();
     for (n, (before, after, _, _)) in PAUSED.iter().enumerate() {
         let pause_ms = 600 + (n * 400 / PAUSED.len()) as u32; // 600-980 ms
-        let text = format!("{before} <break time=\"{pause_ms}ms\"/> {after}");
-        parts.push(env.speech(&format!("p{n}.wav"), VOICES[n % VOICES.len()], &text));
+        parts.push(env.speech(&format!("p{n}.wav"), n, before, Some((after, pause_ms))));
         parts.push(gap.clone());
     }
     let input = env.path("paused.wav");
     join(&parts, &input);
-    let run = env.simulate(&input);
-    assert!(run.success(), "{run}");
+    let run = env.simulate(&input, false);
+    check_run(&run);
     let turns = turns(&run);
     // One turn per question; a split question makes two (neither holding both halves).
     let whole = PAUSED
@@ -405,7 +520,7 @@ fn plain_set() {
     let (clicks, tones) = (clicks(&env), tones(&env));
     let mut parts = Vec::new();
     for (n, (text, _)) in PLAIN.iter().enumerate() {
-        parts.push(env.speech(&format!("q{n}.wav"), VOICES[n % VOICES.len()], text));
+        parts.push(env.speech(&format!("q{n}.wav"), n, text, None));
         parts.push(gap.clone());
         // Between questions, by turns: keyboard clicks, then a music-like chord.
         parts.push(if n % 2 == 0 {
@@ -416,8 +531,8 @@ fn plain_set() {
     }
     let input = env.path("plain.wav");
     join(&parts, &input);
-    let run = env.simulate(&input);
-    assert!(run.success(), "{run}");
+    let run = env.simulate(&input, false);
+    check_run(&run);
     let turns = turns(&run);
     let long_waits = turns
         .iter()
@@ -452,8 +567,76 @@ fn plain_set() {
     );
 }
 
+/// The first number after `prefix` on a line of `text` (`simulate`'s resource lines).
+fn figure(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Plain questions in real time: end of speech → first reply audio.
+fn latency_set() {
+    let env = Env::new();
+    let gap = silence(&env, "gap.wav", 3.0);
+    let mut parts = Vec::new();
+    for (n, (text, _)) in PLAIN.iter().enumerate() {
+        parts.push(env.speech(&format!("q{n}.wav"), n, text, None));
+        parts.push(gap.clone());
+    }
+    let input = env.path("latency.wav");
+    join(&parts, &input);
+    let run = env.simulate(&input, true);
+    assert!(run.success(), "{run}");
+    let cpu = figure(&run.stderr, "CPU time: ");
+    let rss = figure(&run.stderr, "peak memory (RSS): ");
+    let turns = turns(&run);
+    let mut first_audio: Vec<f64> = turns
+        .iter()
+        .filter_map(|t| t["timeline_ms"]["first_tts_audio"].as_f64())
+        .collect();
+    first_audio.sort_by(f64::total_cmp);
+    assert!(!first_audio.is_empty(), "no turn was answered: {run}");
+    println!("latency set: {} turns", turns.len());
+    for t in &turns {
+        let ms = |k: &str| t["timeline_ms"][k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "  {:?}: end {:.0} ms, transcript {:.0} ms, first audio {:.0} ms; {}; {} thrown away",
+            t["transcript"].as_str().unwrap_or_default(),
+            ms("endpoint_detected"),
+            ms("stt_done"),
+            ms("first_tts_audio"),
+            t["ended_by"].as_str().unwrap_or_default(),
+            t["speculation"]["wasted"]
+        );
+    }
+    println!(
+        "end of speech -> first reply audio over {} turns: p50 {:.0} ms, p95 {:.0} ms (goal p50 \
+         <= 450 ms); turns beyond one per question: {}; end rules {}; speculations thrown \
+         away: {:.2} per turn; CPU {:.2} s per turn (host and workers, {:.1} s in all); peak RSS \
+         {rss:.1} MB (host and workers)",
+        first_audio.len(),
+        percentile(&first_audio, 0.5),
+        percentile(&first_audio, 0.95),
+        turns.len().saturating_sub(PLAIN.len()),
+        count_rules(&turns),
+        wasted(&turns) as f64 / turns.len().max(1) as f64,
+        cpu / turns.len().max(1) as f64,
+        cpu
+    );
+}
+
 fn main() {
     let set = std::env::var("OCV_TURN_SET").unwrap_or_default();
+    if set == "latency" {
+        latency_set();
+        return;
+    }
     if set.is_empty() || set == "paused" {
         paused_set();
     }

@@ -18,11 +18,13 @@
 //!   comes, signals sent with `kill`.
 //! - [`http_get`]: a minimal HTTP/1.1 client for the ops endpoints (loopback only).
 //! - [`moto`]: moto_server, the local CloudWatch Logs API, and reading a log stream back.
+//! - [`wyoming`]: the real wyoming-faster-whisper server and the `wyoming` client's Python.
 
 pub mod fake_cloud;
 pub mod fake_discord;
 pub mod moto;
 pub mod wer;
+pub mod wyoming;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -44,6 +46,14 @@ pub const NOT_A_PLUGIN: &str = "openclaw_test_not_a_plugin";
 pub const OPENAI_WHISPER: &str = "openclaw_plugin_openai_whisper";
 /// Library name of the `elevenlabs` plugin (`plugins/elevenlabs`).
 pub const ELEVENLABS: &str = "openclaw_plugin_elevenlabs";
+/// Library name of the `wyoming` plugin (`plugins/wyoming`).
+pub const WYOMING: &str = "openclaw_plugin_wyoming";
+/// Library name of the `piper` plugin (`plugins/piper`).
+pub const PIPER: &str = "openclaw_plugin_piper";
+/// Library name of the `local-whisper` plugin (`plugins/local-whisper`).
+pub const LOCAL_WHISPER: &str = "openclaw_plugin_local_whisper";
+/// Library name of the `espeak` plugin (`plugins/espeak`).
+pub const ESPEAK: &str = "openclaw_plugin_espeak";
 /// Library name of the `openai-tts` plugin (`plugins/openai-tts`).
 pub const OPENAI_TTS: &str = "openclaw_plugin_openai_tts";
 

@@ -55,6 +55,9 @@ sample_rate = 24000
 
 [ops]
 enabled = false
+
+[discord]
+enabled = false
 {extra}"#,
             dir = toml_path(self.plugins.path())
         )
@@ -62,16 +65,20 @@ enabled = false
 
     /// Runs `check-config` for the environment `test` with the extra environment `env`.
     fn check(&self, env: &[(&str, &str)]) -> Run {
-        openclaw_voice(
-            [
-                OsStr::new("--config-dir"),
-                self.config.path().as_os_str(),
-                OsStr::new("--env"),
-                OsStr::new("test"),
-                OsStr::new("check-config"),
-            ],
-            env,
-        )
+        self.check_with(&[], env)
+    }
+
+    /// [`check`](Self::check) with more arguments (`--print`, `--probe`).
+    fn check_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all = vec![
+            OsStr::new("--config-dir"),
+            self.config.path().as_os_str(),
+            OsStr::new("--env"),
+            OsStr::new("test"),
+            OsStr::new("check-config"),
+        ];
+        all.extend(args.iter().map(OsStr::new));
+        openclaw_voice(all, env)
     }
 }
 
@@ -91,8 +98,12 @@ fn assert_failed(run: &Run) {
 fn a_valid_config_using_the_tone_plugin_passes() {
     let s = Setup::new();
     s.config.write("test.toml", &s.valid(""));
-    let run = s.check(&[]);
+    let run = s.check_with(&["--print"], &[]);
     assert!(run.success(), "{run}");
+    assert!(
+        run.stdout.starts_with("configuration OK\n"),
+        "the verdict first: {run}"
+    );
     assert!(run.stdout.contains("environment: test"), "{run}");
     assert!(
         run.stdout
@@ -113,7 +124,6 @@ fn a_valid_config_using_the_tone_plugin_passes() {
         run.stdout.contains("sample_rate = 24000"),
         "prints the effective config: {run}"
     );
-    assert!(run.stdout.trim_end().ends_with("configuration OK"), "{run}");
 }
 
 #[test]
@@ -203,7 +213,10 @@ fn secret_values_are_never_printed() {
         &s.valid("\n[providers.fault-stt.settings]\napi_key_env = \"OCV_TEST_SECRET\"\n"),
     );
     // The most verbose logs, so that a leak anywhere (config, host, plugin) would show.
-    let run = s.check(&[("OCV_TEST_SECRET", secret), ("LOG_LEVEL", "trace")]);
+    let run = s.check_with(
+        &["--print"],
+        &[("OCV_TEST_SECRET", secret), ("LOG_LEVEL", "trace")],
+    );
     assert!(run.success(), "{run}");
     assert!(
         run.stdout

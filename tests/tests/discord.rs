@@ -52,7 +52,7 @@ fn invite_url_has_the_scopes_and_the_computed_permissions() {
 fn invite_url_without_an_application_id_says_where_to_find_it() {
     let config = config("");
     let run = run(&config, &["invite-url"], &[]);
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(3), "{run}");
     assert!(
         run.stderr.contains("discord.application_id")
             && run.stderr.contains("OPENCLAW__DISCORD__APPLICATION_ID"),
@@ -64,7 +64,7 @@ fn invite_url_without_an_application_id_says_where_to_find_it() {
 fn run_without_a_token_names_the_variable() {
     let config = config("");
     let run = run(&config, &["run"], &[]);
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(3), "{run}");
     assert!(
         run.stderr
             .contains("environment variable DISCORD_BOT_TOKEN is not set"),
@@ -187,7 +187,7 @@ fn register_commands_with_a_bad_token_says_so_without_printing_it() {
         &["register-commands"],
         &fake_env(&fake, "not-the-token-xyz"),
     );
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(1), "{run}");
     assert!(
         run.stderr
             .contains("Discord refused the bot token in DISCORD_BOT_TOKEN (401 Unauthorized)"),
@@ -206,7 +206,7 @@ fn register_commands_reports_discords_refusal_and_an_unreachable_api() {
         &["register-commands", "--guild", "42"],
         &fake_env(&fake, &fake.token()),
     );
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(1), "{run}");
     assert!(
         run.stderr
             .contains("Discord refused to register the slash commands")
@@ -223,7 +223,7 @@ fn register_commands_reports_discords_refusal_and_an_unreachable_api() {
         ),
     ];
     let run = run_with(&config, &["register-commands"], &env);
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(1), "{run}");
     assert!(
         run.stderr
             .contains("cannot reach Discord's API at http://127.0.0.1:9"),
@@ -235,7 +235,7 @@ fn register_commands_reports_discords_refusal_and_an_unreachable_api() {
 fn register_commands_without_a_token_names_the_variable() {
     let config = config("");
     let run = run(&config, &["register-commands"], &[]);
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(3), "{run}");
     assert!(
         run.stderr
             .contains("environment variable DISCORD_BOT_TOKEN is not set"),

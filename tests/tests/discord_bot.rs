@@ -146,7 +146,7 @@ fn run_with_a_bad_token_says_discord_refused_it() {
         ],
     );
     let run = bot.finish(Duration::from_secs(60));
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(1), "{run}");
     assert!(
         run.stderr
             .contains("Discord refused the bot token in DISCORD_BOT_TOKEN (401 Unauthorized)"),
@@ -259,7 +259,7 @@ fn status_reports_the_session_and_leave_frees_it() {
         "Voice session** in 🔊Lounge",
         "Speakers: Alice (heard)",
         "Last turn: Alice,",
-        "voice-to-voice (completed)",
+        "from end of speech to first audio (completed)",
         "Turns: 1 (0 failed)",
         "Speech-to-text: ears (healthy)",
     ] {

@@ -226,7 +226,7 @@ fn a_speaker_whose_frames_cannot_be_decrypted_is_reported_not_ignored() {
     assert!(bot.fake.wait_said(GUILD_ID, 1, TURN));
     let warned = bot
         .bot
-        .wait_for_stderr("Discord says Bob is speaking", EPOCH);
+        .wait_for_stderr("Discord says someone is speaking but none", EPOCH);
     assert!(warned, "{}", bot.bot.stderr());
     let status = bot.command(ALICE, "status");
     assert!(status.content.contains("⚠ cannot hear Bob"), "{status:?}");

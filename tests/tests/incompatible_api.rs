@@ -254,7 +254,7 @@ fn plugins_list_reports_the_incompatible_plugin_and_lists_the_rest() {
         ],
         &[],
     );
-    assert!(run.success(), "{run}");
+    assert_eq!(run.code, Some(1), "a refused file fails the command: {run}");
     assert!(
         run.stdout
             .lines()

@@ -685,7 +685,7 @@ fn run_needs_the_discord_token_and_says_when_discord_is_unreachable() {
         providers(&["ears"], 5, None)
     ));
     let run = openclaw_voice(setup.args(&["run"]), &[]);
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(3), "{run}");
     assert!(run.stderr.contains("DISCORD_BOT_TOKEN"), "{run}");
     assert!(run.stderr.contains("discord.enabled = false"), "{run}");
 
@@ -697,7 +697,7 @@ fn run_needs_the_discord_token_and_says_when_discord_is_unreachable() {
             ("OPENCLAW__DISCORD__API_BASE_URL", "http://127.0.0.1:9"),
         ],
     );
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(1), "{run}");
     assert!(
         run.stderr
             .contains("cannot reach Discord's API at http://127.0.0.1:9"),

@@ -1,6 +1,6 @@
 //! `openclaw-voice plugins list`, run as a user runs it: it describes every plugin (name,
 //! version, roles, API version, path, SHA-256) and gives one `not loaded: <file>: <reason>` line
-//! per file it refused, and exits 0 however many bad files sit in the directory.
+//! per file it refused, listing the rest, and exits 1 when any file was refused.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -55,7 +55,11 @@ fn mixed() -> Mixed {
 fn lists_good_plugins_and_one_line_per_bad_file() {
     let m = mixed();
     let run = plugins_list(m.dir.path(), false);
-    assert!(run.success(), "bad files must not fail the command: {run}");
+    assert_eq!(
+        run.code,
+        Some(1),
+        "bad files are listed, then fail the command: {run}"
+    );
 
     let lines: Vec<&str> = run.stdout.lines().map(str::trim).collect();
     let tone = lines
@@ -124,7 +128,7 @@ fn lists_good_plugins_and_one_line_per_bad_file() {
 fn json_describes_each_plugin_and_failure() {
     let m = mixed();
     let run = plugins_list(m.dir.path(), true);
-    assert!(run.success(), "{run}");
+    assert_eq!(run.code, Some(1), "{run}");
     let doc: serde_json::Value =
         serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("stdout is JSON ({e}): {run}"));
 

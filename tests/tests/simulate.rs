@@ -371,4 +371,45 @@ fn turn_models_that_are_absent_or_wrong_are_reported() {
     let run = openclaw_voice(check, &missing);
     assert!(!run.success(), "{run}");
     assert!(run.stderr.contains("pipeline.smart_turn_model"), "{run}");
+
+    // Corrupt, at start; a model with the wrong inputs (Silero given as Smart Turn), at
+    // check-config: errors naming the file and the setting, never a panic.
+    let corrupt = env.dir().join("corrupt-turn.onnx");
+    std::fs::write(&corrupt, b"\x08\x07 not an ONNX model").unwrap();
+    let corrupt_set = format!("\"{}\"", corrupt.display());
+    let run = openclaw_voice(
+        args,
+        &[("OPENCLAW__PIPELINE__SMART_TURN_MODEL", corrupt_set.as_str())],
+    );
+    assert!(!run.success() && !run.stderr.contains("panicked"), "{run}");
+    for needle in [
+        "corrupt-turn.onnx",
+        "pipeline.smart_turn_model",
+        "cannot be loaded",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}: {run}");
+    }
+    // Where `make model` put them (openclaw_onnx::models_dir's order).
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    let models = var("OPENCLAW_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            var("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::path::Path::new(&var("HOME").unwrap()).join(".cache"))
+                .join("openclaw-voice/models")
+        });
+    let wrong = format!("\"{}\"", models.join("silero_vad.onnx").display());
+    let run = openclaw_voice(
+        check,
+        &[("OPENCLAW__PIPELINE__SMART_TURN_MODEL", wrong.as_str())],
+    );
+    assert!(!run.success() && !run.stderr.contains("panicked"), "{run}");
+    for needle in [
+        "silero_vad.onnx",
+        "pipeline.smart_turn_model",
+        "input_features",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}: {run}");
+    }
 }

@@ -1,11 +1,10 @@
 //! `tone`: an example text-to-speech plugin that "speaks" one beep per word.
 //!
-//! It is the smallest useful plugin: settings parsed with `parse_settings`, a voice list, a
-//! stream that yields one chunk per word (so the host can start playing at once), and
-//! cancellation. Copy this crate to start your own plugin.
+//! It is the smallest useful plugin: typed settings (parsed and checked by the SDK), a voice
+//! list, a stream that yields one chunk per word (so the host can start playing at once), and
+//! cancellation. Copy this crate to start your own plugin (or run `openclaw-voice plugins new`).
 
-use plugin_api::abi::{AudioChunk, Capabilities, PluginError, Role, SynthesisOptions, Voice};
-use plugin_api::sdk::{parse_settings, AudioStream, CancelToken, PluginDefinition, TextToSpeech};
+use plugin_api::prelude::*;
 use serde::Deserialize;
 
 /// Settings, from the provider's `settings` table in the host config.
@@ -33,20 +32,22 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    fn parse(text: &str) -> Result<Self, PluginError> {
-        let settings: Settings = parse_settings(text)?;
-        if !(8_000..=48_000).contains(&settings.sample_rate) {
-            return Err(PluginError::config(format!(
-                "sample_rate must be between 8000 and 48000 Hz, got {}",
-                settings.sample_rate
-            )));
+impl PluginSettings for Settings {
+    fn check(&self) -> Result<(), SettingsError> {
+        if !(8_000..=48_000).contains(&self.sample_rate) {
+            return Err(SettingsError::new(
+                "sample_rate",
+                format!(
+                    "must be between 8000 and 48000 Hz, got {}",
+                    self.sample_rate
+                ),
+            ));
         }
-        if settings.beep_ms == 0 || settings.beep_ms > 2_000 {
-            return Err(PluginError::config("beep_ms must be between 1 and 2000"));
+        if self.beep_ms == 0 || self.beep_ms > 2_000 {
+            return Err(SettingsError::new("beep_ms", "must be between 1 and 2000"));
         }
-        frequency(&settings.voice)?;
-        Ok(settings)
+        frequency(&self.voice).map_err(|e| SettingsError::new("voice", e.message()))?;
+        Ok(())
     }
 }
 
@@ -132,21 +133,13 @@ impl AudioStream for Beeps {
 fn definition() -> PluginDefinition {
     PluginDefinition::new("tone", env!("CARGO_PKG_VERSION"))
         .description("Example text-to-speech that speaks one beep per word")
-        .capabilities(Capabilities {
-            streaming: true,
-            sample_rates: vec![8_000, 16_000, 24_000, 48_000].into(),
-            voices: vec!["low".into(), "high".into()].into(),
-            ..Capabilities::default()
-        })
-        .text_to_speech(|settings: &str| {
-            Ok(ToneVoice {
-                settings: Settings::parse(settings)?,
-            })
-        })
-        .validate_config(|role, settings| match role {
-            Role::TextToSpeech => Settings::parse(settings).map(|_| ()),
-            Role::SpeechToText => Err(PluginError::config("tone only provides tts")),
-        })
+        .capabilities(
+            Capabilities::new()
+                .streaming(true)
+                .sample_rates([8_000, 16_000, 24_000, 48_000])
+                .voices(["low", "high"]),
+        )
+        .tts(|settings: Settings| Ok(ToneVoice { settings }))
 }
 
 plugin_api::export_plugin!(definition);
@@ -154,8 +147,16 @@ plugin_api::export_plugin!(definition);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugin_api::abi::ErrorKind;
     use plugin_api::testing::TestPlugin;
+
+    #[test]
+    fn behaves_as_the_host_expects() {
+        let plugin = TestPlugin::new(definition);
+        plugin.check_tts("", "one two three four five").unwrap();
+        plugin
+            .check_tts("sample_rate = 48000\nvoice = \"high\"", "hello there world")
+            .unwrap();
+    }
 
     #[test]
     fn one_chunk_per_word_at_configured_rate() {
@@ -166,7 +167,7 @@ mod tests {
             .unwrap();
         assert_eq!(chunks.len(), 3);
         assert!(chunks.iter().all(|c| c.sample_rate == 8000));
-        assert!(chunks[0].samples.iter().any(|&s| s.abs() > 1000));
+        assert!(chunks[0].samples().iter().any(|&s| s.abs() > 1000));
     }
 
     #[test]
@@ -177,24 +178,20 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Config);
         assert!(err.message().contains("sample_rat"), "{}", err.message());
+        let err = plugin
+            .validate_config(Role::TextToSpeech, "sample_rate = \"fast\"")
+            .unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("setting `sample_rate`: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
     fn stt_is_not_provided() {
         let plugin = TestPlugin::new(definition);
         assert!(plugin.stt("").is_err());
-        assert_eq!(plugin.info().unwrap().provides.len(), 1);
-    }
-
-    #[test]
-    fn cancel_ends_the_stream() {
-        let plugin = TestPlugin::new(definition);
-        let tts = plugin.tts("").unwrap();
-        let stream = tts
-            .synthesize("one two three", &SynthesisOptions::default())
-            .unwrap();
-        assert!(stream.next_chunk().unwrap().is_some());
-        stream.cancel();
-        assert!(stream.next_chunk().unwrap().is_none());
+        assert_eq!(plugin.info().unwrap().roles(), [Role::TextToSpeech]);
     }
 }

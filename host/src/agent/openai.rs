@@ -5,12 +5,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{hash_user, AgentError, AgentRequest, Memory, ReplyStream};
+use super::{AgentError, AgentRequest, Memory, ReplyStream};
 use crate::config::AgentConfig;
+use crate::telemetry::hash_user;
 
 /// A bearer token; never printed.
 #[derive(Clone)]
@@ -159,14 +161,15 @@ impl OpenAiChat {
                 message: error_message(&text),
             });
         }
-        let mut bytes = response.bytes_stream();
-        let mut buf: Vec<u8> = Vec::new();
+        // Server-sent events per the WHATWG spec (multi-line `data:`, comments, `\r\n`),
+        // parsed by eventsource-stream.
+        let mut events = response.bytes_stream().eventsource();
         let mut full = String::new();
         let mut first = true;
         loop {
             let next = if first {
                 // Keep-alive comments do not extend the first-token budget.
-                match tokio::time::timeout_at(first_token_deadline, bytes.next()).await {
+                match tokio::time::timeout_at(first_token_deadline, events.next()).await {
                     Ok(n) => n,
                     Err(_) => {
                         return Err(AgentError::Timeout(format!(
@@ -176,32 +179,35 @@ impl OpenAiChat {
                     }
                 }
             } else {
-                bytes.next().await
+                events.next().await
             };
-            let Some(chunk) = next else {
+            let Some(event) = next else {
                 return Err(AgentError::Stream(
                     "the server closed the stream before `data: [DONE]`".into(),
                 ));
             };
-            let chunk = chunk.map_err(|e| AgentError::Stream(without_url(&e)))?;
-            buf.extend_from_slice(&chunk);
-            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                let line = String::from_utf8_lossy(&line);
-                match parse_sse_line(line.trim_end_matches(['\r', '\n']))? {
-                    SseEvent::Done => return Ok(full),
-                    SseEvent::Delta(text) => {
-                        first = false;
-                        full.push_str(&text);
-                        if tx.send(Ok(text)).await.is_err() {
-                            // The listener went away (barge-in): stop reading.
-                            return Ok(full);
-                        }
+            let event = event.map_err(|e| AgentError::Stream(stream_error(&e)))?;
+            match parse_event_data(&event.data)? {
+                SseEvent::Done => return Ok(full),
+                SseEvent::Delta(text) => {
+                    first = false;
+                    full.push_str(&text);
+                    if tx.send(Ok(text)).await.is_err() {
+                        // The listener went away (barge-in): stop reading.
+                        return Ok(full);
                     }
-                    SseEvent::Nothing => {}
                 }
+                SseEvent::Nothing => {}
             }
         }
+    }
+}
+
+/// An event-stream error without the URL a transport error may carry.
+fn stream_error(e: &eventsource_stream::EventStreamError<reqwest::Error>) -> String {
+    match e {
+        eventsource_stream::EventStreamError::Transport(e) => without_url(e),
+        other => other.to_string(),
     }
 }
 
@@ -245,11 +251,12 @@ enum SseEvent {
     Nothing,
 }
 
-fn parse_sse_line(line: &str) -> Result<SseEvent, AgentError> {
-    let Some(data) = line.strip_prefix("data:") else {
-        return Ok(SseEvent::Nothing); // comments, `event:`, blank separators
-    };
+/// One event's data (`data:` lines joined) from a chat-completions stream.
+fn parse_event_data(data: &str) -> Result<SseEvent, AgentError> {
     let data = data.trim();
+    if data.is_empty() {
+        return Ok(SseEvent::Nothing);
+    }
     if data == "[DONE]" {
         return Ok(SseEvent::Done);
     }
@@ -277,23 +284,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sse_lines_parse() {
+    fn event_data_parses() {
         assert_eq!(
-            parse_sse_line(r#"data: {"choices":[{"delta":{"content":"Hi"}}]}"#).unwrap(),
+            parse_event_data(r#"{"choices":[{"delta":{"content":"Hi"}}]}"#).unwrap(),
             SseEvent::Delta("Hi".into())
         );
-        assert_eq!(parse_sse_line("data: [DONE]").unwrap(), SseEvent::Done);
-        assert_eq!(parse_sse_line(": keep-alive").unwrap(), SseEvent::Nothing);
+        assert_eq!(parse_event_data("[DONE]").unwrap(), SseEvent::Done);
+        assert_eq!(parse_event_data("").unwrap(), SseEvent::Nothing);
         assert_eq!(
-            parse_sse_line(r#"data: {"choices":[{"delta":{"role":"assistant"}}]}"#).unwrap(),
+            parse_event_data(r#"{"choices":[{"delta":{"role":"assistant"}}]}"#).unwrap(),
             SseEvent::Nothing
         );
-        assert!(
-            parse_sse_line(r#"data: {"error":{"message":"overloaded"}}"#)
-                .unwrap_err()
-                .to_string()
-                .contains("overloaded")
-        );
+        assert!(parse_event_data(r#"{"error":{"message":"overloaded"}}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("overloaded"));
+    }
+
+    #[tokio::test]
+    async fn events_split_across_chunks_and_lines_join_as_the_spec_says() {
+        // One JSON object over two `data:` lines, CRLF endings, a comment, and chunk
+        // boundaries inside a line: what a proxy may well produce.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = [
+            ": keep-alive\r\n\r\ndata: {\"choices\":[{\"delta\":",
+            "\r\ndata: {\"content\":\"Hi\"}}]}\r\n\r",
+            "\ndata: [DONE]\r\n\r\n",
+        ]
+        .into_iter()
+        .map(|c| Ok(c.as_bytes().to_vec()))
+        .collect();
+        let mut events = futures_util::stream::iter(chunks).eventsource();
+        let mut parsed = Vec::new();
+        while let Some(event) = events.next().await {
+            parsed.push(parse_event_data(&event.unwrap().data).unwrap());
+        }
+        assert_eq!(parsed, vec![SseEvent::Delta("Hi".into()), SseEvent::Done]);
     }
 
     #[test]

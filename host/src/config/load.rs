@@ -2,30 +2,21 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-use super::schema::{AgentKind, CloudWatchConfig, Config, DiscordConfig};
-use crate::voice::discord::shards::{ShardSpec, HOSTNAME_VAR};
+use super::provenance::{anchor_plugin_dirs, Origins};
+use super::schema::{AgentKind, Config, DiscordConfig};
+use super::shards::{ShardSpec, HOSTNAME_VAR};
+use super::validate::{invalid, validate};
+
+/// The variable that overrides `logging.level`.
+pub const LOG_LEVEL_VAR: &str = "LOG_LEVEL";
 
 /// Prefix of configuration environment variables: `OPENCLAW__SECTION__KEY=value`.
 pub const ENV_PREFIX: &str = "OPENCLAW__";
-
-/// Keys whose values would be secrets; they are refused in files (use `<key>_env`).
-const SECRET_KEYS: &[&str] = &[
-    "api_key",
-    "apikey",
-    "token",
-    "bot_token",
-    "password",
-    "secret",
-    "client_secret",
-    "dsn",
-    "authorization",
-];
 
 /// One configuration problem. Each names where it came from and the key concerned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -88,6 +79,18 @@ pub enum ConfigError {
         /// Dotted key path.
         key: String,
     },
+    /// A `*_env` key whose value is not a variable name (often the secret itself).
+    #[error(
+        "{origin}: `{key}` must name an environment variable (letters, digits and _, like \
+         OPENAI_API_KEY), and its value is not one; it is not shown here in case it is the \
+         secret itself: put the secret in a variable and name that variable"
+    )]
+    NotAVariable {
+        /// File or variable.
+        origin: String,
+        /// Dotted key path.
+        key: String,
+    },
     /// A secret's environment variable is not set.
     #[error(
         "environment variable {var} is not set (or empty), and {needed_by} needs it \
@@ -137,6 +140,29 @@ pub struct LoadedConfig {
     pub env_overrides: Vec<String>,
     /// Secret variables the configuration names and whether each is set: `(key, var, set)`.
     pub secrets: Vec<(String, String, bool)>,
+    /// Which file or variable set each key.
+    pub origins: Origins,
+}
+
+impl LoadedConfig {
+    /// What would stop `run` though the configuration is valid: today the bot token's
+    /// variable, when `discord.enabled`. `check-config` reports these too, so that it never
+    /// says OK for a `run` that cannot start.
+    pub fn run_problems(&self) -> Vec<ConfigError> {
+        let d = &self.config.discord;
+        let token_set = std::env::var(&d.token_env).is_ok_and(|v| !v.trim().is_empty());
+        if !d.enabled || token_set {
+            return Vec::new();
+        }
+        vec![ConfigError::MissingSecret {
+            var: d.token_env.clone(),
+            needed_by: "`run` (to connect to Discord: set it to the bot token, or run \
+                        headless with `discord.enabled = false`, i.e. \
+                        OPENCLAW__DISCORD__ENABLED=false, as `--env offline` does)"
+                .into(),
+            key: "discord.token_env".into(),
+        }]
+    }
 }
 
 /// Environment variables, name and value.
@@ -152,10 +178,12 @@ pub fn load(
     let mut errors = Vec::new();
     let mut merged = Table::new();
     let mut files = Vec::new();
+    let mut origins = Origins::default();
 
     let default_path = dir.join("default.toml");
     if default_path.exists() {
         if let Some(table) = read_layer(&default_path, &mut errors) {
+            origins.record(&default_path.display().to_string(), &table);
             deep_merge(&mut merged, table);
         }
         files.push(default_path);
@@ -170,6 +198,7 @@ pub fn load(
         });
     } else {
         if let Some(table) = read_layer(&env_path, &mut errors) {
+            origins.record(&env_path.display().to_string(), &table);
             deep_merge(&mut merged, table);
         }
         files.push(env_path);
@@ -183,7 +212,7 @@ pub fn load(
     vars.sort();
     for (name, raw) in vars {
         let origin = format!("environment variable {name}");
-        let path: Vec<String> = name[ENV_PREFIX.len()..]
+        let mut path: Vec<String> = name[ENV_PREFIX.len()..]
             .split("__")
             .map(|s| s.to_ascii_lowercase())
             .collect();
@@ -195,8 +224,17 @@ pub fn load(
             });
             continue;
         }
+        if let Err(reason) = match_provider_id(&mut path, &merged) {
+            errors.push(ConfigError::Invalid {
+                origin,
+                key: name.clone(),
+                reason,
+            });
+            continue;
+        }
         let table = nest(&path, parse_env_value(&raw));
         if check_layer(&origin, &table, &mut errors) {
+            origins.record(&origin, &table);
             deep_merge(&mut merged, table);
             env_overrides.push(name);
         }
@@ -211,6 +249,7 @@ pub fn load(
         Err(e) => return Err(ConfigErrors(vec![e])),
     };
     validate(&config, &mut errors);
+    resolve_log_level(&mut config.logging, &others, &mut errors);
     if errors.is_empty() {
         resolve_shards(&mut config.discord, &others, &mut errors);
     }
@@ -233,6 +272,7 @@ pub fn load(
         files,
         env_overrides,
         secrets,
+        origins,
     })
 }
 
@@ -271,7 +311,7 @@ fn read_layer(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Table> {
             return None;
         }
     };
-    let table: Table = match text.parse() {
+    let mut table: Table = match text.parse() {
         Ok(table) => table,
         Err(e) => {
             errors.push(ConfigError::Syntax {
@@ -281,36 +321,20 @@ fn read_layer(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Table> {
             return None;
         }
     };
+    if let Some(base) = path.parent() {
+        anchor_plugin_dirs(&mut table, base);
+    }
     check_layer(&origin, &table, errors).then_some(table)
 }
 
 /// Checks one layer alone against the schema, and for literal secrets.
 fn check_layer(origin: &str, table: &Table, errors: &mut Vec<ConfigError>) -> bool {
     let before = errors.len();
-    find_secrets(origin, "", table, errors);
+    super::secrets::find_secrets(origin, "", table, errors);
     if let Err(e) = deserialize::<Config>(origin, Value::Table(table.clone())) {
         errors.push(e);
     }
     errors.len() == before
-}
-
-fn find_secrets(origin: &str, prefix: &str, table: &Table, errors: &mut Vec<ConfigError>) {
-    for (k, v) in table {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        if SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
-            errors.push(ConfigError::SecretInFile {
-                origin: origin.to_string(),
-                key: key.clone(),
-            });
-        }
-        if let Value::Table(inner) = v {
-            find_secrets(origin, &key, inner, errors);
-        }
-    }
 }
 
 fn deserialize<T: DeserializeOwned>(origin: &str, value: Value) -> Result<T, ConfigError> {
@@ -352,6 +376,46 @@ fn deserialize<T: DeserializeOwned>(origin: &str, value: Value) -> Result<T, Con
     })
 }
 
+/// `OPENCLAW__PROVIDERS__<ID>__…`: a variable name cannot hold `-`, so `_` in `<ID>` also
+/// matches `-` (`OPENAI_WHISPER` → `openai-whisper`); the id is replaced by the provider's own.
+/// An id that matches no provider of the files is refused with the list of ids: it would
+/// otherwise create a new, unused provider and change nothing.
+fn match_provider_id(path: &mut [String], merged: &Table) -> Result<(), String> {
+    let [section, id, ..] = path else {
+        return Ok(());
+    };
+    if section != "providers" {
+        return Ok(());
+    }
+    let ids: Vec<&String> = match merged.get("providers") {
+        Some(Value::Table(providers)) => providers.keys().collect(),
+        _ => Vec::new(),
+    };
+    let spelled = |k: &str| k.to_ascii_lowercase().replace('-', "_");
+    if let Some(found) = ids.iter().find(|k| spelled(k) == spelled(id)) {
+        *id = (*found).clone();
+        return Ok(());
+    }
+    let listed: Vec<String> = ids
+        .iter()
+        .map(|k| {
+            format!(
+                "{k} (OPENCLAW__PROVIDERS__{}__…)",
+                spelled(k).to_uppercase()
+            )
+        })
+        .collect();
+    Err(format!(
+        "there is no provider `{id}` in the config files; the providers are: {}. \
+         (New providers are defined in a config file.)",
+        if listed.is_empty() {
+            "none".to_string()
+        } else {
+            listed.join(", ")
+        }
+    ))
+}
+
 fn parse_env_value(raw: &str) -> Value {
     format!("v = {raw}")
         .parse::<Table>()
@@ -386,291 +450,10 @@ pub(crate) fn deep_merge(base: &mut Table, over: Table) {
     }
 }
 
-fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        origin: "configuration".into(),
-        key: key.into(),
-        reason: reason.into(),
-    }
-}
-
-/// `[pipeline]` VAD and turn-end settings.
-fn validate_turn_taking(pl: &super::schema::PipelineConfig, errors: &mut Vec<ConfigError>) {
-    for (key, value) in [
-        ("pipeline.vad_threshold", pl.vad_threshold),
-        ("pipeline.turn_threshold", pl.turn_threshold),
-    ] {
-        if !(value > 0.0 && value < 1.0) {
-            errors.push(invalid(key, "must be between 0 and 1 (exclusive)"));
-        }
-    }
-    if !(-100.0..=0.0).contains(&pl.vad_energy_gate_dbfs) {
-        errors.push(invalid(
-            "pipeline.vad_energy_gate_dbfs",
-            "must be between -100 and 0 dBFS",
-        ));
-    }
-    if !(20..=1_000).contains(&pl.turn_pause_ms) {
-        errors.push(invalid(
-            "pipeline.turn_pause_ms",
-            "must be between 20 and 1000",
-        ));
-    }
-    if pl.turn_complete_silence_ms < pl.turn_pause_ms {
-        errors.push(invalid(
-            "pipeline.turn_complete_silence_ms",
-            "must be at least pipeline.turn_pause_ms",
-        ));
-    }
-    if !(pl.turn_complete_silence_ms..=10_000).contains(&pl.turn_incomplete_silence_ms) {
-        errors.push(invalid(
-            "pipeline.turn_incomplete_silence_ms",
-            "must be at least pipeline.turn_complete_silence_ms and at most 10000",
-        ));
-    }
-    for (key, value) in [
-        ("pipeline.silero_model", &pl.silero_model),
-        ("pipeline.smart_turn_model", &pl.smart_turn_model),
-        ("pipeline.onnxruntime", &pl.onnxruntime),
-    ] {
-        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            errors.push(invalid(key, "must be a file path (or left out)"));
-        }
-    }
-}
-
-/// Checks that need the merged whole.
-fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
-    for (role, list) in [
-        ("stt", &config.stt.providers),
-        ("tts", &config.tts.providers),
-    ] {
-        let mut seen = BTreeSet::new();
-        for id in list {
-            if !config.providers.contains_key(id) {
-                errors.push(invalid(
-                    &format!("{role}.providers"),
-                    format!("names provider `{id}`, but there is no [providers.{id}] block"),
-                ));
-            }
-            if !seen.insert(id) {
-                errors.push(invalid(
-                    &format!("{role}.providers"),
-                    format!("lists `{id}` twice"),
-                ));
-            }
-        }
-    }
-    for (id, p) in &config.providers {
-        if p.timeout_ms == 0 {
-            errors.push(invalid(
-                &format!("providers.{id}.timeout_ms"),
-                "must be greater than 0",
-            ));
-        }
-        if p.max_concurrent_calls == 0 {
-            errors.push(invalid(
-                &format!("providers.{id}.max_concurrent_calls"),
-                "must be at least 1",
-            ));
-        }
-        if !(1..=3_600_000).contains(&p.setup_timeout_ms) {
-            errors.push(invalid(
-                &format!("providers.{id}.setup_timeout_ms"),
-                "must be between 1 and 3600000 (one hour)",
-            ));
-        }
-        if let Some(mb) = p.memory_limit_mb {
-            if !(64..=1_048_576).contains(&mb) {
-                errors.push(invalid(
-                    &format!("providers.{id}.memory_limit_mb"),
-                    "must be between 64 and 1048576 (MiB)",
-                ));
-            }
-            if p.isolation != super::schema::Isolation::Process {
-                errors.push(invalid(
-                    &format!("providers.{id}.memory_limit_mb"),
-                    "applies only with isolation = \"process\" (a worker process of its own)",
-                ));
-            }
-        }
-        if let Some(hash) = &p.sha256 {
-            if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-                errors.push(invalid(
-                    &format!("providers.{id}.sha256"),
-                    "must be 64 hexadecimal characters",
-                ));
-            }
-        }
-        let c = &p.circuit;
-        for (key, ok, range) in [
-            (
-                "failures",
-                (1..=1_000).contains(&c.failures),
-                "between 1 and 1000",
-            ),
-            (
-                "failure_rate",
-                (0.0..=1.0).contains(&c.failure_rate),
-                "between 0 and 1",
-            ),
-            (
-                "window",
-                (1..=10_000).contains(&c.window),
-                "between 1 and 10000",
-            ),
-            (
-                "cooldown_ms",
-                (100..=3_600_000).contains(&c.cooldown_ms),
-                "between 100 and 3600000",
-            ),
-        ] {
-            if !ok {
-                errors.push(invalid(
-                    &format!("providers.{id}.circuit.{key}"),
-                    format!("must be {range}"),
-                ));
-            }
-        }
-    }
-    let pl = &config.pipeline;
-    if !(-90.0..=0.0).contains(&pl.speech_threshold_dbfs) {
-        errors.push(invalid(
-            "pipeline.speech_threshold_dbfs",
-            "must be between -90 and 0 dBFS",
-        ));
-    }
-    if !(100..=5_000).contains(&pl.silence_hangover_ms) {
-        errors.push(invalid(
-            "pipeline.silence_hangover_ms",
-            "must be between 100 and 5000",
-        ));
-    }
-    validate_turn_taking(pl, errors);
-    if pl.min_utterance_ms >= pl.max_utterance_ms {
-        errors.push(invalid(
-            "pipeline.min_utterance_ms",
-            "must be less than pipeline.max_utterance_ms",
-        ));
-    }
-    if pl.max_utterance_ms > 60_000 {
-        errors.push(invalid(
-            "pipeline.max_utterance_ms",
-            "must be at most 60000",
-        ));
-    }
-    if pl.preroll_ms > 1_000 {
-        errors.push(invalid("pipeline.preroll_ms", "must be at most 1000"));
-    }
-    for (key, value) in [
-        ("pipeline.stt_budget_ms", pl.stt_budget_ms),
-        ("pipeline.tts_budget_ms", pl.tts_budget_ms),
-    ] {
-        if !(100..=600_000).contains(&value) {
-            errors.push(invalid(key, "must be between 100 and 600000"));
-        }
-    }
-    if config.agent.kind == AgentKind::OpenaiChat
-        && !(config.agent.base_url.starts_with("http://")
-            || config.agent.base_url.starts_with("https://"))
-    {
-        errors.push(invalid(
-            "agent.base_url",
-            "must start with http:// or https://",
-        ));
-    }
-    if !(0.0..=1.0).contains(&config.sentry.traces_sample_rate) {
-        errors.push(invalid(
-            "sentry.traces_sample_rate",
-            "must be between 0 and 1",
-        ));
-    }
-    let interval = config.ops.health_check_interval_ms;
-    if interval != 0 && !(1_000..=86_400_000).contains(&interval) {
-        errors.push(invalid(
-            "ops.health_check_interval_ms",
-            "must be 0 (off) or between 1000 and 86400000 (a day)",
-        ));
-    }
-    if config.ops.shutdown_deadline_ms < 100 {
-        errors.push(invalid("ops.shutdown_deadline_ms", "must be at least 100"));
-    }
-    validate_discord(&config.discord, errors);
-    validate_cloudwatch(&config.logging.cloudwatch, errors);
-    if config.ops.enabled && config.ops.bind.parse::<SocketAddr>().is_err() {
-        errors.push(invalid(
-            "ops.bind",
-            format!(
-                "`{}` is not an address like 127.0.0.1:3001",
-                config.ops.bind
-            ),
-        ));
-    }
-}
-
-/// `[discord]`: ids, the shard range, time limits, the API address.
-fn validate_discord(d: &DiscordConfig, errors: &mut Vec<ConfigError>) {
-    if d.token_env.trim().is_empty() {
-        errors.push(invalid(
-            "discord.token_env",
-            "must name an environment variable",
-        ));
-    }
-    if d.application_id == Some(0) {
-        errors.push(invalid(
-            "discord.application_id",
-            "must be the application's id (a positive number)",
-        ));
-    }
-    if let Some(shards) = &d.shards {
-        if let Err(e) = ShardSpec::parse(shards) {
-            errors.push(invalid("discord.shards", e.to_string()));
-        }
-    }
-    if d.allowed_roles.iter().any(|r| r.trim().is_empty()) {
-        errors.push(invalid(
-            "discord.allowed_roles",
-            "holds an empty entry (give role ids or names)",
-        ));
-    }
-    if d.auto_leave_after_ms != 0 && !(1_000..=86_400_000).contains(&d.auto_leave_after_ms) {
-        errors.push(invalid(
-            "discord.auto_leave_after_ms",
-            "must be 0 (never) or between 1000 and 86400000",
-        ));
-    }
-    if d.transcript_channel == Some(0) {
-        errors.push(invalid(
-            "discord.transcript_channel",
-            "must be a channel id (a positive number)",
-        ));
-    }
-    if d.voice_reconnect_attempts > 20 {
-        errors.push(invalid(
-            "discord.voice_reconnect_attempts",
-            "must be at most 20",
-        ));
-    }
-    if let Some(url) = &d.api_base_url {
-        let rest = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        if rest.is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains(['?', '#'])) {
-            errors.push(invalid(
-                "discord.api_base_url",
-                format!("`{url}` is not a base URL like https://discord.com"),
-            ));
-        }
-    }
-}
-
 /// `discord.shards = "auto…"`: replaced by the range this process runs, worked out from
 /// `SHARD_PROCESSES` and the ordinal (`POD_ORDINAL`, else the hostname) among `vars`.
 fn resolve_shards(d: &mut DiscordConfig, vars: &[(String, String)], errors: &mut Vec<ConfigError>) {
-    let Some(text) = d.shards.clone() else {
-        return;
-    };
-    let Ok(spec @ ShardSpec::Auto { .. }) = ShardSpec::parse(&text) else {
+    let Some(spec @ ShardSpec::Auto { .. }) = d.shards else {
         return;
     };
     let var = |name: &str| {
@@ -686,61 +469,38 @@ fn resolve_shards(d: &mut DiscordConfig, vars: &[(String, String)], errors: &mut
             })
     };
     match spec.resolve(var) {
-        Ok((range, _)) => d.shards = Some(range.to_string()),
-        Err(e) => errors.push(invalid("discord.shards", format!("`{text}`: {e}"))),
+        Ok((range, _)) => d.shards = Some(ShardSpec::Range(range)),
+        Err(e) => errors.push(invalid("discord.shards", format!("`{spec}`: {e}"))),
     }
 }
 
-/// `[logging.cloudwatch]`: names within CloudWatch Logs' rules, sane limits.
-fn validate_cloudwatch(c: &CloudWatchConfig, errors: &mut Vec<ConfigError>) {
-    if !c.enabled {
-        return;
-    }
-    let group_ok = (1..=512).contains(&c.log_group.len())
-        && c.log_group
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "._-/#".contains(ch));
-    if !group_ok {
-        errors.push(invalid(
-            "logging.cloudwatch.log_group",
-            "must be 1 to 512 characters of letters, digits and . _ - / # \
-             (required when logging.cloudwatch.enabled)",
-        ));
-    }
-    if let Err(reason) = crate::telemetry::cloudwatch::check_stream_template(&c.stream) {
-        errors.push(invalid("logging.cloudwatch.stream", reason));
-    }
-    if let Some(region) = &c.region {
-        let ok = !region.is_empty()
-            && region
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
-        if !ok {
-            errors.push(invalid(
-                "logging.cloudwatch.region",
-                format!("`{region}` is not a region like eu-west-1"),
-            ));
-        }
-    }
-    for (key, ok, range) in [
-        (
-            "flush_interval_ms",
-            (100..=60_000).contains(&c.flush_interval_ms),
-            "between 100 and 60000",
+/// `logging.level`, overridden by `LOG_LEVEL` among `vars`: checked, and replaced by the
+/// filter in tracing's spelling (`warning` → `warn`), so the logging set-up reads it as is.
+fn resolve_log_level(
+    logging: &mut super::schema::LoggingConfig,
+    vars: &[(String, String)],
+    errors: &mut Vec<ConfigError>,
+) {
+    let from_env = vars.iter().find(|(k, _)| k == LOG_LEVEL_VAR);
+    let (origin, key, text) = match from_env {
+        Some((_, v)) => (
+            format!("environment variable {LOG_LEVEL_VAR}"),
+            LOG_LEVEL_VAR,
+            v.clone(),
         ),
-        (
-            "buffer_events",
-            (100..=1_000_000).contains(&c.buffer_events),
-            "between 100 and 1000000",
+        None => (
+            "configuration".to_string(),
+            "logging.level",
+            logging.level.clone(),
         ),
-        ("max_retries", c.max_retries <= 10, "at most 10"),
-    ] {
-        if !ok {
-            errors.push(invalid(
-                &format!("logging.cloudwatch.{key}"),
-                format!("must be {range}"),
-            ));
-        }
+    };
+    match super::level::normalize_filter(&text) {
+        Ok(filter) => logging.level = filter,
+        Err(reason) => errors.push(ConfigError::Invalid {
+            origin,
+            key: key.into(),
+            reason,
+        }),
     }
 }
 
@@ -773,7 +533,9 @@ fn secret_refs(config: &Config) -> Vec<(String, String, bool)> {
             refs.push(("ops.token_env".to_string(), var.clone()));
         }
     }
+    // An empty `*_env` says "no key" (a local server without auth).
     refs.into_iter()
+        .filter(|(_, var)| !var.trim().is_empty())
         .map(|(key, var)| {
             let set = std::env::var(&var)
                 .map(|v| !v.trim().is_empty())
@@ -951,15 +713,24 @@ mod tests {
             ("default.toml", ""),
             (
                 "test.toml",
-                "[discord]\napplication_id = 0\nshards = \"4-2/8\"\nallowed_roles = [\"\"]\n\
+                "[discord]\napplication_id = 0\nallowed_roles = [\"\"]\n\
                  auto_leave_after_ms = 5\ntranscript_channel = 0\n\
                  voice_reconnect_attempts = 50\napi_base_url = \"discord.com\"\n",
             ),
         ]);
         let errors = errs(load(dir.path(), "test", Vec::<(String, String)>::new()));
+        // A range that does not parse is a type error of its layer, reported with its key.
+        let shards = dir_with(&[
+            ("default.toml", ""),
+            ("test.toml", "[discord]\nshards = \"4-2/8\"\n"),
+        ]);
+        let shard_errors = errs(load(shards.path(), "test", Vec::<(String, String)>::new()));
+        assert!(
+            shard_errors[0].contains("test.toml: `discord.shards`: `4-2/8` is not a shard range"),
+            "{shard_errors:?}"
+        );
         for key in [
             "discord.application_id",
-            "discord.shards",
             "discord.allowed_roles",
             "discord.auto_leave_after_ms",
             "discord.transcript_channel",
@@ -981,7 +752,15 @@ mod tests {
             ),
         ]);
         let loaded = load(good.path(), "test", Vec::<(String, String)>::new()).unwrap();
-        assert_eq!(loaded.config.discord.shards.as_deref(), Some("0-3/16"));
+        assert_eq!(
+            loaded
+                .config
+                .discord
+                .shards
+                .map(|s| s.to_string())
+                .as_deref(),
+            Some("0-3/16")
+        );
     }
 
     #[test]
@@ -999,7 +778,15 @@ mod tests {
             vars(&[("SHARD_PROCESSES", "4"), ("HOSTNAME", "openclaw-voice-2")]),
         )
         .unwrap();
-        assert_eq!(loaded.config.discord.shards.as_deref(), Some("8-11/16"));
+        assert_eq!(
+            loaded
+                .config
+                .discord
+                .shards
+                .map(|s| s.to_string())
+                .as_deref(),
+            Some("8-11/16")
+        );
         let loaded = load(
             dir.path(),
             "prod",
@@ -1010,7 +797,15 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(loaded.config.discord.shards.as_deref(), Some("1-1/3"));
+        assert_eq!(
+            loaded
+                .config
+                .discord
+                .shards
+                .map(|s| s.to_string())
+                .as_deref(),
+            Some("1-1/3")
+        );
         let e = errs(load(dir.path(), "prod", vars(&[("POD_ORDINAL", "1")])));
         assert!(
             e[0].contains("discord.shards") && e[0].contains("SHARD_PROCESSES"),

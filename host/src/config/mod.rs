@@ -4,8 +4,17 @@
 //!
 //! Steps, as in ripgrep: raw layers → parsed per layer → merged → validated.
 
+mod level;
 mod load;
+mod provenance;
 mod schema;
+mod secrets;
+pub mod shards;
+mod validate;
 
-pub use load::{load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX};
+pub use level::normalize_filter;
+pub use load::{load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX, LOG_LEVEL_VAR};
+pub use provenance::Origins;
 pub use schema::*;
+pub use secrets::{is_variable_name, looks_like_secret};
+pub use validate::check_stream_template;

@@ -6,8 +6,11 @@
 //! environment variables named by `*_env` keys.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+
+use super::shards::ShardSpec;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -39,14 +42,30 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginsConfig {
-    /// Directory scanned for plugin libraries (`*.so`). Default: `target/release`.
+    /// Directory holding plugin libraries (`*.so`). A relative path in a file is relative to
+    /// that file's directory; one from `OPENCLAW__PLUGINS__DIR`, to the working directory.
+    /// Default: `target/release` (relative to the working directory).
     pub dir: String,
+    /// More directories, searched after `dir` in this order (relative paths as for `dir`);
+    /// a plugin is taken from the first directory holding its library. Default: none.
+    pub dirs: Vec<String>,
+}
+
+impl PluginsConfig {
+    /// Every plugin directory, in search order: `dir`, then `dirs`.
+    pub fn search_path(&self) -> Vec<std::path::PathBuf> {
+        std::iter::once(&self.dir)
+            .chain(&self.dirs)
+            .map(std::path::PathBuf::from)
+            .collect()
+    }
 }
 
 impl Default for PluginsConfig {
     fn default() -> Self {
         PluginsConfig {
             dir: "target/release".into(),
+            dirs: Vec::new(),
         }
     }
 }
@@ -250,7 +269,8 @@ pub struct PipelineConfig {
     /// Smart Turn probability above which the turn is complete (0 to 1). Default: 0.5.
     pub turn_threshold: f32,
     /// Silence after speech at which Smart Turn (and speculative speech-to-text) start, in
-    /// ms. Default: 100.
+    /// ms. With `turn_model = "smart-turn"`, 200 halves the CPU (fewer speculations thrown
+    /// away; docs/BENCHMARKS.md, "Turn taking"). Default: 100.
     pub turn_pause_ms: u32,
     /// Silence that ends a turn Smart Turn found complete, in ms. Default: 250.
     pub turn_complete_silence_ms: u32,
@@ -339,7 +359,8 @@ pub struct OpsConfig {
     /// Whether to serve `/health`, `/ready` and `/metrics`. Default: true.
     pub enabled: bool,
     /// Listen address. Default: `127.0.0.1:3001`.
-    pub bind: String,
+    #[serde(with = "display_from_str")]
+    pub bind: SocketAddr,
     /// Environment variable holding a bearer token for `/metrics` and detailed health;
     /// none means open. Default: none.
     pub token_env: Option<String>,
@@ -348,16 +369,24 @@ pub struct OpsConfig {
     /// How often each provider's health check runs (its plugin's `health()`, off the turn
     /// path; `/health` shows the answers), in ms; 0 turns the checks off. Default: 30000.
     pub health_check_interval_ms: u64,
+    /// Connections served at once; more are closed as soon as they are accepted, so a flood
+    /// of idle or half-sent connections cannot exhaust the process. Default: 256.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, in ms; slower connections are
+    /// closed. Default: 5000.
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for OpsConfig {
     fn default() -> Self {
         OpsConfig {
             enabled: true,
-            bind: "127.0.0.1:3001".into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 3001)),
             token_env: None,
             shutdown_deadline_ms: 10_000,
             health_check_interval_ms: 30_000,
+            max_connections: 256,
+            header_read_timeout_ms: 5_000,
         }
     }
 }
@@ -381,7 +410,7 @@ pub struct LoggingConfig {
     pub level: String,
     /// `pretty` or `json`. Default: `pretty`.
     pub format: LogFormat,
-    /// Log user ids hashed (`u-…`, see `agent::hash_user`) rather than raw. Default: true.
+    /// Log user ids hashed (`u-…`, see `telemetry::hash_user`) rather than raw. Default: true.
     pub hash_user_ids: bool,
     /// Ship every (scrubbed) log line to CloudWatch Logs too.
     pub cloudwatch: CloudWatchConfig,
@@ -457,7 +486,8 @@ pub struct DiscordConfig {
     /// where the process takes its slice from `SHARD_PROCESSES` and its ordinal
     /// (`POD_ORDINAL`, else the `-<n>` ending its hostname). Default: none, meaning every
     /// shard, as many as Discord recommends.
-    pub shards: Option<String>,
+    #[serde(with = "display_from_str::option")]
+    pub shards: Option<ShardSpec>,
     /// Roles allowed to use `/voice join` and `/voice leave`, by id or by name (names match
     /// case-insensitively). Empty means everyone. `/voice status` is open to all.
     /// Default: empty.
@@ -505,6 +535,56 @@ impl Default for SentryConfig {
     fn default() -> Self {
         SentryConfig {
             traces_sample_rate: 1.0,
+        }
+    }
+}
+
+/// Values written as strings in TOML and parsed once, at load, into their type (an address,
+/// a shard range): a bad one is an error naming its key, and nothing parses it again.
+mod display_from_str {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
+    }
+
+    /// The same for an optional value.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<T: Display, S: Serializer>(
+            value: &Option<T>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(v) => s.collect_str(v),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+        where
+            T: FromStr,
+            T::Err: Display,
+            D: Deserializer<'de>,
+        {
+            match Option::<String>::deserialize(d)? {
+                Some(text) => text.parse().map(Some).map_err(D::Error::custom),
+                None => Ok(None),
+            }
         }
     }
 }

@@ -595,6 +595,42 @@ mod tests {
     }
 
     #[test]
+    fn turn_end_decisions_and_model_times_are_exposed() {
+        let m = metrics();
+        let mut turn = report(TurnOutcome::Completed, true, Some(400));
+        turn.end_rule = crate::pipeline::EndRule::TurnComplete { probability: 0.9 };
+        m.observe_turn(&turn);
+        turn.end_rule = crate::pipeline::EndRule::SilenceLimit {
+            probability: Some(0.2),
+            unfinished_words: false,
+        };
+        m.observe_turn(&turn);
+        m.observe_turn(&turn);
+        crate::pipeline::models::VAD_SECONDS.observe(0.0001);
+        crate::pipeline::models::TURN_MODEL_SECONDS.observe(0.04);
+        let text = m.render().unwrap();
+        for line in [
+            "turn_end_decisions_total{rule=\"turn_complete\"} 1\n",
+            "turn_end_decisions_total{rule=\"silence_limit\"} 2\n",
+            "turn_end_decisions_total{rule=\"max_length\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+        // Process-wide histograms: other tests may have observed too.
+        for family in ["vad_inference_seconds", "turn_model_inference_seconds"] {
+            let count = text
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{family}_count ")))
+                .and_then(|n| n.parse::<u64>().ok());
+            assert!(count.is_some_and(|n| n >= 1), "{family}: {text}");
+            assert!(
+                text.contains(&format!("# TYPE {family} histogram")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn failed_turns_are_typed_by_where_they_broke() {
         let agent = report(
             TurnOutcome::Failed("agent: timeout".into()),

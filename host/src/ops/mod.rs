@@ -22,7 +22,7 @@ use crate::config::LoadedConfig;
 use crate::pipeline::{TurnOutcome, TurnReport};
 use crate::plugins::{PluginDescription, SpeechToTextProvider, TextToSpeechProvider};
 pub use metrics::{Metrics, MetricsError};
-pub use server::{OpsServer, ServerError};
+pub use server::{Limits, OpsServer, ServerError};
 pub use shutdown::{Shutdown, ShutdownError};
 
 /// The Discord gateway connection, as `/ready` and `/health` see it.

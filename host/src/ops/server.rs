@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,12 +24,6 @@ use super::OpsState;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// `ops.bind` is not an address.
-    #[error("`ops.bind` = `{bind}` is not an address like 127.0.0.1:3001")]
-    BadAddress {
-        /// The configured value.
-        bind: String,
-    },
     /// The address could not be bound (in use, not permitted).
     #[error(
         "cannot listen on {addr} (`ops.bind`): {reason}; pick a free port, or set \
@@ -49,12 +44,38 @@ pub struct OpsServer {
     task: JoinHandle<()>,
 }
 
+/// Limits on the connections the server holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; the ones over it are closed when accepted.
+    pub max_connections: usize,
+    /// How long a request's headers may take to arrive.
+    pub header_read_timeout: Duration,
+}
+
+impl Limits {
+    /// `ops.max_connections` and `ops.header_read_timeout_ms`.
+    pub fn from_config(ops: &crate::config::OpsConfig) -> Limits {
+        Limits {
+            max_connections: ops.max_connections,
+            header_read_timeout: Duration::from_millis(ops.header_read_timeout_ms),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::from_config(&crate::config::OpsConfig::default())
+    }
+}
+
 impl OpsServer {
-    /// Binds `bind` and serves `state` until [`OpsServer::stop`].
-    pub async fn start(bind: &str, state: Arc<OpsState>) -> Result<OpsServer, ServerError> {
-        let addr: SocketAddr = bind.parse().map_err(|_| ServerError::BadAddress {
-            bind: bind.to_string(),
-        })?;
+    /// Binds `addr` and serves `state` within `limits` until [`OpsServer::stop`].
+    pub async fn start(
+        addr: SocketAddr,
+        state: Arc<OpsState>,
+        limits: Limits,
+    ) -> Result<OpsServer, ServerError> {
         let listener =
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -67,16 +88,7 @@ impl OpsServer {
             reason: e.to_string(),
         })?;
         let stop = CancellationToken::new();
-        let app = router(state);
-        let shutdown = stop.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!("the ops server stopped: {e}");
-            }
-        });
+        let task = tokio::spawn(serve(listener, router(state), limits, stop.clone()));
         Ok(OpsServer { addr, stop, task })
     }
 
@@ -91,6 +103,76 @@ impl OpsServer {
         let mut task = self.task;
         if tokio::time::timeout(timeout, &mut task).await.is_err() {
             task.abort();
+        }
+    }
+}
+
+/// The accept loop: a connection over `limits.max_connections` is closed at once; each one
+/// served is HTTP/1.1 with hyper's header read timeout, and finishes its request when `stop`
+/// is cancelled.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut refused_logged = false;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors or the like: wait a little rather than spin.
+                tracing::warn!("ops server: cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if !refused_logged {
+                tracing::warn!(
+                    max = limits.max_connections,
+                    "ops server: connection limit reached (`ops.max_connections`); closing \
+                     new connections until some end"
+                );
+                refused_logged = true;
+            }
+            drop(stream);
+            continue;
+        };
+        refused_logged = false;
+        tokio::spawn(serve_connection(
+            stream,
+            app.clone(),
+            limits,
+            stop.clone(),
+            slot,
+        ));
+    }
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    limits: Limits,
+    stop: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
         }
     }
 }
@@ -112,10 +194,9 @@ fn authorized(state: &OpsState, headers: &HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.trim().split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
         .map(str::trim)
         .unwrap_or("");
     constant_time_eq(given.as_bytes(), token.as_bytes())
@@ -185,9 +266,13 @@ mod tests {
     use crate::ops::Components;
 
     async fn get(state: &Arc<OpsState>, path: &str, token: Option<&str>) -> (u16, String) {
-        let server = OpsServer::start("127.0.0.1:0", state.clone())
-            .await
-            .unwrap();
+        let server = OpsServer::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            state.clone(),
+            Limits::default(),
+        )
+        .await
+        .unwrap();
         let addr = server.local_addr();
         let response = tokio::task::spawn_blocking({
             let path = path.to_string();

@@ -15,7 +15,7 @@
 //! frame once warm (a pause copies the utterance once).
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rubato::{FftFixedIn, Resampler};
 
@@ -620,14 +620,10 @@ fn push_i16(out: &mut Vec<i16>, samples: &[f32]) {
     out.extend(samples.iter().map(|&v| to_i16(v)));
 }
 
-/// The time a frame of `frames` samples at `rate` lasts.
-pub fn frame_duration(frames: usize, rate: u32) -> Duration {
-    Duration::from_micros(frames as u64 * 1_000_000 / u64::from(rate.max(1)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// The energy gate and a fixed 500 ms silence (no turn model).
     fn cfg() -> EndpointConfig {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use openclaw_onnx::{Element, Input, InputSpec, Model, OnnxError};
+use openclaw_onnx::{Element, Input, InputSpec, Model, ModelOptions, OnnxError};
 
 use super::mel::LogMel;
 use crate::config::{PipelineConfig, TurnModelKind, VadKind};
@@ -87,7 +87,7 @@ impl Silero {
                 dims: &[],
             },
         ];
-        let model = Model::load(path, &inputs, &["output", "stateN"])?;
+        let model = Model::load_with(path, &inputs, &["output", "stateN"], ModelOptions::lean())?;
         Ok(Silero { model })
     }
 
@@ -193,7 +193,7 @@ impl SmartTurn {
             element: Element::F32,
             dims: &[-1, 80, 800],
         }];
-        let model = Model::load(path, &inputs, &["logits"])?;
+        let model = Model::load_with(path, &inputs, &["logits"], ModelOptions::lean())?;
         Ok(SmartTurn {
             model,
             mel: LogMel::new(),

@@ -1,85 +1,9 @@
-//! Sentence streaming: cuts an agent's token stream into sentences as they complete, so the
-//! first sentence can be spoken while the rest is still being written.
+//! Reply text for speech: sentence streaming (the agent's token stream cut into sentences as
+//! they complete, so the first can be spoken while the rest is written: `openclaw-text`'s
+//! [`SentenceSplitter`], Unicode sentence boundaries shared with the plugins), markdown
+//! removed, and the check for a transcript cut mid-sentence.
 
-const ABBREVIATIONS: &[&str] = &[
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "approx", "no",
-    "fig", "inc", "ltd", "co", "mt", "u.s",
-];
-
-/// Accumulates text and yields complete sentences.
-#[derive(Debug, Default)]
-pub struct SentenceSplitter {
-    buf: String,
-}
-
-impl SentenceSplitter {
-    /// A new, empty splitter.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a piece of text; returns the sentences it completed, in order.
-    pub fn push(&mut self, delta: &str) -> Vec<String> {
-        self.buf.push_str(delta);
-        let mut out = Vec::new();
-        while let Some(end) = find_boundary(&self.buf) {
-            let sentence: String = self.buf[..end].trim().to_string();
-            self.buf.drain(..end);
-            if !sentence.is_empty() {
-                out.push(sentence);
-            }
-        }
-        out
-    }
-
-    /// The rest of the text, once the stream has ended.
-    pub fn finish(&mut self) -> Option<String> {
-        let rest = std::mem::take(&mut self.buf);
-        let rest = rest.trim();
-        (!rest.is_empty()).then(|| rest.to_string())
-    }
-}
-
-/// Byte index just past the first sentence end in `text` that is followed by whitespace.
-fn find_boundary(text: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if c == b'\n' {
-            return Some(i + 1);
-        }
-        if matches!(c, b'.' | b'!' | b'?') {
-            // Include closing quotes/brackets and repeated punctuation ("?!", "...").
-            let mut j = i + 1;
-            while j < bytes.len() && matches!(bytes[j], b'.' | b'!' | b'?' | b'"' | b'\'' | b')') {
-                j += 1;
-            }
-            if j >= bytes.len() {
-                return None; // wait: the next token decides.
-            }
-            if bytes[j].is_ascii_whitespace() && !(c == b'.' && is_abbreviation(&text[..i])) {
-                return Some(j);
-            }
-            i = j;
-            continue;
-        }
-        i += 1;
-    }
-    None
-}
-
-fn is_abbreviation(before: &str) -> bool {
-    let word = before
-        .rsplit(|c: char| c.is_whitespace() || c == '(')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if word.len() == 1 && word.chars().all(|c| c.is_ascii_alphabetic()) {
-        return true; // an initial: "J. R. R. Tolkien"
-    }
-    ABBREVIATIONS.contains(&word.as_str())
-}
+pub use openclaw_text::SentenceSplitter;
 
 /// Removes markdown and other marks that text-to-speech would read aloud.
 pub fn speakable(text: &str) -> String {
@@ -151,47 +75,12 @@ mod tests {
         assert!(!ends_mid_sentence(""));
     }
 
-    fn split_all(deltas: &[&str]) -> Vec<String> {
+    #[test]
+    fn replies_stream_sentence_by_sentence_in_any_script() {
         let mut s = SentenceSplitter::new();
-        let mut out = Vec::new();
-        for d in deltas {
-            out.extend(s.push(d));
-        }
-        out.extend(s.finish());
-        out
-    }
-
-    #[test]
-    fn sentences_complete_as_tokens_arrive() {
-        let mut s = SentenceSplitter::new();
-        assert!(s.push("Hello there").is_empty());
-        assert!(s.push(".").is_empty(), "waits for the next token");
-        assert_eq!(s.push(" How are"), vec!["Hello there."]);
-        assert!(s.push(" you?").is_empty());
-        assert_eq!(s.finish().as_deref(), Some("How are you?"));
-    }
-
-    #[test]
-    fn abbreviations_decimals_and_initials_do_not_split() {
-        let out =
-            split_all(&["Dr. Smith paid 3.50 dollars, e.g. today. J. R. R. Tolkien wrote it! Ok"]);
-        assert_eq!(
-            out,
-            vec![
-                "Dr. Smith paid 3.50 dollars, e.g. today.",
-                "J. R. R. Tolkien wrote it!",
-                "Ok"
-            ]
-        );
-    }
-
-    #[test]
-    fn ellipsis_quotes_and_newlines() {
-        let out = split_all(&["Well... maybe. He said \"no.\" Then\nNew line"]);
-        assert_eq!(
-            out,
-            vec!["Well...", "maybe.", "He said \"no.\"", "Then", "New line"]
-        );
+        assert!(s.push("Dr. Smith is in").is_empty());
+        assert_eq!(s.push(". ¿Y tú? 好"), vec!["Dr. Smith is in.", "¿Y tú?"]);
+        assert_eq!(s.finish().as_deref(), Some("好"));
     }
 
     #[test]

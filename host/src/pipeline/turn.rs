@@ -276,7 +276,8 @@ pub struct TimelineMs {
     pub first_tts_audio: Option<f64>,
     /// End of speech → playback start.
     pub playback_start: Option<f64>,
-    /// Endpoint detected → first TTS audio: the voice-to-voice latency without the hang-over.
+    /// Endpoint detected → first TTS audio: the processing part of the response time (the
+    /// headline, what the user feels, is `first_tts_audio`: it includes the end-of-turn wait).
     pub voice_to_voice: Option<f64>,
 }
 
@@ -752,6 +753,8 @@ impl TurnRunner {
             let mut providers: Vec<String> = Vec::new();
             let mut errors = Vec::new();
             let mut audio_ms = 0u64;
+            // Why part of the reply was not spoken, the first time that happened.
+            let mut cut: Option<String> = None;
             while let Some(sentence) = sentence_rx.recv().await {
                 let text = speakable(&sentence);
                 if text.is_empty() {
@@ -766,18 +769,29 @@ impl TurnRunner {
                         &mut errors,
                     )
                     .await;
-                if let Some(p) = spoken {
-                    if !providers.contains(&p) {
-                        providers.push(p);
+                match &spoken {
+                    Spoken::Whole(p) | Spoken::BrokeOff(p, _) if !providers.contains(p) => {
+                        providers.push(p.clone())
                     }
+                    _ => {}
+                }
+                if cut.is_none() {
+                    cut = spoken.cut();
                 }
             }
-            (first_audio, playback_start, providers, errors, audio_ms)
+            (
+                first_audio,
+                playback_start,
+                providers,
+                errors,
+                audio_ms,
+                cut,
+            )
         };
 
         let (
             (full, first_token, agent_error),
-            (first_audio, playback_start, providers, errors, audio_ms),
+            (first_audio, playback_start, providers, errors, audio_ms, cut),
         ) = tokio::join!(producer, consumer);
         report.reply = full.trim().to_string();
         report.timeline.agent_first_token = first_token;
@@ -793,6 +807,9 @@ impl TurnRunner {
         if first_audio.is_none() {
             return TurnOutcome::Failed("no text-to-speech provider could speak the reply".into());
         }
+        if let Some(why) = cut {
+            return TurnOutcome::Failed(format!("the reply was cut short: {why}"));
+        }
         TurnOutcome::Completed
     }
 
@@ -805,7 +822,7 @@ impl TurnRunner {
         playback_start: &mut Option<Instant>,
         audio_ms: &mut u64,
         errors: &mut Vec<String>,
-    ) -> Option<String> {
+    ) -> Spoken {
         let budget = Budget::new(Duration::from_millis(self.deps.config.tts_budget_ms));
         for (provider, _) in FailoverOrder::new(&self.deps.tts) {
             if budget.limit(provider.timeout()).is_none() {
@@ -829,22 +846,48 @@ impl TurnRunner {
                         produced = true;
                     }
                     Err(e) => {
+                        errors.push(e.to_string());
                         if produced {
                             // Not counted by the provider handle, which counts first audio.
                             tracing::warn!("text-to-speech broke off mid-sentence: {e}");
-                        } else {
-                            // The provider handle logged it (once); fail over.
-                            tracing::debug!("text-to-speech failed, failing over: {e}");
+                            return Spoken::BrokeOff(provider.id.clone(), e.to_string());
                         }
-                        errors.push(e.to_string());
+                        // The provider handle logged it (once); fail over.
+                        tracing::debug!("text-to-speech failed, failing over: {e}");
                         break;
                     }
                 }
             }
             if produced {
-                return Some(provider.id.clone());
+                return Spoken::Whole(provider.id.clone());
             }
         }
-        None
+        Spoken::Not(text.to_string())
+    }
+}
+
+/// How one sentence of a reply went.
+enum Spoken {
+    /// Spoken in full by this provider.
+    Whole(String),
+    /// This provider started speaking it, then failed (the error).
+    BrokeOff(String, String),
+    /// No provider could speak it (the sentence).
+    Not(String),
+}
+
+impl Spoken {
+    /// Why the reply is incomplete because of this sentence, if it is.
+    fn cut(&self) -> Option<String> {
+        match self {
+            Spoken::Whole(_) => None,
+            Spoken::BrokeOff(provider, error) => Some(format!(
+                "text-to-speech provider `{provider}` broke off mid-sentence: {error}"
+            )),
+            Spoken::Not(sentence) => Some(format!(
+                "no text-to-speech provider could speak {:?}",
+                sentence.chars().take(60).collect::<String>()
+            )),
+        }
     }
 }

@@ -245,6 +245,25 @@ pub fn library_for_plugin(dir: &Path, name: &str) -> Result<PathBuf, LoadError> 
     }
 }
 
+/// The library of plugin `name` in the first of `dirs` that holds one (see
+/// [`library_for_plugin`]); when none does, every directory's reason, in order.
+pub fn library_in(dirs: &[PathBuf], name: &str) -> Result<PathBuf, LoadError> {
+    let mut reasons = Vec::new();
+    for dir in dirs {
+        match library_for_plugin(dir, name) {
+            Ok(path) => return Ok(path),
+            Err(LoadError::NotFound(reason)) => reasons.push(reason),
+            Err(other) => return Err(other),
+        }
+    }
+    if reasons.is_empty() {
+        return Err(LoadError::NotFound(format!(
+            "no library for plugin `{name}`: no plugin directory is configured (`plugins.dir`)"
+        )));
+    }
+    Err(LoadError::NotFound(reasons.join("; ")))
+}
+
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut bytes = Vec::new();

@@ -38,8 +38,10 @@ use worker::{Setup, Worker, WorkerLauncher, WorkerSpec};
 /// in a directory ([`PluginSet::scan`]), loaded or not.
 #[derive(Debug, Default)]
 pub struct PluginSet {
-    /// The directory scanned.
+    /// The directory scanned (the first of [`dirs`](Self::dirs)).
     pub dir: PathBuf,
+    /// Every directory searched, in order (`plugins.dir`, then `plugins.dirs`).
+    pub dirs: Vec<PathBuf>,
     /// Plugins loaded into this process, by name.
     pub plugins: BTreeMap<String, LoadedPlugin>,
     /// Files that could not be loaded, with reasons.
@@ -81,6 +83,7 @@ impl PluginSet {
         })?;
         let mut set = PluginSet {
             dir: dir.to_path_buf(),
+            dirs: vec![dir.to_path_buf()],
             all_in_process: true,
             ..Default::default()
         };
@@ -120,8 +123,15 @@ impl PluginSet {
     /// in this process are loaded (hash-pinned before anything maps them); those run in
     /// worker processes are only located. A library that fails is recorded, never fatal.
     pub fn for_config(dir: &Path, config: &Config) -> PluginSet {
+        Self::for_config_in(&[dir.to_path_buf()], config)
+    }
+
+    /// [`for_config`](Self::for_config) over several directories, searched in order: each
+    /// plugin comes from the first directory holding its library.
+    pub fn for_config_in(dirs: &[PathBuf], config: &Config) -> PluginSet {
         let mut set = PluginSet {
-            dir: dir.to_path_buf(),
+            dir: dirs.first().cloned().unwrap_or_default(),
+            dirs: dirs.to_vec(),
             ..Default::default()
         };
         let host = loader::host_context();
@@ -133,13 +143,13 @@ impl PluginSet {
             }
             let path = match set.isolated.get(name) {
                 Some(path) => path.clone(),
-                None => match loader::library_for_plugin(dir, name) {
+                None => match loader::library_in(dirs, name) {
                     Ok(path) => {
                         set.isolated.insert(name.to_string(), path.clone());
                         path
                     }
                     Err(error) => {
-                        set.fail(name, dir.to_path_buf(), error);
+                        set.fail(name, set.dir.clone(), error);
                         continue;
                     }
                 },
@@ -168,16 +178,26 @@ impl PluginSet {
     /// `setup_timeout_ms` of the providers (a library whose initialiser hangs cannot hang the
     /// command; the loading thread is abandoned).
     pub async fn load_for_config(dir: &Path, config: &Config) -> Result<PluginSet, ScanError> {
+        Self::load_for_config_in(&[dir.to_path_buf()], config).await
+    }
+
+    /// [`load_for_config`](Self::load_for_config) over several directories, in order.
+    pub async fn load_for_config_in(
+        dirs: &[PathBuf],
+        config: &Config,
+    ) -> Result<PluginSet, ScanError> {
+        let dir = dirs.first().cloned().unwrap_or_default();
         let limit = config
             .providers
             .values()
             .map(|p| p.setup_timeout_ms)
             .max()
             .unwrap_or(120_000);
-        let (owned_dir, owned) = (dir.to_path_buf(), config.clone());
-        let task = tokio::task::spawn_blocking(move || PluginSet::for_config(&owned_dir, &owned));
+        let (owned_dirs, owned) = (dirs.to_vec(), config.clone());
+        let task =
+            tokio::task::spawn_blocking(move || PluginSet::for_config_in(&owned_dirs, &owned));
         let fail = |reason: String| ScanError {
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             reason,
         };
         match tokio::time::timeout(Duration::from_millis(limit), task).await {
@@ -212,6 +232,15 @@ impl PluginSet {
         }
     }
 
+    /// The directories searched, for messages: `a`, or `a, then b`.
+    pub fn dirs_display(&self) -> String {
+        if self.dirs.is_empty() {
+            return self.dir.display().to_string();
+        }
+        let dirs: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
+        dirs.join(", then ")
+    }
+
     fn names(&self) -> String {
         let names: Vec<&String> = self.plugins.keys().chain(self.isolated.keys()).collect();
         if names.is_empty() {
@@ -244,7 +273,7 @@ impl PluginSet {
             let failed: Vec<String> = self.failures.iter().map(|f| f.to_string()).collect();
             let mut reason = format!(
                 "uses plugin `{name}`, which is not among the plugins loaded from {} (loaded: {})",
-                self.dir.display(),
+                self.dirs_display(),
                 self.names()
             );
             if !failed.is_empty() {
@@ -318,7 +347,7 @@ impl PluginSet {
                 Some(reason) => fail(format!("plugin `{name}`: {reason}")),
                 None => fail(format!(
                     "uses plugin `{name}`, which was not located in {}",
-                    self.dir.display()
+                    self.dirs_display()
                 )),
             })?;
         let launcher = match &self.launcher {

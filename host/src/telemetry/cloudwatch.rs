@@ -80,27 +80,6 @@ pub fn installed() -> bool {
     SINK.get().is_some()
 }
 
-/// Checks a stream-name template: known placeholders, no `:` or `*`, 1 to 512 characters.
-pub fn check_stream_template(template: &str) -> Result<(), String> {
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let close = rest[open..]
-            .find('}')
-            .ok_or_else(|| format!("`{template}` has a `{{` without its `}}`"))?;
-        let name = &rest[open + 1..open + close];
-        if !["host", "shards", "env", "pid"].contains(&name) {
-            return Err(format!(
-                "`{{{name}}}` is not a placeholder (use {{host}}, {{shards}}, {{env}}, {{pid}})"
-            ));
-        }
-        rest = &rest[open + close + 1..];
-    }
-    if template.is_empty() || template.len() > 512 || template.contains([':', '*']) {
-        return Err("must be 1 to 512 characters without `:` or `*`".into());
-    }
-    Ok(())
-}
-
 /// The stream name for this process.
 pub fn stream_name(template: &str, env: &str, shards: Option<&str>) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -698,14 +677,14 @@ mod tests {
 
     #[test]
     fn stream_templates_are_checked_and_filled() {
-        assert!(check_stream_template("{host}/{shards}").is_ok());
-        assert!(check_stream_template("{env}-{pid}").is_ok());
-        assert!(check_stream_template("{hostname}")
+        assert!(crate::config::check_stream_template("{host}/{shards}").is_ok());
+        assert!(crate::config::check_stream_template("{env}-{pid}").is_ok());
+        assert!(crate::config::check_stream_template("{hostname}")
             .unwrap_err()
             .contains("{hostname}"));
-        assert!(check_stream_template("a:b").is_err());
-        assert!(check_stream_template("{host").is_err());
-        assert!(check_stream_template("").is_err());
+        assert!(crate::config::check_stream_template("a:b").is_err());
+        assert!(crate::config::check_stream_template("{host").is_err());
+        assert!(crate::config::check_stream_template("").is_err());
         let name = stream_name("{env}/{shards}/{pid}", "production", Some("0-3/16"));
         assert_eq!(name, format!("production/0-3/16/{}", std::process::id()));
         assert!(stream_name("{host}", "x", None).chars().all(|c| c != ':'));

@@ -11,7 +11,7 @@ pub mod cloudwatch;
 pub mod scrub;
 pub mod sentry;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -61,8 +61,9 @@ pub fn init(loaded: &LoadedConfig) {
     }
 
     let cloudwatch_problem = start_cloudwatch(loaded).err();
-    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| config.logging.level.clone());
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Checked and spelled for tracing by the config load (`LOG_LEVEL` folded in).
+    let filter =
+        EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let writer = ScrubbedStderr { scrubber };
     let fmt = match config.logging.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -72,6 +73,8 @@ pub fn init(loaded: &LoadedConfig) {
             .with_writer(writer)
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            // Colour only for a person at a terminal, never in files, pipes or journald.
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .compact()
             .with_writer(writer)
@@ -110,7 +113,12 @@ fn start_cloudwatch(loaded: &LoadedConfig) -> std::io::Result<()> {
     let settings = cloudwatch::Settings::from_config(
         c,
         &loaded.environment,
-        loaded.config.discord.shards.as_deref(),
+        loaded
+            .config
+            .discord
+            .shards
+            .map(|s| s.to_string())
+            .as_deref(),
     );
     cloudwatch::install(settings)
 }
@@ -155,10 +163,17 @@ pub fn scrub(text: &str) -> String {
     }
 }
 
+/// Hashes a user id so the raw id never leaves the host.
+pub fn hash_user(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("openclaw-voice:{id}").as_bytes());
+    format!("u-{}", &hex::encode(digest)[..16])
+}
+
 /// How a user id appears in logs: hashed (`u-…`) unless `logging.hash_user_ids = false`.
 pub fn user_label(id: &str) -> String {
     if HASH_USER_IDS.load(Ordering::Relaxed) {
-        crate::agent::hash_user(id)
+        hash_user(id)
     } else {
         id.to_string()
     }
@@ -221,5 +236,12 @@ mod tests {
         let label = user_label("123456789012345678");
         assert!(label.starts_with("u-"), "{label}");
         assert!(!label.contains("123456789012345678"));
+    }
+
+    #[test]
+    fn user_ids_are_hashed_stably() {
+        assert_eq!(hash_user("42"), hash_user("42"));
+        assert_ne!(hash_user("42"), hash_user("43"));
+        assert!(!hash_user("123456789").contains("123456789"));
     }
 }

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{looks_like_secret, Config};
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -52,18 +52,6 @@ const SECRET_FIELD_PARTS: &[&str] = &[
 
 /// Values of variables that only look secret by name must be at least this long.
 const MIN_GUESSED_SECRET_LEN: usize = 12;
-
-/// Prefixes of well-known API key formats (OpenAI, Stripe-style, Slack, GitHub, GitLab).
-const KEY_PREFIXES: &[&str] = &[
-    "sk-",
-    "sk_",
-    "rk_",
-    "xoxb-",
-    "xoxp-",
-    "ghp_",
-    "github_pat_",
-    "glpat-",
-];
 
 /// Suffixes of environment variable names whose values are treated as secrets.
 const SECRET_VAR_SUFFIXES: &[&str] = &["_TOKEN", "_KEY", "_SECRET", "_PASSWORD", "_DSN"];
@@ -185,31 +173,6 @@ fn collect_env_values(table: &toml::Table, out: &mut Vec<String>) {
 fn is_token_char(c: char) -> bool {
     // Not '=': `api_key=value` must split into the key and the value.
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '~')
-}
-
-fn is_base64url(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// A run of token characters that looks like a secret on its own.
-fn looks_like_secret(run: &str) -> bool {
-    let run = run.trim_end_matches(['.', '/']);
-    if KEY_PREFIXES
-        .iter()
-        .any(|p| run.starts_with(p) && run.len() >= p.len() + 12)
-    {
-        return true;
-    }
-    let parts: Vec<&str> = run.split('.').collect();
-    if parts.len() == 3 && parts.iter().all(|p| is_base64url(p)) {
-        // Discord bot tokens: id.timestamp.hmac; JWTs: header.payload.signature.
-        let discord = parts[0].len() >= 18 && parts[1].len() >= 5 && parts[2].len() >= 20;
-        let jwt = parts[0].starts_with("eyJ") && parts[1].len() >= 8 && parts[2].len() >= 8;
-        return discord || jwt;
-    }
-    false
 }
 
 /// Whether the text just before a run (`api_key=`, `"token": "`) names a secret.

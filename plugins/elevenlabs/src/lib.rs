@@ -37,9 +37,7 @@ mod pool;
 
 use std::sync::Arc;
 
-use plugin_api::abi::{Capabilities, HealthReport, PluginError, Role, SynthesisOptions, Voice};
-use plugin_api::abi_stable::std_types::{ROption, RString};
-use plugin_api::sdk::{AudioStream, CancelToken, PluginDefinition, TextToSpeech};
+use plugin_api::prelude::*;
 use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +73,11 @@ impl ElevenLabs {
     /// Builds a provider from its settings (TOML text): checks them and reads the key. Makes no
     /// request.
     pub fn new(settings_text: &str) -> Result<Self, PluginError> {
-        let settings = Settings::parse(settings_text)?;
+        Self::from_settings(Settings::parse(settings_text)?)
+    }
+
+    /// Builds a provider from checked settings (what the plugin's definition does).
+    pub fn from_settings(settings: Settings) -> Result<Self, PluginError> {
         let api = Arc::new(Api::new(settings.api())?);
         Ok(ElevenLabs { settings, api })
     }
@@ -127,7 +129,7 @@ impl TextToSpeech for ElevenLabs {
         })
         .map_err(|e| PluginError::internal(format!("{PLUGIN}: building the request: {e}")))?;
         let path = self.path(voice_id);
-        plugin_api::log::debug!(
+        log::debug!(
             "synthesizing {chars} characters with voice {voice_id}, model {}",
             self.settings.model_id
         );
@@ -206,12 +208,11 @@ impl VoiceEntry {
                     .and_then(|v| v.first())
                     .map(|l| l.language.clone())
             });
-        let mut voice = Voice::new(self.voice_id, self.name);
-        voice.language = match language {
-            Some(l) => ROption::RSome(RString::from(l)),
-            None => ROption::RNone,
-        };
-        voice
+        let voice = Voice::new(self.voice_id, self.name);
+        match language {
+            Some(l) => voice.with_language(l),
+            None => voice,
+        }
     }
 }
 
@@ -219,18 +220,12 @@ impl VoiceEntry {
 pub fn definition() -> PluginDefinition {
     PluginDefinition::new(PLUGIN, env!("CARGO_PKG_VERSION"))
         .description("Streamed text-to-speech with ElevenLabs (raw PCM, first audio as it comes)")
-        .capabilities(Capabilities {
-            streaming: true,
-            sample_rates: vec![16_000, 22_050, 24_000, 44_100].into(),
-            ..Capabilities::default()
-        })
-        .text_to_speech(ElevenLabs::new)
-        .validate_config(|role, settings| match role {
-            Role::TextToSpeech => Settings::parse(settings).map(|_| ()),
-            Role::SpeechToText => Err(PluginError::config(format!(
-                "{PLUGIN} only provides text-to-speech (tts)"
-            ))),
-        })
+        .capabilities(
+            Capabilities::new()
+                .streaming(true)
+                .sample_rates([16_000, 22_050, 24_000, 44_100]),
+        )
+        .tts(ElevenLabs::from_settings)
 }
 
 plugin_api::export_plugin!(definition);

@@ -23,8 +23,7 @@
 //! max_retry_wait_ms = 3000             # longest Retry-After waited for
 //! ```
 
-use plugin_api::abi::PluginError;
-use plugin_api::sdk::parse_settings;
+use plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::http::{check_endpoint, check_range, ApiSettings, AuthScheme, TimingSettings};
@@ -172,12 +171,10 @@ impl Default for Settings {
 impl Settings {
     /// Parses and checks settings.
     pub fn parse(text: &str) -> Result<Self, PluginError> {
-        let settings: Settings = parse_settings(text)?;
-        settings.check()?;
-        Ok(settings)
+        plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
-    fn check(&self) -> Result<(), PluginError> {
+    fn check_values(&self) -> Result<(), PluginError> {
         check_endpoint(
             &self.base_url,
             self.api_key_env.as_deref(),
@@ -264,10 +261,15 @@ pub fn check_voice_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl PluginSettings for Settings {
+    fn check(&self) -> Result<(), SettingsError> {
+        self.check_values().map_err(crate::http::settings_error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugin_api::abi::ErrorKind;
 
     #[test]
     fn defaults_need_a_key_for_elevenlabs_only() {

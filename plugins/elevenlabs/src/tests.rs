@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use openclaw_voice_tests::fake_cloud::{
     elevenlabs, first_n, pcm_bytes, tone, FakeServer, Gate, Piece, Reply,
 };
-use plugin_api::abi::{AudioChunk, ErrorKind, SynthesisOptions};
-use plugin_api::abi_stable::std_types::{ROption, RString};
+use plugin_api::prelude::*;
 use plugin_api::testing::{TestPlugin, TestTts};
 
 use super::*;
@@ -86,10 +85,7 @@ fn every_pcm_format_reports_its_rate_and_the_voice_can_be_chosen() {
         ("pcm_44100", 44_100),
     ] {
         let tts = tts(&server, &format!("output_format = \"{format}\""));
-        let options = SynthesisOptions {
-            voice: ROption::RSome(RString::from("pNInz6obpgDQGcFmaJgB")),
-            ..SynthesisOptions::default()
-        };
+        let options = SynthesisOptions::new().with_voice("pNInz6obpgDQGcFmaJgB");
         let chunks = tts.synthesize_all("Hi.", &options).unwrap();
         assert!(chunks.iter().all(|c| c.sample_rate == rate), "{format}");
         let last = server.requests().pop().unwrap();
@@ -101,10 +97,7 @@ fn every_pcm_format_reports_its_rate_and_the_voice_can_be_chosen() {
         assert!(r.voice_settings.is_none());
     }
     let tts = tts(&server, "");
-    let options = SynthesisOptions {
-        voice: ROption::RSome(RString::from("../v1/user")),
-        ..SynthesisOptions::default()
-    };
+    let options = SynthesisOptions::new().with_voice("../v1/user");
     let err = tts.synthesize("Hi.", &options).err().unwrap();
     assert_eq!(err.kind, ErrorKind::InvalidInput);
 }
@@ -133,12 +126,12 @@ fn the_first_chunk_arrives_before_the_server_has_finished() {
     };
     let tts = tts(&server, "");
     let stream = tts
-        .synthesize("A long answer.", &SynthesisOptions::default())
+        .start("A long answer.", &SynthesisOptions::default())
         .unwrap();
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut chunks = Vec::new();
-        while let ROption::RSome(chunk) = stream.next_chunk().into_result().unwrap() {
+        while let Some(chunk) = stream.next_chunk().unwrap() {
             let _ = tx.send(chunk.samples.len());
             chunks.push(chunk);
         }

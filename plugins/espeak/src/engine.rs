@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use plugin_api::abi::{PluginError, Voice};
+use plugin_api::prelude::*;
 
 use crate::wav::WavError;
 
@@ -131,7 +131,7 @@ impl std::error::Error for EngineError {
 pub enum VoiceOrigin {
     /// The provider's settings.
     Settings,
-    /// The caller's [`SynthesisOptions`](plugin_api::abi::SynthesisOptions).
+    /// The caller's [`SynthesisOptions`].
     Request,
 }
 
@@ -422,9 +422,7 @@ pub fn parse_voices(table: &str) -> Vec<Voice> {
         if voices.iter().any(|v| v.id.as_str() == language) {
             continue;
         }
-        let mut voice = Voice::new(language, name.replace('_', " "));
-        voice.language = Some(plugin_api::abi_stable::std_types::RString::from(language)).into();
-        voices.push(voice);
+        voices.push(Voice::new(language, name.replace('_', " ")).with_language(language));
     }
     voices
 }
@@ -460,7 +458,7 @@ garbage line
     #[test]
     fn missing_binary_is_a_config_error_that_says_how_to_install() {
         let err = resolve_binary("espeak-ng-definitely-not-installed").unwrap_err();
-        assert_eq!(err.kind, plugin_api::abi::ErrorKind::Config);
+        assert_eq!(err.kind, ErrorKind::Config);
         assert!(err.message().contains("espeak-ng-definitely-not-installed"));
         assert!(err.message().contains("apt-get install espeak-ng"));
         let err = resolve_binary("/nonexistent/espeak-ng").unwrap_err();

@@ -31,8 +31,7 @@ pub mod wav;
 
 use std::sync::{Arc, Mutex};
 
-use plugin_api::abi::{Capabilities, HealthReport, PluginError, Role, SynthesisOptions, Voice};
-use plugin_api::sdk::{AudioStream, CancelToken, PluginDefinition, TextToSpeech};
+use plugin_api::prelude::*;
 
 use crate::engine::{Espeak, Prosody, VoiceOrigin};
 use crate::settings::{check_voice_name, Settings};
@@ -57,7 +56,13 @@ impl EspeakTts {
     /// Builds a provider from its settings (TOML text): checks them, finds the program and
     /// checks that it accepts the configured voice.
     pub fn new(settings_text: &str) -> Result<Self, PluginError> {
-        let (settings, engine) = check(settings_text)?;
+        Self::from_settings(Settings::parse(settings_text)?)
+    }
+
+    /// Builds a provider from checked settings: finds the program and checks that it accepts
+    /// the configured voice.
+    pub fn from_settings(settings: Settings) -> Result<Self, PluginError> {
+        let engine = settings.engine()?;
         let standby = settings
             .prespawn
             .then(|| Arc::new(Standby::new(engine.clone(), default_prosody(&settings))));
@@ -108,16 +113,6 @@ fn default_prosody(settings: &Settings) -> Prosody {
     }
 }
 
-/// Parses the settings, finds the program and checks the voice.
-fn check(settings_text: &str) -> Result<(Settings, Espeak), PluginError> {
-    let settings = Settings::parse(settings_text)?;
-    let engine = Espeak::locate(&settings.binary)?;
-    engine
-        .check_voice(&settings.voice)
-        .map_err(|e| e.into_plugin_error(VoiceOrigin::Settings))?;
-    Ok((settings, engine))
-}
-
 impl TextToSpeech for EspeakTts {
     fn synthesize(
         &self,
@@ -143,7 +138,7 @@ impl TextToSpeech for EspeakTts {
             ));
         }
         let (voice, voice_origin) = self.choose_voice(options)?;
-        plugin_api::log::debug!(
+        log::debug!(
             "speaking {} sentences ({} bytes) with voice {voice}",
             sentences.len(),
             text.len()
@@ -192,18 +187,12 @@ impl TextToSpeech for EspeakTts {
 pub fn definition() -> PluginDefinition {
     PluginDefinition::new("espeak", env!("CARGO_PKG_VERSION"))
         .description("Local text-to-speech with espeak-ng, streamed sentence by sentence")
-        .capabilities(Capabilities {
-            streaming: true,
-            sample_rates: vec![SAMPLE_RATE].into(),
-            ..Capabilities::default()
-        })
-        .text_to_speech(EspeakTts::new)
-        .validate_config(|role, settings| match role {
-            Role::TextToSpeech => check(settings).map(|_| ()),
-            Role::SpeechToText => Err(PluginError::config(
-                "espeak only provides text-to-speech (tts)",
-            )),
-        })
+        .capabilities(
+            Capabilities::new()
+                .streaming(true)
+                .sample_rates([SAMPLE_RATE]),
+        )
+        .tts(EspeakTts::from_settings)
 }
 
 plugin_api::export_plugin!(definition);

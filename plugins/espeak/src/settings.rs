@@ -16,9 +16,10 @@
 
 use std::ops::RangeInclusive;
 
-use plugin_api::abi::PluginError;
-use plugin_api::sdk::parse_settings;
+use plugin_api::prelude::*;
 use serde::Deserialize;
+
+use crate::engine::{Espeak, VoiceOrigin};
 
 /// Accepted `rate` values, in words per minute (espeak-ng clamps below 80 anyway).
 pub const RATE_RANGE: RangeInclusive<u32> = 80..=450;
@@ -79,14 +80,22 @@ impl Default for Settings {
 impl Settings {
     /// Parses and range-checks settings, without looking for the program.
     pub fn parse(text: &str) -> Result<Self, PluginError> {
-        let settings: Settings = parse_settings(text)?;
-        settings.check()?;
-        Ok(settings)
+        plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
-    fn check(&self) -> Result<(), PluginError> {
-        check_voice_name(&self.voice)
-            .map_err(|why| PluginError::config(format!("`voice` {why}")))?;
+    /// Finds the program and checks that it accepts the configured voice.
+    pub fn engine(&self) -> Result<Espeak, PluginError> {
+        let engine = Espeak::locate(&self.binary)?;
+        engine
+            .check_voice(&self.voice)
+            .map_err(|e| e.into_plugin_error(VoiceOrigin::Settings))?;
+        Ok(engine)
+    }
+}
+
+impl PluginSettings for Settings {
+    fn check(&self) -> Result<(), SettingsError> {
+        check_voice_name(&self.voice).map_err(|why| SettingsError::new("voice", why))?;
         in_range("rate", self.rate, RATE_RANGE, " words per minute")?;
         in_range("pitch", self.pitch, PITCH_RANGE, "")?;
         in_range("amplitude", self.amplitude, AMPLITUDE_RANGE, "")?;
@@ -95,9 +104,14 @@ impl Settings {
         }
         in_range("chunk_ms", self.chunk_ms, CHUNK_RANGE, " ms")?;
         if self.binary.trim().is_empty() {
-            return Err(PluginError::config("`binary` must not be empty"));
+            return Err(SettingsError::new("binary", "must not be empty"));
         }
         Ok(())
+    }
+
+    /// `check-config`: the program is there and knows the voice.
+    fn check_environment(&self) -> Result<(), PluginError> {
+        self.engine().map(|_| ())
     }
 }
 
@@ -106,15 +120,18 @@ fn in_range(
     value: u32,
     range: RangeInclusive<u32>,
     unit: &str,
-) -> Result<(), PluginError> {
+) -> Result<(), SettingsError> {
     if range.contains(&value) {
         Ok(())
     } else {
-        Err(PluginError::config(format!(
-            "`{key}` must be between {} and {}{unit}, got {value}",
-            range.start(),
-            range.end()
-        )))
+        Err(SettingsError::new(
+            key,
+            format!(
+                "must be between {} and {}{unit}, got {value}",
+                range.start(),
+                range.end()
+            ),
+        ))
     }
 }
 
@@ -144,7 +161,6 @@ pub fn check_voice_name(voice: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugin_api::abi::ErrorKind;
 
     #[test]
     fn empty_settings_are_the_defaults() {

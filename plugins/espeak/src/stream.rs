@@ -23,8 +23,7 @@ use std::sync::{Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use plugin_api::abi::{AudioChunk, PluginError};
-use plugin_api::sdk::{CancelToken, ChannelStream};
+use plugin_api::prelude::*;
 
 use crate::engine::{self, EngineError, Espeak, Prosody, VoiceOrigin};
 use crate::wav::WavDecoder;
@@ -161,7 +160,7 @@ impl Standby {
             return;
         }
         *slot = Spawned::start(&self.engine, &self.prosody)
-            .map_err(|e| plugin_api::log::debug!("no standby espeak-ng: {e}"))
+            .map_err(|e| log::debug!("no standby espeak-ng: {e}"))
             .ok();
     }
 }
@@ -222,12 +221,12 @@ fn run(job: &Job, output: Output) -> Outcome {
         match result {
             Ok(()) => {}
             Err(SentenceError::Stop) => {
-                plugin_api::log::debug!("synthesis stopped at sentence {}/{count}", index + 1);
+                log::debug!("synthesis stopped at sentence {}/{count}", index + 1);
                 outcome = Outcome::Stopped;
                 break;
             }
             Err(SentenceError::Engine(e)) => {
-                plugin_api::log::warn!("espeak-ng failed on sentence {}/{count}: {e}", index + 1);
+                log::warn!("espeak-ng failed on sentence {}/{count}: {e}", index + 1);
                 // If the stream is gone there is nobody to tell.
                 let _ = output.send(Err(e.into_plugin_error(job.voice_origin)));
                 outcome = Outcome::Failed;
@@ -239,7 +238,7 @@ fn run(job: &Job, output: Output) -> Outcome {
     drop(output);
     drop(next);
     if outcome == Outcome::Completed {
-        plugin_api::log::debug!(
+        log::debug!(
             "synthesized {count} sentences in {} ms (standby process: {warm})",
             started.elapsed().as_millis()
         );

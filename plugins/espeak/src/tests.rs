@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugin_api::abi::{AudioChunk, ErrorKind, Role, SynthesisOptions};
-use plugin_api::abi_stable::std_types::{ROption, RString};
+use plugin_api::prelude::*;
 use plugin_api::testing::TestPlugin;
 
 use super::*;
@@ -67,10 +66,10 @@ fn multi_sentence_text_yields_several_chunks_and_the_first_comes_early() {
     let tts = plugin().tts("").unwrap();
     let text = long_text();
     let started = Instant::now();
-    let stream = tts.synthesize(&text, &SynthesisOptions::default()).unwrap();
+    let stream = tts.start(&text, &SynthesisOptions::default()).unwrap();
     let mut chunks = Vec::new();
     let mut first_chunk_at = None;
-    while let ROption::RSome(chunk) = stream.next_chunk().into_result().unwrap() {
+    while let Some(chunk) = stream.next_chunk().unwrap() {
         first_chunk_at.get_or_insert_with(|| started.elapsed());
         chunks.push(chunk);
     }
@@ -127,16 +126,21 @@ fn sentences_are_separated_by_a_pause_and_the_final_pause_is_trimmed() {
 }
 
 #[test]
+fn behaves_as_the_host_expects() {
+    plugin().check_tts("", &long_text()).unwrap();
+}
+
+#[test]
 fn cancel_stops_the_stream_promptly() {
     let tts = plugin().tts("").unwrap();
     let stream = tts
-        .synthesize(&long_text(), &SynthesisOptions::default())
+        .start(&long_text(), &SynthesisOptions::default())
         .unwrap();
-    assert!(stream.next_chunk().into_result().unwrap().is_some());
+    assert!(stream.next_chunk().unwrap().is_some());
     let cancelled_at = Instant::now();
     stream.cancel();
-    assert!(stream.next_chunk().into_result().unwrap().is_none());
-    assert!(stream.next_chunk().into_result().unwrap().is_none());
+    assert!(stream.next_chunk().unwrap().is_none());
+    assert!(stream.next_chunk().unwrap().is_none());
     assert!(cancelled_at.elapsed() < Duration::from_millis(100));
 }
 
@@ -310,10 +314,7 @@ fn empty_text_is_invalid_input() {
 #[test]
 fn requested_voices_and_languages() {
     let tts = plugin().tts("").unwrap();
-    let with_voice = |voice: &str| SynthesisOptions {
-        voice: ROption::RSome(RString::from(voice)),
-        ..SynthesisOptions::default()
-    };
+    let with_voice = |voice: &str| SynthesisOptions::new().with_voice(voice);
     let female = tts
         .synthesize_all("Hello.", &with_voice("en-us+f3"))
         .unwrap();
@@ -331,10 +332,7 @@ fn requested_voices_and_languages() {
         .unwrap();
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
 
-    let german = SynthesisOptions {
-        language: ROption::RSome(RString::from("de")),
-        ..SynthesisOptions::default()
-    };
+    let german = SynthesisOptions::new().with_language("de");
     assert!(duration_s(&tts.synthesize_all("Guten Tag.", &german).unwrap()) > 0.3);
 }
 

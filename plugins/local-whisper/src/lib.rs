@@ -18,36 +18,18 @@ pub mod whisper_log;
 #[cfg(test)]
 mod tests;
 
-use plugin_api::abi::{Capabilities, PluginError, Role, STT_SAMPLE_RATE};
-use plugin_api::sdk::PluginDefinition;
+use plugin_api::prelude::*;
 
 pub use crate::provider::LocalWhisper;
-use crate::settings::Settings;
 
 /// The plugin's name, as host config refers to it.
 pub const PLUGIN_NAME: &str = "local-whisper";
 
-/// Checks settings and that the model file is there, without loading it.
-fn validate(role: Role, settings: &str) -> Result<(), PluginError> {
-    if role != Role::SpeechToText {
-        return Err(PluginError::config(format!(
-            "{PLUGIN_NAME} provides speech-to-text only, not {role}"
-        )));
-    }
-    let settings = Settings::parse(settings)?;
-    model::check_file(&settings.model_path(), &settings.model_name)?;
-    Ok(())
-}
-
 fn definition() -> PluginDefinition {
     PluginDefinition::new(PLUGIN_NAME, env!("CARGO_PKG_VERSION"))
         .description("Speech-to-text with whisper.cpp on the local CPU")
-        .capabilities(Capabilities {
-            sample_rates: vec![STT_SAMPLE_RATE].into(),
-            ..Capabilities::default()
-        })
-        .speech_to_text(LocalWhisper::new)
-        .validate_config(validate)
+        .capabilities(Capabilities::new().sample_rates([STT_SAMPLE_RATE]))
+        .stt(LocalWhisper::from_settings)
 }
 
 plugin_api::export_plugin!(definition);

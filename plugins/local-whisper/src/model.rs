@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use plugin_api::abi::PluginError;
+use plugin_api::prelude::*;
 use whisper_rs::{WhisperContext, WhisperContextParameters};
 
 /// The first four bytes of a whisper.cpp model: `0x67676d6c` ("ggml") as a little-endian u32.
@@ -64,6 +64,12 @@ impl From<ModelError> for PluginError {
 }
 
 fn fetch_hint(name: &str) -> String {
+    if name.is_empty() {
+        // `model` names a file whose name says nothing of the model it should hold.
+        return "set `model` to the path of a ggml Whisper model (`scripts/fetch-model tiny.en` \
+                fetches one into models/)"
+            .into();
+    }
     format!(
         "fetch it with `make model` or `scripts/fetch-model {name}` (from the project root), \
          or set `model` to the path of a ggml model"
@@ -459,7 +465,7 @@ mod tests {
         let err = load(file.path(), "tiny.en").unwrap_err();
         assert!(matches!(err, ModelError::LoadFailed { .. }), "{err}");
         let plugin_error = PluginError::from(err);
-        assert_eq!(plugin_error.kind, plugin_api::abi::ErrorKind::Config);
+        assert_eq!(plugin_error.kind, ErrorKind::Config);
         assert!(plugin_error
             .message()
             .contains(&file.path().display().to_string()));

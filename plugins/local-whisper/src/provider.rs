@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use plugin_api::abi::{
-    HealthReport, Pcm16kMono, PluginError, Segment, TranscribeOptions, Transcript, STT_SAMPLE_RATE,
-};
-use plugin_api::log;
-use plugin_api::sdk::SpeechToText;
+use plugin_api::prelude::*;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperState};
 
 use crate::guard::{self, Evidence};
@@ -46,16 +42,21 @@ pub struct LocalWhisper {
 impl LocalWhisper {
     /// Parses `settings`, loads the model and makes the decoder states.
     pub fn new(settings: &str) -> Result<Self, PluginError> {
-        let settings = Settings::parse(settings)?;
+        Self::from_settings(Settings::parse(settings)?)
+    }
+
+    /// Loads the model named by checked settings (what the plugin's definition does).
+    pub fn from_settings(settings: Settings) -> Result<Self, PluginError> {
         whisper_log::install();
         let model_path = settings.model_path();
         let started = Instant::now();
-        let context = model::load(&model_path, &settings.model_name)?;
+        let context = model::load(&model_path, &settings.fetch_name())?;
         let multilingual = context.is_multilingual();
-        if !multilingual && !matches!(settings.language.as_str(), "en" | "auto") {
+        if !multilingual && settings.language != "en" {
             return Err(PluginError::config(format!(
-                "the model {} is English-only, but language is `{}`; use a multilingual \
-                 model (one without `.en` in its name) or set language = \"en\"",
+                "the model {} is English-only, but language is `{}` (`auto` too needs a \
+                 multilingual model: one without `.en` in its name); use one or set \
+                 language = \"en\"",
                 model_path.display(),
                 settings.language
             )));
@@ -102,8 +103,16 @@ impl LocalWhisper {
     /// The language to decode in: the call's, else the settings'; `None` to detect it.
     fn language(&self, options: &TranscribeOptions) -> Result<Option<&'static str>, PluginError> {
         if !self.multilingual {
-            // English-only models have no language token; say what they produce.
-            return Ok(Some("en"));
+            // English-only models have no language token: English or nothing, never a
+            // silent English transcription of another language.
+            return match options.language() {
+                None | Some("en") => Ok(Some("en")),
+                Some(other) => Err(PluginError::invalid_input(format!(
+                    "language `{other}` was asked for, but the model {} is English-only; \
+                     configure a multilingual model (one without `.en` in its name)",
+                    self.model_path.display()
+                ))),
+            };
         }
         match options.language() {
             Some("auto") => Ok(None),
@@ -275,6 +284,8 @@ impl SpeechToText for LocalWhisper {
         if samples.is_empty() {
             return Err(PluginError::invalid_input("the utterance has no samples"));
         }
+        // A language the model cannot do is refused even for silence.
+        let language = self.language(options)?;
         let duration_ms = audio.duration_ms();
         if guard::is_silent(samples, self.settings.silence_threshold_dbfs) {
             log::debug!(
@@ -284,7 +295,6 @@ impl SpeechToText for LocalWhisper {
             );
             return Ok(Transcript::empty());
         }
-        let language = self.language(options)?;
         let call_prompt = match options.prompt().filter(|p| !p.trim().is_empty()) {
             Some(prompt) => Some(tokenize(&self.context, prompt)?),
             None => None,

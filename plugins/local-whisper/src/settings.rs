@@ -12,8 +12,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use plugin_api::abi::PluginError;
-use plugin_api::sdk::parse_settings;
+use plugin_api::prelude::*;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -176,60 +175,20 @@ const MAX_POOL: u32 = 16;
 impl Settings {
     /// Parses and checks settings (TOML text). Does not look at the model file.
     pub fn parse(text: &str) -> Result<Self, PluginError> {
-        let settings: Settings = parse_settings(text).map_err(|e| name_the_key(text, e))?;
-        settings.check()?;
-        Ok(settings)
+        plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
-    fn check(&self) -> Result<(), PluginError> {
-        let bad = |msg: String| Err(PluginError::config(msg));
-        if self.model_name.is_empty()
-            || !self
-                .model_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-            || self.model_name.starts_with('.')
-        {
-            return bad(format!(
-                "model_name `{}` is not a model name like `tiny.en` (letters, digits, `.`, `-`, `_`)",
-                self.model_name
-            ));
-        }
-        if self.model.as_deref() == Some(Path::new("")) {
-            return bad("model is empty; leave it out to use models/ggml-<model_name>.bin".into());
-        }
-        if !(1..=MAX_THREADS).contains(&self.threads) {
-            return bad(format!(
-                "threads must be between 1 and {MAX_THREADS}, got {}",
-                self.threads
-            ));
-        }
-        if self.beam_size > MAX_BEAM {
-            return bad(format!(
-                "beam_size must be 0 (greedy) to {MAX_BEAM}, got {}",
-                self.beam_size
-            ));
-        }
-        if !(1..=MAX_POOL).contains(&self.pool_size) {
-            return bad(format!(
-                "pool_size must be between 1 and {MAX_POOL}, got {}",
-                self.pool_size
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.no_speech_threshold) {
-            return bad(format!(
-                "no_speech_threshold must be between 0 and 1, got {}",
-                self.no_speech_threshold
-            ));
-        }
-        if !(-120.0..=0.0).contains(&self.silence_threshold_dbfs) {
-            return bad(format!(
-                "silence_threshold_dbfs must be between -120 and 0, got {}",
-                self.silence_threshold_dbfs
-            ));
-        }
-        check_language(&self.language)?;
-        Ok(())
+    /// The model name a missing file is fetched by: from `model`'s file name when it is set
+    /// (`ggml-base.en.bin` → `base.en`; empty when the name says nothing), else `model_name`.
+    pub fn fetch_name(&self) -> String {
+        let Some(path) = &self.model else {
+            return self.model_name.clone();
+        };
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("ggml-")?.strip_suffix(".bin"))
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Where the model file is: `model`, or `models/ggml-<model_name>.bin`, made absolute
@@ -254,23 +213,84 @@ impl Settings {
     }
 }
 
-/// Type errors from the TOML parser say what was wrong (`expected u32`) but not where; find
-/// the key whose value alone fails to parse and put its name in the message.
-fn name_the_key(text: &str, error: PluginError) -> PluginError {
-    let Ok(table) = text.parse::<toml::Table>() else {
-        return error;
-    };
-    for (key, value) in table {
-        let mut alone = toml::Table::new();
-        alone.insert(key.clone(), value);
-        if let Err(e) = alone.try_into::<Settings>() {
-            if error.message().contains(&format!("`{key}`")) {
-                return error;
-            }
-            return PluginError::config(format!("invalid setting `{key}`: {}", e.message()));
+impl PluginSettings for Settings {
+    fn check(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, msg: String| Err(SettingsError::new(key, msg));
+        if self.model_name.is_empty()
+            || !self
+                .model_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            || self.model_name.starts_with('.')
+        {
+            return bad(
+                "model_name",
+                format!(
+                    "`{}` is not a model name like `tiny.en` (letters, digits, `.`, `-`, `_`)",
+                    self.model_name
+                ),
+            );
         }
+        if self.model.as_deref() == Some(Path::new("")) {
+            return bad(
+                "model",
+                "is empty; leave it out to use models/ggml-<model_name>.bin".into(),
+            );
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return bad(
+                "threads",
+                format!("must be between 1 and {MAX_THREADS}, got {}", self.threads),
+            );
+        }
+        if self.beam_size > MAX_BEAM {
+            return bad(
+                "beam_size",
+                format!("must be 0 (greedy) to {MAX_BEAM}, got {}", self.beam_size),
+            );
+        }
+        if !(1..=MAX_POOL).contains(&self.pool_size) {
+            return bad(
+                "pool_size",
+                format!("must be between 1 and {MAX_POOL}, got {}", self.pool_size),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.no_speech_threshold) {
+            return bad(
+                "no_speech_threshold",
+                format!("must be between 0 and 1, got {}", self.no_speech_threshold),
+            );
+        }
+        if !(-120.0..=0.0).contains(&self.silence_threshold_dbfs) {
+            return bad(
+                "silence_threshold_dbfs",
+                format!(
+                    "must be between -120 and 0, got {}",
+                    self.silence_threshold_dbfs
+                ),
+            );
+        }
+        check_language(&self.language).map_err(|e| SettingsError::new("language", e.message()))
     }
-    error
+
+    /// `check-config`: the model file is there (it is not loaded).
+    fn check_environment(&self) -> Result<(), PluginError> {
+        let path = self.model_path();
+        crate::model::check_file(&path, &self.fetch_name())?;
+        // Without loading it: an English-only model says so in its name (`ggml-tiny.en.bin`).
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        let english_only = self.model_name.ends_with(".en")
+            || file.is_some_and(|f| f.contains(".en.") || f.ends_with(".en"));
+        if english_only && self.language != "en" {
+            return Err(PluginError::config(format!(
+                "language = \"{}\" needs a multilingual model, but {} is English-only (`.en`); \
+                 use a model without `.en` in its name, or language = \"en\"",
+                self.language,
+                path.display()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Checks a language code against whisper.cpp's table; `auto` is accepted too.
@@ -288,7 +308,6 @@ pub fn check_language(language: &str) -> Result<(), PluginError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugin_api::abi::ErrorKind;
 
     #[test]
     fn defaults_are_greedy_one_thread_auto_ctx() {
@@ -302,6 +321,24 @@ mod tests {
             .model_path()
             .ends_with(Path::new("models/ggml-tiny.en.bin")));
         assert!(s.model_path().is_absolute());
+    }
+
+    #[test]
+    fn the_fetch_hint_follows_the_model_file_not_the_default_name() {
+        let s = Settings::parse("model = \"/m/ggml-base.en.bin\"").unwrap();
+        assert_eq!(s.fetch_name(), "base.en");
+        let s = Settings::parse("model = \"/m/whisper-small.bin\"").unwrap();
+        assert_eq!(s.fetch_name(), "");
+        let message = crate::model::check_file(&s.model_path(), &s.fetch_name())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("fetch it with"), "{message}");
+        assert!(
+            message.contains("set `model` to the path of a ggml Whisper model"),
+            "{message}"
+        );
+        assert_eq!(Settings::parse("").unwrap().fetch_name(), "tiny.en");
     }
 
     #[test]

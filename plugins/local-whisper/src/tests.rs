@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use plugin_api::abi::{ErrorKind, Role, TranscribeOptions};
+use plugin_api::prelude::*;
 use plugin_api::testing::{TestPlugin, TestStt};
 
 use crate::definition;
@@ -274,6 +274,11 @@ fn health_reports_the_loaded_model() {
 }
 
 #[test]
+fn behaves_as_the_host_expects() {
+    plugin().check_stt(&settings("")).unwrap();
+}
+
+#[test]
 fn info_names_the_plugin() {
     let info = plugin().info().unwrap();
     assert_eq!(info.name, "local-whisper");
@@ -381,5 +386,31 @@ fn english_only_model_refuses_another_language() {
         .err()
         .expect("tiny.en cannot do German");
     assert_eq!(err.kind, ErrorKind::Config);
+    assert!(err.message().contains("English-only"), "{}", err.message());
+}
+
+#[test]
+fn english_only_model_refuses_auto_and_other_languages_at_check_and_per_call() {
+    for language in ["de", "auto"] {
+        let err = plugin()
+            .validate_config(
+                Role::SpeechToText,
+                &settings(&format!("language = \"{language}\"")),
+            )
+            .expect_err("check-config refuses it without loading the model");
+        assert_eq!(err.kind, ErrorKind::Config);
+        assert!(err.message().contains("English-only"), "{}", err.message());
+        let err = plugin()
+            .stt(&settings(&format!("language = \"{language}\"")))
+            .err()
+            .expect("loading refuses it too");
+        assert_eq!(err.kind, ErrorKind::Config, "{}", err.message());
+    }
+    let stt = plugin().stt(&settings("")).expect("tiny.en in English");
+    let french = TranscribeOptions::default().with_language("fr");
+    let err = stt
+        .transcribe(&[0i16; 16000], &french)
+        .expect_err("no silent English transcription of French");
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
     assert!(err.message().contains("English-only"), "{}", err.message());
 }

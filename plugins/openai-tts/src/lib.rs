@@ -34,8 +34,7 @@ mod pool;
 
 use std::sync::Arc;
 
-use plugin_api::abi::{Capabilities, HealthReport, PluginError, Role, SynthesisOptions, Voice};
-use plugin_api::sdk::{AudioStream, CancelToken, PluginDefinition, TextToSpeech};
+use plugin_api::prelude::*;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 
@@ -79,7 +78,11 @@ impl OpenAiTts {
     /// Builds a provider from its settings (TOML text): checks them and reads the key. Makes no
     /// request.
     pub fn new(settings_text: &str) -> Result<Self, PluginError> {
-        let settings = Settings::parse(settings_text)?;
+        Self::from_settings(Settings::parse(settings_text)?)
+    }
+
+    /// Builds a provider from checked settings (what the plugin's definition does).
+    pub fn from_settings(settings: Settings) -> Result<Self, PluginError> {
         let api = Arc::new(Api::new(settings.api())?);
         Ok(OpenAiTts { settings, api })
     }
@@ -120,7 +123,7 @@ impl TextToSpeech for OpenAiTts {
             instructions: self.settings.instructions.as_deref(),
         })
         .map_err(|e| PluginError::internal(format!("{PLUGIN}: building the request: {e}")))?;
-        plugin_api::log::debug!(
+        log::debug!(
             "synthesizing {chars} characters with voice {voice}, model {}",
             self.settings.model
         );
@@ -158,19 +161,13 @@ pub fn definition() -> PluginDefinition {
         .description(
             "Streamed text-to-speech with OpenAI's speech API or any compatible server (24 kHz PCM)",
         )
-        .capabilities(Capabilities {
-            streaming: true,
-            sample_rates: vec![SAMPLE_RATE].into(),
-            voices: VOICES.iter().map(|v| (*v).into()).collect(),
-            ..Capabilities::default()
-        })
-        .text_to_speech(OpenAiTts::new)
-        .validate_config(|role, settings| match role {
-            Role::TextToSpeech => Settings::parse(settings).map(|_| ()),
-            Role::SpeechToText => Err(PluginError::config(format!(
-                "{PLUGIN} only provides text-to-speech (tts)"
-            ))),
-        })
+        .capabilities(
+            Capabilities::new()
+                .streaming(true)
+                .sample_rates([SAMPLE_RATE])
+                .voices(VOICES.iter().copied()),
+        )
+        .tts(OpenAiTts::from_settings)
 }
 
 plugin_api::export_plugin!(definition);

@@ -22,8 +22,7 @@
 //! endpoint_cooldown_ms = 10000         # how long before one probe request
 //! ```
 
-use plugin_api::abi::PluginError;
-use plugin_api::sdk::parse_settings;
+use plugin_api::prelude::*;
 use serde::Deserialize;
 
 use crate::http::{check_endpoint, check_range, ApiSettings, AuthScheme, TimingSettings};
@@ -96,12 +95,10 @@ impl Default for Settings {
 impl Settings {
     /// Parses and checks settings.
     pub fn parse(text: &str) -> Result<Self, PluginError> {
-        let settings: Settings = parse_settings(text)?;
-        settings.check()?;
-        Ok(settings)
+        plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
-    fn check(&self) -> Result<(), PluginError> {
+    fn check_values(&self) -> Result<(), PluginError> {
         let endpoint = |url: &str| {
             check_endpoint(
                 url,
@@ -178,10 +175,15 @@ pub fn check_voice(voice: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl PluginSettings for Settings {
+    fn check(&self) -> Result<(), SettingsError> {
+        self.check_values().map_err(crate::http::settings_error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugin_api::abi::ErrorKind;
 
     #[test]
     fn defaults_need_a_key_for_openai_only() {

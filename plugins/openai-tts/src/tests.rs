@@ -5,8 +5,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use openclaw_voice_tests::fake_cloud::{first_n, openai, tone, FakeServer, Reply};
-use plugin_api::abi::{AudioChunk, ErrorKind, SynthesisOptions};
-use plugin_api::abi_stable::std_types::{ROption, RString};
+use plugin_api::prelude::*;
 use plugin_api::testing::{TestPlugin, TestTts};
 
 use super::*;
@@ -84,10 +83,7 @@ fn the_host_can_choose_the_voice() {
         480,
         Duration::ZERO,
     ));
-    let options = SynthesisOptions {
-        voice: ROption::RSome(RString::from("onyx")),
-        ..SynthesisOptions::default()
-    };
+    let options = SynthesisOptions::new().with_voice("onyx");
     tts(&server, "").synthesize_all("Hi.", &options).unwrap();
     let r = openai::parse_speech(&server.requests()[0], KEY).unwrap();
     assert_eq!(r.voice, "onyx");
@@ -113,10 +109,7 @@ fn errors_are_typed_with_the_api_text_and_no_key() {
     );
 
     let server = FakeServer::start(openai::speech(KEY, vec![1], 1, Duration::ZERO));
-    let options = SynthesisOptions {
-        voice: ROption::RSome(RString::from("robot")),
-        ..SynthesisOptions::default()
-    };
+    let options = SynthesisOptions::new().with_voice("robot");
     let err = tts(&server, "")
         .synthesize_all("Hi.", &options)
         .unwrap_err();
@@ -217,12 +210,11 @@ fn a_pool_skips_a_failing_server_and_counts_a_stream_in_flight_until_it_ends() {
         detail[at..].contains(&format!("{} (closed, 1 in flight", good.base_url()))
     };
     let stream = tts
-        .synthesize("Hello again.", &SynthesisOptions::default())
+        .start("Hello again.", &SynthesisOptions::default())
         .unwrap();
-    let first = stream.next_chunk().into_result().unwrap();
-    assert!(matches!(first, ROption::RSome(_)));
+    assert!(stream.next_chunk().unwrap().is_some());
     assert!(in_flight(&tts), "{:?}", tts.health());
-    while let ROption::RSome(_) = stream.next_chunk().into_result().unwrap() {}
+    while stream.next_chunk().unwrap().is_some() {}
     assert!(!in_flight(&tts), "{:?}", tts.health());
     let detail = tts.health().unwrap().detail.to_string();
     assert!(

@@ -32,11 +32,7 @@ mod pool;
 
 use std::time::Instant;
 
-use plugin_api::abi::{
-    Capabilities, HealthReport, Pcm16kMono, PluginError, Role, Segment, TranscribeOptions,
-    Transcript, STT_SAMPLE_RATE,
-};
-use plugin_api::sdk::{PluginDefinition, SpeechToText};
+use plugin_api::prelude::*;
 use reqwest::header::CONTENT_TYPE;
 use serde::Deserialize;
 
@@ -65,7 +61,11 @@ impl OpenAiWhisper {
     /// Builds a provider from its settings (TOML text): checks them and reads the key. Makes no
     /// request.
     pub fn new(settings_text: &str) -> Result<Self, PluginError> {
-        let settings = Settings::parse(settings_text)?;
+        Self::from_settings(Settings::parse(settings_text)?)
+    }
+
+    /// Builds a provider from checked settings (what the plugin's definition does).
+    pub fn from_settings(settings: Settings) -> Result<Self, PluginError> {
         let api = Api::new(settings.api())?;
         Ok(OpenAiWhisper {
             response_format: settings.response_format.resolve(&settings.model),
@@ -159,7 +159,7 @@ impl SpeechToText for OpenAiWhisper {
                 .read_error("transcription", &std::io::Error::other(e))
         })?;
         let transcript = self.parse(&body, options)?;
-        plugin_api::log::debug!(
+        log::debug!(
             "transcribed {} ms of audio in {} ms with {} ({} characters)",
             audio.duration_ms(),
             started.elapsed().as_millis(),
@@ -303,17 +303,8 @@ pub fn definition() -> PluginDefinition {
             "Speech-to-text with OpenAI's transcription API or any compatible server (Groq, \
              whisper.cpp, speaches)",
         )
-        .capabilities(Capabilities {
-            sample_rates: vec![STT_SAMPLE_RATE].into(),
-            ..Capabilities::default()
-        })
-        .speech_to_text(OpenAiWhisper::new)
-        .validate_config(|role, settings| match role {
-            Role::SpeechToText => Settings::parse(settings).map(|_| ()),
-            Role::TextToSpeech => Err(PluginError::config(format!(
-                "{PLUGIN} only provides speech-to-text (stt)"
-            ))),
-        })
+        .capabilities(Capabilities::new().sample_rates([STT_SAMPLE_RATE]))
+        .stt(OpenAiWhisper::from_settings)
 }
 
 plugin_api::export_plugin!(definition);

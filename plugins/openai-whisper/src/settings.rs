@@ -4,7 +4,7 @@
 //! ```toml
 //! [providers.openai-whisper.settings]
 //! base_url = "https://api.openai.com"  # any OpenAI-compatible server, without /v1
-//! api_key_env = "OPENAI_API_KEY"       # variable holding the key; leave out for servers without auth
+//! api_key_env = "OPENAI_API_KEY"       # variable holding the key; "" or left out: no auth
 //! model = "whisper-1"                  # or gpt-4o-mini-transcribe, gpt-4o-transcribe, whisper-large-v3…
 //! response_format = "auto"             # auto | verbose_json | json | text
 //! # language = "en"                    # overrides the host's language hint
@@ -24,8 +24,7 @@
 //! endpoint_cooldown_ms = 10000         # how long before one probe request
 //! ```
 
-use plugin_api::abi::PluginError;
-use plugin_api::sdk::parse_settings;
+use plugin_api::prelude::*;
 use serde::Deserialize;
 
 use crate::http::{check_endpoint, check_range, ApiSettings, AuthScheme, TimingSettings};
@@ -134,12 +133,10 @@ impl Default for Settings {
 impl Settings {
     /// Parses and checks settings.
     pub fn parse(text: &str) -> Result<Self, PluginError> {
-        let settings: Settings = parse_settings(text)?;
-        settings.check()?;
-        Ok(settings)
+        plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
-    fn check(&self) -> Result<(), PluginError> {
+    fn check_values(&self) -> Result<(), PluginError> {
         let endpoint = |url: &str| {
             check_endpoint(
                 url,
@@ -209,10 +206,15 @@ impl Settings {
     }
 }
 
+impl PluginSettings for Settings {
+    fn check(&self) -> Result<(), SettingsError> {
+        self.check_values().map_err(crate::http::settings_error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugin_api::abi::ErrorKind;
 
     #[test]
     fn defaults_need_a_key_for_openai_only() {
@@ -262,5 +264,19 @@ mod tests {
             "json"
         );
         assert_eq!(ResponseFormat::Text.resolve("whisper-1"), "text");
+    }
+
+    #[test]
+    fn a_value_out_of_range_names_its_key_for_the_host() {
+        let err = Settings::parse("api_key_env = \"K\"\ntimeout_ms = 5").unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("setting `timeout_ms`: must be between"),
+            "{err}"
+        );
+        assert_eq!(
+            plugin_api::settings::key_of(err.message()),
+            Some("timeout_ms")
+        );
     }
 }

@@ -5,8 +5,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use openclaw_voice_tests::fake_cloud::{first_n, one_worker, openai, FakeServer, Reply};
-use plugin_api::abi::{ErrorKind, TranscribeOptions};
-use plugin_api::abi_stable::std_types::{ROption, RString};
+use plugin_api::prelude::*;
 use plugin_api::testing::{TestPlugin, TestStt};
 
 use super::*;
@@ -31,10 +30,7 @@ fn stt(server: &FakeServer, extra: &str) -> TestStt {
 }
 
 fn english() -> TranscribeOptions {
-    TranscribeOptions {
-        language: ROption::RSome(RString::from("en")),
-        prompt: ROption::RNone,
-    }
+    TranscribeOptions::new().with_language("en")
 }
 
 /// One second of a quiet ramp at 16 kHz.

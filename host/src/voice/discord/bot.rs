@@ -21,7 +21,7 @@ use songbird::{SerenityInit, Songbird};
 use super::api::{Api, BotToken};
 use super::session::{self, EndReason, GuildSession, SessionContext};
 use super::slash::Subcommand;
-use super::{BotObserver, DiscordError, ShardRange};
+use super::{BotObserver, DiscordError, ShardSpec};
 use crate::config::DiscordConfig;
 use crate::pipeline::SessionDeps;
 
@@ -87,9 +87,13 @@ pub async fn serve(
     observer: Arc<dyn BotObserver>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DiscordError> {
-    let shards = match &config.shards {
-        Some(text) => {
-            Some(ShardRange::parse(text).map_err(|e| DiscordError::Gateway(e.to_string()))?)
+    // The config load turned `auto` into this process's range.
+    let shards = match config.shards {
+        Some(ShardSpec::Range(range)) => Some(range),
+        Some(spec @ ShardSpec::Auto { .. }) => {
+            return Err(DiscordError::Gateway(format!(
+                "`discord.shards = \"{spec}\"` was not resolved to a range"
+            )))
         }
         None => None,
     };
@@ -566,9 +570,10 @@ fn status_text(
             ));
             let stats = s.stats();
             match &stats.last_turn {
-                Some((who, v2v, outcome)) => lines.push(format!(
-                    "Last turn: {who}, {} voice-to-voice ({outcome})",
-                    v2v.map(|ms| format!("{:.2} s", ms / 1000.0))
+                Some((who, response, outcome)) => lines.push(format!(
+                    "Last turn: {who}, {} from end of speech to first audio ({outcome})",
+                    response
+                        .map(|ms| format!("{:.2} s", ms / 1000.0))
                         .unwrap_or_else(|| "no audio".into())
                 )),
                 None => lines.push("Last turn: none yet".into()),

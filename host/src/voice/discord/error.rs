@@ -45,14 +45,6 @@ pub enum DiscordError {
 }
 
 impl DiscordError {
-    /// Whether trying again later may work (a network or server problem, not a setting).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            DiscordError::Unreachable { .. } | DiscordError::Gateway(_)
-        )
-    }
-
     /// Classifies a serenity error from an HTTP call.
     pub(crate) fn from_http(
         e: serenity::Error,

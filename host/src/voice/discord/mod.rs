@@ -22,14 +22,13 @@ pub mod hearing;
 pub mod invite;
 pub mod output;
 pub mod session;
-pub mod shards;
 pub mod slash;
 
+pub use crate::config::shards::{AutoShardError, ShardRange, ShardRangeError, ShardSpec};
 pub use api::{Api, BotToken};
 pub use bot::serve;
 pub use error::DiscordError;
 pub use invite::{bot_permissions, invite_url};
-pub use shards::{AutoShardError, ShardRange, ShardRangeError, ShardSpec};
 
 /// What the bot tells the rest of the process (the ops endpoints, metrics).
 pub trait BotObserver: Send + Sync + 'static {

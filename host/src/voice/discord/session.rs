@@ -63,7 +63,7 @@ pub struct SessionStats {
     pub turns: u64,
     /// Of which failed.
     pub failed: u64,
-    /// The last turn: speaker, voice-to-voice ms, outcome.
+    /// The last turn: speaker, ms from the end of speech to the first audio, outcome.
     pub last_turn: Option<(String, Option<f64>, String)>,
     /// Voice connection recoveries (resumed or rejoined).
     pub reconnects: u32,
@@ -217,14 +217,14 @@ impl Receiver {
 
     /// A speaker Discord announced whose audio does not decode: said once per Speaking event.
     fn report_unheard(&self, user: UserId) {
-        let name = match self.resolve(user) {
-            Source::Person(speaker, _) => speaker.name,
-            Source::Bot => return,
-        };
+        if matches!(self.resolve(user), Source::Bot) {
+            return;
+        }
+        // The user as logs show users (hashed by default); `/voice status` names them.
         tracing::warn!(
             guild = %self.guild,
-            speaker = %name,
-            "Discord says {name} is speaking but none of their audio decodes (DAVE frames \
+            speaker = %crate::telemetry::user_label(&user.get().to_string()),
+            "Discord says someone is speaking but none of their audio decodes (DAVE frames \
              songbird cannot decrypt are dropped): the bot cannot hear them"
         );
         self.observer.undecodable(self.guild.get());
@@ -585,7 +585,7 @@ async fn report_turns(
             }
             s.last_turn = Some((
                 report.speaker.name.clone(),
-                report.timeline.ms().voice_to_voice,
+                report.timeline.ms().first_tts_audio,
                 outcome.clone(),
             ));
         });

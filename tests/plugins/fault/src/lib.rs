@@ -35,14 +35,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use plugin_api::abi::{
-    AudioChunk, Capabilities, DetailedTranscript, ErrorKind, HealthReport, PartialTranscript,
-    Pcm16kMono, PluginError, Role, SynthesisOptions, TranscribeOptions, Transcript, Voice, Word,
-};
-use plugin_api::sdk::{
-    parse_settings, secret_from_env, AudioStream, CancelToken, PluginDefinition, SpeechToText,
-    TextToSpeech, TranscriptionStream,
-};
+use plugin_api::prelude::*;
 use serde::Deserialize;
 
 /// How the provider behaves.
@@ -141,18 +134,24 @@ impl Default for Settings {
     }
 }
 
+impl PluginSettings for Settings {
+    /// `check-config`: the panic it was told to make, and the secret it needs.
+    fn check_environment(&self) -> Result<(), PluginError> {
+        if self.mode == Mode::PanicInValidate {
+            panic!("fault plugin: panic in validate_config, as configured");
+        }
+        self.secret()
+    }
+}
+
 impl Settings {
-    fn parse(text: &str, role: Role) -> Result<Self, PluginError> {
-        let settings: Settings = parse_settings(text)?;
-        if settings.mode == Mode::PanicInValidate {
-            panic!("fault plugin: panic in validate_config ({role}), as configured");
-        }
-        if let Some(var) = &settings.api_key_env {
-            // Read like a real provider would; only the variable's name is ever logged.
+    /// Reads the secret like a real provider would; only the variable's name is ever logged.
+    fn secret(&self) -> Result<(), PluginError> {
+        if let Some(var) = &self.api_key_env {
             secret_from_env("fault", var)?;
-            plugin_api::log::info!("{role}: secret found in {var}");
+            log::info!("secret found in {var}");
         }
-        Ok(settings)
+        Ok(())
     }
 
     fn error(&self) -> PluginError {
@@ -172,8 +171,8 @@ struct Fault {
 }
 
 impl Fault {
-    fn new(settings: &str, role: Role) -> Result<Self, PluginError> {
-        let settings = Settings::parse(settings, role)?;
+    fn new(settings: Settings, role: Role) -> Result<Self, PluginError> {
+        settings.secret()?;
         if settings.mode == Mode::PanicInConstructor {
             panic!("fault plugin: panic in the {role} constructor, as configured");
         }
@@ -385,14 +384,9 @@ impl AudioStream for Chunks {
 fn definition() -> PluginDefinition {
     PluginDefinition::new("fault", env!("CARGO_PKG_VERSION"))
         .description("Test plugin that fails on purpose, as its settings say")
-        .capabilities(Capabilities {
-            sample_rates: vec![16_000].into(),
-            voices: vec!["fault".into()].into(),
-            ..Capabilities::default()
-        })
-        .speech_to_text(|settings: &str| Fault::new(settings, Role::SpeechToText))
-        .text_to_speech(|settings: &str| Fault::new(settings, Role::TextToSpeech).map(FaultVoice))
-        .validate_config(|role, settings| Settings::parse(settings, role).map(|_| ()))
+        .capabilities(Capabilities::new().sample_rates([16_000]).voices(["fault"]))
+        .stt(|settings: Settings| Fault::new(settings, Role::SpeechToText))
+        .tts(|settings: Settings| Fault::new(settings, Role::TextToSpeech).map(FaultVoice))
 }
 
 plugin_api::export_plugin!(definition);

@@ -13,12 +13,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use plugin_api::abi::{
-    AudioChunk, Pcm16kMono, PluginError, SynthesisOptions, TranscribeOptions, Transcript,
-};
-use plugin_api::sdk::{
-    AudioStream, CancelToken, PluginDefinition, SpeechToText, TextToSpeech, VecStream,
-};
+use plugin_api::prelude::*;
 
 fn env_ms(var: &str) -> Option<u64> {
     std::env::var(var).ok()?.parse().ok()
@@ -87,8 +82,8 @@ fn definition() -> PluginDefinition {
     }
     PluginDefinition::new("stall", env!("CARGO_PKG_VERSION"))
         .description("Test plugin that misbehaves while loading, as its environment says")
-        .speech_to_text(|_: &str| Ok(Ears))
-        .text_to_speech(|_: &str| Ok(Hum))
+        .stt(|_: NoSettings| Ok(Ears))
+        .tts(|_: NoSettings| Ok(Hum))
 }
 
 plugin_api::export_plugin!(definition);

@@ -243,6 +243,24 @@ impl ShardRange {
     }
 }
 
+impl std::str::FromStr for ShardSpec {
+    type Err = ShardRangeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ShardSpec::parse(text)
+    }
+}
+
+impl fmt::Display for ShardSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShardSpec::Range(r) => r.fmt(f),
+            ShardSpec::Auto { total: None } => f.write_str("auto"),
+            ShardSpec::Auto { total: Some(t) } => write!(f, "auto/{t}"),
+        }
+    }
+}
+
 impl fmt::Display for ShardRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}/{}", self.first, self.last, self.total)

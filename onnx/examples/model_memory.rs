@@ -1,0 +1,117 @@
+//! What loading and running the turn-taking models costs in resident memory and time, with
+//! ONNX Runtime's default session memory behaviour or the lean one: loads Silero VAD and
+//! Smart Turn from the models directory, runs Silero on 30 s of audio (one window at a time,
+//! as the host does) and Smart Turn 10 times, and prints RSS after each step and the median
+//! time per call.
+//!
+//! `cargo run --release -p openclaw-onnx --example model_memory -- default|lean`
+
+use std::path::Path;
+use std::time::Instant;
+
+use openclaw_onnx::{Element, Input, InputSpec, Model, ModelOptions};
+
+fn status_mb(key: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// RSS, and its anonymous (heap) and file-backed (library code) parts.
+fn rss_mb() -> String {
+    format!(
+        "{:.1} MB (anon {:.1}, file {:.1})",
+        status_mb("VmRSS:"),
+        status_mb("RssAnon:"),
+        status_mb("RssFile:")
+    )
+}
+
+fn median_ms(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "default".into());
+    let options = match mode.as_str() {
+        "lean" => ModelOptions::lean(),
+        "default" => ModelOptions::default(),
+        other => return Err(format!("unknown mode {other}: default or lean").into()),
+    };
+    let dir = openclaw_onnx::models_dir().ok_or("HOME is not set")?;
+    openclaw_onnx::init(&openclaw_onnx::find_runtime(None)?)?;
+    println!("{mode}: runtime opened: {}", rss_mb());
+    let silero = Model::load_with(
+        &dir.join("silero_vad.onnx"),
+        &[
+            InputSpec {
+                name: "input",
+                element: Element::F32,
+                dims: &[-1, -1],
+            },
+            InputSpec {
+                name: "state",
+                element: Element::F32,
+                dims: &[2, -1, 128],
+            },
+            InputSpec {
+                name: "sr",
+                element: Element::I64,
+                dims: &[],
+            },
+        ],
+        &["output", "stateN"],
+        options,
+    )?;
+    println!("{mode}: Silero loaded: {}", rss_mb());
+    let turn = Model::load_with(
+        Path::new(&dir.join("smart-turn-v3.2-cpu.onnx")),
+        &[InputSpec {
+            name: "input_features",
+            element: Element::F32,
+            dims: &[-1, 80, 800],
+        }],
+        &["logits"],
+        options,
+    )?;
+    println!("{mode}: Smart Turn loaded: {}", rss_mb());
+    let mut state = vec![0f32; 256];
+    let mut times = Vec::new();
+    for n in 0..940 {
+        let window: Vec<f32> = (0..576)
+            .map(|i| ((n * 576 + i) as f32 * 0.05).sin() * 0.3)
+            .collect();
+        let started = Instant::now();
+        let out = silero.run(&[
+            ("input", Input::F32(&[1, 576], &window)),
+            ("state", Input::F32(&[2, 1, 128], &state)),
+            ("sr", Input::I64(&[], &[16_000])),
+        ])?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        state.copy_from_slice(&out[1].data);
+    }
+    println!(
+        "{mode}: Silero 940 windows: {}, median {:.3} ms",
+        rss_mb(),
+        median_ms(times)
+    );
+    let features: Vec<f32> = (0..80 * 800)
+        .map(|i| ((i % 800) as f32 * 0.01).sin())
+        .collect();
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        turn.run(&[("input_features", Input::F32(&[1, 80, 800], &features))])?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "{mode}: Smart Turn 10 calls: {}, median {:.1} ms",
+        rss_mb(),
+        median_ms(times)
+    );
+    Ok(())
+}

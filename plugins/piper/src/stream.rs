@@ -1,0 +1,146 @@
+//! The synthesis worker: one thread per synthesis phonemizes and speaks one sentence at a
+//! time and hands its audio to a [`ChannelStream`] in chunks, so the host plays the first
+//! sentence while the next is made. The [`CancelToken`] is checked before each sentence and
+//! each chunk; a dropped stream stops the worker at its next send.
+
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use plugin_api::abi::{AudioChunk, PluginError};
+use plugin_api::sdk::{CancelToken, ChannelStream};
+
+use crate::clauses::Sentence;
+use crate::model::{to_pcm, VoiceModel};
+use crate::phonemize::Phonemizer;
+use crate::voice::{Scales, VoiceConfig};
+
+/// What one synthesis needs, shared with the provider.
+#[derive(Debug)]
+pub struct Engine {
+    /// The voice's configuration.
+    pub voice: VoiceConfig,
+    /// Its model.
+    pub model: VoiceModel,
+    /// espeak-ng.
+    pub phonemizer: Phonemizer,
+}
+
+/// One synthesis.
+#[derive(Debug)]
+pub struct Job {
+    /// The sentences, in order.
+    pub sentences: Vec<Sentence>,
+    /// Scales for the model.
+    pub scales: Scales,
+    /// Speaker id (multi-speaker voices).
+    pub speaker: Option<i64>,
+    /// Longest chunk, in samples.
+    pub chunk_samples: usize,
+    /// Silence after each sentence but the last, in samples.
+    pub silence_samples: usize,
+}
+
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every sentence was spoken and handed over.
+    Completed,
+    /// Cancelled, or the stream was dropped.
+    Stopped,
+    /// A sentence failed; the error went to the stream.
+    Failed,
+}
+
+/// Starts the worker; returns the stream it feeds and its handle (tests join it).
+pub fn start(
+    engine: Arc<Engine>,
+    job: Job,
+    cancel: CancelToken,
+) -> Result<(ChannelStream, JoinHandle<Outcome>), PluginError> {
+    let (sender, stream) = ChannelStream::new(cancel.clone());
+    let handle = thread::Builder::new()
+        .name("piper-synth".into())
+        .spawn(move || run(&engine, &job, &sender, &cancel))
+        .map_err(|e| PluginError::internal(format!("could not start the synthesis thread: {e}")))?;
+    Ok((stream, handle))
+}
+
+fn run(
+    engine: &Engine,
+    job: &Job,
+    sender: &SyncSender<Result<AudioChunk, PluginError>>,
+    cancel: &CancelToken,
+) -> Outcome {
+    let Some((first, rest)) = job.sentences.split_first() else {
+        return Outcome::Completed;
+    };
+    // The first sentence alone, so its audio comes first; the rest in one espeak-ng run once
+    // it is handed over (and its audio playing), so nothing competes with the model for it.
+    let first = engine.phonemizer.phonemize(first);
+    let mut outcome = say(engine, job, first, !rest.is_empty(), sender, cancel);
+    if outcome == Outcome::Completed && !rest.is_empty() {
+        match engine.phonemizer.phonemize_all(rest) {
+            Err(e) => {
+                let _ = sender.send(Err(e));
+                outcome = Outcome::Failed;
+            }
+            Ok(all) => {
+                let count = all.len();
+                for (index, phonemes) in all.into_iter().enumerate() {
+                    outcome = say(engine, job, Ok(phonemes), index + 1 < count, sender, cancel);
+                    if outcome != Outcome::Completed {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    engine.phonemizer.prepare();
+    outcome
+}
+
+/// Speaks one sentence's phonemes and hands the audio over in chunks, with the silence after
+/// it when `more` sentences follow.
+fn say(
+    engine: &Engine,
+    job: &Job,
+    phonemes: Result<Vec<String>, PluginError>,
+    more: bool,
+    sender: &SyncSender<Result<AudioChunk, PluginError>>,
+    cancel: &CancelToken,
+) -> Outcome {
+    if cancel.is_cancelled() {
+        return Outcome::Stopped;
+    }
+    let mut samples = match phonemes.and_then(|p| speak(engine, job, &p)) {
+        Ok(samples) => samples,
+        Err(e) => {
+            let _ = sender.send(Err(e));
+            return Outcome::Failed;
+        }
+    };
+    if more {
+        samples.resize(samples.len() + job.silence_samples, 0);
+    }
+    let rate = engine.voice.sample_rate;
+    for piece in samples.chunks(job.chunk_samples.max(1)) {
+        if cancel.is_cancelled()
+            || sender
+                .send(Ok(AudioChunk::new(piece.to_vec(), rate)))
+                .is_err()
+        {
+            return Outcome::Stopped;
+        }
+    }
+    Outcome::Completed
+}
+
+/// One sentence: ids, model, 16-bit PCM.
+fn speak(engine: &Engine, job: &Job, phonemes: &[String]) -> Result<Vec<i16>, PluginError> {
+    let ids = engine
+        .voice
+        .phoneme_ids(phonemes.iter().map(String::as_str));
+    let audio = engine.model.infer(&ids, job.scales, job.speaker)?;
+    Ok(to_pcm(&audio))
+}
