@@ -17,7 +17,9 @@
 //! Run: `cargo build --release -p openclaw-voice -p openclaw-test-plugin-fault -p
 //! openclaw-plugin-tone && cargo bench -p openclaw-voice-tests --bench discord_voice`.
 //! `OCV_BENCH_GUILDS` sets N (default 100, comma-separated for several runs);
-//! `OCV_BENCH_SECONDS` the active measurement (default 20). Results: docs/BENCHMARKS.md,
+//! `OCV_BENCH_SECONDS` the active measurement (default 20); `OCV_BENCH_DAVE=1` runs every call
+//! under DAVE (protocol 1: each user a real MLS member whose Opus is end-to-end encrypted, the
+//! bot decrypting it and encrypting its replies), the DAVE column. Results: docs/BENCHMARKS.md,
 //! "Discord voice at scale".
 
 use std::sync::Arc;
@@ -75,6 +77,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    let dave = std::env::var("OCV_BENCH_DAVE").is_ok_and(|v| v == "1");
+    println!("DAVE: {}", if dave { "on (protocol 1)" } else { "off" });
     println!(
         "{:>6} | {:>9} | {:>13} | {:>13} | {:>12} | {:>14} | {:>16} | {:>8}",
         "guilds",
@@ -87,14 +91,15 @@ fn main() {
         "replies"
     );
     for n in counts {
-        measure(n, Duration::from_secs(seconds));
+        measure(n, Duration::from_secs(seconds), dave);
     }
 }
 
-fn measure(n: usize, active_for: Duration) {
+fn measure(n: usize, active_for: Duration, dave: bool) {
     let fake = FakeDiscord::start();
     let guilds = fake.add_load_guilds(n);
     fake.set_decode_bot_audio(false);
+    fake.set_dave_version(u16::from(dave));
     let plugins = PluginDir::with(&[FAULT, TONE]);
     let config = ConfigDir::new();
     config.write(

@@ -23,6 +23,7 @@
 pub mod fake_cloud;
 pub mod fake_discord;
 pub mod moto;
+pub mod wer;
 pub mod wyoming;
 
 use std::ffi::OsStr;

@@ -58,6 +58,7 @@ async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
     let observer = Arc::new(OpsObserver {
         ops: serving.ops.clone(),
         connections: std::sync::Mutex::new(std::collections::HashMap::new()),
+        unheard: Default::default(),
     });
     let served = discord::serve(
         &loaded.config.discord,
@@ -76,6 +77,7 @@ async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
 struct OpsObserver {
     ops: Arc<OpsState>,
     connections: std::sync::Mutex<std::collections::HashMap<u64, crate::ops::VoiceConnectionGuard>>,
+    unheard: crate::ops::hearing::UnheardByGuild,
 }
 
 impl discord::BotObserver for OpsObserver {
@@ -104,5 +106,17 @@ impl discord::BotObserver for OpsObserver {
 
     fn turn(&self, _guild: u64, report: &TurnReport) {
         self.ops.observe_turn(report);
+    }
+
+    fn frames_decoded(&self, _guild: u64, frames: u64) {
+        crate::ops::hearing::FRAMES_DECODED.inc_by(frames);
+    }
+
+    fn undecodable(&self, _guild: u64) {
+        crate::ops::hearing::UNDECODABLE.inc();
+    }
+
+    fn unheard(&self, guild: u64, speakers: usize) {
+        self.unheard.set(guild, speakers);
     }
 }

@@ -88,6 +88,9 @@ pub struct ServiceHealth {
     /// Open voice sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<i64>,
+    /// Why a service is degraded, in words (never a secret, never a name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The provider's own answer to its last health check: `healthy` or `unhealthy`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<&'static str>,
@@ -117,6 +120,7 @@ impl ServiceHealth {
             calls: None,
             failures: None,
             active: None,
+            reason: None,
             check: None,
             check_detail: None,
             check_age_seconds: None,
@@ -207,6 +211,8 @@ pub struct HealthInput {
     pub agent: AgentHealth,
     /// Open voice sessions.
     pub voice_sessions: i64,
+    /// Speakers Discord says are speaking whose audio does not decode (the hearing guard).
+    pub unheard_speakers: i64,
 }
 
 /// One provider's service entry, and whether it counts as working (circuit not open, and
@@ -264,6 +270,16 @@ pub fn evaluate(
 
     let mut sessions = ServiceHealth::status("up");
     sessions.active = Some(input.voice_sessions);
+    if input.unheard_speakers > 0 {
+        // The bot is in a call and cannot hear someone who speaks: DAVE frames it cannot
+        // decrypt, most likely.
+        status = status.worst(HealthStatus::Degraded);
+        sessions.status = "degraded";
+        sessions.reason = Some(format!(
+            "{} speaker(s) Discord says are speaking but none of their audio decodes",
+            input.unheard_speakers
+        ));
+    }
     services.insert("voice_sessions".into(), sessions);
 
     let age = |at: SystemTime| {
@@ -354,6 +370,7 @@ impl OpsState {
             agent_kind: components.agent_kind,
             agent: self.agent_health(),
             voice_sessions: self.metrics().voice_connections_active(),
+            unheard_speakers: super::hearing::UNHEARD_SPEAKERS.get(),
         }
     }
 
@@ -458,6 +475,7 @@ mod tests {
             agent_kind: Some("echo"),
             agent: AgentHealth::default(),
             voice_sessions: 0,
+            unheard_speakers: 0,
         }
     }
 

@@ -153,6 +153,7 @@ impl Metrics {
             crate::pipeline::models::TURN_MODEL_SECONDS.clone(),
         ))?;
         registry.register(Box::new(build_info))?;
+        super::hearing::register(&registry)?;
         registry.register(Box::new(ComponentsCollector::new(components)?))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(

@@ -7,6 +7,7 @@
 //! fixed sets (roles, outcomes, error kinds), never from users.
 
 pub mod health;
+pub mod hearing;
 pub mod metrics;
 pub mod server;
 pub mod shutdown;

@@ -229,6 +229,15 @@ fn voice_state_update(shared: &Shared, d: &Value) {
         return;
     }
     let channel = id_of(&d["channel_id"]);
+    place_bot(&mut w, guild, channel);
+    drop(w);
+    shared.notify();
+}
+
+/// Puts the bot in `channel` (or out of voice) in `guild`, as Discord does after an op 4 or a
+/// moderator's move: VOICE_STATE_UPDATE with a new voice session, then VOICE_SERVER_UPDATE
+/// with a new token when in a channel.
+pub(crate) fn place_bot(w: &mut super::World, guild: u64, channel: Option<u64>) {
     let bot_id = w.bot.id;
     let session_id = random_hex(16);
     let member = w.member_json(guild, bot_id);
@@ -266,8 +275,6 @@ fn voice_state_update(shared: &Shared, d: &Value) {
             json!({"token": token, "guild_id": guild.to_string(), "endpoint": endpoint}),
         );
     }
-    drop(w);
-    shared.notify();
 }
 
 /// A snowflake sent as a string (Discord's way) or as a number.

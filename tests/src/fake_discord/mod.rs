@@ -16,22 +16,30 @@
 //! - **Voice gateway** (`voice.rs`, `wss://localhost:<port>` with a certificate from
 //!   [`tls::TestCa`], trusted by the bot through `SSL_CERT_FILE`): Identify, Hello, Ready
 //!   (SSRC, IP, port, modes), heartbeat ACKs, SelectProtocol → SessionDescription (mode
-//!   `aead_aes256_gcm_rtpsize`, a fresh secret key, `dave_protocol_version: 0`), Speaking for
-//!   simulated users, ClientsConnect, ClientDisconnect, Resume/Resumed, and dropped
-//!   connections on request.
+//!   `aead_aes256_gcm_rtpsize`, a fresh secret key, the DAVE protocol version the test chose:
+//!   [`FakeDiscord::set_dave_version`]), Speaking for simulated users, ClientsConnect,
+//!   ClientDisconnect, Resume/Resumed, and dropped connections on request. songbird 0.6.1
+//!   connects with `?v=4`; the fake answers at the version asked for (binary frames carry a
+//!   sequence number from v8 on only).
+//! - **DAVE** (`dave.rs`): with version 1, the server's part of Discord's end-to-end
+//!   encryption (opcodes 21-31: external sender, key packages, proposals, commit and welcome,
+//!   transitions, downgrade and upgrade), each simulated user a real MLS member (songbird's
+//!   own `davey` client) that DAVE-encrypts its Opus and decrypts the bot's.
 //! - **UDP** (`voice.rs`): IP discovery; RTP with `aead_aes256_gcm_rtpsize` ([`rtp`]) both
 //!   ways. Simulated users send Opus-encoded speech ([`audio`]); what the bot sends is
 //!   decrypted and decoded per guild ([`BotAudio`]).
 //!
-//! **DAVE is not simulated.** Discord requires DAVE end-to-end encryption (version 1) since
-//! March 2026; the fake answers with `dave_protocol_version: 0`, so songbird's DAVE session is
-//! never created and media is protected by the transport encryption only. What DAVE changes
-//! on the bot's side (packets from an SSRC with no user mapping yet are dropped) is covered by
-//! the bot's handling of late speakers, which the fake exercises by sending Speaking late.
+//! **DAVE is off by default** (`dave_protocol_version: 0`, transport encryption only), which
+//! is how most tests run and how the non-DAVE path stays tested; `tests/tests/discord_dave.rs`
+//! turns it on. Under DAVE, songbird drops every encrypted packet from an SSRC it cannot map to
+//! a user yet (it needs the user to decrypt), so the bot's replay of a late speaker's first
+//! frames only ever happens without DAVE; with DAVE those frames are lost, and the fake's
+//! late-Speaking option shows it.
 //!
 //! The fake runs on its own tokio runtime; tests drive it from plain `#[test]` functions.
 
 pub mod audio;
+pub mod dave;
 pub mod model;
 pub mod rtp;
 pub mod tls;
@@ -67,6 +75,10 @@ pub const LOUNGE: u64 = 1_300_000_000_000_000_102;
 pub const LOCKED: u64 = 1_300_000_000_000_000_103;
 /// A text channel for transcripts.
 pub const TRANSCRIPTS: u64 = 1_300_000_000_000_000_104;
+/// A stage channel (`Town Hall`).
+pub const STAGE: u64 = 1_300_000_000_000_000_105;
+/// Another voice channel (`Studio`).
+pub const STUDIO: u64 = 1_300_000_000_000_000_106;
 /// The `DJ` role.
 pub const DJ_ROLE: u64 = 1_300_000_000_000_000_110;
 /// Alice (role DJ).
@@ -223,6 +235,8 @@ pub(crate) struct VoiceConn {
     pub(crate) connected: bool,
     pub(crate) counter: Arc<AtomicU32>,
     pub(crate) decoder: audio::OpusStream,
+    /// DAVE on this connection (protocol 0: none).
+    pub(crate) dave: dave::DaveCall,
 }
 
 /// The bot's voice slot in a guild: what op 4 asked for and the connection.
@@ -252,6 +266,16 @@ pub struct World {
     /// Each user's RTP stream: next sequence number, next timestamp, when it last sent.
     pub(crate) user_streams: HashMap<(u64, u64), (u16, u32, Instant)>,
     pub(crate) decode_bot_audio: bool,
+    /// The DAVE protocol version SessionDescription offers (0 or 1).
+    pub(crate) dave_version: u16,
+    /// Users whose DAVE frames nobody can decrypt (never added to the MLS group).
+    pub(crate) dave_undecryptable: std::collections::BTreeSet<u64>,
+    /// The `v` each voice gateway connection asked for.
+    pub voice_gateway_versions: Vec<u32>,
+    /// Loss, jitter and reordering of the simulated users' RTP, with its random source.
+    pub(crate) network: (NetworkConditions, fastrand::Rng),
+    /// Simulated users' packets dropped by [`NetworkConditions::loss`].
+    pub packets_lost: usize,
     /// Identify payloads received (token removed).
     pub identifies: Vec<Value>,
     /// Op 4 payloads the bot sent.
@@ -312,6 +336,11 @@ impl World {
             .map(|(c, _)| *c)
     }
 
+    /// DAVE on the bot's voice connection in `guild`, as the fake sees it.
+    pub fn dave_status(&self, guild: u64) -> Option<dave::DaveStatus> {
+        Some(self.voice.get(&guild)?.conn.as_ref()?.dave.status())
+    }
+
     /// Whether the bot's voice connection in `guild` is up (session described).
     pub fn bot_connected(&self, guild: u64) -> bool {
         self.voice
@@ -360,6 +389,19 @@ impl Shared {
     pub(crate) fn notify(&self) {
         self.changed.notify_all();
     }
+}
+
+/// The network between the simulated users and the bot: what their RTP suffers on the way.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetworkConditions {
+    /// Share of packets lost (0 to 1).
+    pub loss: f64,
+    /// Each packet is delayed by a uniform 0..=`jitter_ms`.
+    pub jitter_ms: u32,
+    /// Share of packets held back 30 ms more, so they arrive after the next one (0 to 1).
+    pub reorder: f64,
+    /// Seed of the random choices, so a run can be repeated.
+    pub seed: u64,
 }
 
 /// Options for a simulated utterance.
@@ -455,6 +497,11 @@ impl FakeDiscord {
             user_ssrc: HashMap::new(),
             user_streams: HashMap::new(),
             decode_bot_audio: true,
+            dave_version: 0,
+            dave_undecryptable: Default::default(),
+            voice_gateway_versions: Vec::new(),
+            network: (NetworkConditions::default(), fastrand::Rng::with_seed(0)),
+            packets_lost: 0,
             identifies: Vec::new(),
             voice_state_updates: Vec::new(),
             registered: Vec::new(),
@@ -526,6 +573,18 @@ impl FakeDiscord {
                 id: TRANSCRIPTS,
                 name: "transcripts".into(),
                 kind: 0,
+                overwrites: vec![],
+            },
+            ChannelSpec {
+                id: STAGE,
+                name: "Town Hall".into(),
+                kind: 13,
+                overwrites: vec![],
+            },
+            ChannelSpec {
+                id: STUDIO,
+                name: "Studio".into(),
+                kind: 2,
                 overwrites: vec![],
             },
         ];
@@ -610,6 +669,61 @@ impl FakeDiscord {
     /// count packets).
     pub fn set_decode_bot_audio(&self, on: bool) {
         self.shared.lock().decode_bot_audio = on;
+    }
+
+    /// The DAVE protocol version the voice gateway offers from the next SessionDescription on:
+    /// 1 (DAVE, what Discord requires on non-stage calls) or 0 (transport encryption only).
+    pub fn set_dave_version(&self, version: u16) {
+        self.shared.lock().dave_version = version;
+    }
+
+    /// Sets the loss, jitter and reordering the simulated users' packets suffer from now on.
+    pub fn set_network(&self, conditions: NetworkConditions) {
+        self.shared.lock().network = (conditions, fastrand::Rng::with_seed(conditions.seed));
+    }
+
+    /// Makes `user`'s client one whose key exchange failed: never added to the MLS group, its
+    /// frames in DAVE's format under a key no member has. Takes effect at the next voice
+    /// Identify.
+    pub fn set_dave_undecryptable(&self, user: u64) {
+        self.shared.lock().dave_undecryptable.insert(user);
+    }
+
+    /// Downgrades `guild`'s call to protocol 0 (op 21, then op 22 once the bot is ready);
+    /// false when no DAVE call is idle there.
+    pub fn dave_downgrade(&self, guild: u64) -> bool {
+        self.with_dave(guild, |d, tx| d.downgrade(tx))
+    }
+
+    /// Sends the bot its next winning commit damaged (op 29), as a faulty server or a
+    /// corrupted frame would: the bot must report it (op 31) and rejoin with a new key package.
+    pub fn dave_corrupt_next_commit(&self, guild: u64) -> bool {
+        self.with_dave(guild, |d, _| d.corrupt_next_commit())
+    }
+
+    /// Upgrades `guild`'s call back to protocol 1 (op 24 for epoch 1); false unless at 0.
+    pub fn dave_upgrade(&self, guild: u64) -> bool {
+        self.with_dave(guild, |d, tx| d.upgrade(tx))
+    }
+
+    fn with_dave(
+        &self,
+        guild: u64,
+        f: impl FnOnce(&mut dave::DaveCall, &UnboundedSender<voice::Outgoing>) -> bool,
+    ) -> bool {
+        let mut w = self.shared.lock();
+        let done = match w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) {
+            Some(conn) => f(&mut conn.dave, &conn.tx),
+            None => false,
+        };
+        drop(w);
+        self.shared.notify();
+        done
+    }
+
+    /// DAVE on `guild`'s call.
+    pub fn dave_status(&self, guild: u64) -> Option<dave::DaveStatus> {
+        self.world(|w| w.dave_status(guild))
     }
 
     /// The bot token the fake accepts.
@@ -705,17 +819,30 @@ impl FakeDiscord {
             model::voice_state(guild, user, channel, &session, member),
         );
         let bot_channel = w.bot_channel(guild);
-        if let Some(conn) = w.voice.get(&guild).and_then(|s| s.conn.as_ref()) {
+        if let Some(conn) = w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) {
             if before.is_some() && before == bot_channel && channel != before {
                 let _ = conn.tx.send(voice::Outgoing::Json(json!({
                     "op": 13, "d": {"user_id": user.to_string()}
                 })));
+                conn.dave.user_left(user, &conn.tx);
             } else if channel.is_some() && channel == bot_channel && before != channel {
+                // ClientsConnect first: members refuse Adds for users not announced.
                 let _ = conn.tx.send(voice::Outgoing::Json(json!({
                     "op": 11, "d": {"user_ids": [user.to_string()]}
                 })));
+                conn.dave.user_joined(user, &conn.tx);
             }
         }
+        drop(w);
+        self.shared.notify();
+    }
+
+    /// A moderator moves the bot to voice channel `channel` of `guild`: Discord's
+    /// VOICE_STATE_UPDATE (new channel, new voice session) and VOICE_SERVER_UPDATE (new
+    /// token); the bot's voice client connects again for the new channel.
+    pub fn move_bot(&self, guild: u64, channel: u64) {
+        let mut w = self.shared.lock();
+        gateway::place_bot(&mut w, guild, Some(channel));
         drop(w);
         self.shared.notify();
     }

@@ -144,7 +144,7 @@ pub fn channel(guild_id: u64, c: &ChannelSpec, position: usize) -> Value {
         "rate_limit_per_user": 0,
         "flags": 0,
     });
-    if c.kind == 2 {
+    if c.kind == 2 || c.kind == 13 {
         v["bitrate"] = json!(64_000);
         v["user_limit"] = json!(0);
         v["rtc_region"] = json!(null);

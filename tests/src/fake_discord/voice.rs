@@ -1,10 +1,14 @@
-//! The fake voice server: the voice gateway (v8 JSON over `wss://`) and the UDP media socket.
+//! The fake voice server: the voice gateway (JSON and binary frames over `wss://`, at the
+//! version the client asks for: songbird 0.6.1 asks for v4) and the UDP media socket.
 //!
 //! Gateway: Identify (server, session and token checked against the VOICE_SERVER_UPDATE the
 //! fake sent) → Hello + Ready (SSRC, 127.0.0.1, the UDP port, the modes) + ClientsConnect;
-//! SelectProtocol → SessionDescription with a fresh key and `dave_protocol_version: 0`;
-//! heartbeat → ACK with the nonce; Resume → Hello + Resumed. UDP: IP discovery answers; the
-//! bot's RTP decrypted and its Opus decoded; simulated users' speech sent as RTP.
+//! SelectProtocol → SessionDescription with a fresh key and the DAVE protocol version the test
+//! chose, then with DAVE the external sender (op 25) and the MLS exchange ([`super::dave`]);
+//! heartbeat → ACK with the nonce; Resume → Hello + Resumed. Binary frames from the server
+//! carry a sequence number only from v8 on, as Discord documents. UDP: IP discovery answers;
+//! the bot's RTP decrypted (transport, then DAVE) and its Opus decoded; simulated users'
+//! speech sent as RTP, DAVE-encrypted by their own MLS clients.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -21,14 +25,17 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::audio::OpusStream;
+use super::dave::DaveCall;
 use super::rtp::{self, RtpCipher};
-use super::{SayOptions, Shared, VoiceConn};
+use super::{SayOptions, Shared, VoiceConn, World};
 
 /// What a voice gateway connection sends.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     /// A payload.
     Json(Value),
+    /// A binary payload (DAVE opcodes 25, 27, 29, 30): opcode, then the body.
+    Binary(Vec<u8>),
     /// Close with this code.
     Close(u16),
 }
@@ -59,9 +66,19 @@ async fn connection(stream: TcpStream, tls: TlsAcceptor, shared: Arc<Shared>) {
     let Ok(tls_stream) = tls.accept(stream).await else {
         return;
     };
-    let Ok(ws) = tokio_tungstenite::accept_async(tls_stream).await else {
+    let mut version = 4u32;
+    // tungstenite's callback type fixes the error variant (an HTTP response).
+    #[allow(clippy::result_large_err)]
+    let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                    response| {
+        version = gateway_version(request.uri().query());
+        Ok(response)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tls_stream, callback).await else {
         return;
     };
+    shared.lock().voice_gateway_versions.push(version);
+    let mut seq: u16 = 0;
     let (mut sink, mut source) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
@@ -71,6 +88,10 @@ async fn connection(stream: TcpStream, tls: TlsAcceptor, shared: Arc<Shared>) {
             incoming = source.next() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(t))) => t.to_string(),
+                    Some(Ok(Message::Binary(b))) => {
+                        handle_binary(&shared, &tx, guild, &b);
+                        continue;
+                    }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
@@ -85,6 +106,18 @@ async fn connection(stream: TcpStream, tls: TlsAcceptor, shared: Arc<Shared>) {
                 match out {
                     Outgoing::Json(v) => {
                         if sink.send(Message::text(v.to_string())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Outgoing::Binary(body) => {
+                        // v8 puts the server's sequence number first; v4 does not.
+                        let frame = if version >= 8 {
+                            seq = seq.wrapping_add(1);
+                            [&seq.to_be_bytes()[..], &body].concat()
+                        } else {
+                            body
+                        };
+                        if sink.send(Message::binary(frame)).await.is_err() {
                             break;
                         }
                     }
@@ -110,6 +143,141 @@ async fn connection(stream: TcpStream, tls: TlsAcceptor, shared: Arc<Shared>) {
     }
 }
 
+/// The `v` query parameter of the voice gateway URL (Discord's default, 4, without one).
+fn gateway_version(query: Option<&str>) -> u32 {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("v="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
+
+/// The bot's binary frames: op 26 (key package) and op 28 (commit and welcome).
+fn handle_binary(
+    shared: &Shared,
+    tx: &mpsc::UnboundedSender<Outgoing>,
+    guild: Option<u64>,
+    frame: &[u8],
+) {
+    let Some(g) = guild else { return };
+    let mut w = shared.lock();
+    let Some(conn) = w.voice.get_mut(&g).and_then(|s| s.conn.as_mut()) else {
+        return;
+    };
+    match frame.split_first() {
+        Some((26, body)) => conn.dave.on_key_package(body, tx),
+        Some((28, body)) => conn.dave.on_commit_welcome(body, tx),
+        _ => {}
+    }
+    drop(w);
+    shared.notify();
+}
+
+/// The bot's DAVE JSON opcodes: 23 (ready for transition) and 31 (invalid commit/welcome).
+fn handle_dave_json(
+    shared: &Shared,
+    tx: &mpsc::UnboundedSender<Outgoing>,
+    guild: Option<u64>,
+    code: u64,
+    d: &Value,
+) {
+    let Some(g) = guild else { return };
+    let tid = d["transition_id"]
+        .as_u64()
+        .and_then(|t| u16::try_from(t).ok())
+        .unwrap_or(0);
+    let mut w = shared.lock();
+    let Some(conn) = w.voice.get_mut(&g).and_then(|s| s.conn.as_mut()) else {
+        return;
+    };
+    if code == 23 {
+        conn.dave.on_ready(tid, tx);
+    } else {
+        conn.dave.on_invalid(tid, tx);
+    }
+    drop(w);
+    shared.notify();
+}
+
+/// Identify: checked against the VOICE_SERVER_UPDATE the fake sent; a new connection (SSRC,
+/// key, DAVE call), then Hello, Ready and ClientsConnect.
+fn identify(
+    shared: &Shared,
+    generation: u64,
+    tx: &mpsc::UnboundedSender<Outgoing>,
+    guild: &mut Option<u64>,
+    d: &Value,
+) {
+    let mut w = shared.lock();
+    let server = id_of(&d["server_id"]).unwrap_or(0);
+    let user = id_of(&d["user_id"]).unwrap_or(0);
+    let bot_id = w.bot.id;
+    let udp_port = w.udp_port;
+    let channel = w.voice.get(&server).and_then(|s| s.channel);
+    let users = users_in(&w, server, channel, bot_id);
+    let dave = DaveCall::new(
+        bot_id,
+        channel.unwrap_or(0),
+        w.dave_version,
+        users.iter().copied(),
+        w.dave_undecryptable.clone(),
+    );
+    let Some(slot) = w.voice.get_mut(&server) else {
+        let _ = tx.send(Outgoing::Close(4004));
+        return;
+    };
+    if d["session_id"].as_str() != Some(slot.session_id.as_str())
+        || d["token"].as_str() != Some(slot.token.as_str())
+        || user != bot_id
+    {
+        let _ = tx.send(Outgoing::Close(4004));
+        return;
+    }
+    let ssrc = SSRCS.fetch_add(1, Ordering::Relaxed);
+    let mut key = [0u8; 32];
+    key.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    if let Some(old) = slot.conn.take() {
+        let _ = old.tx.send(Outgoing::Close(4006));
+    }
+    slot.conn = Some(VoiceConn {
+        generation,
+        tx: tx.clone(),
+        ssrc,
+        key,
+        cipher: Arc::new(RtpCipher::new(&key)),
+        bot_udp: None,
+        described: false,
+        connected: true,
+        counter: Arc::new(AtomicU32::new(fastrand::u32(..))),
+        decoder: OpusStream::new(),
+        dave,
+    });
+    *guild = Some(server);
+    w.ssrc_guild.insert(ssrc, server);
+    *w.voice_identifies.entry(server).or_default() += 1;
+    let users: Vec<String> = users.iter().map(u64::to_string).collect();
+    let _ = tx.send(Outgoing::Json(op(
+        8,
+        json!({"heartbeat_interval": 13_750.0}),
+    )));
+    let _ = tx.send(Outgoing::Json(op(
+        2,
+        json!({
+            "ssrc": ssrc,
+            "ip": "127.0.0.1",
+            "port": udp_port,
+            "modes": [rtp::MODE, "aead_xchacha20_poly1305_rtpsize"],
+            "heartbeat_interval": 13_750,
+        }),
+    )));
+    if !users.is_empty() {
+        let _ = tx.send(Outgoing::Json(op(11, json!({"user_ids": users}))));
+    }
+    drop(w);
+    shared.notify();
+}
+
 fn handle(
     shared: &Shared,
     generation: u64,
@@ -119,77 +287,7 @@ fn handle(
 ) {
     let d = &p["d"];
     match p["op"].as_u64() {
-        // Identify.
-        Some(0) => {
-            let mut w = shared.lock();
-            let server = id_of(&d["server_id"]).unwrap_or(0);
-            let user = id_of(&d["user_id"]).unwrap_or(0);
-            let bot_id = w.bot.id;
-            let udp_port = w.udp_port;
-            let Some(slot) = w.voice.get_mut(&server) else {
-                let _ = tx.send(Outgoing::Close(4004));
-                return;
-            };
-            if d["session_id"].as_str() != Some(slot.session_id.as_str())
-                || d["token"].as_str() != Some(slot.token.as_str())
-                || user != bot_id
-            {
-                let _ = tx.send(Outgoing::Close(4004));
-                return;
-            }
-            let ssrc = SSRCS.fetch_add(1, Ordering::Relaxed);
-            let mut key = [0u8; 32];
-            key.iter_mut().for_each(|b| *b = fastrand::u8(..));
-            if let Some(old) = slot.conn.take() {
-                let _ = old.tx.send(Outgoing::Close(4006));
-            }
-            slot.conn = Some(VoiceConn {
-                generation,
-                tx: tx.clone(),
-                ssrc,
-                key,
-                cipher: Arc::new(RtpCipher::new(&key)),
-                bot_udp: None,
-                described: false,
-                connected: true,
-                counter: Arc::new(AtomicU32::new(fastrand::u32(..))),
-                decoder: OpusStream::new(),
-            });
-            let channel = slot.channel;
-            *guild = Some(server);
-            w.ssrc_guild.insert(ssrc, server);
-            *w.voice_identifies.entry(server).or_default() += 1;
-            let users: Vec<String> = w
-                .guilds
-                .get(&server)
-                .map(|g| {
-                    g.voice_states
-                        .iter()
-                        .filter(|(u, (c, _))| Some(*c) == channel && **u != bot_id)
-                        .map(|(u, _)| u.to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let _ = tx.send(Outgoing::Json(op(
-                8,
-                json!({"heartbeat_interval": 13_750.0}),
-            )));
-            let _ = tx.send(Outgoing::Json(op(
-                2,
-                json!({
-                    "ssrc": ssrc,
-                    "ip": "127.0.0.1",
-                    "port": udp_port,
-                    "modes": [rtp::MODE, "aead_xchacha20_poly1305_rtpsize"],
-                    "heartbeat_interval": 13_750,
-                }),
-            )));
-            if !users.is_empty() {
-                let _ = tx.send(Outgoing::Json(op(11, json!({"user_ids": users}))));
-            }
-            drop(w);
-            shared.notify();
-        }
+        Some(0) => identify(shared, generation, tx, guild, d),
         // Select protocol.
         Some(1) => {
             let mut w = shared.lock();
@@ -217,12 +315,13 @@ fn handle(
                 json!({
                     "mode": rtp::MODE,
                     "secret_key": conn.key.to_vec(),
-                    "dave_protocol_version": 0,
+                    "dave_protocol_version": conn.dave.version(),
                     "audio_codec": "opus",
                     "video_codec": null,
                     "media_session_id": super::random_hex(8),
                 }),
             )));
+            conn.dave.described(tx);
             drop(w);
             shared.notify();
         }
@@ -241,6 +340,8 @@ fn handle(
                     .push(d.clone());
             }
         }
+        // DAVE: ready for transition, invalid commit or welcome.
+        Some(code @ (23 | 31)) => handle_dave_json(shared, tx, *guild, code, d),
         // Resume.
         Some(7) => {
             let mut w = shared.lock();
@@ -277,6 +378,35 @@ fn handle(
     }
 }
 
+/// What the network does to the next packet: `None` loses it, otherwise its delay.
+fn network_delay(shared: &Shared) -> Option<Duration> {
+    let mut w = shared.lock();
+    let (conditions, rng) = &mut w.network;
+    if conditions.loss > 0.0 && rng.f64() < conditions.loss {
+        w.packets_lost += 1;
+        return None;
+    }
+    let mut delay = u64::from(rng.u32(0..=conditions.jitter_ms));
+    if conditions.reorder > 0.0 && rng.f64() < conditions.reorder {
+        delay += 30;
+    }
+    Some(Duration::from_millis(delay))
+}
+
+/// The users other than the bot in `channel` of `guild`.
+fn users_in(w: &World, guild: u64, channel: Option<u64>, bot_id: u64) -> Vec<u64> {
+    w.guilds
+        .get(&guild)
+        .map(|g| {
+            g.voice_states
+                .iter()
+                .filter(|(u, (c, _))| Some(*c) == channel && **u != bot_id)
+                .map(|(u, _)| *u)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Receives the bot's UDP: IP discovery requests and RTP.
 pub(crate) async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
     let mut buf = vec![0u8; 2048];
@@ -306,8 +436,18 @@ pub(crate) async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
         let opened = conn.cipher.open(packet);
         let mut decoded_ok = opened.is_some();
         let before = conn.decoder.pcm().len();
-        if let (Some(o), true) = (&opened, decode) {
-            decoded_ok = conn.decoder.push(&o.payload);
+        if let Some(o) = &opened {
+            // DAVE frames are decrypted as a member would; others are Opus as they are.
+            let opus = match conn.dave.open_bot_frame(&o.payload) {
+                Ok(Some(frame)) => Some(frame),
+                Ok(None) => Some(o.payload.clone()),
+                Err(()) => None,
+            };
+            decoded_ok = match (opus, decode) {
+                (Some(opus), true) => conn.decoder.push(&opus),
+                (opus, false) => opus.is_some(),
+                (None, true) => false,
+            };
         }
         let new_pcm = conn.decoder.pcm()[before..].to_vec();
         let audio = w.bot_audio.entry(guild).or_default();
@@ -386,23 +526,37 @@ pub(crate) async fn speak(
             }
             sent += 1;
             let target = {
-                let w = shared.lock();
+                let mut w = shared.lock();
                 w.voice
-                    .get(&guild)
-                    .and_then(|s| s.conn.as_ref())
+                    .get_mut(&guild)
+                    .and_then(|s| s.conn.as_mut())
                     .and_then(|c| {
-                        c.bot_udp.map(|addr| {
-                            (
-                                addr,
-                                c.cipher.clone(),
-                                c.counter.fetch_add(1, Ordering::Relaxed),
-                            )
-                        })
+                        let addr = c.bot_udp?;
+                        // The user's client DAVE-encrypts before the transport does.
+                        let payload = c.dave.seal_user_frame(user, frame);
+                        Some((
+                            addr,
+                            c.cipher.clone(),
+                            c.counter.fetch_add(1, Ordering::Relaxed),
+                            payload,
+                        ))
                     })
             };
-            if let Some((addr, cipher, counter)) = target {
-                let packet = cipher.seal(sequence, timestamp, ssrc, counter, frame);
-                let _ = socket.send_to(&packet, addr).await;
+            if let Some((addr, cipher, counter, payload)) = target {
+                let packet = cipher.seal(sequence, timestamp, ssrc, counter, &payload);
+                match network_delay(&shared) {
+                    None => {}
+                    Some(Duration::ZERO) => {
+                        let _ = socket.send_to(&packet, addr).await;
+                    }
+                    Some(delay) => {
+                        let socket = socket.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = socket.send_to(&packet, addr).await;
+                        });
+                    }
+                }
             }
             sequence = sequence.wrapping_add(1);
             timestamp = timestamp.wrapping_add(960);

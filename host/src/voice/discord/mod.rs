@@ -4,6 +4,8 @@
 //!   `leave` and `status`, the sessions by guild, sharding.
 //! - [`session`]: one guild's voice session: received audio to the pipeline per speaker
 //!   (SSRC → user, late speakers, bots ignored), transcripts, auto-leave, recovery.
+//! - [`hearing`]: the hearing guard: decoded frames per speaker, and speakers Discord
+//!   announces whose audio never decodes (DAVE frames songbird cannot decrypt).
 //! - [`output`]: the pipeline's audio into the call, without blocking songbird's mixer.
 //! - [`api`]: the HTTP API: the token, serenity's client aimed at `discord.api_base_url`,
 //!   registering the commands.
@@ -16,6 +18,7 @@
 pub mod api;
 pub mod bot;
 pub mod error;
+pub mod hearing;
 pub mod invite;
 pub mod output;
 pub mod session;
@@ -37,6 +40,12 @@ pub trait BotObserver: Send + Sync + 'static {
     fn session_ended(&self, _guild: u64) {}
     /// A turn finished in `guild`.
     fn turn(&self, _guild: u64, _report: &crate::pipeline::TurnReport) {}
+    /// `frames` more received frames decoded in `guild`.
+    fn frames_decoded(&self, _guild: u64, _frames: u64) {}
+    /// In `guild`, Discord says someone is speaking but none of their audio decodes.
+    fn undecodable(&self, _guild: u64) {}
+    /// `speakers` in `guild` are speaking but unheard now (0: everyone is heard again).
+    fn unheard(&self, _guild: u64, _speakers: usize) {}
 }
 
 /// An observer that ignores everything.

@@ -3,11 +3,16 @@
 //! recovery from dropped voice connections.
 //!
 //! Receive path (songbird's event task, every 20 ms): a `VoiceTick` carries each speaking
-//! SSRC's decoded 16 kHz mono frame. SSRCs map to users through `SpeakingStateUpdate`; frames
-//! from an SSRC not mapped yet (Speaking comes late, or not at all for a while) are held, up
+//! SSRC's decoded 48 kHz stereo frame (the endpointer resamples). SSRCs map to users through
+//! `SpeakingStateUpdate`; frames from an SSRC not mapped yet (Speaking comes late, or not at all for a while) are held, up
 //! to [`PENDING_FRAMES`], and replayed in order when the mapping arrives. Bots (other than
 //! ours, which Discord never sends back) are ignored. A mapped speaker who stops sending gets
 //! silent frames for a while, so the endpointer sees the pause that ends the utterance.
+//!
+//! Every decoded frame and every Speaking event also goes to the session's [`Hearing`] guard:
+//! a speaker Discord announces whose audio never decodes (songbird drops DAVE frames it
+//! cannot decrypt without a word) is logged, counted and shown in `/voice status` and
+//! `/health`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,20 +25,25 @@ use songbird::{Call, CoreEvent, Songbird};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
+use super::hearing::{Hearing, HearingSummary};
 use super::output::CallOutput;
 use super::BotObserver;
 use crate::pipeline::{
     FrameRouter, Playback, SessionDeps, Speaker, TurnOutcome, TurnReport, VoiceSession,
 };
 
-/// Rate and channels of the audio songbird decodes for us (set in the songbird config).
-pub const RECEIVE_RATE: u32 = 16_000;
+/// Rate of the audio songbird decodes for us (set in the songbird config).
+pub const RECEIVE_RATE: u32 = 48_000;
+/// Its channels (interleaved).
+pub const RECEIVE_CHANNELS: u16 = 2;
 /// Frames held per SSRC that has no user mapping yet (3 s).
 pub const PENDING_FRAMES: usize = 150;
 /// How long a speaker who stopped sending keeps getting silent frames.
 const SILENCE_FILL: Duration = Duration::from_secs(8);
-/// A 20 ms frame of silence at [`RECEIVE_RATE`].
-const SILENT_FRAME: [i16; 320] = [0; 320];
+/// A 20 ms frame of silence at [`RECEIVE_RATE`], [`RECEIVE_CHANNELS`].
+const SILENT_FRAME: [i16; 1_920] = [0; 1_920];
+/// Samples in one 20 ms frame (channels interleaved).
+const FRAME_SAMPLES: usize = SILENT_FRAME.len();
 /// Longest transcript message (Discord's limit is 2000 characters).
 const MESSAGE_MAX: usize = 1_900;
 
@@ -74,6 +84,9 @@ struct ReceiveState {
     sources: HashMap<u32, Source>,
     pending: HashMap<u32, VecDeque<(Vec<i16>, Instant)>>,
     last_heard: HashMap<u32, Instant>,
+    hearing: Hearing,
+    /// Unheard speakers at the last tick, told to the observer when it changes.
+    unheard: usize,
 }
 
 /// The songbird event handler of a session's call.
@@ -83,6 +96,7 @@ pub(crate) struct Receiver {
     cache: Arc<Cache>,
     state: StdMutex<ReceiveState>,
     news: mpsc::UnboundedSender<DriverNews>,
+    observer: Arc<dyn BotObserver>,
 }
 
 impl Receiver {
@@ -138,18 +152,31 @@ impl Receiver {
             sources,
             pending,
             last_heard,
+            hearing,
+            ..
         } = &mut *state;
         let Some(router) = router.as_mut() else {
             return;
         };
+        let mut decoded = 0;
         for (ssrc, data) in &tick.speaking {
             let Some(pcm) = data.decoded_voice.as_deref() else {
                 continue;
             };
+            // A lost packet (no `packet`): songbird 0.6.1 asks Opus to conceal a 1920-sample
+            // buffer whatever the rate and channels; one frame of it stands for the lost one
+            // (a no-op at 48 kHz stereo, 6 frames' worth at 16 kHz mono).
+            let pcm = if data.packet.is_none() {
+                &pcm[..pcm.len().min(FRAME_SAMPLES)]
+            } else {
+                pcm
+            };
             match sources.get(ssrc) {
-                Some(Source::Person(speaker, _)) => {
-                    router.push(speaker, pcm, 1, RECEIVE_RATE, now);
+                Some(Source::Person(speaker, user)) => {
+                    router.push(speaker, pcm, RECEIVE_CHANNELS, RECEIVE_RATE, now);
                     last_heard.insert(*ssrc, now);
+                    hearing.decoded(user.get(), 1, now);
+                    decoded += 1;
                 }
                 Some(Source::Bot) => {}
                 None => {
@@ -168,11 +195,44 @@ impl Receiver {
             }
             if !tick.speaking.contains_key(ssrc) {
                 if let Some(Source::Person(speaker, _)) = sources.get(ssrc) {
-                    router.push(speaker, &SILENT_FRAME, 1, RECEIVE_RATE, now);
+                    router.push(speaker, &SILENT_FRAME, RECEIVE_CHANNELS, RECEIVE_RATE, now);
                 }
             }
             true
         });
+        let unheard = hearing.check(now);
+        let count = hearing.unheard_count(now);
+        let changed = std::mem::replace(&mut state.unheard, count) != count;
+        drop(state);
+        if changed {
+            self.observer.unheard(self.guild.get(), count);
+        }
+        if decoded > 0 {
+            self.observer.frames_decoded(self.guild.get(), decoded);
+        }
+        for user in unheard {
+            self.report_unheard(UserId::new(user.max(1)));
+        }
+    }
+
+    /// A speaker Discord announced whose audio does not decode: said once per Speaking event.
+    fn report_unheard(&self, user: UserId) {
+        if matches!(self.resolve(user), Source::Bot) {
+            return;
+        }
+        // The user as logs show users (hashed by default); `/voice status` names them.
+        tracing::warn!(
+            guild = %self.guild,
+            speaker = %crate::telemetry::user_label(&user.get().to_string()),
+            "Discord says someone is speaking but none of their audio decodes (DAVE frames \
+             songbird cannot decrypt are dropped): the bot cannot hear them"
+        );
+        self.observer.undecodable(self.guild.get());
+    }
+
+    /// The hearing guard's figures.
+    fn hearing(&self) -> HearingSummary {
+        self.lock().hearing.summary(Instant::now())
     }
 
     fn on_speaking(&self, ssrc: u32, user: Option<songbird::model::id::UserId>) {
@@ -185,7 +245,12 @@ impl Receiver {
             sources,
             pending,
             last_heard,
+            hearing,
+            ..
         } = &mut *state;
+        if matches!(source, Source::Person(..)) {
+            hearing.announced(user.get(), Instant::now());
+        }
         // A user's SSRC can change (they reconnected): forget the old one.
         sources.retain(|s, src| *s == ssrc || !matches!(src, Source::Person(_, u) if *u == user));
         sources.insert(ssrc, source.clone());
@@ -199,10 +264,12 @@ impl Receiver {
                 "speaker identified after their audio started; replaying it"
             );
             let mut last = None;
+            let frames = held.len() as u64;
             for (pcm, at) in held {
-                router.push(speaker, &pcm, 1, RECEIVE_RATE, at);
+                router.push(speaker, &pcm, RECEIVE_CHANNELS, RECEIVE_RATE, at);
                 last = Some(at);
             }
+            hearing.decoded(user.get(), frames, Instant::now());
             if let Some(at) = last {
                 last_heard.insert(ssrc, at);
             }
@@ -223,6 +290,7 @@ impl Receiver {
             state.last_heard.remove(&ssrc);
             state.pending.remove(&ssrc);
         }
+        state.hearing.left(user.get());
         if let Some(router) = state.router.as_mut() {
             router.remove_speaker(&user.get().to_string(), now);
         }
@@ -282,10 +350,8 @@ impl VoiceEventHandler for Receiver {
 pub struct GuildSession {
     /// The guild.
     pub guild: GuildId,
-    /// The voice channel.
-    pub channel: ChannelId,
-    /// Its name.
-    pub channel_name: String,
+    /// The voice channel and its name: where the bot is now (a moderator may move it).
+    place: StdMutex<(ChannelId, String)>,
     /// When it started.
     pub started: Instant,
     pub(crate) call: Arc<Mutex<Call>>,
@@ -352,16 +418,18 @@ impl GuildSession {
                 sources: HashMap::new(),
                 pending: HashMap::new(),
                 last_heard: HashMap::new(),
+                hearing: Hearing::default(),
+                unheard: 0,
             }),
             news: news_tx,
+            observer: ctx.observer.clone(),
         });
         let (done_tx, done_rx) = watch::channel(false);
         let (_, no_reports) = mpsc::unbounded_channel();
         let reports = std::mem::replace(&mut voice.reports, no_reports);
         let session = Arc::new(GuildSession {
             guild,
-            channel,
-            channel_name,
+            place: StdMutex::new((channel, channel_name)),
             started: Instant::now(),
             call,
             receiver,
@@ -412,6 +480,25 @@ impl GuildSession {
         }
     }
 
+    /// The voice channel the bot is in.
+    pub fn channel(&self) -> ChannelId {
+        self.place.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// Its name.
+    pub fn channel_name(&self) -> String {
+        self.place
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+
+    /// The bot was moved to `channel`: auto-leave, rejoins and `/voice status` follow it.
+    pub(crate) fn moved_to(&self, channel: ChannelId, name: String) {
+        *self.place.lock().unwrap_or_else(|p| p.into_inner()) = (channel, name);
+    }
+
     /// The numbers so far.
     pub fn stats(&self) -> SessionStats {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -426,6 +513,11 @@ impl GuildSession {
         self.receiver.heard()
     }
 
+    /// Frames decoded, when audio was last heard, and who is speaking unheard.
+    pub fn hearing(&self) -> HearingSummary {
+        self.receiver.hearing()
+    }
+
     /// Whether it is ending.
     pub fn is_leaving(&self) -> bool {
         self.leaving.load(Ordering::SeqCst)
@@ -437,7 +529,7 @@ impl GuildSession {
         if self.leaving.swap(true, Ordering::SeqCst) {
             return;
         }
-        tracing::info!(guild = %self.guild, channel = %self.channel_name, ?reason, "leaving the voice channel");
+        tracing::info!(guild = %self.guild, channel = %self.channel_name(), ?reason, "leaving the voice channel");
         // The router dropped, the turn task ends once the queued turns are done; the report
         // task sees the end of the reports.
         self.receiver.close();
@@ -559,7 +651,7 @@ async fn supervise(
                     if session.is_leaving() {
                         return;
                     }
-                    match ctx.songbird.join(session.guild, session.channel).await {
+                    match ctx.songbird.join(session.guild, session.channel()).await {
                         Ok(_) => {
                             tracing::info!(guild = %session.guild, attempt, "rejoined the voice channel");
                             session.update_stats(|s| s.reconnects += 1);
@@ -575,7 +667,8 @@ async fn supervise(
                     let reason = format!(
                         "lost the voice connection to {} ({why}) and could not rejoin after {} \
                          attempt(s)",
-                        session.channel_name, ctx.reconnect_attempts
+                        session.channel_name(),
+                        ctx.reconnect_attempts
                     );
                     tracing::error!(guild = %session.guild, "{reason}");
                     if let Some(channel) = ctx.transcript_channel {
@@ -613,7 +706,7 @@ async fn watch_alone(
         if session.is_leaving() {
             return;
         }
-        let people = humans_in(&ctx.cache, session.guild, session.channel, ctx.bot);
+        let people = humans_in(&ctx.cache, session.guild, session.channel(), ctx.bot);
         if people.is_empty() {
             let since = *alone_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= after {
