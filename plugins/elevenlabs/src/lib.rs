@@ -26,15 +26,7 @@
 
 pub mod settings;
 
-#[path = "../../cloud-shared/http.rs"]
-mod http;
-#[path = "../../cloud-shared/pcm_stream.rs"]
-mod pcm_stream;
-// One endpoint here: the pool's settings checks and figures are the OpenAI plugins'.
-#[allow(dead_code)]
-#[path = "../../cloud-shared/pool.rs"]
-mod pool;
-
+use openclaw_plugin_http::{http, pcm_stream};
 use std::sync::Arc;
 
 use plugin_api::prelude::*;

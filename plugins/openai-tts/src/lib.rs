@@ -25,13 +25,7 @@
 
 pub mod settings;
 
-#[path = "../../cloud-shared/http.rs"]
-mod http;
-#[path = "../../cloud-shared/pcm_stream.rs"]
-mod pcm_stream;
-#[path = "../../cloud-shared/pool.rs"]
-mod pool;
-
+use openclaw_plugin_http::{http, pcm_stream, pool};
 use std::sync::Arc;
 
 use plugin_api::prelude::*;

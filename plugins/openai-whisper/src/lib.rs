@@ -25,11 +25,7 @@ pub mod multipart;
 pub mod settings;
 pub mod wav;
 
-#[path = "../../cloud-shared/http.rs"]
-mod http;
-#[path = "../../cloud-shared/pool.rs"]
-mod pool;
-
+use openclaw_plugin_http::{http, pool};
 use std::time::Instant;
 
 use plugin_api::prelude::*;

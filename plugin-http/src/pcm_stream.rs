@@ -2,8 +2,6 @@
 //! a worker thread sends the request, then reads the response body (raw 16-bit little-endian
 //! mono PCM) and hands each piece to the host as an [`AudioChunk`] the moment it arrives, so
 //! the first audio plays while the server is still sending the rest.
-//!
-//! Compiled into each plugin with `#[path]`, beside `http.rs` (see there for why).
 
 use std::io::Read;
 use std::sync::Arc;

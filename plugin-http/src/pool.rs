@@ -25,8 +25,6 @@
 //! `health()`'s detail, a log line on every breaker change and, while the pool is in use, a
 //! log line with every endpoint's figures each [`REPORT_EVERY`]; the host's per-provider
 //! metrics cover the pool as a whole.
-//!
-//! Compiled into each cloud plugin with `#[path]`, beside `http.rs`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,10 +6,7 @@
 //! Requests go through a [`Pool`] of endpoints: one `base_url`, or several `base_urls` with
 //! balancing, a breaker per endpoint and failover between them (see `pool.rs`).
 //!
-//! This file is not a crate: each plugin compiles it in with
-//! `#[path = "../../cloud-shared/http.rs"] mod http;` (and `pool.rs` beside it), so that
-//! plugin-api stays the only OpenClaw crate a plugin depends on and each `cdylib` carries its
-//! own copy.
+//! Each `cdylib` links its own copy (statics included), as with every dependency of a plugin.
 //!
 //! | HTTP answer | kind | retried here |
 //! |---|---|---|
