@@ -378,3 +378,241 @@ async fn open_postgres(url: &str, var: &str) -> Result<PgPool, StoreError> {
             reason: e.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn defaults() -> GuildDefaults {
+        GuildDefaults::from_config(&Config::default())
+    }
+
+    fn sqlite_config(path: &Path) -> StorageConfig {
+        StorageConfig {
+            path: path.display().to_string(),
+            database_url_env: None,
+            cache_ttl_ms: 60_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn settings_survive_a_restart_in_wal_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state/guilds.sqlite");
+        let config = sqlite_config(&path);
+        let store = GuildStore::open(&config, defaults()).await.expect("open");
+        assert_eq!(store.backend(), Some(StorageBackend::Sqlite));
+        let s = store.set(1, SettingKey::Language, "de", "u-a").await.expect("set");
+        assert_eq!(s.language, "de");
+        store.set(2, SettingKey::Language, "fr", "u-b").await.expect("set");
+        drop(store);
+        let store = GuildStore::open(&config, defaults()).await.expect("reopen");
+        assert_eq!(store.settings(1).await.language, "de");
+        assert_eq!(store.settings(2).await.language, "fr");
+        assert_eq!(store.settings(3).await.language, "en");
+        let Db::Sqlite(pool) = &store.db else {
+            panic!("not sqlite")
+        };
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(pool)
+            .await
+            .expect("pragma");
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_change_replaces_the_cached_entry_and_forget_removes_a_users_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = GuildStore::open(&sqlite_config(&dir.path().join("g.db")), defaults())
+            .await
+            .expect("open");
+        assert_eq!(store.settings(7).await.reply_mode, crate::config::ReplyMode::Auto);
+        assert!(store.cached(7).is_some());
+        store.set(7, SettingKey::ReplyMode, "addressed", "u-a").await.expect("set");
+        let cached = store.cached(7).expect("cached after set");
+        assert_eq!(cached.reply_mode, crate::config::ReplyMode::Addressed);
+        store.set(7, SettingKey::Voice, "alloy", "u-b").await.expect("set");
+        store.set(8, SettingKey::AgentId, "ops", "u-a").await.expect("set");
+        assert_eq!(store.count_by("u-a").await.expect("count"), 2);
+        assert_eq!(store.forget("u-a").await.expect("forget"), 2);
+        let s = store.settings(7).await;
+        assert_eq!(s.reply_mode, crate::config::ReplyMode::Auto);
+        assert_eq!(s.voice.as_deref(), Some("alloy"));
+        assert_eq!(store.settings(8).await.agent_id.as_deref(), Some("main"));
+        assert!(store.reset(7, SettingKey::Voice).await.expect("reset"));
+        assert_eq!(store.settings(7).await.voice, None);
+    }
+
+    #[tokio::test]
+    async fn migrations_run_forward_on_an_earlier_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = sqlite_config(&dir.path().join("old.db"));
+        // The database as the release with only the first migration left it.
+        let pool = open_sqlite(Path::new(&config.path)).await.expect("open");
+        let old = GuildStore::with_db(Db::Sqlite(pool), defaults(), 0);
+        old.migrate(1).await.expect("first migration");
+        let insert = "INSERT INTO guild_settings VALUES (5, 'language', 'es', 'u-x', 0)";
+        if let Db::Sqlite(pool) = &old.db {
+            sqlx::query(insert).execute(pool).await.expect("insert");
+        }
+        drop(old);
+        let store = GuildStore::open(&config, defaults()).await.expect("migrate forward");
+        assert_eq!(store.settings(5).await.language, "es");
+        assert_eq!(store.count_by("u-x").await.expect("index and table exist"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_or_read_only_file_is_an_error_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let corrupt = dir.path().join("corrupt.db");
+        let garbage = b"this is not a database, it is a text file that happens to be here\n"
+            .repeat(100);
+        std::fs::write(&corrupt, &garbage).expect("write");
+        let e = GuildStore::open(&sqlite_config(&corrupt), defaults())
+            .await
+            .expect_err("corrupt file refused");
+        let text = e.to_string();
+        assert!(text.contains("corrupt.db") && text.contains("storage.path"), "{text}");
+        assert_eq!(std::fs::read(&corrupt).expect("read"), garbage);
+
+        let readonly = dir.path().join("readonly.db");
+        let store = GuildStore::open(&sqlite_config(&readonly), defaults()).await.expect("open");
+        store.set(1, SettingKey::Language, "de", "u-a").await.expect("set");
+        drop(store);
+        let mut perms = std::fs::metadata(&readonly).expect("meta").permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&readonly, perms).expect("chmod");
+        let e = GuildStore::open(&sqlite_config(&readonly), defaults())
+            .await
+            .expect_err("read-only file refused");
+        assert!(e.to_string().contains("read-only"), "{e}");
+
+        let down = GuildStore::unavailable(&e, defaults());
+        assert_eq!(down.backend(), None);
+        assert_eq!(down.settings(1).await.language, "en");
+        let refused = down.set(1, SettingKey::Language, "fr", "u-a").await;
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn postgres_shares_settings_between_processes() {
+        let server = postgres_server::PostgresServer::start();
+        let var = "OPENCLAW_TEST_GUILD_DATABASE_URL";
+        std::env::set_var(var, server.url());
+        let config = StorageConfig {
+            path: String::new(),
+            database_url_env: Some(var.into()),
+            cache_ttl_ms: 0,
+        };
+        let a = GuildStore::open(&config, defaults()).await.expect("open a");
+        let b = GuildStore::open(&config, defaults()).await.expect("open b (migrated already)");
+        assert_eq!(a.backend(), Some(StorageBackend::Postgres));
+        a.set(11, SettingKey::Language, "pt-br", "u-a").await.expect("set");
+        a.set(11, SettingKey::WakeNames, "jarvis", "u-a").await.expect("set");
+        let seen = b.settings(11).await;
+        assert_eq!(seen.language, "pt-br");
+        assert_eq!(seen.wake_names, vec!["jarvis"]);
+        b.set(11, SettingKey::Language, "de", "u-b").await.expect("upsert");
+        assert_eq!(a.settings(11).await.language, "de");
+        assert_eq!(b.forget("u-a").await.expect("forget"), 1);
+        assert_eq!(a.settings(11).await.wake_names, vec!["claw", "openclaw"]);
+
+        std::env::set_var(var, "");
+        let missing = GuildStore::open(&config, defaults()).await;
+        assert!(matches!(missing, Err(StoreError::MissingUrl(v)) if v == var));
+    }
+
+    /// A real PostgreSQL server (Debian's `postgresql` package, `make deps`) in a temporary
+    /// directory on a loopback port, for one test; stopped when dropped. As root (CI), the
+    /// server runs as the `postgres` user, since PostgreSQL refuses to run as root.
+    mod postgres_server {
+        use std::path::{Path, PathBuf};
+        use std::process::Command;
+
+        pub(super) struct PostgresServer {
+            _dir: tempfile::TempDir,
+            data: PathBuf,
+            bin: PathBuf,
+            port: u16,
+        }
+
+        fn bin_dir() -> PathBuf {
+            let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path().join("bin"))).collect())
+                .unwrap_or_default();
+            versions.retain(|b| b.join("initdb").exists());
+            versions.sort();
+            versions.pop().unwrap_or_else(|| {
+                panic!(
+                    "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb): run `make \
+                     deps`, which installs Debian's postgresql package"
+                )
+            })
+        }
+
+        fn run(bin: &Path, args: &[&str]) {
+            let is_root = unsafe { libc::geteuid() } == 0;
+            let mut command = if is_root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(bin);
+                c
+            } else {
+                Command::new(bin)
+            };
+            let out = command.args(args).output().expect("run a PostgreSQL program");
+            assert!(
+                out.status.success(),
+                "{} {args:?} failed: {}{}",
+                bin.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        impl PostgresServer {
+            pub(super) fn start() -> PostgresServer {
+                let bin = bin_dir();
+                let dir = tempfile::tempdir().expect("tempdir");
+                if unsafe { libc::geteuid() } == 0 {
+                    let ok = Command::new("chown")
+                        .args(["-R", "postgres:postgres"])
+                        .arg(dir.path())
+                        .status()
+                        .expect("chown");
+                    assert!(ok.success(), "chown the data directory to postgres");
+                }
+                let data = dir.path().join("data");
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("free port")
+                    .port();
+                let d = data.display().to_string();
+                run(&bin.join("initdb"), &["-D", &d, "-U", "openclaw", "-A", "trust", "--no-sync"]);
+                let opts = format!(
+                    "-p {port} -c listen_addresses=127.0.0.1 -k {} -F",
+                    dir.path().display()
+                );
+                let log = dir.path().join("log").display().to_string();
+                run(&bin.join("pg_ctl"), &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"]);
+                PostgresServer {
+                    _dir: dir,
+                    data,
+                    bin,
+                    port,
+                }
+            }
+
+            pub(super) fn url(&self) -> String {
+                format!("postgres://openclaw@127.0.0.1:{}/postgres", self.port)
+            }
+        }
+
+        impl Drop for PostgresServer {
+            fn drop(&mut self) {
+                let d = self.data.display().to_string();
+                run(&self.bin.join("pg_ctl"), &["-D", &d, "-m", "immediate", "stop"]);
+            }
+        }
+    }
+}
