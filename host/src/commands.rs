@@ -794,6 +794,7 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
         TurnOutcome::Interrupted => "interrupted (barge-in)".to_string(),
         TurnOutcome::Failed(why) => format!("FAILED: {}", telemetry::scrub(why)),
         TurnOutcome::Cancelled => "cancelled".to_string(),
+        TurnOutcome::NotAddressed => "not addressed to the bot".to_string(),
         TurnOutcome::NoSpeech => "no speech".to_string(),
     };
     println!(
@@ -893,10 +894,12 @@ async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
         ops: ops.clone(),
         connections: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
+    let store = open_guild_store(loaded, &ops).await;
     let served = discord::serve(
         &loaded.config.discord,
         &token,
         deps,
+        store,
         observer,
         shutdown.requested(),
     )
@@ -904,6 +907,30 @@ async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
     finish_shutdown(&ops, server, &shutdown).await;
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The guild settings store of `[storage]`. One that cannot be opened (corrupt, read-only,
+/// unreachable) is reported plainly, left untouched, and marks `/health` unhealthy; the bot
+/// still runs, every guild on the configuration's defaults.
+async fn open_guild_store(loaded: &LoadedConfig, ops: &OpsState) -> Arc<crate::guild::GuildStore> {
+    use crate::guild::{GuildDefaults, GuildStore};
+    use crate::ops::StorageStatus;
+    let defaults = GuildDefaults::from_config(&loaded.config);
+    match GuildStore::open(&loaded.config.storage, defaults.clone()).await {
+        Ok(store) => {
+            let backend = store.backend().map(|b| b.as_str()).unwrap_or("none");
+            tracing::info!(backend, "guild settings store open");
+            ops.set_storage(StorageStatus::Up(backend));
+            Arc::new(store)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            // Printed whatever the log level: an operator must fix the database.
+            eprintln!("error: {e}");
+            ops.set_storage(StorageStatus::Down);
+            Arc::new(GuildStore::unavailable(&e, defaults))
+        }
+    }
 }
 
 /// The bot's news for the ops endpoints: gateway status, voice connections, turns.

@@ -19,9 +19,7 @@ pub enum StoreError {
         reason: String,
     },
     /// The PostgreSQL server refused or failed.
-    #[error(
-        "the guild settings database (PostgreSQL, URL from ${var}) cannot be used: {reason}"
-    )]
+    #[error("the guild settings database (PostgreSQL, URL from ${var}) cannot be used: {reason}")]
     Server {
         /// The variable holding the URL.
         var: String,

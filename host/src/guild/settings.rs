@@ -36,15 +36,51 @@ pub enum SettingKey {
 impl SettingKey {
     /// Every setting, with its name as typed in `/voice settings set` and a description.
     pub const ALL: [(SettingKey, &'static str, &'static str); 9] = [
-        (SettingKey::Language, "language", "spoken language code (en, de, fr…)"),
-        (SettingKey::TtsProvider, "tts_provider", "text-to-speech provider id tried first"),
-        (SettingKey::Voice, "voice", "voice id asked of the text-to-speech provider"),
-        (SettingKey::WakeNames, "wake_names", "names the bot answers to, comma-separated"),
-        (SettingKey::ReplyMode, "reply_mode", "auto, always, addressed or push-to-talk"),
-        (SettingKey::TranscriptChannel, "transcript_channel", "text channel id for transcripts"),
-        (SettingKey::AllowedRoles, "allowed_roles", "role ids allowed to use join/leave"),
-        (SettingKey::AutoJoinChannel, "auto_join_channel", "voice channel id to join by itself"),
-        (SettingKey::AgentId, "agent_id", "OpenClaw agent id (model openclaw:<id>)"),
+        (
+            SettingKey::Language,
+            "language",
+            "spoken language code (en, de, fr…)",
+        ),
+        (
+            SettingKey::TtsProvider,
+            "tts_provider",
+            "text-to-speech provider id tried first",
+        ),
+        (
+            SettingKey::Voice,
+            "voice",
+            "voice id asked of the text-to-speech provider",
+        ),
+        (
+            SettingKey::WakeNames,
+            "wake_names",
+            "names the bot answers to, comma-separated",
+        ),
+        (
+            SettingKey::ReplyMode,
+            "reply_mode",
+            "auto, always, addressed or push-to-talk",
+        ),
+        (
+            SettingKey::TranscriptChannel,
+            "transcript_channel",
+            "text channel id for transcripts",
+        ),
+        (
+            SettingKey::AllowedRoles,
+            "allowed_roles",
+            "role ids allowed to use join/leave",
+        ),
+        (
+            SettingKey::AutoJoinChannel,
+            "auto_join_channel",
+            "voice channel id to join by itself",
+        ),
+        (
+            SettingKey::AgentId,
+            "agent_id",
+            "OpenClaw agent id (model openclaw:<id>)",
+        ),
     ];
 
     /// The setting's name.
@@ -67,7 +103,11 @@ impl SettingKey {
     }
 
     fn names() -> String {
-        Self::ALL.iter().map(|(_, n, _)| *n).collect::<Vec<_>>().join(", ")
+        Self::ALL
+            .iter()
+            .map(|(_, n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// `value` checked for this setting and written canonically (what is stored).
@@ -88,7 +128,9 @@ impl SettingKey {
             SettingKey::TtsProvider | SettingKey::Voice | SettingKey::AgentId => {
                 let ok = !value.is_empty()
                     && value.len() <= 100
-                    && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
                 ok.then(|| value.to_string())
                     .ok_or_else(|| invalid("letters, digits, - _ . : (at most 100)"))
             }
@@ -262,9 +304,7 @@ impl GuildSettings {
         match self.reply_mode {
             ReplyMode::Always | ReplyMode::PushToTalk => false,
             ReplyMode::Addressed => true,
-            ReplyMode::Auto => {
-                self.addressed_min_humans > 0 && humans >= self.addressed_min_humans
-            }
+            ReplyMode::Auto => self.addressed_min_humans > 0 && humans >= self.addressed_min_humans,
         }
     }
 
@@ -283,16 +323,25 @@ impl GuildSettings {
             (SettingKey::Voice, show(self.voice.clone())),
             (SettingKey::WakeNames, self.wake_names.join(", ")),
             (SettingKey::ReplyMode, self.reply_mode.as_str().to_string()),
-            (SettingKey::TranscriptChannel, show(channel(self.transcript_channel))),
+            (
+                SettingKey::TranscriptChannel,
+                show(channel(self.transcript_channel)),
+            ),
             (
                 SettingKey::AllowedRoles,
                 show((!self.allowed_roles.is_empty()).then(|| {
-                    let roles: Vec<String> =
-                        self.allowed_roles.iter().map(|r| format!("<@&{r}>")).collect();
+                    let roles: Vec<String> = self
+                        .allowed_roles
+                        .iter()
+                        .map(|r| format!("<@&{r}>"))
+                        .collect();
                     roles.join(", ")
                 })),
             ),
-            (SettingKey::AutoJoinChannel, show(channel(self.auto_join_channel))),
+            (
+                SettingKey::AutoJoinChannel,
+                show(channel(self.auto_join_channel)),
+            ),
             (SettingKey::AgentId, show(self.agent_id.clone())),
         ];
         values
@@ -344,7 +393,10 @@ mod tests {
             Err(SettingError::UnknownKey(..))
         ));
         let k = SettingKey::WakeNames;
-        assert_eq!(k.canonical(" Claw , Hey Bot ,").as_deref(), Ok("claw,hey bot"));
+        assert_eq!(
+            k.canonical(" Claw , Hey Bot ,").as_deref(),
+            Ok("claw,hey bot")
+        );
         assert!(SettingKey::Language.canonical("english!").is_err());
         assert_eq!(
             SettingKey::AllowedRoles.canonical("<@&12>, 34").as_deref(),

@@ -403,9 +403,15 @@ mod tests {
         let config = sqlite_config(&path);
         let store = GuildStore::open(&config, defaults()).await.expect("open");
         assert_eq!(store.backend(), Some(StorageBackend::Sqlite));
-        let s = store.set(1, SettingKey::Language, "de", "u-a").await.expect("set");
+        let s = store
+            .set(1, SettingKey::Language, "de", "u-a")
+            .await
+            .expect("set");
         assert_eq!(s.language, "de");
-        store.set(2, SettingKey::Language, "fr", "u-b").await.expect("set");
+        store
+            .set(2, SettingKey::Language, "fr", "u-b")
+            .await
+            .expect("set");
         drop(store);
         let store = GuildStore::open(&config, defaults()).await.expect("reopen");
         assert_eq!(store.settings(1).await.language, "de");
@@ -427,13 +433,25 @@ mod tests {
         let store = GuildStore::open(&sqlite_config(&dir.path().join("g.db")), defaults())
             .await
             .expect("open");
-        assert_eq!(store.settings(7).await.reply_mode, crate::config::ReplyMode::Auto);
+        assert_eq!(
+            store.settings(7).await.reply_mode,
+            crate::config::ReplyMode::Auto
+        );
         assert!(store.cached(7).is_some());
-        store.set(7, SettingKey::ReplyMode, "addressed", "u-a").await.expect("set");
+        store
+            .set(7, SettingKey::ReplyMode, "addressed", "u-a")
+            .await
+            .expect("set");
         let cached = store.cached(7).expect("cached after set");
         assert_eq!(cached.reply_mode, crate::config::ReplyMode::Addressed);
-        store.set(7, SettingKey::Voice, "alloy", "u-b").await.expect("set");
-        store.set(8, SettingKey::AgentId, "ops", "u-a").await.expect("set");
+        store
+            .set(7, SettingKey::Voice, "alloy", "u-b")
+            .await
+            .expect("set");
+        store
+            .set(8, SettingKey::AgentId, "ops", "u-a")
+            .await
+            .expect("set");
         assert_eq!(store.count_by("u-a").await.expect("count"), 2);
         assert_eq!(store.forget("u-a").await.expect("forget"), 2);
         let s = store.settings(7).await;
@@ -457,28 +475,41 @@ mod tests {
             sqlx::query(insert).execute(pool).await.expect("insert");
         }
         drop(old);
-        let store = GuildStore::open(&config, defaults()).await.expect("migrate forward");
+        let store = GuildStore::open(&config, defaults())
+            .await
+            .expect("migrate forward");
         assert_eq!(store.settings(5).await.language, "es");
-        assert_eq!(store.count_by("u-x").await.expect("index and table exist"), 1);
+        assert_eq!(
+            store.count_by("u-x").await.expect("index and table exist"),
+            1
+        );
     }
 
     #[tokio::test]
     async fn a_corrupt_or_read_only_file_is_an_error_and_left_untouched() {
         let dir = tempfile::tempdir().expect("tempdir");
         let corrupt = dir.path().join("corrupt.db");
-        let garbage = b"this is not a database, it is a text file that happens to be here\n"
-            .repeat(100);
+        let garbage =
+            b"this is not a database, it is a text file that happens to be here\n".repeat(100);
         std::fs::write(&corrupt, &garbage).expect("write");
         let e = GuildStore::open(&sqlite_config(&corrupt), defaults())
             .await
             .expect_err("corrupt file refused");
         let text = e.to_string();
-        assert!(text.contains("corrupt.db") && text.contains("storage.path"), "{text}");
+        assert!(
+            text.contains("corrupt.db") && text.contains("storage.path"),
+            "{text}"
+        );
         assert_eq!(std::fs::read(&corrupt).expect("read"), garbage);
 
         let readonly = dir.path().join("readonly.db");
-        let store = GuildStore::open(&sqlite_config(&readonly), defaults()).await.expect("open");
-        store.set(1, SettingKey::Language, "de", "u-a").await.expect("set");
+        let store = GuildStore::open(&sqlite_config(&readonly), defaults())
+            .await
+            .expect("open");
+        store
+            .set(1, SettingKey::Language, "de", "u-a")
+            .await
+            .expect("set");
         drop(store);
         let mut perms = std::fs::metadata(&readonly).expect("meta").permissions();
         perms.set_readonly(true);
@@ -506,14 +537,22 @@ mod tests {
             cache_ttl_ms: 0,
         };
         let a = GuildStore::open(&config, defaults()).await.expect("open a");
-        let b = GuildStore::open(&config, defaults()).await.expect("open b (migrated already)");
+        let b = GuildStore::open(&config, defaults())
+            .await
+            .expect("open b (migrated already)");
         assert_eq!(a.backend(), Some(StorageBackend::Postgres));
-        a.set(11, SettingKey::Language, "pt-br", "u-a").await.expect("set");
-        a.set(11, SettingKey::WakeNames, "jarvis", "u-a").await.expect("set");
+        a.set(11, SettingKey::Language, "pt-br", "u-a")
+            .await
+            .expect("set");
+        a.set(11, SettingKey::WakeNames, "jarvis", "u-a")
+            .await
+            .expect("set");
         let seen = b.settings(11).await;
         assert_eq!(seen.language, "pt-br");
         assert_eq!(seen.wake_names, vec!["jarvis"]);
-        b.set(11, SettingKey::Language, "de", "u-b").await.expect("upsert");
+        b.set(11, SettingKey::Language, "de", "u-b")
+            .await
+            .expect("upsert");
         assert_eq!(a.settings(11).await.language, "de");
         assert_eq!(b.forget("u-a").await.expect("forget"), 1);
         assert_eq!(a.settings(11).await.wake_names, vec!["claw", "openclaw"]);
@@ -539,7 +578,10 @@ mod tests {
 
         fn bin_dir() -> PathBuf {
             let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path().join("bin"))).collect())
+                .map(|d| {
+                    d.filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                        .collect()
+                })
                 .unwrap_or_default();
             versions.retain(|b| b.join("initdb").exists());
             versions.sort();
@@ -560,7 +602,10 @@ mod tests {
             } else {
                 Command::new(bin)
             };
-            let out = command.args(args).output().expect("run a PostgreSQL program");
+            let out = command
+                .args(args)
+                .output()
+                .expect("run a PostgreSQL program");
             assert!(
                 out.status.success(),
                 "{} {args:?} failed: {}{}",
@@ -588,13 +633,19 @@ mod tests {
                     .expect("free port")
                     .port();
                 let d = data.display().to_string();
-                run(&bin.join("initdb"), &["-D", &d, "-U", "openclaw", "-A", "trust", "--no-sync"]);
+                run(
+                    &bin.join("initdb"),
+                    &["-D", &d, "-U", "openclaw", "-A", "trust", "--no-sync"],
+                );
                 let opts = format!(
                     "-p {port} -c listen_addresses=127.0.0.1 -k {} -F",
                     dir.path().display()
                 );
                 let log = dir.path().join("log").display().to_string();
-                run(&bin.join("pg_ctl"), &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"]);
+                run(
+                    &bin.join("pg_ctl"),
+                    &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"],
+                );
                 PostgresServer {
                     _dir: dir,
                     data,
@@ -611,7 +662,10 @@ mod tests {
         impl Drop for PostgresServer {
             fn drop(&mut self) {
                 let d = self.data.display().to_string();
-                run(&self.bin.join("pg_ctl"), &["-D", &d, "-m", "immediate", "stop"]);
+                run(
+                    &self.bin.join("pg_ctl"),
+                    &["-D", &d, "-m", "immediate", "stop"],
+                );
             }
         }
     }

@@ -10,8 +10,8 @@ pub const LEAD_WORDS: usize = 3;
 
 /// Words that may come before a wake name.
 const LEADS: [&str; 14] = [
-    "hey", "hi", "hello", "ok", "okay", "yo", "so", "um", "uh", "oh", "please", "excuse",
-    "me", "and",
+    "hey", "hi", "hello", "ok", "okay", "yo", "so", "um", "uh", "oh", "please", "excuse", "me",
+    "and",
 ];
 
 /// An utterance that addresses the bot.
@@ -59,7 +59,9 @@ fn distance(a: &str, b: &str) -> usize {
         let mut prev = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            let next = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
             prev = row[j + 1];
             row[j + 1] = next;
         }
@@ -114,7 +116,12 @@ fn strip_lead(rest: &str) -> String {
     let rest = rest.trim_start_matches(|c: char| !c.is_alphanumeric());
     let mut chars = rest.chars();
     match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect::<String>().trim_end().to_string(),
+        Some(first) => first
+            .to_uppercase()
+            .chain(chars)
+            .collect::<String>()
+            .trim_end()
+            .to_string(),
         None => String::new(),
     }
 }
@@ -133,17 +140,29 @@ mod tests {
 
     #[test]
     fn a_name_at_the_start_wakes_the_bot_and_is_stripped() {
-        assert_eq!(stripped("Claw, what time is it?").as_deref(), Some("What time is it?"));
+        assert_eq!(
+            stripped("Claw, what time is it?").as_deref(),
+            Some("What time is it?")
+        );
         assert_eq!(stripped("Hey claw what's up").as_deref(), Some("What's up"));
-        assert_eq!(stripped("okay, Open Claw: lights off.").as_deref(), Some("Lights off."));
-        assert_eq!(stripped("OpenClaw tell me a joke").as_deref(), Some("Tell me a joke"));
+        assert_eq!(
+            stripped("okay, Open Claw: lights off.").as_deref(),
+            Some("Lights off.")
+        );
+        assert_eq!(
+            stripped("OpenClaw tell me a joke").as_deref(),
+            Some("Tell me a joke")
+        );
     }
 
     #[test]
     fn transcription_spellings_still_match() {
         assert_eq!(stripped("Claws, help me").as_deref(), Some("Help me"));
         assert_eq!(stripped("hey Clow, help").as_deref(), Some("Help"));
-        assert_eq!(stripped("Open claws, are you there").as_deref(), Some("Are you there"));
+        assert_eq!(
+            stripped("Open claws, are you there").as_deref(),
+            Some("Are you there")
+        );
     }
 
     #[test]

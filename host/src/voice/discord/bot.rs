@@ -23,6 +23,7 @@ use super::session::{self, EndReason, GuildSession, SessionContext};
 use super::slash::Subcommand;
 use super::{BotObserver, DiscordError, ShardRange};
 use crate::config::DiscordConfig;
+use crate::guild::GuildStore;
 use crate::pipeline::SessionDeps;
 
 /// How long `/voice leave` lets a turn in progress finish.
@@ -55,6 +56,7 @@ struct BotState {
     sessions: StdMutex<HashMap<GuildId, Arc<GuildSession>>>,
     session_ctx: OnceLock<Arc<SessionContext>>,
     joining: StdMutex<HashMap<GuildId, Instant>>,
+    store: Arc<GuildStore>,
 }
 
 impl BotState {
@@ -79,6 +81,7 @@ pub async fn serve(
     config: &DiscordConfig,
     token: &BotToken,
     deps: SessionDeps,
+    store: Arc<GuildStore>,
     observer: Arc<dyn BotObserver>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DiscordError> {
@@ -106,6 +109,7 @@ pub async fn serve(
         sessions: StdMutex::new(HashMap::new()),
         session_ctx: OnceLock::new(),
         joining: StdMutex::new(HashMap::new()),
+        store,
     });
     let handler = Handler {
         state: state.clone(),
@@ -176,7 +180,6 @@ impl EventHandler for Handler {
             http: ctx.http.clone(),
             bot: ready.user.id,
             observer: self.state.observer.clone(),
-            transcript_channel: self.state.config.transcript_channel.map(ChannelId::new),
             auto_leave: (self.state.config.auto_leave_after_ms > 0)
                 .then(|| Duration::from_millis(self.state.config.auto_leave_after_ms)),
             reconnect_attempts: self.state.config.voice_reconnect_attempts,
@@ -205,6 +208,10 @@ impl EventHandler for Handler {
         let Interaction::Command(command) = interaction else {
             return;
         };
+        if command.data.name == super::settings::NAME {
+            self.settings(&ctx, &command).await;
+            return;
+        }
         let Some(sub) = Subcommand::of(&command) else {
             reply(&ctx, &command, "I don't know that command.").await;
             return;
@@ -214,6 +221,7 @@ impl EventHandler for Handler {
             Subcommand::Join => self.join(&ctx, &command).await,
             Subcommand::Leave => self.leave(&ctx, &command).await,
             Subcommand::Status => self.status(&ctx, &command).await,
+            Subcommand::Forget => self.forget(&ctx, &command).await,
         }
     }
 
@@ -242,6 +250,40 @@ impl EventHandler for Handler {
 impl Handler {
     fn session_ctx(&self) -> Option<Arc<SessionContext>> {
         self.state.session_ctx.get().cloned()
+    }
+
+    /// `/voice-settings …`: view or change this guild's settings (ephemeral answers).
+    async fn settings(&self, ctx: &Context, command: &CommandInteraction) {
+        let Some(guild) = command.guild_id else {
+            reply(ctx, command, "Use /voice-settings in a server.").await;
+            return;
+        };
+        let roles = &self.state.config.settings_roles;
+        let text = super::settings::handle(&self.state.store, command, guild.get(), roles).await;
+        reply(ctx, command, &text).await;
+    }
+
+    /// `/voice forget`: the caller's settings changes and conversation memory.
+    async fn forget(&self, ctx: &Context, command: &CommandInteraction) {
+        let user = command.user.id.get();
+        let memory = self.state.deps.agent.forget_speaker(&user.to_string());
+        let text = super::settings::forget(&self.state.store, user, memory).await;
+        reply(ctx, command, &text).await;
+    }
+
+    /// The visible notice in the voice channel's text chat that the bot listens.
+    async fn post_join_notice(&self, ctx: &Context, guild: GuildId, channel: ChannelId) {
+        if !self.state.config.join_notice {
+            return;
+        }
+        let settings = self.state.store.settings(guild.get()).await;
+        let bot = ctx.cache.current_user().name.clone();
+        let bot_id = ctx.cache.current_user().id;
+        let humans = session::humans_in(&ctx.cache, guild, channel, bot_id).len();
+        let text = super::settings::join_notice(&bot, &settings, humans);
+        if let Err(e) = channel.say(&ctx.http, text).await {
+            tracing::warn!(%guild, "cannot post the join notice in the channel's chat: {e}");
+        }
     }
 
     /// `/voice join`: the caller's voice channel, after checks that answer at once; then a
@@ -322,9 +364,11 @@ impl Handler {
                 let state = self.state.clone();
                 let end: Arc<dyn Fn(GuildId, EndReason) + Send + Sync> =
                     Arc::new(move |g, reason| end_session(state.clone(), g, reason));
+                let settings = self.state.store.settings(guild.get()).await;
                 let session = GuildSession::start(
                     sctx.clone(),
                     self.state.deps.clone(),
+                    settings,
                     guild,
                     channel,
                     channel_name.clone(),
@@ -333,6 +377,7 @@ impl Handler {
                 );
                 session.attach().await;
                 self.state.sessions().insert(guild, session);
+                self.post_join_notice(ctx, guild, channel).await;
                 format!(
                     "Joined 🔊{channel_name}. Talk to me: I answer when you pause. Use /voice \
                      leave when you're done."
