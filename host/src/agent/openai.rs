@@ -508,6 +508,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_guilds_agent_id_is_the_model_and_memory_is_shared_and_forgettable() {
+        let (url, mut requests) =
+            fake_server(|_| vec![sse_head(), delta("Done."), b"data: [DONE]\n\n".to_vec()]).await;
+        let chat = Arc::new(OpenAiChat::new(&agent_config(&url, None)).unwrap());
+        let ops = Arc::new(chat.with_model("openclaw:ops".into()));
+        let _ = collect(ops.clone().reply(request("restart the build"))).await;
+        let first = requests.recv().await.unwrap();
+        let body: Value =
+            serde_json::from_str(&first[first.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        assert_eq!(body["model"], "openclaw:ops");
+        assert_eq!(body["user"], hash_user("123456789"));
+        assert_eq!(body["messages"][1]["content"], "Ann: restart the build");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // One memory behind both models; forgetting the speaker empties it.
+        assert_eq!(chat.memory.history("guild-1/voice-2").len(), 1);
+        assert_eq!(chat.forget_speaker("123456789"), 1);
+        assert!(ops.memory.history("guild-1/voice-2").is_empty());
+    }
+
+    #[tokio::test]
     async fn an_error_response_carries_the_servers_message() {
         let (url, _requests) = fake_server(|_| {
             let body = r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#;
