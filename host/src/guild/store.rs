@@ -144,9 +144,27 @@ impl GuildStore {
             _ => Db::Sqlite(open_sqlite(Path::new(&config.path)).await?),
         };
         let store = GuildStore::with_db(db, defaults, config.cache_ttl_ms);
-        store.migrate(MIGRATIONS.len()).await?;
+        store.migrate_at_start().await?;
         store.check_writable().await?;
         Ok(store)
+    }
+
+    /// Runs every migration. Processes sharing one SQLite file (a shard cluster on one host)
+    /// may race: the loser finds the tables made and fails; on a second look the migrations
+    /// are recorded as applied. (PostgreSQL takes an advisory lock instead.)
+    async fn migrate_at_start(&self) -> Result<(), StoreError> {
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 1;
+        loop {
+            match self.migrate(MIGRATIONS.len()).await {
+                Err(e) if attempt < ATTEMPTS && self.backend() == Some(StorageBackend::Sqlite) => {
+                    tracing::debug!(attempt, "migrating the settings database again: {e}");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// A store that could not be opened: the defaults for every guild, changes refused.
@@ -460,6 +478,16 @@ mod tests {
         assert_eq!(store.settings(8).await.agent_id.as_deref(), Some("main"));
         assert!(store.reset(7, SettingKey::Voice).await.expect("reset"));
         assert_eq!(store.settings(7).await.voice, None);
+    }
+
+    #[tokio::test]
+    async fn processes_opening_one_file_at_once_all_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = sqlite_config(&dir.path().join("shared.db"));
+        let opens = (0..4).map(|_| GuildStore::open(&config, defaults()));
+        for store in futures_util::future::join_all(opens).await {
+            store.expect("every concurrent open succeeds");
+        }
     }
 
     #[tokio::test]

@@ -235,3 +235,70 @@ pub fn join_notice(bot_name: &str, settings: &GuildSettings, humans: usize) -> S
          me, `/voice forget` to delete what I keep about you."
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::guild::GuildDefaults;
+
+    fn gate(mode: &str) -> WakeGate {
+        let defaults = GuildDefaults::from_config(&Config::default());
+        let rows = [("reply_mode".to_string(), mode.to_string())];
+        WakeGate {
+            cache: Arc::new(Cache::new()),
+            guild: GuildId::new(1),
+            channel: ChannelId::new(2),
+            bot: UserId::new(3),
+            settings: Arc::new(GuildSettings::resolve(&defaults, &rows)),
+        }
+    }
+
+    fn speaker(id: &str) -> Speaker {
+        Speaker {
+            id: id.into(),
+            name: format!("user {id}"),
+        }
+    }
+
+    #[test]
+    fn addressed_mode_answers_only_wake_names_with_the_name_stripped() {
+        let g = gate("addressed");
+        let (ann, bob) = (speaker("10"), speaker("11"));
+        assert_eq!(g.admit(&ann, "what time is it"), None);
+        assert_eq!(
+            g.admit(&ann, "Hey Claw, what time is it?").as_deref(),
+            Some("What time is it?")
+        );
+        assert_eq!(g.admit(&ann, "Claw."), None, "a bare name is no question");
+        // Only the person being answered talks over the reply.
+        assert!(g.barge_in(&ann, Some(&ann)));
+        assert!(!g.barge_in(&bob, Some(&ann)));
+        assert!(g.barge_in(&bob, None));
+    }
+
+    #[test]
+    fn always_mode_answers_everything_and_anyone_barges_in() {
+        let g = gate("always");
+        let (ann, bob) = (speaker("10"), speaker("11"));
+        assert_eq!(
+            g.admit(&ann, "what time is it").as_deref(),
+            Some("what time is it")
+        );
+        assert!(g.barge_in(&bob, Some(&ann)));
+    }
+
+    #[test]
+    fn the_join_notice_says_the_bot_listens_and_how_to_stop_it() {
+        let g = gate("auto");
+        let text = join_notice("OpenClaw", &g.settings, 1);
+        assert!(
+            text.contains("listening") && text.contains("transcribed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/voice forget") && text.contains("claw, openclaw"),
+            "{text}"
+        );
+    }
+}
