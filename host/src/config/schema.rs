@@ -302,6 +302,10 @@ pub struct PipelineConfig {
     /// Time a sentence may wait for its first synthesized audio, failovers included, in ms.
     /// Default: 20000.
     pub tts_budget_ms: u64,
+    /// The voice asked of the first text-to-speech provider (its own voice ids); none: the
+    /// provider's configured voice. A guild can set its own (`/voice-settings set voice`).
+    /// Default: none.
+    pub tts_voice: Option<String>,
 }
 
 impl Default for PipelineConfig {
@@ -330,6 +334,7 @@ impl Default for PipelineConfig {
             language: "en".into(),
             stt_budget_ms: 30_000,
             tts_budget_ms: 20_000,
+            tts_voice: None,
         }
     }
 }

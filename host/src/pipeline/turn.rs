@@ -643,6 +643,19 @@ impl TurnRunner {
         }
     }
 
+    /// The options of a synthesis by provider `id`: `tts_voice` goes to the first provider
+    /// only (voice ids are a provider's own).
+    fn synthesis_options(&self, id: &str) -> SynthesisOptions {
+        let mut options = SynthesisOptions::default();
+        let first = self.deps.tts.first().map(|p| p.id.as_str());
+        if let (Some(voice), Some(first)) = (&self.deps.config.tts_voice, first) {
+            if first == id {
+                options.voice = abi_stable::std_types::ROption::RSome(voice.as_str().into());
+            }
+        }
+        options
+    }
+
     /// The options of every transcription in this session.
     fn options(&self) -> TranscribeOptions {
         TranscribeOptions {
@@ -879,7 +892,7 @@ impl TurnRunner {
                 break;
             }
             let mut stream = provider
-                .synthesize(text.to_string(), SynthesisOptions::default())
+                .synthesize(text.to_string(), self.synthesis_options(&provider.id))
                 .first_audio_by(budget.deadline());
             let mut produced = false;
             while let Some(item) = stream.next().await {

@@ -298,7 +298,10 @@ impl Handler {
             .await;
             return;
         };
-        if let Some(why) = self.role_refusal(&ctx.cache, guild, command.member.as_deref()) {
+        if let Some(why) = self
+            .role_refusal(&ctx.cache, guild, command.member.as_deref())
+            .await
+        {
             reply(ctx, command, &why).await;
             return;
         }
@@ -403,7 +406,10 @@ impl Handler {
             reply(ctx, command, "Use /voice leave in a server.").await;
             return;
         };
-        if let Some(why) = self.role_refusal(&ctx.cache, guild, command.member.as_deref()) {
+        if let Some(why) = self
+            .role_refusal(&ctx.cache, guild, command.member.as_deref())
+            .await
+        {
             reply(ctx, command, &why).await;
             return;
         }
@@ -438,13 +444,29 @@ impl Handler {
         reply(ctx, command, &text).await;
     }
 
-    /// Why the caller may not use join/leave, when `discord.allowed_roles` is set.
-    fn role_refusal(
+    /// Why the caller may not use join/leave: the guild's own `allowed_roles` (ids) when it
+    /// set them, else `discord.allowed_roles`.
+    async fn role_refusal(
         &self,
         cache: &Cache,
         guild: GuildId,
         member: Option<&Member>,
     ) -> Option<String> {
+        let settings = self.state.store.settings(guild.get()).await;
+        if settings
+            .overridden
+            .contains_key(&crate::guild::SettingKey::AllowedRoles)
+        {
+            let roles: &[RoleId] = member.map(|m| m.roles.as_slice()).unwrap_or(&[]);
+            let permitted = roles
+                .iter()
+                .any(|r| settings.allowed_roles.contains(&r.get()));
+            return (!permitted).then(|| {
+                "Only members with one of this server's allowed roles can use /voice join and \
+                 /voice leave (see /voice-settings view)."
+                    .to_string()
+            });
+        }
         let allowed = &self.state.config.allowed_roles;
         if allowed.is_empty() {
             return None;

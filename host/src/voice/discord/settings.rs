@@ -172,6 +172,11 @@ pub async fn forget(store: &GuildStore, user: u64, memory_forgotten: usize) -> S
 pub fn session_deps(deps: &SessionDeps, settings: &GuildSettings) -> SessionDeps {
     let mut deps = deps.clone();
     deps.config.language = settings.language.clone();
+    // A voice id is its provider's own: a guild that picked another provider drops the
+    // config's voice.
+    if settings.voice.is_some() || settings.overridden.contains_key(&SettingKey::TtsProvider) {
+        deps.config.tts_voice = settings.voice.clone();
+    }
     if let Some(first) = &settings.tts_provider {
         if let Some(at) = deps.tts.iter().position(|p| &p.id == first) {
             let provider = deps.tts.remove(at);
