@@ -60,7 +60,7 @@ fn settings(
         .unwrap_or_else(|| panic!("no answer to /voice-settings {sub}"))
 }
 
-fn stop(mut bot: Running) {
+fn stop(bot: Running) {
     bot.signal("TERM");
     let run = bot.finish(Duration::from_secs(20));
     assert_eq!(run.code, Some(0), "{run}");
