@@ -1,12 +1,14 @@
 //! `/voice-settings` against the fake Discord with the real bot: refused without Manage
 //! Server or a configured role, ephemeral answers, a change kept in the SQLite file across a
-//! restart, and `/voice forget` removing what the caller set.
+//! restart, and `/voice forget` removing what the caller set; two guilds with their own
+//! transcript channels whose turns never cross.
 
 use std::path::Path;
 use std::time::Duration;
 
 use openclaw_voice_tests::fake_discord::{
-    model::perms, FakeDiscord, InteractionReply, ALICE, BOB, CAROL, DJ_ROLE, GUILD_ID,
+    audio, model::perms, FakeDiscord, InteractionReply, SayOptions, ALICE, BOB, CAROL, DJ_ROLE,
+    GUILD_ID, LOUNGE, TRANSCRIPTS,
 };
 use openclaw_voice_tests::{toml_path, ConfigDir, PluginDir, Running, FAULT, TONE};
 
@@ -46,6 +48,19 @@ fn start(fake: &FakeDiscord, plugins: &PluginDir, db: &Path) -> (Running, Config
         bot.stderr()
     );
     (bot, config)
+}
+
+fn settings_in(
+    fake: &FakeDiscord,
+    guild: u64,
+    user: u64,
+    sub: &str,
+    options: &[(&str, &str)],
+) -> InteractionReply {
+    let permissions = perms::EVERYONE_DEFAULT | MANAGE_GUILD;
+    let id = fake.command_with(guild, user, "voice-settings", sub, options, permissions);
+    fake.wait_reply(id, ANSWER)
+        .unwrap_or_else(|| panic!("no answer to /voice-settings {sub} in {guild}"))
 }
 
 fn settings(
@@ -155,6 +170,67 @@ fn settings_need_manage_server_or_a_role_and_survive_a_restart() {
     assert!(
         view.content.contains("`language`: de (this server)"),
         "{view:?}"
+    );
+    stop(bot);
+}
+
+#[test]
+fn two_guilds_post_their_turns_only_in_their_own_transcript_channels() {
+    let fake = FakeDiscord::start();
+    let (other, _other_voice, other_user) = fake.add_load_guilds(1)[0];
+    // `add_load_guilds` gives each guild its text channel at the guild id + 2.
+    let other_text = other + 2;
+    let plugins = PluginDir::with(&[FAULT, TONE]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bot, _config) = start(&fake, &plugins, &dir.path().join("g.sqlite"));
+    let channel = TRANSCRIPTS.to_string();
+    let set = settings_in(
+        &fake,
+        GUILD_ID,
+        CAROL,
+        "set",
+        &[("setting", "transcript_channel"), ("value", &channel)],
+    );
+    assert!(set.content.contains("is now"), "{set:?}");
+    let channel = format!("<#{other_text}>");
+    let set = settings_in(
+        &fake,
+        other,
+        other_user,
+        "set",
+        &[("setting", "transcript_channel"), ("value", &channel)],
+    );
+    assert!(set.content.contains("is now"), "{set:?}");
+
+    fake.move_user(GUILD_ID, ALICE, Some(LOUNGE));
+    for (guild, user) in [(GUILD_ID, ALICE), (other, other_user)] {
+        let id = fake.slash(guild, user, "join");
+        let reply = fake
+            .wait_reply(id, ANSWER)
+            .expect("an answer to /voice join");
+        assert!(
+            reply.content.contains("Joined"),
+            "{reply:?}\n{}",
+            bot.stderr()
+        );
+        assert!(
+            fake.wait_bot_connected(guild, ANSWER).is_some(),
+            "{}",
+            bot.stderr()
+        );
+    }
+    let speech = audio::speech("Hello there, how are you today?", 800);
+    fake.say(GUILD_ID, ALICE, &speech, SayOptions::default());
+    fake.say(other, other_user, &speech, SayOptions::default());
+    let posted = fake.wait_for(Duration::from_secs(60), |w| {
+        let (mine, theirs) = (w.messages_in(TRANSCRIPTS), w.messages_in(other_text));
+        (!mine.is_empty() && !theirs.is_empty()).then_some((mine, theirs))
+    });
+    let (mine, theirs) = posted.unwrap_or_else(|| panic!("no transcripts\n{}", bot.stderr()));
+    assert!(mine.iter().all(|m| m.starts_with("**Alice**")), "{mine:?}");
+    assert!(
+        theirs.iter().all(|m| m.starts_with("**User 0**")),
+        "{theirs:?}"
     );
     stop(bot);
 }
