@@ -10,20 +10,32 @@ use openclaw_voice_tests::fake_discord::{
     audio, model::perms, FakeDiscord, InteractionReply, SayOptions, ALICE, BOB, CAROL, DJ_ROLE,
     GUILD_ID, LOUNGE, TRANSCRIPTS,
 };
-use openclaw_voice_tests::{toml_path, ConfigDir, PluginDir, Running, FAULT, TONE};
+use openclaw_voice_tests::{toml_path, whisper_model, ConfigDir, PluginDir, Running, FAULT, TONE};
 
 const STARTUP: Duration = Duration::from_secs(60);
 const ANSWER: Duration = Duration::from_secs(20);
 const MANAGE_GUILD: u64 = 1 << 5;
 
+/// `fault` speech-to-text (a sample count as the text) and `tone` speech.
+const FAULT_STACK: &str = "[stt]\nproviders = [\"ears\"]\n[tts]\nproviders = [\"voice\"]\n\
+     [providers.ears]\nplugin = \"fault\"\n[providers.voice]\nplugin = \"tone\"\n";
+
 /// The bot against `fake`, its settings in `db`, the DJ role allowed to change them.
 fn start(fake: &FakeDiscord, plugins: &PluginDir, db: &Path) -> (Running, ConfigDir) {
+    start_with(fake, plugins, db, FAULT_STACK)
+}
+
+fn start_with(
+    fake: &FakeDiscord,
+    plugins: &PluginDir,
+    db: &Path,
+    stack: &str,
+) -> (Running, ConfigDir) {
     let config = ConfigDir::new();
     config.write(
         "test.toml",
         &format!(
-            "[plugins]\ndir = {}\n[stt]\nproviders = [\"ears\"]\n[tts]\nproviders = [\"voice\"]\n\
-             [providers.ears]\nplugin = \"fault\"\n[providers.voice]\nplugin = \"tone\"\n\
+            "[plugins]\ndir = {}\n{stack}\
              [ops]\nenabled = false\n[logging]\nlevel = \"info\"\n\
              [discord]\nsettings_roles = [{DJ_ROLE}]\n[storage]\npath = {}\n",
             toml_path(plugins.path()),
@@ -231,6 +243,90 @@ fn two_guilds_post_their_turns_only_in_their_own_transcript_channels() {
     assert!(
         theirs.iter().all(|m| m.starts_with("**User 0**")),
         "{theirs:?}"
+    );
+    stop(bot);
+}
+
+/// Wake names with two people in the channel: an unaddressed question gets no reply, an
+/// addressed one does, and the agent (echo) sees it without the name.
+#[test]
+fn with_two_people_only_addressed_utterances_are_answered_without_the_name() {
+    let fake = FakeDiscord::start();
+    let plugins = PluginDir::with(&["openclaw_plugin_local_whisper", "openclaw_plugin_espeak"]);
+    let stack = format!(
+        "[stt]\nproviders = [\"local-whisper\"]\n[tts]\nproviders = [\"espeak\"]\n\
+         [providers.local-whisper]\ntimeout_ms = 60000\n\
+         [providers.local-whisper.settings]\nmodel = {}\n\
+         [providers.espeak.settings]\nvoice = \"en-us\"\n",
+        toml_path(&whisper_model())
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bot, _config) = start_with(&fake, &plugins, &dir.path().join("g.sqlite"), &stack);
+    let everyone = perms::EVERYONE_DEFAULT | MANAGE_GUILD;
+    let channel = TRANSCRIPTS.to_string();
+    for (key, value) in [
+        ("transcript_channel", channel.as_str()),
+        ("wake_names", "computer"),
+    ] {
+        let set = settings(
+            &fake,
+            CAROL,
+            "set",
+            &[("setting", key), ("value", value)],
+            everyone,
+        );
+        assert!(set.content.contains("is now"), "{set:?}");
+    }
+    fake.move_user(GUILD_ID, ALICE, Some(LOUNGE));
+    fake.move_user(GUILD_ID, BOB, Some(LOUNGE));
+    let id = fake.slash(GUILD_ID, ALICE, "join");
+    let reply = fake
+        .wait_reply(id, ANSWER)
+        .expect("an answer to /voice join");
+    assert!(
+        reply.content.contains("Joined"),
+        "{reply:?}\n{}",
+        bot.stderr()
+    );
+    assert!(fake.wait_bot_connected(GUILD_ID, ANSWER).is_some());
+
+    let plain = audio::speech("What is the capital of France?", 1_000);
+    fake.say(GUILD_ID, ALICE, &plain, SayOptions::default());
+    assert!(fake.wait_said(GUILD_ID, 1, Duration::from_secs(30)));
+    let addressed = audio::speech("Computer, what is the capital of Spain?", 1_000);
+    fake.say(GUILD_ID, BOB, &addressed, SayOptions::default());
+    let posts = fake
+        .wait_for(Duration::from_secs(120), |w| {
+            let m = w.messages_in(TRANSCRIPTS);
+            (!m.is_empty()).then_some(m)
+        })
+        .unwrap_or_else(|| panic!("no transcript\n{}", bot.stderr()));
+    // Give a late post from the unaddressed question time to show up, if one were coming.
+    std::thread::sleep(Duration::from_secs(3));
+    let posts = fake
+        .world(|w| w.messages_in(TRANSCRIPTS))
+        .into_iter()
+        .chain(posts)
+        .fold(Vec::<String>::new(), |mut all, m| {
+            if !all.contains(&m) {
+                all.push(m);
+            }
+            all
+        });
+    assert_eq!(
+        posts.len(),
+        1,
+        "only the addressed question is a turn: {posts:?}"
+    );
+    let post = posts[0].to_lowercase();
+    assert!(
+        post.starts_with("**bob**:") && post.contains("spain"),
+        "{posts:?}"
+    );
+    let reply = post.split("you said:").nth(1).unwrap_or_default();
+    assert!(
+        reply.contains("spain") && !reply.contains("computer"),
+        "the agent saw the question without the name: {posts:?}"
     );
     stop(bot);
 }
