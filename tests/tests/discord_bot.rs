@@ -346,8 +346,10 @@ impl Bot {
     }
 }
 
+/// Transcripts posted; every utterance answered, even with several people in the channel
+/// (the default `reply_mode = "auto"` would want wake names then: `discord_settings.rs`).
 fn transcript_config() -> String {
-    format!("[discord]\ntranscript_channel = {TRANSCRIPTS}\n")
+    format!("[discord]\ntranscript_channel = {TRANSCRIPTS}\nreply_mode = \"always\"\n")
 }
 
 /// Test 1: a user joins the bot to their channel and asks a question; the bot answers with
