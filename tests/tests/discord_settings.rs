@@ -10,7 +10,9 @@ use openclaw_voice_tests::fake_discord::{
     audio, model::perms, FakeDiscord, InteractionReply, SayOptions, ALICE, BOB, CAROL, DJ_ROLE,
     GUILD_ID, LOUNGE, TRANSCRIPTS,
 };
-use openclaw_voice_tests::{toml_path, whisper_model, ConfigDir, PluginDir, Running, FAULT, TONE};
+use openclaw_voice_tests::{
+    http_get, toml_path, whisper_model, ConfigDir, PluginDir, Running, FAULT, TONE,
+};
 
 const STARTUP: Duration = Duration::from_secs(60);
 const ANSWER: Duration = Duration::from_secs(20);
@@ -329,4 +331,64 @@ fn with_two_people_only_addressed_utterances_are_answered_without_the_name() {
         "the agent saw the question without the name: {posts:?}"
     );
     stop(bot);
+}
+
+/// A settings file that is not a database: the bot says so at start, leaves the file as it
+/// was, runs on the defaults, answers `/voice-settings set` with the reason, and `/health`
+/// is unhealthy.
+#[test]
+fn a_corrupt_settings_file_is_reported_left_alone_and_makes_health_unhealthy() {
+    let fake = FakeDiscord::start();
+    let plugins = PluginDir::with(&[FAULT, TONE]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("guild-settings.sqlite");
+    let garbage = b"not a database, just some text that is long enough to matter\n".repeat(200);
+    std::fs::write(&db, &garbage).expect("write");
+    let config = ConfigDir::new();
+    config.write(
+        "test.toml",
+        &format!(
+            "[plugins]\ndir = {}\n{FAULT_STACK}\
+             [ops]\nenabled = true\nbind = \"127.0.0.1:0\"\n[logging]\nlevel = \"info\"\n\
+             [storage]\npath = {}\n",
+            toml_path(plugins.path()),
+            toml_path(&db)
+        ),
+    );
+    let env = fake.bot_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config_dir = config.path().to_str().expect("UTF-8");
+    let mut bot = Running::spawn(["--config-dir", config_dir, "--env", "test", "run"], &env);
+    let addr = bot.ops_addr(STARTUP);
+    assert!(
+        bot.wait_for_stderr("discord: connected as", STARTUP) && fake.wait_ready(1, STARTUP),
+        "the bot did not connect\n{}",
+        bot.stderr()
+    );
+    assert!(bot.stderr().contains("cannot be used"), "{}", bot.stderr());
+    assert!(
+        bot.stderr().contains("guild-settings.sqlite"),
+        "{}",
+        bot.stderr()
+    );
+    let health = http_get(addr, "/health", None).expect("GET /health");
+    assert_eq!(health.status, 503, "{}", health.body);
+    let everyone = perms::EVERYONE_DEFAULT | MANAGE_GUILD;
+    let set = settings(
+        &fake,
+        CAROL,
+        "set",
+        &[("setting", "language"), ("value", "de")],
+        everyone,
+    );
+    assert!(
+        set.content.contains("Not changed") && set.content.contains("unavailable"),
+        "{set:?}"
+    );
+    stop(bot);
+    assert_eq!(
+        std::fs::read(&db).expect("read"),
+        garbage,
+        "the file is untouched"
+    );
 }
