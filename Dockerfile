@@ -52,8 +52,8 @@ RUN apt-get update \
     && groupadd --system --gid 10001 openclaw \
     && useradd --system --uid 10001 --gid openclaw --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin openclaw \
-    && mkdir -p /app/models /app/logs \
-    && chown openclaw:openclaw /app/models /app/logs
+    && mkdir -p /app/models /app/logs /app/data \
+    && chown openclaw:openclaw /app/models /app/logs /app/data
 WORKDIR /app
 COPY --from=binaries /out/release/bin/ /app/bin/
 COPY --from=binaries /out/release/plugins/ /app/plugins/
@@ -68,7 +68,7 @@ ENV OPENCLAW_ENV=production \
 
 USER 10001:10001
 EXPOSE 3001
-VOLUME ["/app/models", "/app/logs"]
+VOLUME ["/app/models", "/app/logs", "/app/data"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
     CMD ["curl", "-fsS", "--max-time", "2", "-o", "/dev/null", "http://127.0.0.1:3001/ready"]
 ENTRYPOINT ["/app/bin/openclaw-voice"]

@@ -168,7 +168,7 @@ preflight() (
 )
 
 # ---- lock: two deploys (or a deploy and a rollback) never overlap on one host ----
-mkdir -p "$ROOT/releases" "$ROOT/shared/models" "$ROOT/shared/logs"
+mkdir -p "$ROOT/releases" "$ROOT/shared/models" "$ROOT/shared/logs" "$ROOT/shared/data"
 exec 9>"$ROOT/.deploy.lock"
 if ! flock -w "${DEPLOY_LOCK_WAIT:-120}" 9; then
     die "another deploy or rollback holds $ROOT/.deploy.lock (waited ${DEPLOY_LOCK_WAIT:-120}s)"
@@ -215,6 +215,8 @@ else
         # Per-host state lives in shared/ and is linked into each release.
         ln -sfn ../../shared/models "$staging/models"
         ln -sfn ../../shared/logs "$staging/logs"
+        # Per-server settings (storage.path = data/guild-settings.sqlite) outlive releases.
+        ln -sfn ../../shared/data "$staging/data"
         mv -T "$staging" "$ROOT/releases/$VERSION"
     fi
     touch "$ROOT/releases/$VERSION"

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod guild;
 pub mod ops;
 pub mod pipeline;
 pub mod plugins;

@@ -107,14 +107,13 @@ fn run_with(config: &ConfigDir, args: &[&str], env: &[(String, String)]) -> Run 
     run(config, args, &env)
 }
 
-/// The subcommands of the `/voice` command the fake recorded for `scope`.
-fn registered_subcommands(fake: &FakeDiscord, scope: Option<u64>) -> Vec<String> {
+/// The subcommands of the command `name` the fake recorded for `scope`.
+fn registered_subcommands_of(fake: &FakeDiscord, scope: Option<u64>, name: &str) -> Vec<String> {
     fake.world(|w| {
         w.registered
             .iter()
-            .filter(|(g, _)| *g == scope)
+            .filter(|(g, c)| *g == scope && c["name"] == name)
             .flat_map(|(_, c)| {
-                assert_eq!(c["name"], "voice");
                 c["options"]
                     .as_array()
                     .cloned()
@@ -127,6 +126,11 @@ fn registered_subcommands(fake: &FakeDiscord, scope: Option<u64>) -> Vec<String>
             })
             .collect()
     })
+}
+
+/// The subcommands of the `/voice` command the fake recorded for `scope`.
+fn registered_subcommands(fake: &FakeDiscord, scope: Option<u64>) -> Vec<String> {
+    registered_subcommands_of(fake, scope, "voice")
 }
 
 #[test]
@@ -143,13 +147,27 @@ fn register_commands_globally_and_in_one_guild() {
             .contains(&format!("application {APPLICATION_ID}")),
         "{run}"
     );
-    for sub in ["join", "leave", "status"] {
+    for sub in ["join", "leave", "status", "forget"] {
         assert!(run.stdout.contains(&format!("/voice {sub} (id ")), "{run}");
     }
     assert_eq!(
         registered_subcommands(&fake, None),
-        ["join", "leave", "status"]
+        ["join", "leave", "status", "forget"]
     );
+    // The settings command: its own, for Manage Server (1 << 5) unless a server grants more.
+    assert_eq!(
+        registered_subcommands_of(&fake, None, "voice-settings"),
+        ["view", "set", "reset"]
+    );
+    fake.world(|w| {
+        let settings = w
+            .registered
+            .iter()
+            .find(|(_, c)| c["name"] == "voice-settings")
+            .map(|(_, c)| c.clone())
+            .expect("voice-settings registered");
+        assert_eq!(settings["default_member_permissions"], "32", "{settings}");
+    });
 
     let run = run_with(
         &config,
@@ -163,7 +181,7 @@ fn register_commands_globally_and_in_one_guild() {
     );
     assert_eq!(
         registered_subcommands(&fake, Some(GUILD_ID)),
-        ["join", "leave", "status"]
+        ["join", "leave", "status", "forget"]
     );
     // Guild-only: the command is not offered in DMs.
     fake.world(|w| {

@@ -75,10 +75,13 @@ impl AgentError {
 /// Reply text deltas, in order; the channel closes when the reply is complete.
 pub type ReplyStream = mpsc::Receiver<Result<String, AgentError>>;
 
+/// One remembered exchange: the speaker's id, what they said, the reply.
+type Exchange = (String, String, String);
+
 /// Past exchanges, per conversation.
 #[derive(Debug, Default)]
 pub(crate) struct Memory {
-    turns: Mutex<HashMap<String, VecDeque<(String, String)>>>,
+    turns: Mutex<HashMap<String, VecDeque<Exchange>>>,
     capacity: usize,
 }
 
@@ -97,11 +100,18 @@ impl Memory {
         };
         turns
             .get(conversation)
-            .map(|q| q.iter().cloned().collect())
+            .map(|q| q.iter().map(|(_, u, a)| (u.clone(), a.clone())).collect())
             .unwrap_or_default()
     }
 
-    pub(crate) fn remember(&self, conversation: &str, user: String, assistant: String) {
+    /// Keeps an exchange of `speaker`'s (the oldest goes beyond the capacity).
+    pub(crate) fn remember_from(
+        &self,
+        conversation: &str,
+        speaker: &str,
+        user: String,
+        assistant: String,
+    ) {
         if self.capacity == 0 || assistant.trim().is_empty() {
             return;
         }
@@ -110,10 +120,27 @@ impl Memory {
             Err(p) => p.into_inner(),
         };
         let q = turns.entry(conversation.to_string()).or_default();
-        q.push_back((user, assistant));
+        q.push_back((speaker.to_string(), user, assistant));
         while q.len() > self.capacity {
             q.pop_front();
         }
+    }
+}
+
+impl Memory {
+    /// Removes every exchange of `speaker`'s, in every conversation; how many.
+    pub(crate) fn forget_speaker(&self, speaker: &str) -> usize {
+        let mut turns = match self.turns.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let mut removed = 0;
+        for q in turns.values_mut() {
+            let before = q.len();
+            q.retain(|(who, _, _)| who != speaker);
+            removed += before - q.len();
+        }
+        removed
     }
 }
 
@@ -140,6 +167,25 @@ impl Agent {
         match self {
             Agent::Echo => "echo",
             Agent::OpenAiChat(_) => "openai-chat",
+        }
+    }
+
+    /// The same agent answering as `model` (a guild's own OpenClaw agent,
+    /// `openclaw:<agentId>`), sharing the connection and the conversation memory.
+    pub fn with_model(&self, model: Option<String>) -> Agent {
+        match (self, model) {
+            (Agent::OpenAiChat(chat), Some(model)) if model != chat.model() => {
+                Agent::OpenAiChat(Arc::new(chat.with_model(model)))
+            }
+            _ => self.clone(),
+        }
+    }
+
+    /// Forgets what `speaker_id` said (conversation memory); how many exchanges.
+    pub fn forget_speaker(&self, speaker_id: &str) -> usize {
+        match self {
+            Agent::Echo => 0,
+            Agent::OpenAiChat(chat) => chat.forget_speaker(speaker_id),
         }
     }
 
@@ -207,14 +253,25 @@ mod tests {
     fn memory_keeps_the_last_turns_per_conversation() {
         let m = Memory::new(2);
         for i in 0..3 {
-            m.remember("a", format!("q{i}"), format!("a{i}"));
+            m.remember_from("a", "s", format!("q{i}"), format!("a{i}"));
         }
-        m.remember("b", "x".into(), "y".into());
+        m.remember_from("b", "s", "x".into(), "y".into());
         let h = m.history("a");
         assert_eq!(
             h,
             vec![("q1".into(), "a1".into()), ("q2".into(), "a2".into())]
         );
         assert_eq!(m.history("b").len(), 1);
+    }
+
+    #[test]
+    fn forgetting_a_speaker_removes_only_their_exchanges() {
+        let m = Memory::new(8);
+        m.remember_from("a", "ann", "q1".into(), "a1".into());
+        m.remember_from("a", "bob", "q2".into(), "a2".into());
+        m.remember_from("b", "ann", "q3".into(), "a3".into());
+        assert_eq!(m.forget_speaker("ann"), 2);
+        assert_eq!(m.history("a"), vec![("q2".into(), "a2".into())]);
+        assert!(m.history("b").is_empty());
     }
 }

@@ -37,7 +37,7 @@ pub struct OpenAiChat {
     send_user: bool,
     first_token_timeout: Duration,
     total_timeout: Duration,
-    memory: Memory,
+    memory: Arc<Memory>,
 }
 
 impl OpenAiChat {
@@ -73,13 +73,40 @@ impl OpenAiChat {
             send_user: cfg.send_user,
             first_token_timeout: Duration::from_millis(cfg.first_token_timeout_ms),
             total_timeout: Duration::from_millis(cfg.timeout_ms),
-            memory: Memory::new(cfg.memory_turns),
+            memory: Arc::new(Memory::new(cfg.memory_turns)),
         })
     }
 
     /// The endpoint URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The model asked for.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// This client asking for `model` instead, with the same connection pool and memory.
+    pub fn with_model(&self, model: String) -> OpenAiChat {
+        OpenAiChat {
+            client: self.client.clone(),
+            url: self.url.clone(),
+            token: self.token.clone(),
+            model,
+            system_prompt: self.system_prompt.clone(),
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            send_user: self.send_user,
+            first_token_timeout: self.first_token_timeout,
+            total_timeout: self.total_timeout,
+            memory: self.memory.clone(),
+        }
+    }
+
+    /// Forgets `speaker_id`'s exchanges; how many.
+    pub fn forget_speaker(&self, speaker_id: &str) -> usize {
+        self.memory.forget_speaker(speaker_id)
     }
 
     fn body(&self, request: &AgentRequest) -> Value {
@@ -115,10 +142,12 @@ impl OpenAiChat {
                 ))),
             };
             match result {
-                Ok(full) => {
-                    self.memory
-                        .remember(&request.conversation, user_content(&request), full)
-                }
+                Ok(full) => self.memory.remember_from(
+                    &request.conversation,
+                    &request.speaker_id,
+                    user_content(&request),
+                    full,
+                ),
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
                 }
@@ -476,6 +505,26 @@ mod tests {
             "Paris is the capital. It is in France."
         );
         assert_eq!(messages[3]["content"], "Ann: and Spain?");
+    }
+
+    #[tokio::test]
+    async fn a_guilds_agent_id_is_the_model_and_memory_is_shared_and_forgettable() {
+        let (url, mut requests) =
+            fake_server(|_| vec![sse_head(), delta("Done."), b"data: [DONE]\n\n".to_vec()]).await;
+        let chat = Arc::new(OpenAiChat::new(&agent_config(&url, None)).unwrap());
+        let ops = Arc::new(chat.with_model("openclaw:ops".into()));
+        let _ = collect(ops.clone().reply(request("restart the build"))).await;
+        let first = requests.recv().await.unwrap();
+        let body: Value =
+            serde_json::from_str(&first[first.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        assert_eq!(body["model"], "openclaw:ops");
+        assert_eq!(body["user"], hash_user("123456789"));
+        assert_eq!(body["messages"][1]["content"], "Ann: restart the build");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // One memory behind both models; forgetting the speaker empties it.
+        assert_eq!(chat.memory.history("guild-1/voice-2").len(), 1);
+        assert_eq!(chat.forget_speaker("123456789"), 1);
+        assert!(ops.memory.history("guild-1/voice-2").is_empty());
     }
 
     #[tokio::test]

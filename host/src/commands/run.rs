@@ -60,10 +60,12 @@ async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
         connections: std::sync::Mutex::new(std::collections::HashMap::new()),
         unheard: Default::default(),
     });
+    let store = open_guild_store(loaded, &serving.ops).await;
     let served = discord::serve(
         &loaded.config.discord,
         &token,
         deps,
+        store,
         observer,
         serving.shutdown.requested(),
     )
@@ -71,6 +73,30 @@ async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
     serving.finish().await;
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The guild settings store of `[storage]`. One that cannot be opened (corrupt, read-only,
+/// unreachable) is reported plainly, left untouched, and marks `/health` unhealthy; the bot
+/// still runs, every guild on the configuration's defaults.
+async fn open_guild_store(loaded: &LoadedConfig, ops: &OpsState) -> Arc<crate::guild::GuildStore> {
+    use crate::guild::{GuildDefaults, GuildStore};
+    use crate::ops::StorageStatus;
+    let defaults = GuildDefaults::from_config(&loaded.config);
+    match GuildStore::open(&loaded.config.storage, defaults.clone()).await {
+        Ok(store) => {
+            let backend = store.backend().map(|b| b.as_str()).unwrap_or("none");
+            tracing::info!(backend, "guild settings store open");
+            ops.set_storage(StorageStatus::Up(backend));
+            Arc::new(store)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            // Printed whatever the log level: an operator must fix the database.
+            eprintln!("error: {e}");
+            ops.set_storage(StorageStatus::Down);
+            Arc::new(GuildStore::unavailable(&e, defaults))
+        }
+    }
 }
 
 /// The bot's news for the ops endpoints: gateway status, voice connections, turns.

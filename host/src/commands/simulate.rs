@@ -441,6 +441,7 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
         TurnOutcome::Interrupted => "interrupted (barge-in)".to_string(),
         TurnOutcome::Failed(why) => format!("FAILED: {}", telemetry::scrub(why)),
         TurnOutcome::Cancelled => "cancelled".to_string(),
+        TurnOutcome::NotAddressed => "not addressed to the bot".to_string(),
         TurnOutcome::NoSpeech => "no speech".to_string(),
     };
     println!(

@@ -554,6 +554,12 @@ fn secret_refs(config: &Config) -> Vec<(String, String, bool)> {
             refs.push(("ops.token_env".to_string(), var.clone()));
         }
     }
+    if let Some(var) = &config.logging.hash_key_env {
+        refs.push(("logging.hash_key_env".to_string(), var.clone()));
+    }
+    if let Some(var) = &config.storage.database_url_env {
+        refs.push(("storage.database_url_env".to_string(), var.clone()));
+    }
     // An empty `*_env` says "no key" (a local server without auth).
     refs.into_iter()
         .filter(|(_, var)| !var.trim().is_empty())

@@ -36,6 +36,8 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// Error reporting to Sentry (enabled by the `SENTRY_DSN` environment variable).
     pub sentry: SentryConfig,
+    /// Where per-guild settings are kept.
+    pub storage: StorageConfig,
 }
 
 /// `[plugins]`.
@@ -320,6 +322,10 @@ pub struct PipelineConfig {
     /// Time a sentence may wait for its first synthesized audio, failovers included, in ms.
     /// Default: 20000.
     pub tts_budget_ms: u64,
+    /// The voice asked of the first text-to-speech provider (its own voice ids); none: the
+    /// provider's configured voice. A guild can set its own (`/voice-settings set voice`).
+    /// Default: none.
+    pub tts_voice: Option<String>,
 }
 
 impl Default for PipelineConfig {
@@ -348,6 +354,7 @@ impl Default for PipelineConfig {
             language: "en".into(),
             stt_budget_ms: 30_000,
             tts_budget_ms: 20_000,
+            tts_voice: None,
         }
     }
 }
@@ -412,6 +419,11 @@ pub struct LoggingConfig {
     pub format: LogFormat,
     /// Log user ids hashed (`u-…`, see `telemetry::hash_user`) rather than raw. Default: true.
     pub hash_user_ids: bool,
+    /// Environment variable holding the per-deployment key user ids are hashed with (HMAC-
+    /// SHA-256), so a hash cannot be matched to a public Discord id without it. Unset: a
+    /// built-in key (hashes still hide ids from a casual reader, not from someone who has
+    /// the source). Default: none.
+    pub hash_key_env: Option<String>,
     /// Ship every (scrubbed) log line to CloudWatch Logs too.
     pub cloudwatch: CloudWatchConfig,
 }
@@ -422,6 +434,7 @@ impl Default for LoggingConfig {
             level: "info".into(),
             format: LogFormat::Pretty,
             hash_user_ids: true,
+            hash_key_env: None,
             cloudwatch: CloudWatchConfig::default(),
         }
     }
@@ -505,6 +518,89 @@ pub struct DiscordConfig {
     /// limits (serenity's own rate limiter is off when this is set). Default: none
     /// (`https://discord.com`).
     pub api_base_url: Option<String>,
+    /// The names the bot answers to in addressed mode ("Claw, …", "hey OpenClaw …"); matched
+    /// loosely near the start of an utterance and stripped before the agent sees it. A guild
+    /// can set its own. Default: `["claw", "openclaw"]`.
+    pub wake_names: Vec<String>,
+    /// When the bot answers: `auto` (everything while one person is in the channel, only
+    /// addressed utterances from `addressed_min_humans` people on), `always`, `addressed`,
+    /// or `push-to-talk` (people use Discord's own push-to-talk; everything heard is
+    /// answered). A guild can set its own. Default: `auto`.
+    pub reply_mode: ReplyMode,
+    /// In `auto` mode, how many people (bots aside) in the channel make the bot answer only
+    /// when addressed. Default: 2.
+    pub addressed_min_humans: usize,
+    /// Role ids (besides Manage Server) allowed to use `/voice settings`. Default: empty.
+    pub settings_roles: Vec<u64>,
+    /// Post a visible notice in the voice channel's text chat when the bot joins, saying it
+    /// listens and transcribes. Default: true.
+    pub join_notice: bool,
+}
+
+/// When the bot answers what it hears (`discord.reply_mode`, or a guild's own).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplyMode {
+    /// `always` while one person is in the channel, `addressed` from
+    /// `discord.addressed_min_humans` people on.
+    #[default]
+    Auto,
+    /// Every utterance.
+    Always,
+    /// Only utterances that start with one of the wake names.
+    Addressed,
+    /// People talk with Discord's push-to-talk; every utterance heard is answered.
+    PushToTalk,
+}
+
+impl ReplyMode {
+    /// Every mode, with its name as written in settings.
+    pub const ALL: [(ReplyMode, &'static str); 4] = [
+        (ReplyMode::Auto, "auto"),
+        (ReplyMode::Always, "always"),
+        (ReplyMode::Addressed, "addressed"),
+        (ReplyMode::PushToTalk, "push-to-talk"),
+    ];
+
+    /// The name as written in settings.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(m, _)| *m == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("auto")
+    }
+
+    /// The mode named `text`.
+    pub fn parse(text: &str) -> Option<ReplyMode> {
+        let text = text.trim().to_ascii_lowercase().replace('_', "-");
+        Self::ALL.iter().find(|(_, n)| *n == text).map(|(m, _)| *m)
+    }
+}
+
+/// `[storage]`: per-guild settings. SQLite in a file by default (created, migrated and put in
+/// WAL mode at start); PostgreSQL when `database_url_env` is set, for several processes.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The SQLite file (its directory is created). Default: `data/guild-settings.sqlite`.
+    pub path: String,
+    /// Environment variable holding a `postgres://` URL (it may hold a password); when set,
+    /// PostgreSQL is used instead of the file. Default: none.
+    pub database_url_env: Option<String>,
+    /// How long a guild's settings are served from memory before being read again (changes
+    /// made through this process invalidate them at once). Default: 30000.
+    pub cache_ttl_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: "data/guild-settings.sqlite".into(),
+            database_url_env: None,
+            cache_ttl_ms: 30_000,
+        }
+    }
 }
 
 impl Default for DiscordConfig {
@@ -519,6 +615,11 @@ impl Default for DiscordConfig {
             transcript_channel: None,
             voice_reconnect_attempts: 3,
             api_base_url: None,
+            wake_names: vec!["claw".into(), "openclaw".into()],
+            reply_mode: ReplyMode::Auto,
+            addressed_min_humans: 2,
+            settings_roles: Vec::new(),
+            join_notice: true,
         }
     }
 }

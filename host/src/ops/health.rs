@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{AgentHealth, GatewayStatus, OpsState};
+use super::{AgentHealth, GatewayStatus, OpsState, StorageStatus};
 use crate::plugins::breaker::CircuitState;
 use crate::plugins::{StatsSnapshot, WorkerStatus};
 
@@ -213,6 +213,8 @@ pub struct HealthInput {
     pub voice_sessions: i64,
     /// Speakers Discord says are speaking whose audio does not decode (the hearing guard).
     pub unheard_speakers: i64,
+    /// The guild settings store.
+    pub storage: StorageStatus,
 }
 
 /// One provider's service entry, and whether it counts as working (circuit not open, and
@@ -267,6 +269,20 @@ pub fn evaluate(
         }
     };
     services.insert("discord_gateway".into(), ServiceHealth::status(gateway));
+
+    match input.storage {
+        StorageStatus::NotUsed => {}
+        StorageStatus::Up(backend) => {
+            let mut s = ServiceHealth::status("up");
+            s.kind = Some(backend.to_string());
+            services.insert("guild_settings".into(), s);
+        }
+        StorageStatus::Down => {
+            // Settings changes are refused and guilds run on defaults: an operator must act.
+            status = HealthStatus::Unhealthy;
+            services.insert("guild_settings".into(), ServiceHealth::status("down"));
+        }
+    }
 
     let mut sessions = ServiceHealth::status("up");
     sessions.active = Some(input.voice_sessions);
@@ -371,6 +387,7 @@ impl OpsState {
             agent: self.agent_health(),
             voice_sessions: self.metrics().voice_connections_active(),
             unheard_speakers: super::hearing::UNHEARD_SPEAKERS.get(),
+            storage: self.storage(),
         }
     }
 
@@ -476,7 +493,24 @@ mod tests {
             agent: AgentHealth::default(),
             voice_sessions: 0,
             unheard_speakers: 0,
+            storage: StorageStatus::NotUsed,
         }
+    }
+
+    #[test]
+    fn a_settings_store_that_could_not_open_is_unhealthy() {
+        let mut i = input(vec![
+            provider("stt", "a", snapshot(false, None)),
+            provider("tts", "b", snapshot(false, None)),
+        ]);
+        i.storage = StorageStatus::Up("sqlite");
+        let (status, services) = evaluate(&i, now());
+        assert_eq!(status, HealthStatus::Healthy);
+        assert_eq!(services["guild_settings"].kind.as_deref(), Some("sqlite"));
+        i.storage = StorageStatus::Down;
+        let (status, services) = evaluate(&i, now());
+        assert_eq!(status, HealthStatus::Unhealthy);
+        assert_eq!(services["guild_settings"].status, "down");
     }
 
     fn now() -> SystemTime {

@@ -239,6 +239,7 @@ pub fn outcome_label(outcome: &TurnOutcome) -> &'static str {
         TurnOutcome::Interrupted => "interrupted",
         TurnOutcome::Failed(_) => "failed",
         TurnOutcome::Cancelled => "cancelled",
+        TurnOutcome::NotAddressed => "not_addressed",
         TurnOutcome::NoSpeech => "no_speech",
     }
 }

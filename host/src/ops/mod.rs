@@ -39,6 +39,18 @@ pub enum GatewayStatus {
     Down,
 }
 
+/// The guild settings store, as `/health` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageStatus {
+    /// Not opened (headless, or before the bot starts).
+    NotUsed,
+    /// Open: `sqlite` or `postgres`.
+    Up(&'static str),
+    /// Could not be opened at start (corrupt, read-only, unreachable): unhealthy.
+    Down,
+}
+
 /// What the process runs with: filled in once the providers are built.
 #[derive(Default)]
 pub struct Components {
@@ -79,6 +91,7 @@ pub struct OpsState {
     providers_ready: AtomicBool,
     draining: AtomicBool,
     gateway: Mutex<GatewayStatus>,
+    storage: Mutex<StorageStatus>,
     components: Arc<RwLock<Components>>,
     agent: Mutex<AgentHealth>,
     metrics: Metrics,
@@ -123,6 +136,7 @@ impl OpsState {
             providers_ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             gateway: Mutex::new(GatewayStatus::Disabled),
+            storage: Mutex::new(StorageStatus::NotUsed),
             components,
             agent: Mutex::new(AgentHealth::default()),
             metrics,
@@ -173,6 +187,16 @@ impl OpsState {
     /// The gateway's state.
     pub fn gateway(&self) -> GatewayStatus {
         *lock(&self.gateway)
+    }
+
+    /// Sets the guild settings store's state.
+    pub fn set_storage(&self, status: StorageStatus) {
+        *lock(&self.storage) = status;
+    }
+
+    /// The guild settings store's state.
+    pub fn storage(&self) -> StorageStatus {
+        *lock(&self.storage)
     }
 
     /// Marks the process as shutting down: `/ready` answers 503 from now on.

@@ -14,6 +14,6 @@ pub use endpoint::{EndRule, EndpointConfig, SpeakerEndpointer, UtteranceAudio, U
 pub use models::{ModelError, TurnModels};
 pub use playback::{AudioOutput, Playback};
 pub use turn::{
-    FrameRouter, SessionDeps, Speaker, TimelineMs, TurnOutcome, TurnReport, TurnTimeline,
+    FrameRouter, SessionDeps, Speaker, TimelineMs, TurnGate, TurnOutcome, TurnReport, TurnTimeline,
     VoiceSession,
 };

@@ -317,6 +317,8 @@ pub enum TurnOutcome {
     Failed(String),
     /// The session shut down during the turn.
     Cancelled,
+    /// Heard, but not addressed to the bot (wake names in a busy channel): no reply.
+    NotAddressed,
 }
 
 /// Everything about one turn, for the caller to print, log or count.
@@ -363,7 +365,10 @@ pub struct SpeculationReport {
 impl TurnReport {
     /// Whether this was a turn at all (someone said something).
     pub fn is_turn(&self) -> bool {
-        self.outcome != TurnOutcome::NoSpeech
+        !matches!(
+            self.outcome,
+            TurnOutcome::NoSpeech | TurnOutcome::NotAddressed
+        )
     }
 }
 
@@ -390,6 +395,16 @@ pub struct VoiceSession {
     shutdown: CancellationToken,
 }
 
+/// Which utterances a session answers, and which barge-ins stop a reply: the transport's
+/// rule (Discord: wake names once several people are in the channel).
+pub trait TurnGate: Send + Sync + 'static {
+    /// The text the agent should see for `transcript` (the wake name taken out), or `None`
+    /// to leave the utterance unanswered.
+    fn admit(&self, speaker: &Speaker, transcript: &str) -> Option<String>;
+    /// Whether `speaker` talking over the reply to `answering` stops it.
+    fn barge_in(&self, speaker: &Speaker, answering: Option<&Speaker>) -> bool;
+}
+
 impl VoiceSession {
     /// Starts a session for `conversation` playing on `playback`; returns the router to feed
     /// frames into.
@@ -397,6 +412,17 @@ impl VoiceSession {
         deps: SessionDeps,
         conversation: String,
         playback: Arc<Playback>,
+    ) -> (FrameRouter, VoiceSession) {
+        Self::start_gated(deps, conversation, playback, None)
+    }
+
+    /// [`VoiceSession::start`], with `gate` deciding which utterances get a reply and which
+    /// barge-ins count.
+    pub fn start_gated(
+        deps: SessionDeps,
+        conversation: String,
+        playback: Arc<Playback>,
+        gate: Option<Arc<dyn TurnGate>>,
     ) -> (FrameRouter, VoiceSession) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
@@ -420,6 +446,8 @@ impl VoiceSession {
             playback,
             current: Mutex::new(None),
             shutdown: shutdown.clone(),
+            gate,
+            answering: Mutex::new(None),
         });
         let task = tokio::spawn(runner.run(events_rx, reports_tx));
         (
@@ -500,6 +528,8 @@ struct TurnRunner {
     conversation: String,
     playback: Arc<Playback>,
     current: Mutex<Option<CancellationToken>>,
+    gate: Option<Arc<dyn TurnGate>>,
+    answering: Mutex<Option<Speaker>>,
     shutdown: CancellationToken,
 }
 
@@ -571,6 +601,10 @@ impl TurnRunner {
                 }
                 SessionEvent::Resumed(speaker) => speculations.discard(&speaker.id),
                 SessionEvent::BargeIn(speaker) => {
+                    if !self.barge_in_counts(&speaker) {
+                        tracing::debug!(speaker = %speaker.name, "talking over the reply to someone else: not a barge-in");
+                        continue;
+                    }
                     tracing::info!(speaker = %speaker.name, "barge-in: stopping the reply");
                     if let Some(token) = self.lock_current().take() {
                         token.cancel();
@@ -588,6 +622,41 @@ impl TurnRunner {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+
+    /// Whether `speaker` talking over the current reply stops it (the gate's rule; always
+    /// without a gate).
+    fn barge_in_counts(&self, speaker: &Speaker) -> bool {
+        let Some(gate) = &self.gate else {
+            return true;
+        };
+        let answering = self
+            .answering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        gate.barge_in(speaker, answering.as_ref())
+    }
+
+    /// The text the agent sees, or `None` when the gate leaves the utterance unanswered.
+    fn admitted(&self, speaker: &Speaker, transcript: &str) -> Option<String> {
+        match &self.gate {
+            Some(gate) => gate.admit(speaker, transcript),
+            None => Some(transcript.to_string()),
+        }
+    }
+
+    /// The options of a synthesis by provider `id`: `tts_voice` goes to the first provider
+    /// only (voice ids are a provider's own).
+    fn synthesis_options(&self, id: &str) -> SynthesisOptions {
+        let mut options = SynthesisOptions::default();
+        let first = self.deps.tts.first().map(|p| p.id.as_str());
+        if let (Some(voice), Some(first)) = (&self.deps.config.tts_voice, first) {
+            if first == id {
+                options.voice = abi_stable::std_types::ROption::RSome(voice.as_str().into());
+            }
+        }
+        options
     }
 
     /// The options of every transcription in this session.
@@ -671,12 +740,17 @@ impl TurnRunner {
             report.outcome = TurnOutcome::NoSpeech;
             return report;
         }
+        let Some(text) = self.admitted(&report.speaker, &report.transcript) else {
+            report.outcome = TurnOutcome::NotAddressed;
+            return report;
+        };
+        *self.answering.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.speaker.clone());
 
         let cancel = self.shutdown.child_token();
         *self.lock_current() = Some(cancel.clone());
         let outcome = tokio::select! {
             _ = cancel.cancelled() => None,
-            outcome = self.reply(&mut report) => Some(outcome),
+            outcome = self.reply(&mut report, text) => Some(outcome),
         };
         report.outcome = match outcome {
             Some(o) => o,
@@ -699,16 +773,20 @@ impl TurnRunner {
             }
         }
         self.lock_current().take();
+        self.answering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         report
     }
 
     /// Agent → sentences → TTS → playback, with the agent and TTS overlapping.
-    async fn reply(&self, report: &mut TurnReport) -> TurnOutcome {
+    async fn reply(&self, report: &mut TurnReport, text: String) -> TurnOutcome {
         let request = AgentRequest {
             conversation: self.conversation.clone(),
             speaker_id: report.speaker.id.clone(),
             speaker_name: report.speaker.name.clone(),
-            text: report.transcript.clone(),
+            text,
         };
         let mut deltas = self.deps.agent.reply(request);
         let (sentence_tx, mut sentence_rx) = mpsc::unbounded_channel::<String>();
@@ -828,7 +906,7 @@ impl TurnRunner {
                 break;
             }
             let mut stream = provider
-                .synthesize(text.to_string(), SynthesisOptions::default())
+                .synthesize(text.to_string(), self.synthesis_options(&provider.id))
                 .first_audio_by(budget.deadline());
             let mut produced = false;
             while let Some(item) = stream.next().await {

@@ -5,7 +5,8 @@
 //! `plugin` target events.
 //!
 //! Privacy: transcripts and replies are logged at debug level only, and user ids through
-//! [`user_label`], hashed unless `logging.hash_user_ids = false`.
+//! [`user_label`], hashed unless `logging.hash_user_ids = false`: HMAC-SHA-256 under the
+//! deployment's key (`logging.hash_key_env`), see [`hash_user`].
 
 pub mod cloudwatch;
 pub mod scrub;
@@ -102,6 +103,7 @@ pub fn init(loaded: &LoadedConfig) {
             tracing::info!(environment = %loaded.environment, "error reporting to Sentry is on");
         }
     }
+    set_hash_key(config.logging.hash_key_env.as_deref());
 }
 
 /// Starts the CloudWatch Logs sink when `[logging.cloudwatch] enabled`.
@@ -163,11 +165,47 @@ pub fn scrub(text: &str) -> String {
     }
 }
 
-/// Hashes a user id so the raw id never leaves the host.
+/// The key user ids are hashed with: the value of `logging.hash_key_env`, set by [`init`].
+static HASH_KEY: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// Used when no per-deployment key is configured: hashes still differ from a bare SHA-256
+/// of the id, but anyone with the source can recompute them.
+const BUILT_IN_HASH_KEY: &[u8] = b"openclaw-voice:user-id";
+
+/// Sets the per-deployment hashing key from the variable `var` names (once; a missing or
+/// empty variable leaves the built-in key and says so).
+fn set_hash_key(var: Option<&str>) {
+    let Some(var) = var.filter(|v| !v.trim().is_empty()) else {
+        return;
+    };
+    match std::env::var(var) {
+        Ok(key) if !key.trim().is_empty() => {
+            let _ = HASH_KEY.set(key.trim().as_bytes().to_vec());
+        }
+        _ => tracing::warn!(
+            variable = var,
+            "logging.hash_key_env names a variable that is not set; user ids are hashed with \
+             the built-in key"
+        ),
+    }
+}
+
+/// Hashes a user id with HMAC-SHA-256 under the deployment's key (`logging.hash_key_env`),
+/// so the raw id never leaves the host and a hash cannot be matched to a public Discord id
+/// without the key.
 pub fn hash_user(id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("openclaw-voice:{id}").as_bytes());
-    format!("u-{}", &hex::encode(digest)[..16])
+    use hmac::{Hmac, Mac};
+    let key = HASH_KEY
+        .get()
+        .map(Vec::as_slice)
+        .unwrap_or(BUILT_IN_HASH_KEY);
+    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(key) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length; this arm is never taken.
+        Err(_) => return "u-unhashable".into(),
+    };
+    mac.update(id.as_bytes());
+    format!("u-{}", &hex::encode(mac.finalize().into_bytes())[..16])
 }
 
 /// How a user id appears in logs: hashed (`u-…`) unless `logging.hash_user_ids = false`.
@@ -243,5 +281,17 @@ mod tests {
         assert_eq!(hash_user("42"), hash_user("42"));
         assert_ne!(hash_user("42"), hash_user("43"));
         assert!(!hash_user("123456789").contains("123456789"));
+    }
+
+    #[test]
+    fn the_hash_is_keyed_not_a_bare_sha256_of_the_id() {
+        use sha2::{Digest, Sha256};
+        let bare = hex::encode(Sha256::digest(b"123456789"));
+        let salted = hex::encode(Sha256::digest(b"openclaw-voice:123456789"));
+        let h = hash_user("123456789");
+        assert!(
+            !bare.starts_with(&h[2..]) && !salted.starts_with(&h[2..]),
+            "{h}"
+        );
     }
 }

@@ -44,6 +44,7 @@ pub mod model;
 pub mod rtp;
 pub mod tls;
 
+mod commands;
 mod gateway;
 mod rest;
 mod voice;

@@ -78,7 +78,15 @@ impl Bot {
                 }
             ),
         );
-        let env = fake.bot_env();
+        let mut env = fake.bot_env();
+        if !extra.contains("reply_mode") {
+            // Every utterance answered, even with several people in the channel (the default,
+            // `auto`, wants a wake name then: tests/tests/discord_settings.rs covers it).
+            env.push((
+                "OPENCLAW__DISCORD__REPLY_MODE".to_string(),
+                "always".to_string(),
+            ));
+        }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut bot = Running::spawn(
             [

@@ -23,6 +23,7 @@ use super::session::{self, EndReason, GuildSession, SessionContext};
 use super::slash::Subcommand;
 use super::{BotObserver, DiscordError, ShardSpec};
 use crate::config::DiscordConfig;
+use crate::guild::GuildStore;
 use crate::pipeline::SessionDeps;
 
 /// How long `/voice leave` lets a turn in progress finish.
@@ -60,6 +61,7 @@ struct BotState {
     sessions: StdMutex<HashMap<GuildId, Arc<GuildSession>>>,
     session_ctx: OnceLock<Arc<SessionContext>>,
     joining: StdMutex<HashMap<GuildId, Instant>>,
+    store: Arc<GuildStore>,
 }
 
 impl BotState {
@@ -84,6 +86,7 @@ pub async fn serve(
     config: &DiscordConfig,
     token: &BotToken,
     deps: SessionDeps,
+    store: Arc<GuildStore>,
     observer: Arc<dyn BotObserver>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DiscordError> {
@@ -115,6 +118,7 @@ pub async fn serve(
         sessions: StdMutex::new(HashMap::new()),
         session_ctx: OnceLock::new(),
         joining: StdMutex::new(HashMap::new()),
+        store,
     });
     let handler = Handler {
         state: state.clone(),
@@ -185,7 +189,6 @@ impl EventHandler for Handler {
             http: ctx.http.clone(),
             bot: ready.user.id,
             observer: self.state.observer.clone(),
-            transcript_channel: self.state.config.transcript_channel.map(ChannelId::new),
             auto_leave: (self.state.config.auto_leave_after_ms > 0)
                 .then(|| Duration::from_millis(self.state.config.auto_leave_after_ms)),
             reconnect_attempts: self.state.config.voice_reconnect_attempts,
@@ -214,6 +217,10 @@ impl EventHandler for Handler {
         let Interaction::Command(command) = interaction else {
             return;
         };
+        if command.data.name == super::settings::NAME {
+            self.settings(&ctx, &command).await;
+            return;
+        }
         let Some(sub) = Subcommand::of(&command) else {
             reply(&ctx, &command, "I don't know that command.").await;
             return;
@@ -223,6 +230,7 @@ impl EventHandler for Handler {
             Subcommand::Join => self.join(&ctx, &command).await,
             Subcommand::Leave => self.leave(&ctx, &command).await,
             Subcommand::Status => self.status(&ctx, &command).await,
+            Subcommand::Forget => self.forget(&ctx, &command).await,
         }
     }
 
@@ -271,6 +279,40 @@ impl Handler {
         self.state.session_ctx.get().cloned()
     }
 
+    /// `/voice-settings …`: view or change this guild's settings (ephemeral answers).
+    async fn settings(&self, ctx: &Context, command: &CommandInteraction) {
+        let Some(guild) = command.guild_id else {
+            reply(ctx, command, "Use /voice-settings in a server.").await;
+            return;
+        };
+        let roles = &self.state.config.settings_roles;
+        let text = super::settings::handle(&self.state.store, command, guild.get(), roles).await;
+        reply(ctx, command, &text).await;
+    }
+
+    /// `/voice forget`: the caller's settings changes and conversation memory.
+    async fn forget(&self, ctx: &Context, command: &CommandInteraction) {
+        let user = command.user.id.get();
+        let memory = self.state.deps.agent.forget_speaker(&user.to_string());
+        let text = super::settings::forget(&self.state.store, user, memory).await;
+        reply(ctx, command, &text).await;
+    }
+
+    /// The visible notice in the voice channel's text chat that the bot listens.
+    async fn post_join_notice(&self, ctx: &Context, guild: GuildId, channel: ChannelId) {
+        if !self.state.config.join_notice {
+            return;
+        }
+        let settings = self.state.store.settings(guild.get()).await;
+        let bot = ctx.cache.current_user().name.clone();
+        let bot_id = ctx.cache.current_user().id;
+        let humans = session::humans_in(&ctx.cache, guild, channel, bot_id).len();
+        let text = super::settings::join_notice(&bot, &settings, humans);
+        if let Err(e) = channel.say(&ctx.http, text).await {
+            tracing::warn!(%guild, "cannot post the join notice in the channel's chat: {e}");
+        }
+    }
+
     /// `/voice join`: the caller's voice channel, after checks that answer at once; then a
     /// deferred reply, because joining can take up to 10 s.
     async fn join(&self, ctx: &Context, command: &CommandInteraction) {
@@ -283,7 +325,10 @@ impl Handler {
             .await;
             return;
         };
-        if let Some(why) = self.role_refusal(&ctx.cache, guild, command.member.as_deref()) {
+        if let Some(why) = self
+            .role_refusal(&ctx.cache, guild, command.member.as_deref())
+            .await
+        {
             reply(ctx, command, &why).await;
             return;
         }
@@ -341,9 +386,11 @@ impl Handler {
                 let state = self.state.clone();
                 let end: Arc<dyn Fn(GuildId, EndReason) + Send + Sync> =
                     Arc::new(move |g, reason| end_session(state.clone(), g, reason));
+                let settings = self.state.store.settings(guild.get()).await;
                 let session = GuildSession::start(
                     sctx.clone(),
                     self.state.deps.clone(),
+                    settings,
                     guild,
                     channel,
                     channel_name.clone(),
@@ -352,6 +399,7 @@ impl Handler {
                 );
                 session.attach().await;
                 self.state.sessions().insert(guild, session);
+                self.post_join_notice(ctx, guild, channel).await;
                 format!(
                     "Joined 🔊{channel_name}. Talk to me: I answer when you pause. Use /voice \
                      leave when you're done."
@@ -377,7 +425,10 @@ impl Handler {
             reply(ctx, command, "Use /voice leave in a server.").await;
             return;
         };
-        if let Some(why) = self.role_refusal(&ctx.cache, guild, command.member.as_deref()) {
+        if let Some(why) = self
+            .role_refusal(&ctx.cache, guild, command.member.as_deref())
+            .await
+        {
             reply(ctx, command, &why).await;
             return;
         }
@@ -417,13 +468,29 @@ impl Handler {
         reply(ctx, command, &text).await;
     }
 
-    /// Why the caller may not use join/leave, when `discord.allowed_roles` is set.
-    fn role_refusal(
+    /// Why the caller may not use join/leave: the guild's own `allowed_roles` (ids) when it
+    /// set them, else `discord.allowed_roles`.
+    async fn role_refusal(
         &self,
         cache: &Cache,
         guild: GuildId,
         member: Option<&Member>,
     ) -> Option<String> {
+        let settings = self.state.store.settings(guild.get()).await;
+        if settings
+            .overridden
+            .contains_key(&crate::guild::SettingKey::AllowedRoles)
+        {
+            let roles: &[RoleId] = member.map(|m| m.roles.as_slice()).unwrap_or(&[]);
+            let permitted = roles
+                .iter()
+                .any(|r| settings.allowed_roles.contains(&r.get()));
+            return (!permitted).then(|| {
+                "Only members with one of this server's allowed roles can use /voice join and \
+                 /voice leave (see /voice-settings view)."
+                    .to_string()
+            });
+        }
         let allowed = &self.state.config.allowed_roles;
         if allowed.is_empty() {
             return None;

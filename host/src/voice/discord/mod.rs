@@ -10,6 +10,8 @@
 //! - [`api`]: the HTTP API: the token, serenity's client aimed at `discord.api_base_url`,
 //!   registering the commands.
 //! - [`slash`]: the `/voice` command and its subcommands.
+//! - [`settings`]: `/voice-settings` and `/voice forget`; a guild's settings applied to its
+//!   session (language, TTS provider, agent id) and the wake-name rule ([`settings::WakeGate`]).
 //! - [`invite`]: the OAuth2 invite URL and the permissions the bot asks for.
 //! - [`shards`]: `discord.shards`, the shard range this process runs, fixed or worked out
 //!   from the process's place in a shard cluster (`auto`).
@@ -22,6 +24,7 @@ pub mod hearing;
 pub mod invite;
 pub mod output;
 pub mod session;
+pub mod settings;
 pub mod slash;
 
 pub use crate::config::shards::{AutoShardError, ShardRange, ShardRangeError, ShardSpec};

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use super::hearing::{Hearing, HearingSummary};
 use super::output::CallOutput;
 use super::BotObserver;
+use crate::guild::GuildSettings;
 use crate::pipeline::{
     FrameRouter, Playback, SessionDeps, Speaker, TurnOutcome, TurnReport, VoiceSession,
 };
@@ -354,6 +355,8 @@ pub struct GuildSession {
     place: StdMutex<(ChannelId, String)>,
     /// When it started.
     pub started: Instant,
+    /// Where this guild's transcripts go (its own setting, or the config's).
+    pub transcript_channel: Option<ChannelId>,
     pub(crate) call: Arc<Mutex<Call>>,
     receiver: Arc<Receiver>,
     playback: Arc<Playback>,
@@ -371,7 +374,6 @@ pub(crate) struct SessionContext {
     pub(crate) http: Arc<Http>,
     pub(crate) bot: UserId,
     pub(crate) observer: Arc<dyn BotObserver>,
-    pub(crate) transcript_channel: Option<ChannelId>,
     pub(crate) auto_leave: Option<Duration>,
     pub(crate) reconnect_attempts: u32,
     pub(crate) bot_name: String,
@@ -393,11 +395,13 @@ pub enum EndReason {
 }
 
 impl GuildSession {
-    /// Starts a session on a joined `call`; `end` is called (once) when the session ends by
-    /// itself (alone, connection lost, removed).
+    /// Starts a session on a joined `call` with the guild's `settings`; `end` is called
+    /// (once) when the session ends by itself (alone, connection lost, removed).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         ctx: Arc<SessionContext>,
         deps: SessionDeps,
+        settings: Arc<GuildSettings>,
         guild: GuildId,
         channel: ChannelId,
         channel_name: String,
@@ -407,7 +411,16 @@ impl GuildSession {
         let output = Arc::new(CallOutput::new(call.clone()));
         let playback = Arc::new(Playback::new(output, true));
         let conversation = format!("discord:{guild}:{channel}");
-        let (router, mut voice) = VoiceSession::start(deps, conversation, playback.clone());
+        let deps = super::settings::session_deps(&deps, &settings);
+        let gate = Arc::new(super::settings::WakeGate {
+            cache: ctx.cache.clone(),
+            guild,
+            channel,
+            bot: ctx.bot,
+            settings: settings.clone(),
+        });
+        let (router, mut voice) =
+            VoiceSession::start_gated(deps, conversation, playback.clone(), Some(gate));
         let (news_tx, news_rx) = mpsc::unbounded_channel();
         let receiver = Arc::new(Receiver {
             guild,
@@ -431,6 +444,7 @@ impl GuildSession {
             guild,
             place: StdMutex::new((channel, channel_name)),
             started: Instant::now(),
+            transcript_channel: settings.transcript_channel.map(ChannelId::new),
             call,
             receiver,
             playback,
@@ -589,7 +603,7 @@ async fn report_turns(
                 outcome.clone(),
             ));
         });
-        if let Some(channel) = ctx.transcript_channel {
+        if let Some(channel) = session.transcript_channel {
             let text = transcript_message(&report, &ctx.bot_name);
             if let Err(e) = channel.say(&ctx.http, text).await {
                 tracing::warn!(guild = %session.guild, "cannot post the transcript: {e}");
@@ -622,6 +636,7 @@ pub fn outcome_text(outcome: &TurnOutcome) -> String {
         TurnOutcome::NoSpeech => "no speech".into(),
         TurnOutcome::Failed(why) => format!("failed: {why}"),
         TurnOutcome::Cancelled => "cancelled".into(),
+        TurnOutcome::NotAddressed => "not addressed".into(),
     }
 }
 
@@ -671,7 +686,7 @@ async fn supervise(
                         ctx.reconnect_attempts
                     );
                     tracing::error!(guild = %session.guild, "{reason}");
-                    if let Some(channel) = ctx.transcript_channel {
+                    if let Some(channel) = session.transcript_channel {
                         let _ = channel
                             .say(
                                 &ctx.http,

@@ -18,11 +18,13 @@ pub enum Subcommand {
     Leave,
     /// Report the session.
     Status,
+    /// Delete what the bot keeps about the caller.
+    Forget,
 }
 
 impl Subcommand {
     /// Every subcommand, with its name and description.
-    pub const ALL: [(Subcommand, &'static str, &'static str); 3] = [
+    pub const ALL: [(Subcommand, &'static str, &'static str); 4] = [
         (
             Subcommand::Join,
             "join",
@@ -33,6 +35,11 @@ impl Subcommand {
             Subcommand::Status,
             "status",
             "Show the voice session: channel, speakers, providers, latency",
+        ),
+        (
+            Subcommand::Forget,
+            "forget",
+            "Delete what the bot keeps about you: conversation memory, settings you changed",
         ),
     ];
 
@@ -52,7 +59,8 @@ impl Subcommand {
     }
 }
 
-/// The definitions to register: one `/voice` command with three subcommands, guild-only.
+/// The definitions to register: `/voice` with its subcommands, and `/voice-settings`
+/// (Manage Server by default, see `settings`); guild-only.
 pub fn definitions() -> Vec<CreateCommand> {
     let mut command = CreateCommand::new(NAME)
         .description("Talk with the assistant in a voice channel")
@@ -64,5 +72,5 @@ pub fn definitions() -> Vec<CreateCommand> {
             description,
         ));
     }
-    vec![command]
+    vec![command, super::settings::definition()]
 }
