@@ -64,19 +64,7 @@ pub async fn check_config(cli: &Cli, probe: bool, print: bool) -> anyhow::Result
         }
     }
 
-    if problems.is_empty() {
-        println!("configuration OK");
-    } else {
-        let n = problems.len();
-        println!(
-            "configuration NOT OK: {n} problem{}",
-            if n == 1 { "" } else { "s" }
-        );
-        eprintln!("{n} problem{}:", if n == 1 { "" } else { "s" });
-        for p in &problems {
-            eprintln!("  - {p}");
-        }
-    }
+    print_verdict(&problems);
     for line in &report {
         println!("{line}");
     }
@@ -95,6 +83,21 @@ pub async fn check_config(cli: &Cli, probe: bool, print: bool) -> anyhow::Result
     } else {
         ExitCode::from(exit::CONFIG)
     })
+}
+
+/// `configuration OK`, or how many problems (on stdout) and each of them (on stderr).
+fn print_verdict(problems: &[String]) {
+    if problems.is_empty() {
+        println!("configuration OK");
+        return;
+    }
+    let n = problems.len();
+    let plural = if n == 1 { "" } else { "s" };
+    println!("configuration NOT OK: {n} problem{plural}");
+    eprintln!("{n} problem{plural}:");
+    for p in problems {
+        eprintln!("  - {p}");
+    }
 }
 
 /// The plugins the configuration uses, and where they run.

@@ -126,10 +126,10 @@ pub async fn simulate(
     let loaded = load_config(cli)?;
     telemetry::init(&loaded);
     // Read every input first: a bad file is reported before anything slow happens.
-    let mut audio = Vec::new();
-    for input in &inputs {
-        audio.push(read_wav(&input.path)?);
-    }
+    let audio = inputs
+        .iter()
+        .map(|input| read_wav(&input.path))
+        .collect::<Result<Vec<_>, _>>()?;
     if args.serve && !loaded.config.ops.enabled {
         anyhow::bail!(
             "`--serve` keeps the ops server running, but it is off (`ops.enabled = false`); \
@@ -142,11 +142,8 @@ pub async fn simulate(
         return Ok(ExitCode::SUCCESS);
     };
     // Enough silence after the last input for any rule to end the turn.
-    let hangover = u64::from(
-        deps.config
-            .silence_hangover_ms
-            .max(deps.config.turn_incomplete_silence_ms),
-    );
+    let pl = &deps.config;
+    let hangover = u64::from(pl.silence_hangover_ms.max(pl.turn_incomplete_silence_ms));
     let recorder = Arc::new(WavRecorder::new(OUTPUT_RATE));
     let playback = Arc::new(Playback::new(recorder.clone(), !args.fast));
     let (router, mut session) =
@@ -185,19 +182,11 @@ pub async fn simulate(
     finish_playback(session, &playback, &serving).await;
     drop(connection);
     let written = recorder.write(&args.output)?;
-    let (turns, failed) = (turns.turns.get(), turns.failed.get());
-    if !args.json {
-        println!(
-            "{turns} turn{}; the bot's speech ({:.1} s) is in {}",
-            if turns == 1 { "" } else { "s" },
-            written.as_secs_f64(),
-            args.output.display()
-        );
-    }
+    turns.print_summary(args, written);
     print_resources(&serving.ops, args.json);
     serve_on(args, &serving).await;
     serving.finish().await;
-    Ok(if failed > 0 {
+    Ok(if turns.failed.get() > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -247,6 +236,19 @@ struct Tally {
 }
 
 impl Tally {
+    /// The last line: how many turns, and where the bot's speech went (not with `--json`).
+    fn print_summary(&self, args: &SimulateArgs, written: Duration) {
+        let turns = self.turns.get();
+        if !args.json {
+            println!(
+                "{turns} turn{}; the bot's speech ({:.1} s) is in {}",
+                if turns == 1 { "" } else { "s" },
+                written.as_secs_f64(),
+                args.output.display()
+            );
+        }
+    }
+
     /// Counts and prints one report (a no-speech report is a note, not a turn).
     fn report(&self, ops: &OpsState, report: &TurnReport, json: bool) {
         ops.observe_turn(report);
