@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use openclaw_voice_tests::{
-    http_get, openclaw_voice, toml_path, ConfigDir, PluginDir, Run, Running, FAULT, OPENAI_WHISPER,
-    TONE,
+    http_get, openclaw_voice, toml_path, ConfigDir, PluginDir, Run, Running, ESPEAK, FAULT,
+    OPENAI_WHISPER, TONE,
 };
 
 const STARTUP: Duration = Duration::from_secs(60);
@@ -363,6 +363,31 @@ fn exit_statuses_tell_usage_from_configuration_from_failure() {
     assert!(run.stderr.contains("missing.wav"), "{run}");
     let help = s.run(&["--help"], &[]);
     assert!(help.stdout.contains("3 configuration problem"), "{help}");
+}
+
+#[test]
+fn plugins_list_names_the_voices_espeak_has() {
+    let dir = PluginDir::with(&[ESPEAK]);
+    let run = openclaw_voice(
+        [
+            "plugins",
+            "list",
+            "--json",
+            "--dir",
+            dir.path().to_str().expect("UTF-8"),
+        ],
+        &[],
+    );
+    assert!(run.success(), "{run}");
+    let listed: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    let voices = &listed["plugins"][0]["capabilities"]["voices"];
+    let voices: Vec<&str> = voices
+        .as_array()
+        .expect("a list of voices")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(voices.contains(&"en-us"), "{run}");
 }
 
 #[test]

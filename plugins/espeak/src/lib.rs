@@ -183,6 +183,17 @@ impl TextToSpeech for EspeakTts {
     }
 }
 
+/// The voices of the `espeak-ng` on the `PATH`, for `plugins list` (`espeak-ng --voices`, a
+/// local command of a few milliseconds, run once when the library is loaded); none when it is
+/// not installed (`check-config` says so for a provider that needs it).
+fn installed_voices() -> Vec<String> {
+    engine::Espeak::locate("espeak-ng")
+        .ok()
+        .and_then(|e| e.voices().ok())
+        .map(|voices| voices.into_iter().map(|v| v.id.to_string()).collect())
+        .unwrap_or_default()
+}
+
 /// The plugin definition (what [`plugin_api::export_plugin!`] exports).
 pub fn definition() -> PluginDefinition {
     PluginDefinition::new("espeak", env!("CARGO_PKG_VERSION"))
@@ -190,7 +201,8 @@ pub fn definition() -> PluginDefinition {
         .capabilities(
             Capabilities::new()
                 .streaming(true)
-                .sample_rates([SAMPLE_RATE]),
+                .sample_rates([SAMPLE_RATE])
+                .voices(installed_voices()),
         )
         .tts(EspeakTts::from_settings)
 }
