@@ -253,56 +253,74 @@ pub fn evaluate(
     input: &HealthInput,
     now: SystemTime,
 ) -> (HealthStatus, BTreeMap<String, ServiceHealth>) {
-    let mut status = HealthStatus::Healthy;
-    let mut services = BTreeMap::new();
-
-    let gateway = match input.gateway {
-        GatewayStatus::Disabled => "disabled",
-        GatewayStatus::Connecting => {
-            status = status.worst(HealthStatus::Degraded);
-            "connecting"
-        }
-        GatewayStatus::Up => "up",
-        GatewayStatus::Down => {
-            status = HealthStatus::Unhealthy;
-            "down"
-        }
-    };
-    services.insert("discord_gateway".into(), ServiceHealth::status(gateway));
-
-    match input.storage {
-        StorageStatus::NotUsed => {}
-        StorageStatus::Up(backend) => {
-            let mut s = ServiceHealth::status("up");
-            s.kind = Some(backend.to_string());
-            services.insert("guild_settings".into(), s);
-        }
-        StorageStatus::Down => {
-            // Settings changes are refused and guilds run on defaults: an operator must act.
-            status = HealthStatus::Unhealthy;
-            services.insert("guild_settings".into(), ServiceHealth::status("down"));
-        }
-    }
-
-    let mut sessions = ServiceHealth::status("up");
-    sessions.active = Some(input.voice_sessions);
-    if input.unheard_speakers > 0 {
-        // The bot is in a call and cannot hear someone who speaks: DAVE frames it cannot
-        // decrypt, most likely.
-        status = status.worst(HealthStatus::Degraded);
-        sessions.status = "degraded";
-        sessions.reason = Some(format!(
-            "{} speaker(s) Discord says are speaking but none of their audio decodes",
-            input.unheard_speakers
-        ));
-    }
-    services.insert("voice_sessions".into(), sessions);
-
     let age = |at: SystemTime| {
         now.duration_since(at)
             .unwrap_or(Duration::ZERO)
             .as_secs_f64()
     };
+    let mut status = HealthStatus::Healthy;
+    let mut services = BTreeMap::new();
+    let parts = [
+        Some(("discord_gateway", gateway_service(input.gateway))),
+        storage_service(&input.storage).map(|s| ("guild_settings", s)),
+        Some(("voice_sessions", sessions_service(input))),
+        Some(("agent", agent_service(input, &age))),
+    ];
+    for (name, (worst, service)) in parts.into_iter().flatten() {
+        status = status.worst(worst);
+        services.insert(name.to_string(), service);
+    }
+    status = status.worst(provider_services(input, &age, &mut services));
+    (status, services)
+}
+
+/// The gateway: down is unhealthy, connecting degraded.
+fn gateway_service(gateway: GatewayStatus) -> (HealthStatus, ServiceHealth) {
+    let (worst, name) = match gateway {
+        GatewayStatus::Disabled => (HealthStatus::Healthy, "disabled"),
+        GatewayStatus::Connecting => (HealthStatus::Degraded, "connecting"),
+        GatewayStatus::Up => (HealthStatus::Healthy, "up"),
+        GatewayStatus::Down => (HealthStatus::Unhealthy, "down"),
+    };
+    (worst, ServiceHealth::status(name))
+}
+
+/// The guild settings store, when one is used.
+fn storage_service(storage: &StorageStatus) -> Option<(HealthStatus, ServiceHealth)> {
+    match storage {
+        StorageStatus::NotUsed => None,
+        StorageStatus::Up(backend) => {
+            let mut s = ServiceHealth::status("up");
+            s.kind = Some(backend.to_string());
+            Some((HealthStatus::Healthy, s))
+        }
+        // Settings changes are refused and guilds run on defaults: an operator must act.
+        StorageStatus::Down => Some((HealthStatus::Unhealthy, ServiceHealth::status("down"))),
+    }
+}
+
+/// The voice sessions, degraded while someone speaks whom the bot cannot hear.
+fn sessions_service(input: &HealthInput) -> (HealthStatus, ServiceHealth) {
+    let mut sessions = ServiceHealth::status("up");
+    sessions.active = Some(input.voice_sessions);
+    if input.unheard_speakers == 0 {
+        return (HealthStatus::Healthy, sessions);
+    }
+    // The bot is in a call and cannot hear someone who speaks: DAVE frames it cannot
+    // decrypt, most likely.
+    sessions.status = "degraded";
+    sessions.reason = Some(format!(
+        "{} speaker(s) Discord says are speaking but none of their audio decodes",
+        input.unheard_speakers
+    ));
+    (HealthStatus::Degraded, sessions)
+}
+
+/// The agent: down (its last call failed) or starting is degraded.
+fn agent_service(
+    input: &HealthInput,
+    age: &dyn Fn(SystemTime) -> f64,
+) -> (HealthStatus, ServiceHealth) {
     let mut agent = ServiceHealth::status(match input.agent_kind {
         None => "starting",
         Some(_) => {
@@ -323,18 +341,28 @@ pub fn evaluate(
         agent.last_error = Some(kind);
         agent.last_error_age_seconds = Some(age(at));
     }
-    if agent.status != "up" {
-        status = status.worst(HealthStatus::Degraded);
-    }
-    services.insert("agent".into(), agent);
+    let worst = if agent.status == "up" {
+        HealthStatus::Healthy
+    } else {
+        HealthStatus::Degraded
+    };
+    (worst, agent)
+}
 
+/// Each provider as `stt:<id>`/`tts:<id>`: a role with no working provider is unhealthy, one
+/// with an open circuit degraded; before they are built, both roles are `starting`.
+fn provider_services(
+    input: &HealthInput,
+    age: &dyn Fn(SystemTime) -> f64,
+    services: &mut BTreeMap<String, ServiceHealth>,
+) -> HealthStatus {
     if !input.providers_ready {
-        status = status.worst(HealthStatus::Degraded);
         for role in ["stt", "tts"] {
             services.insert(role.to_string(), ServiceHealth::status("starting"));
         }
-        return (status, services);
+        return HealthStatus::Degraded;
     }
+    let mut status = HealthStatus::Healthy;
     for role in ["stt", "tts"] {
         let mut working = 0;
         let mut open = 0;
@@ -353,7 +381,7 @@ pub fn evaluate(
             status = status.worst(HealthStatus::Degraded);
         }
     }
-    (status, services)
+    status
 }
 
 impl OpsState {

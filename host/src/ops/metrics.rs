@@ -68,6 +68,23 @@ pub struct Metrics {
     turn_ends: IntCounterVec,
 }
 
+/// `build_info{version, profile} 1`.
+fn build_info() -> Result<IntGaugeVec, MetricsError> {
+    let build_info = IntGaugeVec::new(
+        Opts::new("build_info", "Build of the running binary (always 1)"),
+        &["version", "profile"],
+    )?;
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), profile])
+        .set(1);
+    Ok(build_info)
+}
+
 impl Metrics {
     /// Registers every metric; `components` feeds the scrape-time provider metrics.
     pub fn new(components: Arc<RwLock<Components>>) -> Result<Metrics, MetricsError> {
@@ -115,29 +132,15 @@ impl Metrics {
             ),
             &["rule"],
         )?;
-        for rule in crate::pipeline::endpoint::END_RULES {
-            turn_ends.with_label_values(&[rule]);
-        }
-        let build_info = IntGaugeVec::new(
-            Opts::new("build_info", "Build of the running binary (always 1)"),
-            &["version", "profile"],
-        )?;
-        build_info
-            .with_label_values(&[
-                env!("CARGO_PKG_VERSION"),
-                if cfg!(debug_assertions) {
-                    "debug"
-                } else {
-                    "release"
-                },
-            ])
-            .set(1);
         // Every label value exists from the start, so rates and alerts see zeros, not gaps.
-        for t in ERROR_TYPES {
-            voice_errors.with_label_values(&[t]);
-        }
-        for o in TURN_OUTCOMES {
-            turns.with_label_values(&[o]);
+        for (vec, values) in [
+            (&turn_ends, &crate::pipeline::endpoint::END_RULES[..]),
+            (&voice_errors, &ERROR_TYPES[..]),
+            (&turns, &TURN_OUTCOMES[..]),
+        ] {
+            for value in values {
+                vec.with_label_values(&[value]);
+            }
         }
 
         registry.register(Box::new(voice_connections_total.clone()))?;
@@ -152,7 +155,7 @@ impl Metrics {
         registry.register(Box::new(
             crate::pipeline::models::TURN_MODEL_SECONDS.clone(),
         ))?;
-        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(build_info()?))?;
         super::hearing::register(&registry)?;
         registry.register(Box::new(ComponentsCollector::new(components)?))?;
         #[cfg(target_os = "linux")]
