@@ -605,92 +605,72 @@ fn status_text(
     deps: &SessionDeps,
     session: Option<(&Arc<GuildSession>, &Arc<SessionContext>)>,
 ) -> String {
-    let mut lines = Vec::new();
-    match session {
-        Some((s, ctx)) => {
-            let elapsed = s.started.elapsed().as_secs();
-            lines.push(format!(
-                "**Voice session** in 🔊{} for {} min {} s",
-                s.channel_name(),
-                elapsed / 60,
-                elapsed % 60
-            ));
-            let people = session::humans_in(&ctx.cache, s.guild, s.channel(), ctx.bot);
-            let heard = s.heard();
-            let speakers: Vec<String> = people
-                .iter()
-                .map(|(id, name)| {
-                    if heard.contains(id) {
-                        format!("{name} (heard)")
-                    } else {
-                        name.clone()
-                    }
-                })
-                .collect();
-            lines.push(format!(
-                "Speakers: {}",
-                if speakers.is_empty() {
-                    "none".to_string()
-                } else {
-                    speakers.join(", ")
-                }
-            ));
-            let stats = s.stats();
-            match &stats.last_turn {
-                Some((who, response, outcome)) => lines.push(format!(
-                    "Last turn: {who}, {} from end of speech to first audio ({outcome})",
-                    response
-                        .map(|ms| format!("{:.2} s", ms / 1000.0))
-                        .unwrap_or_else(|| "no audio".into())
-                )),
-                None => lines.push("Last turn: none yet".into()),
-            }
-            lines.push(format!(
-                "Turns: {} ({} failed) · voice reconnects: {}",
-                stats.turns, stats.failed, stats.reconnects
-            ));
-            lines.push(s.hearing().status_line(std::time::Instant::now(), |u| {
-                people
-                    .iter()
-                    .find(|(id, _)| id.get() == u)
-                    .map(|(_, n)| n.clone())
-                    .unwrap_or_else(|| format!("user {u}"))
-            }));
-        }
-        None => lines.push(
+    let mut lines = match session {
+        Some((s, ctx)) => session_lines(s, ctx),
+        None => vec![
             "Not in a voice channel in this server. Use /voice join from a voice channel.".into(),
-        ),
-    }
-    let providers = |list: Vec<(String, String)>| {
-        if list.is_empty() {
-            "none".to_string()
-        } else {
-            list.into_iter()
-                .map(|(id, health)| format!("{id} ({health})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
+        ],
     };
-    lines.push(format!(
-        "Speech-to-text: {}",
-        providers(
-            deps.stt
-                .iter()
-                .map(|p| (p.id.clone(), health(p.stats().circuit().state)))
-                .collect()
-        )
-    ));
-    lines.push(format!(
-        "Text-to-speech: {}",
-        providers(
-            deps.tts
-                .iter()
-                .map(|p| (p.id.clone(), health(p.stats().circuit().state)))
-                .collect()
-        )
-    ));
+    let providers = |list: Vec<String>| match list.is_empty() {
+        true => "none".to_string(),
+        false => list.join(", "),
+    };
+    let stt = deps.stt.iter();
+    let stt = stt.map(|p| format!("{} ({})", p.id, health(p.stats().circuit().state)));
+    let tts = deps.tts.iter();
+    let tts = tts.map(|p| format!("{} ({})", p.id, health(p.stats().circuit().state)));
+    lines.push(format!("Speech-to-text: {}", providers(stt.collect())));
+    lines.push(format!("Text-to-speech: {}", providers(tts.collect())));
     lines.push(format!("Agent: {}", deps.agent.kind()));
     lines.join("\n")
+}
+
+/// `/voice status` lines about the call: channel, people (and who was heard), the last turn,
+/// the counts, and the hearing guard.
+fn session_lines(s: &Arc<GuildSession>, ctx: &Arc<SessionContext>) -> Vec<String> {
+    let elapsed = s.started.elapsed().as_secs();
+    let mut lines = vec![format!(
+        "**Voice session** in 🔊{} for {} min {} s",
+        s.channel_name(),
+        elapsed / 60,
+        elapsed % 60
+    )];
+    let people = session::humans_in(&ctx.cache, s.guild, s.channel(), ctx.bot);
+    let heard = s.heard();
+    let speakers: Vec<String> = people
+        .iter()
+        .map(|(id, name)| match heard.contains(id) {
+            true => format!("{name} (heard)"),
+            false => name.clone(),
+        })
+        .collect();
+    let speakers = match speakers.is_empty() {
+        true => "none".to_string(),
+        false => speakers.join(", "),
+    };
+    lines.push(format!("Speakers: {speakers}"));
+    let stats = s.stats();
+    lines.push(match &stats.last_turn {
+        Some((who, response, outcome)) => format!(
+            "Last turn: {who}, {} from end of speech to first audio ({outcome})",
+            response
+                .map(|ms| format!("{:.2} s", ms / 1000.0))
+                .unwrap_or_else(|| "no audio".into())
+        ),
+        None => "Last turn: none yet".into(),
+    });
+    lines.push(format!(
+        "Turns: {} ({} failed) · voice reconnects: {}",
+        stats.turns, stats.failed, stats.reconnects
+    ));
+    lines.push(s.hearing().status_line(std::time::Instant::now(), |u| {
+        people
+            .iter()
+            .find(|(id, _)| id.get() == u)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| format!("user {u}"))
+    }));
+    lines
 }
 
 fn health(state: crate::plugins::breaker::CircuitState) -> String {
