@@ -316,48 +316,10 @@ impl Handler {
     /// `/voice join`: the caller's voice channel, after checks that answer at once; then a
     /// deferred reply, because joining can take up to 10 s.
     async fn join(&self, ctx: &Context, command: &CommandInteraction) {
-        let (Some(guild), Some(sctx)) = (command.guild_id, self.session_ctx()) else {
-            reply(
-                ctx,
-                command,
-                "Use /voice join in a server, from a voice channel.",
-            )
-            .await;
+        let Some((guild, sctx, channel, channel_name)) = self.join_target(ctx, command).await
+        else {
             return;
         };
-        if let Some(why) = self
-            .role_refusal(&ctx.cache, guild, command.member.as_deref())
-            .await
-        {
-            reply(ctx, command, &why).await;
-            return;
-        }
-        let target = caller_channel(&ctx.cache, guild, command.user.id);
-        let Some((channel, channel_name)) = target else {
-            reply(
-                ctx,
-                command,
-                "You are not in a voice channel. Join one, then use /voice join: I join the \
-                 channel you are in.",
-            )
-            .await;
-            return;
-        };
-        if let Some(why) = join_refusal(&ctx.cache, guild, channel, &channel_name, sctx.bot) {
-            reply(ctx, command, &why).await;
-            return;
-        }
-        if let Some(existing) = self.state.session(guild) {
-            if existing.channel() == channel && !existing.is_leaving() {
-                reply(
-                    ctx,
-                    command,
-                    &format!("I'm already listening in 🔊{channel_name}."),
-                )
-                .await;
-                return;
-            }
-        }
         // Defer first: songbird's join waits for Discord for up to 10 s.
         if let Err(e) = command.defer_ephemeral(&ctx.http).await {
             tracing::warn!(%guild, "cannot acknowledge /voice join: {e}");
@@ -368,38 +330,12 @@ impl Handler {
         if let Some(old) = old {
             old.end(&sctx, EndReason::Leave, LEAVE_GRACE).await;
         }
-        self.state
-            .joining
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(guild, Instant::now());
-        let joined = sctx.songbird.join(guild, channel).await;
-        let text = match joined {
+        let joining = || self.state.joining.lock().unwrap_or_else(|p| p.into_inner());
+        joining().insert(guild, Instant::now());
+        let text = match sctx.songbird.join(guild, channel).await {
             Ok(call) => {
-                {
-                    // Listening is the point: never deafened.
-                    let mut c = call.lock().await;
-                    if c.is_deaf() {
-                        let _ = c.deafen(false).await;
-                    }
-                }
-                let state = self.state.clone();
-                let end: Arc<dyn Fn(GuildId, EndReason) + Send + Sync> =
-                    Arc::new(move |g, reason| end_session(state.clone(), g, reason));
-                let settings = self.state.store.settings(guild.get()).await;
-                let session = GuildSession::start(
-                    sctx.clone(),
-                    self.state.deps.clone(),
-                    settings,
-                    guild,
-                    channel,
-                    channel_name.clone(),
-                    call,
-                    end,
-                );
-                session.attach().await;
-                self.state.sessions().insert(guild, session);
-                self.post_join_notice(ctx, guild, channel).await;
+                let place = (guild, channel, channel_name.as_str());
+                self.start_session(ctx, &sctx, place, call).await;
                 format!(
                     "Joined 🔊{channel_name}. Talk to me: I answer when you pause. Use /voice \
                      leave when you're done."
@@ -411,12 +347,83 @@ impl Handler {
                 format!("I couldn't join 🔊{channel_name}: {e}. Try /voice join again in a moment.")
             }
         };
-        self.state
-            .joining
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&guild);
+        joining().remove(&guild);
         edit(ctx, command, &text).await;
+    }
+
+    /// Where `/voice join` should go: the caller's voice channel, if they may ask and the bot
+    /// may go there and is not there already; otherwise says why and gives `None`.
+    async fn join_target(
+        &self,
+        ctx: &Context,
+        command: &CommandInteraction,
+    ) -> Option<(GuildId, Arc<SessionContext>, ChannelId, String)> {
+        let (Some(guild), Some(sctx)) = (command.guild_id, self.session_ctx()) else {
+            reply(
+                ctx,
+                command,
+                "Use /voice join in a server, from a voice channel.",
+            )
+            .await;
+            return None;
+        };
+        let refusal = self
+            .role_refusal(&ctx.cache, guild, command.member.as_deref())
+            .await;
+        let target = caller_channel(&ctx.cache, guild, command.user.id);
+        let why = match (refusal, target) {
+            (Some(why), _) => why,
+            (None, None) => "You are not in a voice channel. Join one, then use /voice join: I \
+                             join the channel you are in."
+                .to_string(),
+            (None, Some((channel, name))) => {
+                match join_refusal(&ctx.cache, guild, channel, &name, sctx.bot) {
+                    Some(why) => why,
+                    None => match self.state.session(guild) {
+                        Some(s) if s.channel() == channel && !s.is_leaving() => {
+                            format!("I'm already listening in 🔊{name}.")
+                        }
+                        _ => return Some((guild, sctx, channel, name)),
+                    },
+                }
+            }
+        };
+        reply(ctx, command, &why).await;
+        None
+    }
+
+    /// A joined call becomes the guild's session (never deafened: listening is the point),
+    /// with the guild's settings; the join notice is posted.
+    async fn start_session(
+        &self,
+        ctx: &Context,
+        sctx: &Arc<SessionContext>,
+        (guild, channel, channel_name): (GuildId, ChannelId, &str),
+        call: Arc<tokio::sync::Mutex<songbird::Call>>,
+    ) {
+        {
+            let mut c = call.lock().await;
+            if c.is_deaf() {
+                let _ = c.deafen(false).await;
+            }
+        }
+        let state = self.state.clone();
+        let end: Arc<dyn Fn(GuildId, EndReason) + Send + Sync> =
+            Arc::new(move |g, reason| end_session(state.clone(), g, reason));
+        let settings = self.state.store.settings(guild.get()).await;
+        let session = GuildSession::start(
+            sctx.clone(),
+            self.state.deps.clone(),
+            settings,
+            guild,
+            channel,
+            channel_name.to_string(),
+            call,
+            end,
+        );
+        session.attach().await;
+        self.state.sessions().insert(guild, session);
+        self.post_join_notice(ctx, guild, channel).await;
     }
 
     /// `/voice leave`.
