@@ -561,30 +561,8 @@ impl TurnRunner {
         while let Some(event) = events.recv().await {
             match event {
                 SessionEvent::Utterance(speaker, audio) => {
-                    let (speculated, mut speculation) = speculations.take(&speaker.id, audio.pause);
-                    let samples = Arc::from(audio.samples.as_slice());
-                    let stt = match (streams.take(&speaker.id), speculated) {
-                        (Some(stream), _) => {
-                            speculation.streamed = true;
-                            stream.finish(
-                                samples,
-                                self.deps.stt.clone(),
-                                self.options(),
-                                self.budget(),
-                            )
-                        }
-                        (None, Some(stt)) => stt,
-                        (None, None) => self.spawn_stt(samples, None),
-                    };
-                    let _ = queue_tx.send(QueuedTurn {
-                        speaker,
-                        audio_ms: audio.duration_ms(),
-                        speech_end: audio.speech_end,
-                        endpoint_detected: audio.endpoint_detected,
-                        stt,
-                        end_rule: audio.end_rule,
-                        speculation,
-                    });
+                    let turn = self.queued_turn(speaker, audio, &mut speculations, &mut streams);
+                    let _ = queue_tx.send(turn);
                 }
                 SessionEvent::Paused(speaker, pause, audio, text) => {
                     let options = self.options();
@@ -600,21 +578,55 @@ impl TurnRunner {
                     speculations.running.insert(speaker.id, (pause, stt));
                 }
                 SessionEvent::Resumed(speaker) => speculations.discard(&speaker.id),
-                SessionEvent::BargeIn(speaker) => {
-                    if !self.barge_in_counts(&speaker) {
-                        tracing::debug!(speaker = %speaker.name, "talking over the reply to someone else: not a barge-in");
-                        continue;
-                    }
-                    tracing::info!(speaker = %speaker.name, "barge-in: stopping the reply");
-                    if let Some(token) = self.lock_current().take() {
-                        token.cancel();
-                    }
-                    self.playback.stop();
-                }
+                SessionEvent::BargeIn(speaker) => self.barge_in(&speaker),
             }
         }
         drop(queue_tx);
         let _ = worker.await;
+    }
+
+    /// A finished utterance as a turn for the queue, its transcription already under way:
+    /// the speaker's stream finished, the speculation that covers it, or a new call.
+    fn queued_turn(
+        &self,
+        speaker: Speaker,
+        audio: UtteranceAudio,
+        speculations: &mut Speculations,
+        streams: &mut SpeakerStreams,
+    ) -> QueuedTurn {
+        let (speculated, mut speculation) = speculations.take(&speaker.id, audio.pause);
+        let samples = Arc::from(audio.samples.as_slice());
+        let stt = match (streams.take(&speaker.id), speculated) {
+            (Some(stream), _) => {
+                speculation.streamed = true;
+                let providers = self.deps.stt.clone();
+                stream.finish(samples, providers, self.options(), self.budget())
+            }
+            (None, Some(stt)) => stt,
+            (None, None) => self.spawn_stt(samples, None),
+        };
+        QueuedTurn {
+            speaker,
+            audio_ms: audio.duration_ms(),
+            speech_end: audio.speech_end,
+            endpoint_detected: audio.endpoint_detected,
+            stt,
+            end_rule: audio.end_rule,
+            speculation,
+        }
+    }
+
+    /// Someone talked over the reply: it stops, if they may interrupt it.
+    fn barge_in(&self, speaker: &Speaker) {
+        if !self.barge_in_counts(speaker) {
+            tracing::debug!(speaker = %speaker.name, "talking over the reply to someone else: not a barge-in");
+            return;
+        }
+        tracing::info!(speaker = %speaker.name, "barge-in: stopping the reply");
+        if let Some(token) = self.lock_current().take() {
+            token.cancel();
+        }
+        self.playback.stop();
     }
 
     fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<CancellationToken>> {
