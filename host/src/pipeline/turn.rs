@@ -303,6 +303,33 @@ impl TurnTimeline {
     }
 }
 
+impl TurnReport {
+    /// A report for `turn` before anything happened: completed, nothing heard or said yet.
+    fn new(turn: &QueuedTurn) -> TurnReport {
+        TurnReport {
+            speaker: turn.speaker.clone(),
+            transcript: String::new(),
+            reply: String::new(),
+            outcome: TurnOutcome::Completed,
+            timeline: TurnTimeline {
+                speech_end: turn.speech_end,
+                endpoint_detected: turn.endpoint_detected,
+                stt_done: None,
+                agent_first_token: None,
+                first_tts_audio: None,
+                playback_start: None,
+            },
+            utterance_ms: turn.audio_ms,
+            stt_provider: None,
+            tts_provider: None,
+            errors: Vec::new(),
+            reply_audio_ms: 0,
+            end_rule: turn.end_rule,
+            speculation: turn.speculation,
+        }
+    }
+}
+
 /// How a turn ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
@@ -698,37 +725,57 @@ impl TurnRunner {
     }
 
     async fn handle(&self, turn: QueuedTurn) -> TurnReport {
-        let mut report = TurnReport {
-            speaker: turn.speaker.clone(),
-            transcript: String::new(),
-            reply: String::new(),
-            outcome: TurnOutcome::Completed,
-            timeline: TurnTimeline {
-                speech_end: turn.speech_end,
-                endpoint_detected: turn.endpoint_detected,
-                stt_done: None,
-                agent_first_token: None,
-                first_tts_audio: None,
-                playback_start: None,
-            },
-            utterance_ms: turn.audio_ms,
-            stt_provider: None,
-            tts_provider: None,
-            errors: Vec::new(),
-            reply_audio_ms: 0,
-            end_rule: turn.end_rule,
-            speculation: turn.speculation,
-        };
+        let mut report = TurnReport::new(&turn);
         if self.shutdown.is_cancelled() {
             turn.stt.abort();
             report.outcome = TurnOutcome::Cancelled;
             return report;
         }
-        let (stt, stt_done) = match turn.stt.await {
+        let Some(text) = self.transcribed(&mut report, turn.stt).await else {
+            return report;
+        };
+        *self.answering.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.speaker.clone());
+        let cancel = self.shutdown.child_token();
+        *self.lock_current() = Some(cancel.clone());
+        let stopped = || {
+            if self.shutdown.is_cancelled() {
+                TurnOutcome::Cancelled
+            } else {
+                TurnOutcome::Interrupted
+            }
+        };
+        report.outcome = tokio::select! {
+            _ = cancel.cancelled() => stopped(),
+            outcome = self.reply(&mut report, text) => outcome,
+        };
+        // Let the reply finish playing before the next turn, unless it is interrupted.
+        if let (TurnOutcome::Completed, Some(end)) = (&report.outcome, self.playback.ends_at()) {
+            tokio::select! {
+                _ = cancel.cancelled() => report.outcome = stopped(),
+                _ = tokio::time::sleep_until(end.into()) => {}
+            }
+        }
+        self.lock_current().take();
+        self.answering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        report
+    }
+
+    /// Waits for the turn's transcript and fills in the report; the text for the agent, or
+    /// `None` (with the outcome set) when there is nothing to answer: a failure, no words,
+    /// or words not addressed to the bot.
+    async fn transcribed(
+        &self,
+        report: &mut TurnReport,
+        stt: JoinHandle<(SttResult, Instant)>,
+    ) -> Option<String> {
+        let (stt, stt_done) = match stt.await {
             Ok(r) => r,
             Err(e) => {
                 report.outcome = TurnOutcome::Failed(format!("speech-to-text task failed: {e}"));
-                return report;
+                return None;
             }
         };
         report.timeline.stt_done = Some(stt_done);
@@ -745,51 +792,18 @@ impl TurnRunner {
                 } else {
                     "every speech-to-text provider failed".into()
                 });
-                return report;
+                return None;
             }
         }
         if report.transcript.is_empty() {
             report.outcome = TurnOutcome::NoSpeech;
-            return report;
+            return None;
         }
-        let Some(text) = self.admitted(&report.speaker, &report.transcript) else {
+        let text = self.admitted(&report.speaker, &report.transcript);
+        if text.is_none() {
             report.outcome = TurnOutcome::NotAddressed;
-            return report;
-        };
-        *self.answering.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.speaker.clone());
-
-        let cancel = self.shutdown.child_token();
-        *self.lock_current() = Some(cancel.clone());
-        let outcome = tokio::select! {
-            _ = cancel.cancelled() => None,
-            outcome = self.reply(&mut report, text) => Some(outcome),
-        };
-        report.outcome = match outcome {
-            Some(o) => o,
-            None if self.shutdown.is_cancelled() => TurnOutcome::Cancelled,
-            None => TurnOutcome::Interrupted,
-        };
-        // Let the reply finish playing before the next turn, unless it is interrupted.
-        if report.outcome == TurnOutcome::Completed {
-            if let Some(end) = self.playback.ends_at() {
-                tokio::select! {
-                    _ = cancel.cancelled() => {
-                        report.outcome = if self.shutdown.is_cancelled() {
-                            TurnOutcome::Cancelled
-                        } else {
-                            TurnOutcome::Interrupted
-                        };
-                    }
-                    _ = tokio::time::sleep_until(end.into()) => {}
-                }
-            }
         }
-        self.lock_current().take();
-        self.answering
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        report
+        text
     }
 
     /// Agent → sentences → TTS → playback, with the agent and TTS overlapping.
