@@ -330,6 +330,55 @@ impl TurnReport {
     }
 }
 
+/// What speaking a reply did.
+#[derive(Default)]
+struct SpokenReply {
+    first_audio: Option<Instant>,
+    playback_start: Option<Instant>,
+    /// The TTS providers that spoke, in order.
+    providers: Vec<String>,
+    errors: Vec<String>,
+    audio_ms: u64,
+    /// Why part of the reply was not spoken, the first time that happened.
+    cut: Option<String>,
+}
+
+/// The agent's text deltas cut into sentences as they stream in, each sent on `sentences`
+/// the moment it is complete; an apology is spoken when the agent fails before saying
+/// anything. The whole text, when the first token came, and the agent's error.
+async fn sentences_of(
+    mut deltas: crate::agent::ReplyStream,
+    sentences: mpsc::UnboundedSender<String>,
+) -> (String, Option<Instant>, Option<crate::agent::AgentError>) {
+    let mut splitter = SentenceSplitter::new();
+    let mut full = String::new();
+    let mut first_token = None;
+    let mut error = None;
+    while let Some(delta) = deltas.recv().await {
+        match delta {
+            Ok(text) => {
+                first_token.get_or_insert_with(Instant::now);
+                full.push_str(&text);
+                for s in splitter.push(&text) {
+                    let _ = sentences.send(s);
+                }
+            }
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(rest) = splitter.finish() {
+        let _ = sentences.send(rest);
+    }
+    if error.is_some() && full.trim().is_empty() {
+        let _ = sentences
+            .send("Sorry, I could not reach the assistant just now. Please try again.".into());
+    }
+    (full, first_token, error)
+}
+
 /// How a turn ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
@@ -814,105 +863,60 @@ impl TurnRunner {
             speaker_name: report.speaker.name.clone(),
             text,
         };
-        let mut deltas = self.deps.agent.reply(request);
-        let (sentence_tx, mut sentence_rx) = mpsc::unbounded_channel::<String>();
-
-        let producer = async {
-            let mut splitter = SentenceSplitter::new();
-            let mut full = String::new();
-            let mut first_token = None;
-            let mut error = None;
-            while let Some(delta) = deltas.recv().await {
-                match delta {
-                    Ok(text) => {
-                        first_token.get_or_insert_with(Instant::now);
-                        full.push_str(&text);
-                        for s in splitter.push(&text) {
-                            let _ = sentence_tx.send(s);
-                        }
-                    }
-                    Err(e) => {
-                        error = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(rest) = splitter.finish() {
-                let _ = sentence_tx.send(rest);
-            }
-            if error.is_some() && full.trim().is_empty() {
-                let _ = sentence_tx.send(
-                    "Sorry, I could not reach the assistant just now. Please try again.".into(),
-                );
-            }
-            drop(sentence_tx);
-            (full, first_token, error)
-        };
-
-        let consumer = async {
-            let mut first_audio = None;
-            let mut playback_start = None;
-            let mut providers: Vec<String> = Vec::new();
-            let mut errors = Vec::new();
-            let mut audio_ms = 0u64;
-            // Why part of the reply was not spoken, the first time that happened.
-            let mut cut: Option<String> = None;
-            while let Some(sentence) = sentence_rx.recv().await {
-                let text = speakable(&sentence);
-                if text.is_empty() {
-                    continue;
-                }
-                let spoken = self
-                    .speak(
-                        &text,
-                        &mut first_audio,
-                        &mut playback_start,
-                        &mut audio_ms,
-                        &mut errors,
-                    )
-                    .await;
-                match &spoken {
-                    Spoken::Whole(p) | Spoken::BrokeOff(p, _) if !providers.contains(p) => {
-                        providers.push(p.clone())
-                    }
-                    _ => {}
-                }
-                if cut.is_none() {
-                    cut = spoken.cut();
-                }
-            }
-            (
-                first_audio,
-                playback_start,
-                providers,
-                errors,
-                audio_ms,
-                cut,
-            )
-        };
-
-        let (
-            (full, first_token, agent_error),
-            (first_audio, playback_start, providers, errors, audio_ms, cut),
-        ) = tokio::join!(producer, consumer);
+        let deltas = self.deps.agent.reply(request);
+        let (sentence_tx, sentence_rx) = mpsc::unbounded_channel::<String>();
+        let ((full, first_token, agent_error), spoken) = tokio::join!(
+            sentences_of(deltas, sentence_tx),
+            self.speak_all(sentence_rx)
+        );
         report.reply = full.trim().to_string();
         report.timeline.agent_first_token = first_token;
-        report.timeline.first_tts_audio = first_audio;
-        report.timeline.playback_start = playback_start;
-        report.reply_audio_ms = audio_ms;
-        report.tts_provider = (!providers.is_empty()).then(|| providers.join(","));
-        report.errors.extend(errors);
+        report.timeline.first_tts_audio = spoken.first_audio;
+        report.timeline.playback_start = spoken.playback_start;
+        report.reply_audio_ms = spoken.audio_ms;
+        report.tts_provider = (!spoken.providers.is_empty()).then(|| spoken.providers.join(","));
+        report.errors.extend(spoken.errors);
         if let Some(e) = agent_error {
             report.errors.push(format!("agent: {e}"));
             return TurnOutcome::Failed(format!("agent: {}", e.label()));
         }
-        if first_audio.is_none() {
+        if spoken.first_audio.is_none() {
             return TurnOutcome::Failed("no text-to-speech provider could speak the reply".into());
         }
-        if let Some(why) = cut {
+        if let Some(why) = spoken.cut {
             return TurnOutcome::Failed(format!("the reply was cut short: {why}"));
         }
         TurnOutcome::Completed
+    }
+
+    /// Speaks each sentence as it comes, in order, until the sender closes.
+    async fn speak_all(&self, mut sentences: mpsc::UnboundedReceiver<String>) -> SpokenReply {
+        let mut out = SpokenReply::default();
+        while let Some(sentence) = sentences.recv().await {
+            let text = speakable(&sentence);
+            if text.is_empty() {
+                continue;
+            }
+            let spoken = self
+                .speak(
+                    &text,
+                    &mut out.first_audio,
+                    &mut out.playback_start,
+                    &mut out.audio_ms,
+                    &mut out.errors,
+                )
+                .await;
+            match &spoken {
+                Spoken::Whole(p) | Spoken::BrokeOff(p, _) if !out.providers.contains(p) => {
+                    out.providers.push(p.clone())
+                }
+                _ => {}
+            }
+            if out.cut.is_none() {
+                out.cut = spoken.cut();
+            }
+        }
+        out
     }
 
     /// Speaks one sentence, failing over between TTS providers (open circuits last) until one
