@@ -129,6 +129,38 @@ fn ask_turn_model(
     rx
 }
 
+/// What a speaker's pause sets off: Smart Turn's verdict (off the frame path) and, with
+/// speculative STT, a transcription started now.
+struct PauseHandling<'a> {
+    events: &'a mpsc::UnboundedSender<SessionEvent>,
+    turn_model: Option<&'a Arc<SmartTurn>>,
+    turn_threshold: f32,
+    speculative: bool,
+    text_check: bool,
+}
+
+impl PauseHandling<'_> {
+    fn paused(&self, slot: &mut SpeakerSlot, pause: u32, audio: Arc<[i16]>) {
+        let (text_tx, text_rx) = if self.speculative && self.text_check {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        if let Some(model) = self.turn_model {
+            let verdict =
+                ask_turn_model(model.clone(), audio.clone(), self.turn_threshold, text_rx);
+            slot.verdict = Some((pause, verdict));
+        }
+        if self.speculative {
+            let speaker = slot.speaker.clone();
+            let _ = self
+                .events
+                .send(SessionEvent::Paused(speaker, pause, audio, text_tx));
+        }
+    }
+}
+
 impl FrameRouter {
     /// Handles one frame of `speaker`'s interleaved PCM that arrived at `now`.
     pub fn push(
@@ -180,26 +212,14 @@ impl FrameRouter {
                 tracing::debug!(speaker = %slot.speaker.name, voiced_ms, "utterance too short, dropped");
             }
             Some(EndpointEvent::Paused { pause, audio }) => {
-                let audio: Arc<[i16]> = Arc::from(audio);
-                let (text_tx, text_rx) = if self.speculative && self.text_check {
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    (Some(tx), Some(rx))
-                } else {
-                    (None, None)
+                let pauses = PauseHandling {
+                    events: &self.events,
+                    turn_model: self.models.turn.as_ref(),
+                    turn_threshold: self.turn_threshold,
+                    speculative: self.speculative,
+                    text_check: self.text_check,
                 };
-                if let Some(model) = &self.models.turn {
-                    let verdict =
-                        ask_turn_model(model.clone(), audio.clone(), self.turn_threshold, text_rx);
-                    slot.verdict = Some((pause, verdict));
-                }
-                if self.speculative {
-                    let _ = self.events.send(SessionEvent::Paused(
-                        slot.speaker.clone(),
-                        pause,
-                        audio,
-                        text_tx,
-                    ));
-                }
+                pauses.paused(slot, pause, Arc::from(audio));
             }
             Some(EndpointEvent::Resumed) => {
                 slot.verdict = None;
