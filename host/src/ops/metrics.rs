@@ -143,18 +143,21 @@ impl Metrics {
             }
         }
 
-        registry.register(Box::new(voice_connections_total.clone()))?;
-        registry.register(Box::new(voice_connections_active.clone()))?;
-        registry.register(Box::new(transcriptions_total.clone()))?;
-        registry.register(Box::new(response_latency.clone()))?;
-        registry.register(Box::new(voice_errors.clone()))?;
-        registry.register(Box::new(turns.clone()))?;
-        registry.register(Box::new(agent_first_token.clone()))?;
-        registry.register(Box::new(turn_ends.clone()))?;
-        registry.register(Box::new(crate::pipeline::models::VAD_SECONDS.clone()))?;
-        registry.register(Box::new(
-            crate::pipeline::models::TURN_MODEL_SECONDS.clone(),
-        ))?;
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+            Box::new(voice_connections_total.clone()),
+            Box::new(voice_connections_active.clone()),
+            Box::new(transcriptions_total.clone()),
+            Box::new(response_latency.clone()),
+            Box::new(voice_errors.clone()),
+            Box::new(turns.clone()),
+            Box::new(agent_first_token.clone()),
+            Box::new(turn_ends.clone()),
+            Box::new(crate::pipeline::models::VAD_SECONDS.clone()),
+            Box::new(crate::pipeline::models::TURN_MODEL_SECONDS.clone()),
+        ];
+        for collector in collectors {
+            registry.register(collector)?;
+        }
         registry.register(Box::new(build_info()?))?;
         super::hearing::register(&registry)?;
         registry.register(Box::new(ComponentsCollector::new(components)?))?;
