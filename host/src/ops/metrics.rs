@@ -88,7 +88,6 @@ fn build_info() -> Result<IntGaugeVec, MetricsError> {
 impl Metrics {
     /// Registers every metric; `components` feeds the scrape-time provider metrics.
     pub fn new(components: Arc<RwLock<Components>>) -> Result<Metrics, MetricsError> {
-        let registry = Registry::new();
         let voice_connections_total = IntCounter::new(
             "voice_connections_total",
             "Voice connections opened since start",
@@ -132,41 +131,8 @@ impl Metrics {
             ),
             &["rule"],
         )?;
-        // Every label value exists from the start, so rates and alerts see zeros, not gaps.
-        for (vec, values) in [
-            (&turn_ends, &crate::pipeline::endpoint::END_RULES[..]),
-            (&voice_errors, &ERROR_TYPES[..]),
-            (&turns, &TURN_OUTCOMES[..]),
-        ] {
-            for value in values {
-                vec.with_label_values(&[value]);
-            }
-        }
-
-        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
-            Box::new(voice_connections_total.clone()),
-            Box::new(voice_connections_active.clone()),
-            Box::new(transcriptions_total.clone()),
-            Box::new(response_latency.clone()),
-            Box::new(voice_errors.clone()),
-            Box::new(turns.clone()),
-            Box::new(agent_first_token.clone()),
-            Box::new(turn_ends.clone()),
-            Box::new(crate::pipeline::models::VAD_SECONDS.clone()),
-            Box::new(crate::pipeline::models::TURN_MODEL_SECONDS.clone()),
-        ];
-        for collector in collectors {
-            registry.register(collector)?;
-        }
-        registry.register(Box::new(build_info()?))?;
-        super::hearing::register(&registry)?;
-        registry.register(Box::new(ComponentsCollector::new(components)?))?;
-        #[cfg(target_os = "linux")]
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
-        Ok(Metrics {
-            registry,
+        let metrics = Metrics {
+            registry: Registry::new(),
             voice_connections_total,
             voice_connections_active,
             transcriptions_total,
@@ -175,7 +141,47 @@ impl Metrics {
             turns,
             agent_first_token,
             turn_ends,
-        })
+        };
+        metrics.register(components)?;
+        Ok(metrics)
+    }
+
+    /// Registers every metric, each label value present from the start (so rates and alerts
+    /// see zeros, not gaps), and the scrape-time collectors.
+    fn register(&self, components: Arc<RwLock<Components>>) -> Result<(), MetricsError> {
+        for (vec, values) in [
+            (&self.turn_ends, &crate::pipeline::endpoint::END_RULES[..]),
+            (&self.voice_errors, &ERROR_TYPES[..]),
+            (&self.turns, &TURN_OUTCOMES[..]),
+        ] {
+            for value in values {
+                vec.with_label_values(&[value]);
+            }
+        }
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+            Box::new(self.voice_connections_total.clone()),
+            Box::new(self.voice_connections_active.clone()),
+            Box::new(self.transcriptions_total.clone()),
+            Box::new(self.response_latency.clone()),
+            Box::new(self.voice_errors.clone()),
+            Box::new(self.turns.clone()),
+            Box::new(self.agent_first_token.clone()),
+            Box::new(self.turn_ends.clone()),
+            Box::new(crate::pipeline::models::VAD_SECONDS.clone()),
+            Box::new(crate::pipeline::models::TURN_MODEL_SECONDS.clone()),
+            Box::new(build_info()?),
+            Box::new(ComponentsCollector::new(components)?),
+        ];
+        let registry = &self.registry;
+        for collector in collectors {
+            registry.register(collector)?;
+        }
+        super::hearing::register(registry)?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(())
     }
 
     /// A voice connection opened.
