@@ -122,9 +122,11 @@ fn people_joining_and_leaving_mid_turn_change_the_epoch_without_losing_the_turn(
     let posts = bot.wait_transcripts(1);
     let post = posts[0].to_lowercase();
     // One turn, from its first words to its last: not cut in two at an epoch change. (Whisper
-    // tiny hears "a story about a brave" variously; the words at both ends are what show it.)
+    // tiny hears "a story about a brave" variously, and "dog" now and then as "nog"; the words
+    // at both ends are what show it.)
+    let last_words = ["little", "dog"].iter().any(|w| post.contains(w));
     assert!(
-        post.starts_with("**alice**: please tell me") && post.contains("dog"),
+        post.starts_with("**alice**: please tell me") && last_words,
         "{posts:?}"
     );
     bot.wait_spoken_reply(0);
