@@ -135,6 +135,17 @@ fn an_override_of_a_provider_that_does_not_exist_is_refused_with_the_ids() {
         &[("OPENCLAW__PROVIDERS__FAULTSTT__TIMEOUT_MS", "4321")],
     );
     assert_eq!(run.code, Some(3), "{run}");
+    // A provider defined whole in the environment (its plugin set there) is not a typo.
+    let defined = s.run(
+        &["check-config", "--print"],
+        &[
+            ("OPENCLAW__PROVIDERS__EARS2__PLUGIN", "fault"),
+            ("OPENCLAW__PROVIDERS__EARS2__TIMEOUT_MS", "999"),
+            ("OPENCLAW__STT__PROVIDERS", "[\"ears2\", \"fault-stt\"]"),
+        ],
+    );
+    assert!(defined.success(), "{defined}");
+    assert!(defined.stdout.contains("[providers.ears2]"), "{defined}");
     for needle in [
         "OPENCLAW__PROVIDERS__FAULTSTT__TIMEOUT_MS",
         "there is no provider `faultstt`",

@@ -269,6 +269,15 @@ impl Layers {
     /// The `OPENCLAW__SECTION__KEY` variables, in name order, each checked as a layer.
     fn apply_overrides(&mut self, mut vars: Vars) {
         vars.sort();
+        // Providers defined whole in the environment: their `plugin` is set there.
+        let defined: BTreeSet<String> = vars
+            .iter()
+            .filter_map(|(name, _)| {
+                let rest = name[ENV_PREFIX.len()..].strip_prefix("PROVIDERS__")?;
+                let id = rest.strip_suffix("__PLUGIN")?;
+                (!id.contains("__")).then(|| id.to_ascii_lowercase())
+            })
+            .collect();
         for (name, raw) in vars {
             let origin = format!("environment variable {name}");
             let mut path: Vec<String> = name[ENV_PREFIX.len()..]
@@ -278,7 +287,7 @@ impl Layers {
             let problem = if path.iter().any(|s| s.is_empty()) {
                 Some("the name must look like OPENCLAW__SECTION__KEY".to_string())
             } else {
-                match_provider_id(&mut path, &self.merged).err()
+                match_provider_id(&mut path, &self.merged, &defined).err()
             };
             if let Some(reason) = problem {
                 self.errors.push(ConfigError::Invalid {
@@ -401,7 +410,11 @@ fn deserialize<T: DeserializeOwned>(origin: &str, value: Value) -> Result<T, Con
 /// matches `-` (`OPENAI_WHISPER` → `openai-whisper`); the id is replaced by the provider's own.
 /// An id that matches no provider of the files is refused with the list of ids: it would
 /// otherwise create a new, unused provider and change nothing.
-fn match_provider_id(path: &mut [String], merged: &Table) -> Result<(), String> {
+fn match_provider_id(
+    path: &mut [String],
+    merged: &Table,
+    defined_here: &BTreeSet<String>,
+) -> Result<(), String> {
     let [section, id, ..] = path else {
         return Ok(());
     };
@@ -417,6 +430,10 @@ fn match_provider_id(path: &mut [String], merged: &Table) -> Result<(), String> 
         *id = (*found).clone();
         return Ok(());
     }
+    if defined_here.contains(id.as_str()) {
+        // A new provider, defined in the environment with its `plugin`.
+        return Ok(());
+    }
     let listed: Vec<String> = ids
         .iter()
         .map(|k| {
@@ -427,13 +444,15 @@ fn match_provider_id(path: &mut [String], merged: &Table) -> Result<(), String> 
         })
         .collect();
     Err(format!(
-        "there is no provider `{id}` in the config files; the providers are: {}. \
-         (New providers are defined in a config file.)",
+        "there is no provider `{id}` in the config files; the providers are: {}. (A new \
+         provider is defined in a file, or in the environment with its plugin: \
+         OPENCLAW__PROVIDERS__{}__PLUGIN.)",
         if listed.is_empty() {
             "none".to_string()
         } else {
             listed.join(", ")
-        }
+        },
+        id.to_uppercase()
     ))
 }
 
