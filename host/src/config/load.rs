@@ -591,7 +591,8 @@ fn secret_refs(config: &Config) -> Vec<(String, String, bool)> {
         .collect()
 }
 
-fn collect_env_keys(prefix: &str, table: &Table, out: &mut Vec<(String, String)>) {
+/// Every `*_env` key under `table` (dotted after `prefix`) and the variable it names.
+pub fn collect_env_keys(prefix: &str, table: &Table, out: &mut Vec<(String, String)>) {
     for (k, v) in table {
         let key = format!("{prefix}.{k}");
         match v {

@@ -13,7 +13,9 @@ pub mod shards;
 mod validate;
 
 pub use level::normalize_filter;
-pub use load::{load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX, LOG_LEVEL_VAR};
+pub use load::{
+    collect_env_keys, load, ConfigError, ConfigErrors, LoadedConfig, ENV_PREFIX, LOG_LEVEL_VAR,
+};
 pub use provenance::Origins;
 pub use schema::*;
 pub use secrets::{is_variable_name, looks_like_secret};

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::config::{looks_like_secret, Config};
+use crate::config::{collect_env_keys, looks_like_secret, Config};
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -154,20 +154,16 @@ fn secret_variables(config: &Config) -> Vec<String> {
     let mut vars = vec![config.discord.token_env.clone()];
     vars.extend(config.agent.api_key_env.clone());
     vars.extend(config.ops.token_env.clone());
-    for provider in config.providers.values() {
-        collect_env_values(&provider.settings, &mut vars);
+    let mut keys = Vec::new();
+    for (id, provider) in &config.providers {
+        collect_env_keys(
+            &format!("providers.{id}.settings"),
+            &provider.settings,
+            &mut keys,
+        );
     }
+    vars.extend(keys.into_iter().map(|(_, var)| var));
     vars
-}
-
-fn collect_env_values(table: &toml::Table, out: &mut Vec<String>) {
-    for (key, value) in table {
-        match value {
-            toml::Value::String(var) if key.ends_with("_env") => out.push(var.clone()),
-            toml::Value::Table(inner) => collect_env_values(inner, out),
-            _ => {}
-        }
-    }
 }
 
 fn is_token_char(c: char) -> bool {
