@@ -164,8 +164,6 @@ pub struct ApiSettings<'a> {
 
 impl<'a> ApiSettings<'a> {
     /// Spreads requests over `base_urls` instead, when it lists any.
-    // Used by the plugins that take `base_urls`; not by `elevenlabs`.
-    #[allow(dead_code)]
     pub fn pool(mut self, base_urls: &'a [String], breaker: BreakerSettings) -> Self {
         if !base_urls.is_empty() {
             self.base_urls = base_urls.iter().map(String::as_str).collect();
@@ -865,6 +863,16 @@ pub struct TimingSettings {
 }
 
 impl TimingSettings {
+    /// The defaults every bundled cloud plugin uses.
+    pub const DEFAULT: TimingSettings = TimingSettings {
+        connect_timeout_ms: 3_000,
+        timeout_ms: 10_000,
+        max_retries: 2,
+        backoff_initial_ms: 200,
+        backoff_max_ms: 2_000,
+        max_retry_wait_ms: 3_000,
+    };
+
     /// Checks each value's range, naming the key at fault.
     pub fn check(&self) -> Result<(), PluginError> {
         check_range("connect_timeout_ms", self.connect_timeout_ms, 100..=60_000)?;

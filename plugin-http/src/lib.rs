@@ -8,7 +8,9 @@
 //!   text, settings checks (`check_endpoint`, `check_range`, [`http::TimingSettings`]);
 //! - [`pool`]: one `base_url` or a `base_urls` pool balanced by outstanding requests and
 //!   latency, a circuit breaker per endpoint, figures for `health()`;
-//! - [`pcm_stream`]: a response body of raw PCM streamed to the host as it arrives.
+//! - [`pcm_stream`]: a response body of raw PCM streamed to the host as it arrives;
+//! - [`settings`]: the connection keys every such plugin takes (`base_url`, `api_key_env`,
+//!   timeouts, retries, a pool), declared once with [`http_settings!`].
 //!
 //! It depends on `openclaw-plugin-api` only, so a plugin built with it stays a plain
 //! `cdylib` of the same ABI.
@@ -16,3 +18,4 @@
 pub mod http;
 pub mod pcm_stream;
 pub mod pool;
+pub mod settings;

@@ -15,22 +15,25 @@
 //! # style = 0.0
 //! # use_speaker_boost = true
 //! # speed = 1.0                        # 0.7 to 1.2
-//! connect_timeout_ms = 3000
 //! timeout_ms = 10000                   # until the audio starts, and longest pause within it
-//! max_retries = 2                      # on 429, 5xx and refused connections, before any audio
-//! backoff_initial_ms = 200
-//! backoff_max_ms = 2000
-//! max_retry_wait_ms = 3000             # longest Retry-After waited for
 //! ```
+//!
+//! The timeout, retry and pool keys (`base_urls`: several equivalent servers, such as
+//! regional proxies) are every HTTP plugin's: see `openclaw_plugin_http::settings`.
 
 use plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{check_endpoint, check_range, ApiSettings, AuthScheme, TimingSettings};
+use crate::http::{check_range, ApiSettings, AuthScheme};
 use crate::PLUGIN;
+use openclaw_plugin_http::settings::OfficialApi;
 
-/// The ElevenLabs API's host, which needs a key.
-const ELEVENLABS_HOST: &str = "api.elevenlabs.io";
+/// The ElevenLabs API, which needs a key.
+const ELEVENLABS: OfficialApi = OfficialApi {
+    base_url: "https://api.elevenlabs.io",
+    host: "api.elevenlabs.io",
+    key_var: "ELEVENLABS_API_KEY",
+};
 
 /// Raw PCM output formats: 16-bit mono at the named rate, so nothing is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -99,72 +102,33 @@ impl VoiceSettings {
     }
 }
 
-/// Settings of an `elevenlabs` text-to-speech provider.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    /// The server, without `/v1`.
-    pub base_url: String,
-    /// The environment variable holding the key, sent as `xi-api-key`. Required for
-    /// api.elevenlabs.io.
-    pub api_key_env: Option<String>,
-    /// The voice used when the host asks for none.
-    pub voice_id: String,
-    /// The model.
-    pub model_id: String,
-    /// The PCM format asked for.
-    pub output_format: OutputFormat,
-    /// `optimize_streaming_latency`, 0 to 4; left out when unset.
-    pub optimize_streaming_latency: Option<u8>,
-    /// `language_code` (ISO 639-1), for models that enforce a language.
-    pub language_code: Option<String>,
-    /// `voice_settings.stability`, 0 to 1.
-    pub stability: Option<f32>,
-    /// `voice_settings.similarity_boost`, 0 to 1.
-    pub similarity_boost: Option<f32>,
-    /// `voice_settings.style`, 0 to 1.
-    pub style: Option<f32>,
-    /// `voice_settings.use_speaker_boost`.
-    pub use_speaker_boost: Option<bool>,
-    /// `voice_settings.speed`, 0.7 to 1.2.
-    pub speed: Option<f32>,
-    /// Time allowed to connect, in ms.
-    pub connect_timeout_ms: u64,
-    /// Time allowed until the response starts, and for any pause within the audio, in ms.
-    pub timeout_ms: u64,
-    /// Retries on 429, 5xx and refused connections (before any audio arrived).
-    pub max_retries: u32,
-    /// Backoff before the first retry, in ms; it doubles for each further one.
-    pub backoff_initial_ms: u64,
-    /// Longest backoff, in ms.
-    pub backoff_max_ms: u64,
-    /// Longest `Retry-After` waited for, in ms; a longer one is returned as `RateLimited` at
-    /// once, so that the host fails over.
-    pub max_retry_wait_ms: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            base_url: "https://api.elevenlabs.io".into(),
-            api_key_env: None,
-            voice_id: "21m00Tcm4TlvDq8Ikt00".into(),
-            model_id: "eleven_flash_v2_5".into(),
-            output_format: OutputFormat::Pcm24000,
-            optimize_streaming_latency: None,
-            language_code: None,
-            stability: None,
-            similarity_boost: None,
-            style: None,
-            use_speaker_boost: None,
-            speed: None,
-            connect_timeout_ms: 3_000,
-            timeout_ms: 10_000,
-            max_retries: 2,
-            backoff_initial_ms: 200,
-            backoff_max_ms: 2_000,
-            max_retry_wait_ms: 3_000,
-        }
+openclaw_plugin_http::http_settings! {
+    /// Settings of an `elevenlabs` text-to-speech provider: its own keys below, and the
+    /// connection keys of `openclaw_plugin_http::settings` (`api_key_env` is required for
+    /// api.elevenlabs.io and sent as `xi-api-key`).
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    pub struct Settings {
+        base_url: ELEVENLABS.base_url,
+        /// The voice used when the host asks for none.
+        pub voice_id: String = "21m00Tcm4TlvDq8Ikt00".into(),
+        /// The model.
+        pub model_id: String = "eleven_flash_v2_5".into(),
+        /// The PCM format asked for.
+        pub output_format: OutputFormat = OutputFormat::Pcm24000,
+        /// `optimize_streaming_latency`, 0 to 4; left out when unset.
+        pub optimize_streaming_latency: Option<u8> = None,
+        /// `language_code` (ISO 639-1), for models that enforce a language.
+        pub language_code: Option<String> = None,
+        /// `voice_settings.stability`, 0 to 1.
+        pub stability: Option<f32> = None,
+        /// `voice_settings.similarity_boost`, 0 to 1.
+        pub similarity_boost: Option<f32> = None,
+        /// `voice_settings.style`, 0 to 1.
+        pub style: Option<f32> = None,
+        /// `voice_settings.use_speaker_boost`.
+        pub use_speaker_boost: Option<bool> = None,
+        /// `voice_settings.speed`, 0.7 to 1.2.
+        pub speed: Option<f32> = None,
     }
 }
 
@@ -175,12 +139,7 @@ impl Settings {
     }
 
     fn check_values(&self) -> Result<(), PluginError> {
-        check_endpoint(
-            &self.base_url,
-            self.api_key_env.as_deref(),
-            ELEVENLABS_HOST,
-            "ELEVENLABS_API_KEY",
-        )?;
+        self.endpoints().check(ELEVENLABS)?;
         check_voice_id(&self.voice_id)
             .map_err(|why| PluginError::config(format!("`voice_id` {why}")))?;
         if self.model_id.trim().is_empty() {
@@ -208,7 +167,7 @@ impl Settings {
         if let Some(speed) = self.speed {
             check_range("speed", speed, 0.7..=1.2)?;
         }
-        self.timing().check()
+        Ok(())
     }
 
     /// The `voice_settings` to send.
@@ -224,23 +183,8 @@ impl Settings {
 
     /// The HTTP settings.
     pub fn api(&self) -> ApiSettings<'_> {
-        self.timing().api(
-            PLUGIN,
-            &self.base_url,
-            self.api_key_env.as_deref(),
-            AuthScheme::Header("xi-api-key"),
-        )
-    }
-
-    fn timing(&self) -> TimingSettings {
-        TimingSettings {
-            connect_timeout_ms: self.connect_timeout_ms,
-            timeout_ms: self.timeout_ms,
-            max_retries: self.max_retries,
-            backoff_initial_ms: self.backoff_initial_ms,
-            backoff_max_ms: self.backoff_max_ms,
-            max_retry_wait_ms: self.max_retry_wait_ms,
-        }
+        self.endpoints()
+            .api(PLUGIN, AuthScheme::Header("xi-api-key"))
     }
 }
 

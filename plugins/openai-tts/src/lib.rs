@@ -25,7 +25,7 @@
 
 pub mod settings;
 
-use openclaw_plugin_http::{http, pcm_stream, pool};
+use openclaw_plugin_http::{http, pcm_stream};
 use std::sync::Arc;
 
 use plugin_api::prelude::*;

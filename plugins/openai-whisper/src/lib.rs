@@ -25,7 +25,7 @@ pub mod multipart;
 pub mod settings;
 pub mod wav;
 
-use openclaw_plugin_http::{http, pool};
+use openclaw_plugin_http::http;
 use std::time::Instant;
 
 use plugin_api::prelude::*;

@@ -11,28 +11,25 @@
 //! # prompt = "OpenClaw, Discord"       # used when the host gives no prompt
 //! # temperature = 0.0
 //! drop_no_speech = true                # drop segments Whisper marks as probably not speech
-//! connect_timeout_ms = 3000
 //! timeout_ms = 10000                   # whole request; keep it below the provider's timeout_ms
-//! max_retries = 2                      # on 429, 5xx and refused connections
-//! backoff_initial_ms = 200
-//! backoff_max_ms = 2000
-//! max_retry_wait_ms = 3000             # longest Retry-After waited for
-//! # A pool of equivalent servers instead of `base_url` (docs/SCALING.md): least outstanding
-//! # requests weighted by latency, a circuit breaker per endpoint, failover between them.
-//! # base_urls = ["http://stt-0:8000", "http://stt-1:8000", "http://stt-2:8000"]
-//! endpoint_failures = 3                # failures in a row that take an endpoint out
-//! endpoint_cooldown_ms = 10000         # how long before one probe request
 //! ```
+//!
+//! The timeout, retry and pool keys are every HTTP plugin's: see
+//! `openclaw_plugin_http::settings`.
 
 use plugin_api::prelude::*;
 use serde::Deserialize;
 
-use crate::http::{check_endpoint, check_range, ApiSettings, AuthScheme, TimingSettings};
-use crate::pool::{self, BreakerSettings};
+use crate::http::{check_range, ApiSettings, AuthScheme};
 use crate::PLUGIN;
+use openclaw_plugin_http::settings::OfficialApi;
 
-/// The OpenAI API's host, which needs a key.
-const OPENAI_HOST: &str = "api.openai.com";
+/// The OpenAI API, which needs a key.
+const OPENAI: OfficialApi = OfficialApi {
+    base_url: "https://api.openai.com",
+    host: "api.openai.com",
+    key_var: "OPENAI_API_KEY",
+};
 
 /// Which `response_format` to ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -61,72 +58,28 @@ impl ResponseFormat {
     }
 }
 
-/// Settings of an `openai-whisper` speech-to-text provider.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    /// The server, without `/v1`: OpenAI, Groq (`https://api.groq.com/openai`), a whisper.cpp
-    /// server, speaches, an in-cluster pool.
-    pub base_url: String,
-    /// The environment variable holding the key, sent as `Authorization: Bearer`. Required for
-    /// api.openai.com; leave it out for servers without auth.
-    pub api_key_env: Option<String>,
-    /// The model.
-    pub model: String,
-    /// The response format; see [`ResponseFormat`].
-    pub response_format: ResponseFormat,
-    /// The language (ISO 639-1, `en`), overriding the host's hint.
-    pub language: Option<String>,
-    /// Text that primes the model (names, vocabulary), when the host gives none.
-    pub prompt: Option<String>,
-    /// Sampling temperature, 0 to 1; the server's default when unset.
-    pub temperature: Option<f32>,
-    /// Whether to drop segments that Whisper scores as probably not speech (its own
-    /// thresholds: no-speech probability above 0.6 and average log-probability below -1),
-    /// which is where "Thank you." on a cough comes from. Needs `verbose_json`.
-    pub drop_no_speech: bool,
-    /// Time allowed to connect, in ms.
-    pub connect_timeout_ms: u64,
-    /// Time allowed for the whole request, in ms.
-    pub timeout_ms: u64,
-    /// Retries on 429, 5xx and refused connections.
-    pub max_retries: u32,
-    /// Backoff before the first retry, in ms; it doubles for each further one.
-    pub backoff_initial_ms: u64,
-    /// Longest backoff, in ms.
-    pub backoff_max_ms: u64,
-    /// Longest `Retry-After` waited for, in ms; a longer one is returned as `RateLimited` at
-    /// once, so that the host fails over.
-    pub max_retry_wait_ms: u64,
-    /// A pool of equivalent servers, used instead of `base_url` when set (see `pool.rs`).
-    pub base_urls: Vec<String>,
-    /// In a pool: failures in a row that take an endpoint out of rotation.
-    pub endpoint_failures: u32,
-    /// In a pool: how long an endpoint stays out before one probe request, in ms.
-    pub endpoint_cooldown_ms: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            base_url: "https://api.openai.com".into(),
-            api_key_env: None,
-            model: "whisper-1".into(),
-            response_format: ResponseFormat::Auto,
-            language: None,
-            prompt: None,
-            temperature: None,
-            drop_no_speech: true,
-            connect_timeout_ms: 3_000,
-            timeout_ms: 10_000,
-            max_retries: 2,
-            backoff_initial_ms: 200,
-            backoff_max_ms: 2_000,
-            max_retry_wait_ms: 3_000,
-            base_urls: Vec::new(),
-            endpoint_failures: 3,
-            endpoint_cooldown_ms: 10_000,
-        }
+openclaw_plugin_http::http_settings! {
+    /// Settings of an `openai-whisper` speech-to-text provider: its own keys below, and the
+    /// connection keys of `openclaw_plugin_http::settings` (`base_url`: OpenAI, Groq
+    /// (`https://api.groq.com/openai`), a whisper.cpp server, speaches, an in-cluster pool;
+    /// `api_key_env`, required for api.openai.com, sent as `Authorization: Bearer`).
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    pub struct Settings {
+        base_url: OPENAI.base_url,
+        /// The model.
+        pub model: String = "whisper-1".into(),
+        /// The response format; see [`ResponseFormat`].
+        pub response_format: ResponseFormat = ResponseFormat::Auto,
+        /// The language (ISO 639-1, `en`), overriding the host's hint.
+        pub language: Option<String> = None,
+        /// Text that primes the model (names, vocabulary), when the host gives none.
+        pub prompt: Option<String> = None,
+        /// Sampling temperature, 0 to 1; the server's default when unset.
+        pub temperature: Option<f32> = None,
+        /// Whether to drop segments that Whisper scores as probably not speech (its own
+        /// thresholds: no-speech probability above 0.6 and average log-probability below -1),
+        /// which is where "Thank you." on a cough comes from. Needs `verbose_json`.
+        pub drop_no_speech: bool = true,
     }
 }
 
@@ -137,27 +90,7 @@ impl Settings {
     }
 
     fn check_values(&self) -> Result<(), PluginError> {
-        let endpoint = |url: &str| {
-            check_endpoint(
-                url,
-                self.api_key_env.as_deref(),
-                OPENAI_HOST,
-                "OPENAI_API_KEY",
-            )
-        };
-        if self.base_urls.is_empty() {
-            endpoint(&self.base_url)?;
-        } else if self.base_url != Settings::default().base_url {
-            return Err(PluginError::config(
-                "set either `base_url` (one server) or `base_urls` (a pool), not both",
-            ));
-        }
-        pool::check_settings(
-            &self.base_urls,
-            self.endpoint_failures,
-            self.endpoint_cooldown_ms,
-            endpoint,
-        )?;
+        self.endpoints().check(OPENAI)?;
         if self.model.trim().is_empty() {
             return Err(PluginError::config("`model` must not be empty"));
         }
@@ -173,36 +106,12 @@ impl Settings {
         if let Some(t) = self.temperature {
             check_range("temperature", t, 0.0..=1.0)?;
         }
-        self.timing().check()
+        Ok(())
     }
 
     /// The HTTP settings.
     pub fn api(&self) -> ApiSettings<'_> {
-        self.timing()
-            .api(
-                PLUGIN,
-                &self.base_url,
-                self.api_key_env.as_deref(),
-                AuthScheme::Bearer,
-            )
-            .pool(
-                &self.base_urls,
-                BreakerSettings {
-                    failures: self.endpoint_failures,
-                    cooldown: std::time::Duration::from_millis(self.endpoint_cooldown_ms),
-                },
-            )
-    }
-
-    fn timing(&self) -> TimingSettings {
-        TimingSettings {
-            connect_timeout_ms: self.connect_timeout_ms,
-            timeout_ms: self.timeout_ms,
-            max_retries: self.max_retries,
-            backoff_initial_ms: self.backoff_initial_ms,
-            backoff_max_ms: self.backoff_max_ms,
-            max_retry_wait_ms: self.max_retry_wait_ms,
-        }
+        self.endpoints().api(PLUGIN, AuthScheme::Bearer)
     }
 }
 
