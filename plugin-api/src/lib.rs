@@ -72,8 +72,8 @@ pub mod prelude {
     };
     pub use crate::log;
     pub use crate::sdk::{
-        secret_from_env, AudioStream, CancelToken, ChannelStream, PluginDefinition, SpeechToText,
-        TextToSpeech, TranscriptionStream, VecStream,
+        secret_from_env, text_to_say, AudioStream, CancelToken, ChannelStream, PluginDefinition,
+        SpeechToText, TextToSpeech, TranscriptionStream, VecStream,
     };
     pub use crate::settings::{NoSettings, PluginSettings, SettingsError};
 }

@@ -553,6 +553,30 @@ pub fn parse_settings<T: serde::de::DeserializeOwned>(config: &str) -> Result<T,
     crate::settings::deserialize(config).map_err(PluginError::from)
 }
 
+/// Checks the text a text-to-speech provider is asked to say: not blank, and at most
+/// `max_chars` characters. Returns its length in characters; the error is `InvalidInput`.
+///
+/// ```
+/// use plugin_api::prelude::*;
+/// assert_eq!(text_to_say("Hello.", 100).unwrap(), 6);
+/// assert_eq!(text_to_say(" \n", 100).unwrap_err().kind, ErrorKind::InvalidInput);
+/// assert!(text_to_say("Hello.", 3).unwrap_err().message().contains("at most 3"));
+/// ```
+pub fn text_to_say(text: &str, max_chars: usize) -> Result<usize, PluginError> {
+    if text.trim().is_empty() {
+        return Err(PluginError::invalid_input(
+            "nothing to say: the text is empty",
+        ));
+    }
+    let chars = text.chars().count();
+    if chars > max_chars {
+        return Err(PluginError::invalid_input(format!(
+            "text is too long ({chars} characters, at most {max_chars})"
+        )));
+    }
+    Ok(chars)
+}
+
 /// Reads a secret from the environment variable `var`, for the provider `provider`: an
 /// `Auth` error naming the variable (never the value) when it is unset or empty.
 ///

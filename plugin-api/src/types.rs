@@ -23,8 +23,8 @@
 use abi_stable::std_types::{ROption, RString, RVec};
 
 use crate::abi::{
-    AudioChunk, Capabilities, DetailedTranscript, PartialTranscript, PluginInfo, Role, Segment,
-    SynthesisOptions, TranscribeOptions, Transcript, Voice, Word,
+    AudioChunk, Capabilities, DetailedTranscript, PartialTranscript, PluginError, PluginInfo, Role,
+    Segment, SynthesisOptions, TranscribeOptions, Transcript, Voice, Word,
 };
 
 fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> RVec<RString> {
@@ -205,6 +205,33 @@ impl SynthesisOptions {
     pub fn with_preferred_sample_rate(mut self, rate: u32) -> Self {
         self.preferred_sample_rate = ROption::RSome(rate);
         self
+    }
+
+    /// The voice the host asked for, checked by `check` (which says why not), or `default`
+    /// when it asked for none (or for `""`). A refused voice is `InvalidInput`.
+    ///
+    /// ```
+    /// use plugin_api::prelude::*;
+    /// let known = |v: &str| if v == "low" || v == "high" { Ok(()) } else { Err(format!("\"{v}\" is unknown")) };
+    /// assert_eq!(SynthesisOptions::new().voice_or("low", known).unwrap(), "low");
+    /// let high = SynthesisOptions::new().with_voice("high");
+    /// assert_eq!(high.voice_or("low", known).unwrap(), "high");
+    /// let err = SynthesisOptions::new().with_voice("loud").voice_or("low", known).unwrap_err();
+    /// assert_eq!(err.kind, ErrorKind::InvalidInput);
+    /// assert_eq!(err.message(), "voice \"loud\" is unknown");
+    /// ```
+    pub fn voice_or<'a>(
+        &'a self,
+        default: &'a str,
+        check: impl FnOnce(&str) -> Result<(), String>,
+    ) -> Result<&'a str, PluginError> {
+        match self.voice().filter(|v| !v.is_empty()) {
+            Some(voice) => {
+                check(voice).map_err(|why| PluginError::invalid_input(format!("voice {why}")))?;
+                Ok(voice)
+            }
+            None => Ok(default),
+        }
     }
 }
 

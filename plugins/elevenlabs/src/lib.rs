@@ -93,25 +93,8 @@ impl TextToSpeech for ElevenLabs {
         options: &SynthesisOptions,
         cancel: CancelToken,
     ) -> Result<Box<dyn AudioStream>, PluginError> {
-        if text.trim().is_empty() {
-            return Err(PluginError::invalid_input(
-                "nothing to say: the text is empty",
-            ));
-        }
-        let chars = text.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(PluginError::invalid_input(format!(
-                "text is too long ({chars} characters, at most {MAX_TEXT_CHARS})"
-            )));
-        }
-        let voice_id = match options.voice().filter(|v| !v.is_empty()) {
-            Some(voice) => {
-                check_voice_id(voice)
-                    .map_err(|why| PluginError::invalid_input(format!("voice {why}")))?;
-                voice
-            }
-            None => &self.settings.voice_id,
-        };
+        let chars = text_to_say(text, MAX_TEXT_CHARS)?;
+        let voice_id = options.voice_or(&self.settings.voice_id, check_voice_id)?;
         let voice_settings = self.settings.voice_settings();
         let body = serde_json::to_vec(&SpeechRequest {
             text,

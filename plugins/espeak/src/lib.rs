@@ -40,8 +40,8 @@ use crate::stream::Standby;
 /// The sample rate espeak-ng writes (the stream reports the rate from each WAV header).
 pub const SAMPLE_RATE: u32 = 22_050;
 
-/// Longest text accepted in one synthesis, in bytes (about 2 hours of speech).
-pub const MAX_TEXT_BYTES: usize = 100_000;
+/// Longest text accepted in one synthesis, in characters (about 2 hours of speech).
+pub const MAX_TEXT_CHARS: usize = 100_000;
 
 /// The espeak-ng text-to-speech provider.
 pub struct EspeakTts {
@@ -120,17 +120,7 @@ impl TextToSpeech for EspeakTts {
         options: &SynthesisOptions,
         cancel: CancelToken,
     ) -> Result<Box<dyn AudioStream>, PluginError> {
-        if text.trim().is_empty() {
-            return Err(PluginError::invalid_input(
-                "nothing to say: the text is empty",
-            ));
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(PluginError::invalid_input(format!(
-                "text is too long ({} bytes, at most {MAX_TEXT_BYTES})",
-                text.len()
-            )));
-        }
+        text_to_say(text, MAX_TEXT_CHARS)?;
         let sentences = split::split_sentences(text);
         if sentences.is_empty() {
             return Err(PluginError::invalid_input(

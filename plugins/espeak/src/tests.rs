@@ -303,7 +303,7 @@ fn empty_text_is_invalid_input() {
             .unwrap();
         assert_eq!(err.kind, ErrorKind::InvalidInput, "{text:?}: {err}");
     }
-    let long = "a ".repeat(MAX_TEXT_BYTES);
+    let long = "a ".repeat(MAX_TEXT_CHARS);
     let err = tts
         .synthesize(&long, &SynthesisOptions::default())
         .err()

@@ -89,25 +89,8 @@ impl TextToSpeech for OpenAiTts {
         options: &SynthesisOptions,
         cancel: CancelToken,
     ) -> Result<Box<dyn AudioStream>, PluginError> {
-        if text.trim().is_empty() {
-            return Err(PluginError::invalid_input(
-                "nothing to say: the text is empty",
-            ));
-        }
-        let chars = text.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(PluginError::invalid_input(format!(
-                "text is too long ({chars} characters, at most {MAX_TEXT_CHARS})"
-            )));
-        }
-        let voice = match options.voice().filter(|v| !v.is_empty()) {
-            Some(voice) => {
-                check_voice(voice)
-                    .map_err(|why| PluginError::invalid_input(format!("voice {why}")))?;
-                voice
-            }
-            None => &self.settings.voice,
-        };
+        let chars = text_to_say(text, MAX_TEXT_CHARS)?;
+        let voice = options.voice_or(&self.settings.voice, check_voice)?;
         let body = serde_json::to_vec(&SpeechRequest {
             model: &self.settings.model,
             input: text,

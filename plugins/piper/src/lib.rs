@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use plugin_api::abi::{Capabilities, HealthReport, PluginError, Role, SynthesisOptions, Voice};
 use plugin_api::abi_stable::std_types::ROption;
-use plugin_api::sdk::{AudioStream, CancelToken, PluginDefinition, TextToSpeech};
+use plugin_api::sdk::{text_to_say, AudioStream, CancelToken, PluginDefinition, TextToSpeech};
 
 use crate::model::VoiceModel;
 use crate::phonemize::Phonemizer;
@@ -42,8 +42,8 @@ use crate::settings::Settings;
 use crate::stream::{Engine, Job};
 use crate::voice::{Scales, VoiceConfig};
 
-/// Longest text accepted in one synthesis, in bytes.
-pub const MAX_TEXT_BYTES: usize = 100_000;
+/// Longest text accepted in one synthesis, in characters.
+pub const MAX_TEXT_CHARS: usize = 100_000;
 
 /// The Piper text-to-speech provider.
 pub struct PiperTts {
@@ -156,12 +156,7 @@ impl TextToSpeech for PiperTts {
         options: &SynthesisOptions,
         cancel: CancelToken,
     ) -> Result<Box<dyn AudioStream>, PluginError> {
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(PluginError::invalid_input(format!(
-                "text is too long ({} bytes, at most {MAX_TEXT_BYTES})",
-                text.len()
-            )));
-        }
+        text_to_say(text, MAX_TEXT_CHARS)?;
         self.check_request(options)?;
         let sentences = clauses::split(text);
         if sentences.is_empty() {

@@ -30,7 +30,8 @@ use plugin_api::abi::{
     TranscribeOptions, Transcript,
 };
 use plugin_api::sdk::{
-    AudioStream, CancelToken, ChannelStream, PluginDefinition, SpeechToText, TextToSpeech,
+    text_to_say, AudioStream, CancelToken, ChannelStream, PluginDefinition, SpeechToText,
+    TextToSpeech,
 };
 use serde_json::json;
 
@@ -38,6 +39,10 @@ use crate::settings::Settings;
 
 /// Audio per `audio-chunk` sent to a server: 100 ms at 16 kHz.
 const SAMPLES_PER_CHUNK: usize = 1600;
+
+/// Longest text sent in one `synthesize` event, in characters (Wyoming events are one JSON
+/// line each; about 2 hours of speech).
+pub const MAX_TEXT_CHARS: usize = 100_000;
 
 /// Checks the server's offer for `role` when it answers; a server that is down is logged.
 fn discover(settings: &Settings, role: Role) -> Result<(), PluginError> {
@@ -146,11 +151,7 @@ impl TextToSpeech for WyomingTts {
         options: &SynthesisOptions,
         cancel: CancelToken,
     ) -> Result<Box<dyn AudioStream>, PluginError> {
-        if text.trim().is_empty() {
-            return Err(PluginError::invalid_input(
-                "nothing to say: the text is empty",
-            ));
-        }
+        text_to_say(text, MAX_TEXT_CHARS)?;
         let mut voice = json!({});
         if let Some(name) = options.voice().or(self.settings.voice.as_deref()) {
             voice["name"] = name.into();
