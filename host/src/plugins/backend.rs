@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use abi_stable::std_types::{ROption, RStr};
+use abi_stable::std_types::{ROption, RResult, RStr};
 use plugin_api::abi::{
     AudioChunk, DetailedTranscript, HealthReport, PartialTranscript, Pcm16kMono, PluginError,
-    SpeechStreamBox, SttBox, SttStreamBox, SynthesisOptions, TranscribeOptions, Transcript, TtsBox,
-    Voice,
+    PluginModule_Ref, Role, SpeechStreamBox, SttBox, SttStreamBox, SynthesisOptions,
+    TranscribeOptions, Transcript, TtsBox, Voice,
 };
 
 use super::worker::{Channel, Reply, Request, Worker};
@@ -29,6 +29,52 @@ pub(crate) enum TtsBackend {
     InProcess(TtsBox),
     /// A worker process serves the calls.
     Worker(Arc<Worker>),
+}
+
+/// What building a provider of one role needs to know of its backend: the plugin
+/// constructor for the role, and how each kind of backend is wrapped.
+pub(crate) trait RoleBackend: Sized {
+    /// What the plugin's constructor returns in this process.
+    type InProcess: Send + 'static;
+    /// The role.
+    const ROLE: Role;
+    /// The plugin module's constructor for the role.
+    fn constructor(module: PluginModule_Ref) -> Constructor<Self::InProcess>;
+    /// A backend that calls the library in this process.
+    fn in_process(boxed: Self::InProcess) -> Self;
+    /// A backend that calls a worker process.
+    fn worker(worker: Arc<Worker>) -> Self;
+}
+
+/// A plugin constructor: settings text in, a provider out.
+pub(crate) type Constructor<T> = extern "C" fn(RStr<'_>) -> RResult<T, PluginError>;
+
+impl RoleBackend for SttBackend {
+    type InProcess = SttBox;
+    const ROLE: Role = Role::SpeechToText;
+    fn constructor(module: PluginModule_Ref) -> Constructor<SttBox> {
+        module.new_stt()
+    }
+    fn in_process(boxed: SttBox) -> Self {
+        SttBackend::InProcess(boxed)
+    }
+    fn worker(worker: Arc<Worker>) -> Self {
+        SttBackend::Worker(worker)
+    }
+}
+
+impl RoleBackend for TtsBackend {
+    type InProcess = TtsBox;
+    const ROLE: Role = Role::TextToSpeech;
+    fn constructor(module: PluginModule_Ref) -> Constructor<TtsBox> {
+        module.new_tts()
+    }
+    fn in_process(boxed: TtsBox) -> Self {
+        TtsBackend::InProcess(boxed)
+    }
+    fn worker(worker: Arc<Worker>) -> Self {
+        TtsBackend::Worker(worker)
+    }
 }
 
 fn unexpected(what: &str, reply: &Reply) -> PluginError {

@@ -13,7 +13,7 @@ use plugin_api::abi::{TranscribeOptions, Transcript};
 use tokio::time::Instant;
 
 use super::breaker::Admission;
-use super::provider::{ProviderError, SpeechToTextProvider, TextToSpeechProvider};
+use super::provider::{ProviderCore, ProviderError, SpeechToTextProvider};
 use super::stats::ProviderStats;
 
 /// A provider in a failover list.
@@ -26,27 +26,15 @@ pub trait Member {
     fn timeout(&self) -> Duration;
 }
 
-impl Member for SpeechToTextProvider {
+impl<P: std::ops::Deref<Target = ProviderCore>> Member for P {
     fn id(&self) -> &str {
         &self.id
     }
     fn stats(&self) -> &Arc<ProviderStats> {
-        SpeechToTextProvider::stats(self)
+        ProviderCore::stats(self)
     }
     fn timeout(&self) -> Duration {
-        SpeechToTextProvider::timeout(self)
-    }
-}
-
-impl Member for TextToSpeechProvider {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn stats(&self) -> &Arc<ProviderStats> {
-        TextToSpeechProvider::stats(self)
-    }
-    fn timeout(&self) -> Duration {
-        TextToSpeechProvider::timeout(self)
+        ProviderCore::timeout(self)
     }
 }
 

@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use abi_stable::std_types::{RResult, RStr};
+use abi_stable::std_types::RStr;
 use plugin_api::abi::{PluginError, PluginModule_Ref, Role};
 
 use crate::config::{Config, Isolation, ProviderConfig};
 pub use backend::WorkerStatus;
-use backend::{SttBackend, TtsBackend};
+use backend::{Constructor, RoleBackend};
 pub use breaker::{
     Admission, BreakerConfig, CircuitBreaker, CircuitSnapshot, CircuitState, OpenReason, Transition,
 };
@@ -397,7 +397,7 @@ impl PluginSet {
         id: &str,
         cfg: &ProviderConfig,
         role: Role,
-        new: fn(PluginModule_Ref, RStr<'_>) -> RResult<T, PluginError>,
+        constructor: fn(PluginModule_Ref) -> Constructor<T>,
     ) -> Result<(T, PluginDescription), ProviderSetupError> {
         self.validate_provider(id, cfg, role).await?;
         let plugin = self.plugin_for(id, cfg, role)?;
@@ -408,7 +408,7 @@ impl PluginSet {
             Role::TextToSpeech => "new_tts",
         };
         let inner = run_setup(id, what, cfg, move || {
-            new(module, RStr::from_str(&settings)).into_result()
+            constructor(module)(RStr::from_str(&settings)).into_result()
         })
         .await?;
         Ok((inner, plugin.info.clone()))
@@ -420,26 +420,8 @@ impl PluginSet {
         id: &str,
         cfg: &ProviderConfig,
     ) -> Result<SpeechToTextProvider, ProviderSetupError> {
-        let (inner, plugin) = match self.isolation(cfg) {
-            Isolation::Process => {
-                let (worker, name) = self.start_worker(id, cfg, Role::SpeechToText).await?;
-                (SttBackend::Worker(worker), name)
-            }
-            Isolation::InProcess => {
-                let (boxed, name) = self
-                    .construct(id, cfg, Role::SpeechToText, |m, s| (m.new_stt())(s))
-                    .await?;
-                (SttBackend::InProcess(boxed), name)
-            }
-        };
-        Ok(SpeechToTextProvider::new(
-            id.to_string(),
-            plugin,
-            inner,
-            Duration::from_millis(cfg.timeout_ms),
-            cfg.max_concurrent_calls,
-            cfg.circuit.into(),
-        ))
+        let (inner, plugin) = self.backend(id, cfg).await?;
+        Ok(SpeechToTextProvider::new(id, plugin, inner, cfg))
     }
 
     /// Builds the text-to-speech provider `id`.
@@ -448,26 +430,27 @@ impl PluginSet {
         id: &str,
         cfg: &ProviderConfig,
     ) -> Result<TextToSpeechProvider, ProviderSetupError> {
-        let (inner, plugin) = match self.isolation(cfg) {
+        let (inner, plugin) = self.backend(id, cfg).await?;
+        Ok(TextToSpeechProvider::new(id, plugin, inner, cfg))
+    }
+
+    /// Starts the provider `id`'s backend: its worker process, or its library in this process,
+    /// as `cfg.isolation` says.
+    async fn backend<B: RoleBackend>(
+        &self,
+        id: &str,
+        cfg: &ProviderConfig,
+    ) -> Result<(B, PluginDescription), ProviderSetupError> {
+        Ok(match self.isolation(cfg) {
             Isolation::Process => {
-                let (worker, name) = self.start_worker(id, cfg, Role::TextToSpeech).await?;
-                (TtsBackend::Worker(worker), name)
+                let (worker, name) = self.start_worker(id, cfg, B::ROLE).await?;
+                (B::worker(worker), name)
             }
             Isolation::InProcess => {
-                let (boxed, name) = self
-                    .construct(id, cfg, Role::TextToSpeech, |m, s| (m.new_tts())(s))
-                    .await?;
-                (TtsBackend::InProcess(boxed), name)
+                let (boxed, name) = self.construct(id, cfg, B::ROLE, B::constructor).await?;
+                (B::in_process(boxed), name)
             }
-        };
-        Ok(TextToSpeechProvider::new(
-            id.to_string(),
-            plugin,
-            inner,
-            Duration::from_millis(cfg.timeout_ms),
-            cfg.max_concurrent_calls,
-            cfg.circuit.into(),
-        ))
+        })
     }
 }
 

@@ -23,6 +23,7 @@ use super::backend::{ChunkSource, SttBackend, SttStreamBackend, TtsBackend, Work
 use super::breaker::{BreakerConfig, CircuitState, Transition};
 use super::loader::PluginDescription;
 use super::stats::{HealthAnswer, ProviderStats};
+use crate::config::ProviderConfig;
 
 /// A failed provider call, tagged with the provider's id.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -202,59 +203,101 @@ async fn call_blocking_inner<T: Send + 'static>(
     }
 }
 
-/// A configured speech-to-text provider.
-pub struct SpeechToTextProvider {
+/// What both kinds of provider handle share: who they are, the plugin behind them, their
+/// timeout, their call permits and their statistics. The handles deref to it.
+pub struct ProviderCore {
     /// Provider id from config.
     pub id: String,
     /// The plugin behind it.
     pub plugin: String,
     info: PluginDescription,
-    inner: Arc<SttBackend>,
     timeout: Duration,
     permits: Arc<Semaphore>,
     stats: Arc<ProviderStats>,
 }
 
-impl SpeechToTextProvider {
-    pub(crate) fn new(
-        id: String,
-        info: PluginDescription,
-        inner: SttBackend,
-        timeout: Duration,
-        max_concurrent: usize,
-        breaker: BreakerConfig,
-    ) -> Self {
-        SpeechToTextProvider {
-            stats: Arc::new(
-                ProviderStats::new(&id, &info.name, Role::SpeechToText).with_breaker(breaker),
-            ),
-            id,
+impl ProviderCore {
+    fn new(id: &str, info: PluginDescription, role: Role, cfg: &ProviderConfig) -> Self {
+        let breaker = BreakerConfig::from(cfg.circuit);
+        ProviderCore {
+            stats: Arc::new(ProviderStats::new(id, &info.name, role).with_breaker(breaker)),
+            id: id.to_string(),
             plugin: info.name.clone(),
             info,
-            inner: Arc::new(inner),
-            timeout,
-            permits: Arc::new(Semaphore::new(max_concurrent)),
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            permits: Arc::new(Semaphore::new(cfg.max_concurrent_calls)),
         }
     }
 
-    /// Call statistics.
+    /// Call statistics (for text to speech, latency is time to first audio).
     pub fn stats(&self) -> &Arc<ProviderStats> {
         &self.stats
     }
 
-    /// The per-call timeout.
+    /// The per-call timeout (for text to speech, for the first chunk and each one after it).
     pub fn timeout(&self) -> Duration {
         self.timeout
-    }
-
-    /// The worker process serving this provider, when it is isolated.
-    pub fn worker(&self) -> Option<WorkerStatus> {
-        self.inner.worker()
     }
 
     /// What the plugin behind it says of itself.
     pub fn plugin_info(&self) -> &PluginDescription {
         &self.info
+    }
+
+    /// Runs `f` on the blocking pool under this provider's permits, within `limit`;
+    /// `record` feeds the outcome to the statistics.
+    async fn call<T: Send + 'static>(
+        &self,
+        what: &str,
+        record: bool,
+        limit: Duration,
+        f: impl FnOnce(std::time::Instant) -> Result<T, PluginError> + Send + 'static,
+    ) -> Result<T, ProviderError> {
+        let stats = record.then_some(&*self.stats);
+        call_blocking(stats, &self.id, what, &self.permits, limit, f).await
+    }
+
+    /// Asks the plugin for its health with `health`, and records the answer (for `/health`).
+    async fn check_health_with(
+        &self,
+        health: impl FnOnce(std::time::Instant) -> Result<HealthReport, PluginError> + Send + 'static,
+    ) -> HealthAnswer {
+        record_health(
+            &self.stats,
+            self.call("health", false, self.timeout, health).await,
+        )
+    }
+}
+
+/// A configured speech-to-text provider.
+pub struct SpeechToTextProvider {
+    core: ProviderCore,
+    inner: Arc<SttBackend>,
+}
+
+impl std::ops::Deref for SpeechToTextProvider {
+    type Target = ProviderCore;
+    fn deref(&self) -> &ProviderCore {
+        &self.core
+    }
+}
+
+impl SpeechToTextProvider {
+    pub(crate) fn new(
+        id: &str,
+        info: PluginDescription,
+        inner: SttBackend,
+        cfg: &ProviderConfig,
+    ) -> Self {
+        SpeechToTextProvider {
+            core: ProviderCore::new(id, info, Role::SpeechToText, cfg),
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The worker process serving this provider, when it is isolated.
+    pub fn worker(&self) -> Option<WorkerStatus> {
+        self.inner.worker()
     }
 
     /// Transcribes 16 kHz mono audio, within the provider's timeout.
@@ -276,14 +319,9 @@ impl SpeechToTextProvider {
         limit: Duration,
     ) -> Result<Transcript, ProviderError> {
         let inner = self.inner.clone();
-        call_blocking(
-            Some(&self.stats),
-            &self.id,
-            "transcribe",
-            &self.permits,
-            limit,
-            move |deadline| inner.transcribe(&audio_16k_mono, &options, deadline),
-        )
+        self.call("transcribe", true, limit, move |deadline| {
+            inner.transcribe(&audio_16k_mono, &options, deadline)
+        })
         .await
     }
 
@@ -293,15 +331,11 @@ impl SpeechToTextProvider {
         options: TranscribeOptions,
     ) -> Result<Option<TranscriptionStream>, ProviderError> {
         let inner = self.inner.clone();
-        let stream = call_blocking(
-            None,
-            &self.id,
-            "start_stream",
-            &self.permits,
-            self.timeout,
-            move |deadline| inner.start_stream(&options, deadline),
-        )
-        .await?;
+        let stream = self
+            .call("start_stream", false, self.timeout, move |deadline| {
+                inner.start_stream(&options, deadline)
+            })
+            .await?;
         Ok(stream.map(|stream| TranscriptionStream {
             provider: self.id.clone(),
             stream: Arc::from(stream),
@@ -311,23 +345,11 @@ impl SpeechToTextProvider {
         }))
     }
 
-    /// Asks the plugin for its health.
-    pub async fn health(&self) -> Result<HealthReport, ProviderError> {
-        let inner = self.inner.clone();
-        call_blocking(
-            None,
-            &self.id,
-            "health",
-            &self.permits,
-            self.timeout,
-            move |deadline| inner.health(deadline),
-        )
-        .await
-    }
-
     /// Asks the plugin for its health and records the answer (for `/health`).
     pub async fn check_health(&self) -> HealthAnswer {
-        record_health(&self.stats, self.health().await)
+        let inner = self.inner.clone();
+        self.check_health_with(move |deadline| inner.health(deadline))
+            .await
     }
 }
 
@@ -388,15 +410,15 @@ impl Drop for TranscriptionStream {
 
 /// A configured text-to-speech provider.
 pub struct TextToSpeechProvider {
-    /// Provider id from config.
-    pub id: String,
-    /// The plugin behind it.
-    pub plugin: String,
-    info: PluginDescription,
+    core: ProviderCore,
     inner: Arc<TtsBackend>,
-    timeout: Duration,
-    permits: Arc<Semaphore>,
-    stats: Arc<ProviderStats>,
+}
+
+impl std::ops::Deref for TextToSpeechProvider {
+    type Target = ProviderCore;
+    fn deref(&self) -> &ProviderCore {
+        &self.core
+    }
 }
 
 /// One piece of synthesized audio, mono.
@@ -410,34 +432,15 @@ pub struct Audio {
 
 impl TextToSpeechProvider {
     pub(crate) fn new(
-        id: String,
+        id: &str,
         info: PluginDescription,
         inner: TtsBackend,
-        timeout: Duration,
-        max_concurrent: usize,
-        breaker: BreakerConfig,
+        cfg: &ProviderConfig,
     ) -> Self {
         TextToSpeechProvider {
-            stats: Arc::new(
-                ProviderStats::new(&id, &info.name, Role::TextToSpeech).with_breaker(breaker),
-            ),
-            id,
-            plugin: info.name.clone(),
-            info,
+            core: ProviderCore::new(id, info, Role::TextToSpeech, cfg),
             inner: Arc::new(inner),
-            timeout,
-            permits: Arc::new(Semaphore::new(max_concurrent)),
         }
-    }
-
-    /// Call statistics (latency is time to first audio).
-    pub fn stats(&self) -> &Arc<ProviderStats> {
-        &self.stats
-    }
-
-    /// The timeout for the first chunk and for each chunk after it.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// The worker process serving this provider, when it is isolated.
@@ -445,42 +448,20 @@ impl TextToSpeechProvider {
         self.inner.worker()
     }
 
-    /// What the plugin behind it says of itself.
-    pub fn plugin_info(&self) -> &PluginDescription {
-        &self.info
-    }
-
     /// The voices the plugin offers.
     pub async fn voices(&self) -> Result<Vec<Voice>, ProviderError> {
         let inner = self.inner.clone();
-        call_blocking(
-            None,
-            &self.id,
-            "voices",
-            &self.permits,
-            self.timeout,
-            move |deadline| inner.voices(deadline),
-        )
-        .await
-    }
-
-    /// Asks the plugin for its health.
-    pub async fn health(&self) -> Result<HealthReport, ProviderError> {
-        let inner = self.inner.clone();
-        call_blocking(
-            None,
-            &self.id,
-            "health",
-            &self.permits,
-            self.timeout,
-            move |deadline| inner.health(deadline),
-        )
+        self.call("voices", false, self.timeout, move |deadline| {
+            inner.voices(deadline)
+        })
         .await
     }
 
     /// Asks the plugin for its health and records the answer (for `/health`).
     pub async fn check_health(&self) -> HealthAnswer {
-        record_health(&self.stats, self.health().await)
+        let inner = self.inner.clone();
+        self.check_health_with(move |deadline| inner.health(deadline))
+            .await
     }
 
     /// Starts synthesizing `text`. Chunks are pulled on a blocking thread and delivered through
