@@ -6,10 +6,9 @@
 //!
 //! `cargo run --release -p openclaw-onnx --example model_memory -- default|lean`
 
-use std::path::Path;
 use std::time::Instant;
 
-use openclaw_onnx::{Element, Input, InputSpec, Model, ModelOptions};
+use openclaw_onnx::{Input, Model, ModelOptions};
 
 fn status_mb(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -45,39 +44,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = openclaw_onnx::models_dir().ok_or("HOME is not set")?;
     openclaw_onnx::init(&openclaw_onnx::find_runtime(None)?)?;
     println!("{mode}: runtime opened: {}", rss_mb());
-    let silero = Model::load_with(
-        &dir.join("silero_vad.onnx"),
-        &[
-            InputSpec {
-                name: "input",
-                element: Element::F32,
-                dims: &[-1, -1],
-            },
-            InputSpec {
-                name: "state",
-                element: Element::F32,
-                dims: &[2, -1, 128],
-            },
-            InputSpec {
-                name: "sr",
-                element: Element::I64,
-                dims: &[],
-            },
-        ],
-        &["output", "stateN"],
-        options,
-    )?;
+    // No signature to check here: the host checks it (`pipeline/models.rs`).
+    let silero = Model::load_with(&dir.join("silero_vad.onnx"), &[], &[], options)?;
     println!("{mode}: Silero loaded: {}", rss_mb());
-    let turn = Model::load_with(
-        Path::new(&dir.join("smart-turn-v3.2-cpu.onnx")),
-        &[InputSpec {
-            name: "input_features",
-            element: Element::F32,
-            dims: &[-1, 80, 800],
-        }],
-        &["logits"],
-        options,
-    )?;
+    let turn = Model::load_with(&dir.join("smart-turn-v3.2-cpu.onnx"), &[], &[], options)?;
     println!("{mode}: Smart Turn loaded: {}", rss_mb());
     let mut state = vec![0f32; 256];
     let mut times = Vec::new();

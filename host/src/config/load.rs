@@ -800,12 +800,7 @@ mod tests {
         ]);
         let loaded = load(good.path(), "test", Vec::<(String, String)>::new()).unwrap();
         assert_eq!(
-            loaded
-                .config
-                .discord
-                .shards
-                .map(|s| s.to_string())
-                .as_deref(),
+            loaded.config.discord.shard_label().as_deref(),
             Some("0-3/16")
         );
     }

@@ -603,6 +603,13 @@ impl Default for StorageConfig {
     }
 }
 
+impl DiscordConfig {
+    /// `shards` as configured (`0-3/16`, `auto/4`), for labels; `None` when unset.
+    pub fn shard_label(&self) -> Option<String> {
+        self.shards.map(|s| s.to_string())
+    }
+}
+
 impl Default for DiscordConfig {
     fn default() -> Self {
         DiscordConfig {

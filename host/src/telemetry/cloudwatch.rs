@@ -594,16 +594,7 @@ fn describe<E: std::error::Error + ProvideErrorMetadata>(e: &E) -> String {
     match (e.code(), e.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
-        _ => {
-            let mut text = e.to_string();
-            let mut source = e.source();
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
-        }
+        _ => super::with_sources(e.to_string(), e.source()),
     }
 }
 

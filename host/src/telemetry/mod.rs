@@ -115,12 +115,7 @@ fn start_cloudwatch(loaded: &LoadedConfig) -> std::io::Result<()> {
     let settings = cloudwatch::Settings::from_config(
         c,
         &loaded.environment,
-        loaded
-            .config
-            .discord
-            .shards
-            .map(|s| s.to_string())
-            .as_deref(),
+        loaded.config.discord.shard_label().as_deref(),
     );
     cloudwatch::install(settings)
 }
@@ -154,6 +149,21 @@ pub fn capture_fatal(message: &str) {
     if ::sentry::Hub::current().client().is_some() {
         ::sentry::capture_message(message, ::sentry::Level::Fatal);
     }
+}
+
+/// `text` followed by the messages of `source` and its own sources, each after `": "`: an
+/// error's whole chain on one line.
+pub fn with_sources(
+    mut text: String,
+    source: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
+    let mut source = source;
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// `text` with secrets replaced, for command output that carries provider or agent error

@@ -87,11 +87,5 @@ fn without_url(e: &(dyn std::error::Error + 'static)) -> String {
     if let Some(i) = text.find(" for url (") {
         text.truncate(i);
     }
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    crate::telemetry::with_sources(text, e.source())
 }
