@@ -29,6 +29,7 @@ use plugin_api::prelude::*;
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::pool::{BreakerSettings, Lease, Pool};
 
@@ -39,10 +40,11 @@ const MAX_ERROR_BODY: u64 = 64 * 1024;
 /// What replaces a key, or anything that looks like one, in a message.
 const REDACTED: &str = "[redacted]";
 
-/// An API key read from the environment. `Debug` shows the variable's name, never the value.
+/// An API key read from the environment (a `secrecy` secret, zeroed when dropped). `Debug`
+/// shows the variable's name, never the value.
 #[derive(Clone)]
 pub struct ApiKey {
-    value: String,
+    value: SecretString,
     var: String,
 }
 
@@ -52,7 +54,7 @@ impl ApiKey {
     pub fn from_env(plugin: &str, var: &str) -> Result<Self, PluginError> {
         let value = secret_from_env(plugin, var)?;
         Ok(ApiKey {
-            value: value.trim().to_string(),
+            value: value.trim().into(),
             var: var.to_string(),
         })
     }
@@ -64,7 +66,7 @@ impl ApiKey {
 
     /// `text` with every occurrence of the key replaced.
     pub fn redact(&self, text: &str) -> String {
-        text.replace(&self.value, REDACTED)
+        text.replace(self.value.expose_secret(), REDACTED)
     }
 }
 
@@ -368,8 +370,14 @@ impl Api {
             return Ok(request);
         };
         let (name, text) = match self.auth {
-            AuthScheme::Bearer => (AUTHORIZATION, format!("Bearer {}", key.value)),
-            AuthScheme::Header(name) => (HeaderName::from_static(name), key.value.clone()),
+            AuthScheme::Bearer => (
+                AUTHORIZATION,
+                format!("Bearer {}", key.value.expose_secret()),
+            ),
+            AuthScheme::Header(name) => (
+                HeaderName::from_static(name),
+                key.value.expose_secret().to_string(),
+            ),
         };
         let mut value = HeaderValue::from_str(&text).map_err(|_| {
             PluginError::config(format!(

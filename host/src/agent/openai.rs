@@ -1,12 +1,12 @@
 //! The `openai-chat` agent: streaming `POST {base_url}/v1/chat/completions` (server-sent
 //! events), as the OpenClaw gateway, OpenAI and Ollama speak it.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -14,22 +14,12 @@ use super::{AgentError, AgentRequest, Memory, ReplyStream};
 use crate::config::AgentConfig;
 use crate::telemetry::hash_user;
 
-/// A bearer token; never printed.
-#[derive(Clone)]
-struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 /// A client for an OpenAI-compatible chat server.
 #[derive(Debug)]
 pub struct OpenAiChat {
     client: reqwest::Client,
     url: String,
-    token: Option<Secret>,
+    token: Option<SecretString>,
     model: String,
     system_prompt: String,
     max_tokens: u32,
@@ -46,7 +36,7 @@ impl OpenAiChat {
         let token = match &cfg.api_key_env {
             None => None,
             Some(var) => match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Some(Secret(v.trim().to_string())),
+                Ok(v) if !v.trim().is_empty() => Some(SecretString::from(v.trim())),
                 _ => {
                     return Err(AgentError::Config(format!(
                         "the agent needs the environment variable {var} (agent.api_key_env), \
@@ -168,7 +158,7 @@ impl OpenAiChat {
             .header("accept", "text/event-stream")
             .json(&self.body(request));
         if let Some(token) = &self.token {
-            http = http.bearer_auth(&token.0);
+            http = http.bearer_auth(token.expose_secret());
         }
         let response = tokio::time::timeout_at(first_token_deadline, http.send())
             .await
@@ -606,7 +596,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_token() {
-        let s = Secret("sk-very-secret".into());
+        let s = SecretString::from("sk-very-secret");
         assert!(!format!("{s:?}").contains("sk-very"));
     }
 }

@@ -2,26 +2,27 @@
 //! aimed at `discord.api_base_url` (serenity's proxy setting) or discord.com, and the calls
 //! the commands make outside the gateway (who am I, which application, register commands).
 
-use std::fmt;
 
 use serenity::all::{ApplicationId, Command, GuildId, Http, HttpBuilder};
 
 use super::slash;
+use secrecy::{ExposeSecret, SecretString};
+
 use super::DiscordError;
 use crate::config::DiscordConfig;
 
 /// Discord's API base when `discord.api_base_url` is not set.
 pub const DEFAULT_API_BASE: &str = "https://discord.com";
 
-/// The bot token. `Debug` and `Display` never show it.
-#[derive(Clone)]
-pub struct BotToken(String);
+/// The bot token (a `secrecy` secret: `Debug` never shows it, and it is zeroed when dropped).
+#[derive(Clone, Debug)]
+pub struct BotToken(SecretString);
 
 impl BotToken {
     /// Reads the variable `discord.token_env` names.
     pub fn from_env(config: &DiscordConfig) -> Result<BotToken, DiscordError> {
         match std::env::var(&config.token_env) {
-            Ok(v) if !v.trim().is_empty() => Ok(BotToken(v.trim().to_string())),
+            Ok(v) if !v.trim().is_empty() => Ok(BotToken(v.trim().into())),
             _ => Err(DiscordError::MissingToken {
                 var: config.token_env.clone(),
             }),
@@ -30,13 +31,7 @@ impl BotToken {
 
     /// The token itself, for serenity.
     pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for BotToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BotToken(<redacted>)")
+        self.0.expose_secret()
     }
 }
 
