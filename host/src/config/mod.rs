@@ -18,5 +18,5 @@ pub use load::{
 };
 pub use provenance::Origins;
 pub use schema::*;
-pub use secrets::{is_variable_name, looks_like_secret};
+pub use secrets::{is_variable_name, looks_like_secret, names_secret, NameMatch};
 pub use validate::check_stream_template;

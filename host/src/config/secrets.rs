@@ -8,19 +8,46 @@ use toml::{Table, Value};
 
 use super::load::ConfigError;
 
-/// Key names whose values would be secrets, alone or as a suffix after `_`
-/// (`api_key`, `openai_api_key`); they are refused in files (use `<key>_env`).
-const SECRET_KEYS: &[&str] = &[
+/// Names of things that hold secrets: the one list that config checks and log scrubbing
+/// share, each with its own [`NameMatch`].
+const SECRET_NAMES: &[&str] = &[
     "api_key",
     "apikey",
+    "api-key",
     "token",
-    "bot_token",
     "password",
+    "passwd",
     "secret",
-    "client_secret",
     "dsn",
     "authorization",
+    "cookie",
 ];
+
+/// How a name is matched against [`SECRET_NAMES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameMatch {
+    /// The whole name, or its end after `_` (`api_key`, `openai_api_key`; not `max_tokens`):
+    /// configuration keys, which are refused when they match.
+    Key,
+    /// The name's end (`x-api-key`, `bot_token`): the key before a value in free text.
+    /// `authorization` and `cookie` are left to the shape rules there: what follows them is a
+    /// scheme or a cookie's name (`Authorization: Bearer …`), not the secret itself.
+    Suffix,
+    /// Anywhere in the name (`session_cookie_v2`): structured log fields, redacted.
+    Anywhere,
+}
+
+/// Whether `name` names a secret, matched as `how` says (case-insensitively).
+pub fn names_secret(name: &str, how: NameMatch) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_NAMES.iter().any(|s| match how {
+        NameMatch::Key => {
+            name == *s || name.strip_suffix(s).is_some_and(|head| head.ends_with('_'))
+        }
+        NameMatch::Suffix => !matches!(*s, "authorization" | "cookie") && name.ends_with(s),
+        NameMatch::Anywhere => name.contains(s),
+    })
+}
 
 /// Prefixes of well-known API key formats (OpenAI, Stripe-style, Slack, GitHub, GitLab).
 const KEY_PREFIXES: &[&str] = &[
@@ -60,12 +87,8 @@ pub fn looks_like_secret(run: &str) -> bool {
     false
 }
 
-/// Whether a key is named like a secret: one of [`SECRET_KEYS`], or ending in `_` + one.
-fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    SECRET_KEYS
-        .iter()
-        .any(|s| key == *s || key.strip_suffix(s).is_some_and(|head| head.ends_with('_')))
+fn names_secret_key(key: &str) -> bool {
+    names_secret(key, NameMatch::Key)
 }
 
 /// Whether `value` can be an environment variable's name (`OPENAI_API_KEY`).
@@ -99,7 +122,7 @@ pub(super) fn find_secrets(
                 });
             }
             Value::String(_) if k.ends_with("_env") => {}
-            _ if is_secret_key(k) || secret_shaped => errors.push(ConfigError::SecretInFile {
+            _ if names_secret_key(k) || secret_shaped => errors.push(ConfigError::SecretInFile {
                 origin: origin.to_string(),
                 key: key.clone(),
             }),
@@ -112,6 +135,25 @@ pub(super) fn find_secrets(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_list_three_ways_of_matching() {
+        use NameMatch::{Anywhere, Key, Suffix};
+        for (name, key, suffix, anywhere) in [
+            ("api_key", true, true, true),
+            ("OPENAI_API_KEY", true, true, true),
+            ("x-api-key", false, true, true),
+            ("max_tokens", false, false, true),
+            ("token_env", false, false, true),
+            ("Authorization", true, false, true),
+            ("session_cookie_v2", false, false, true),
+            ("voice", false, false, false),
+        ] {
+            assert_eq!(names_secret(name, Key), key, "{name} as a key");
+            assert_eq!(names_secret(name, Suffix), suffix, "{name} as a suffix");
+            assert_eq!(names_secret(name, Anywhere), anywhere, "{name} anywhere");
+        }
+    }
 
     fn found(text: &str) -> Vec<ConfigError> {
         let mut errors = Vec::new();

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::config::{collect_env_keys, looks_like_secret, Config};
+use crate::config::{collect_env_keys, looks_like_secret, names_secret, Config, NameMatch};
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -35,19 +35,6 @@ const SPEECH_FIELDS: &[&str] = &[
     "utterance",
     "prompt",
     "content",
-];
-
-/// Parts of field names whose values are secrets.
-const SECRET_FIELD_PARTS: &[&str] = &[
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "authorization",
-    "api_key",
-    "apikey",
-    "cookie",
-    "dsn",
 ];
 
 /// Values of variables that only look secret by name must be at least this long.
@@ -146,7 +133,7 @@ impl Scrubber {
 /// Whether a field of this name holds a secret or speech.
 pub fn is_sensitive_field(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    SPEECH_FIELDS.contains(&lower.as_str()) || SECRET_FIELD_PARTS.iter().any(|p| lower.contains(p))
+    SPEECH_FIELDS.contains(&lower.as_str()) || names_secret(&lower, NameMatch::Anywhere)
 }
 
 /// The environment variables the configuration names as holding secrets.
@@ -190,13 +177,7 @@ fn preceded_by_secret_key(before: &str) -> bool {
         .into_iter()
         .rev()
         .collect();
-    let key = key.to_ascii_lowercase();
-    !key.is_empty()
-        && [
-            "token", "secret", "password", "passwd", "api_key", "apikey", "api-key", "dsn",
-        ]
-        .iter()
-        .any(|k| key.ends_with(k))
+    !key.is_empty() && names_secret(&key, NameMatch::Suffix)
 }
 
 /// Applies the shape rules; `None` when nothing matched.

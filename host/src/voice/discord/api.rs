@@ -2,7 +2,6 @@
 //! aimed at `discord.api_base_url` (serenity's proxy setting) or discord.com, and the calls
 //! the commands make outside the gateway (who am I, which application, register commands).
 
-
 use serenity::all::{ApplicationId, Command, GuildId, Http, HttpBuilder};
 
 use super::slash;
