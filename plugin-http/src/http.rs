@@ -571,19 +571,7 @@ pub fn classify_status(
     };
     let fail = |error: PluginError, retry: bool| Failure { error, retry };
     match status {
-        401..=403 => {
-            let why = match key {
-                Some(key) => format!("the API did not accept the key in {}", key.var()),
-                None => "no key was sent; set `api_key_env` to the variable holding one".into(),
-            };
-            fail(
-                PluginError::auth(format!(
-                    "{plugin}: {what} was refused (HTTP {status}): {why}: {text}"
-                ))
-                .with_retryable(false),
-                false,
-            )
-        }
+        401..=403 => fail(refused(plugin, what, status, key, &text), false),
         404 => fail(
             PluginError::config(format!(
                 "{plugin}: {what}: not found (HTTP 404); check `base_url` and the model: {text}"
@@ -599,18 +587,8 @@ pub fn classify_status(
         ),
         429 => {
             // A spent quota does not come back by waiting a second.
-            let quota = api.code.contains("quota");
-            let after = retry_after
-                .map(|d| format!(", retry after {} ms", d.as_millis()))
-                .unwrap_or_default();
-            fail(
-                PluginError::rate_limited(
-                    format!("{plugin}: {what}: rate limited (HTTP 429{after}): {text}"),
-                    retry_after.map(|d| d.as_millis() as u64),
-                )
-                .with_retryable(!quota),
-                !quota,
-            )
+            let retry = !api.code.contains("quota");
+            fail(rate_limited(plugin, what, retry_after, &text, retry), retry)
         }
         500..=599 => fail(
             PluginError::unavailable(format!(
@@ -634,6 +612,36 @@ pub fn classify_status(
             false,
         ),
     }
+}
+
+/// A 401-403: the key was refused, or none was sent.
+fn refused(plugin: &str, what: &str, status: u16, key: Option<&ApiKey>, text: &str) -> PluginError {
+    let why = match key {
+        Some(key) => format!("the API did not accept the key in {}", key.var()),
+        None => "no key was sent; set `api_key_env` to the variable holding one".into(),
+    };
+    PluginError::auth(format!(
+        "{plugin}: {what} was refused (HTTP {status}): {why}: {text}"
+    ))
+    .with_retryable(false)
+}
+
+/// A 429, retryable unless `retry` says the quota is spent.
+fn rate_limited(
+    plugin: &str,
+    what: &str,
+    retry_after: Option<Duration>,
+    text: &str,
+    retry: bool,
+) -> PluginError {
+    let after = retry_after
+        .map(|d| format!(", retry after {} ms", d.as_millis()))
+        .unwrap_or_default();
+    PluginError::rate_limited(
+        format!("{plugin}: {what}: rate limited (HTTP 429{after}): {text}"),
+        retry_after.map(|d| d.as_millis() as u64),
+    )
+    .with_retryable(retry)
 }
 
 /// The human part of an API's error body, and its machine code where it has one.
