@@ -127,6 +127,9 @@ pub trait TranscriptionStream: Send + 'static {
     fn finish(&mut self) -> Result<DetailedTranscript, PluginError>;
 }
 
+/// What [`TextToSpeech::synthesize`] returns: the stream of audio, or why there is none.
+pub type Synthesis = Result<Box<dyn AudioStream>, PluginError>;
+
 /// A text-to-speech engine, written as plain Rust.
 ///
 /// ```
@@ -159,12 +162,7 @@ pub trait TranscriptionStream: Send + 'static {
 pub trait TextToSpeech: Send + Sync + 'static {
     /// Starts synthesizing `text`. Long work belongs in the returned stream, so the host can
     /// play the first chunk while the rest is made. Check `cancel` in long loops.
-    fn synthesize(
-        &self,
-        text: &str,
-        options: &SynthesisOptions,
-        cancel: CancelToken,
-    ) -> Result<Box<dyn AudioStream>, PluginError>;
+    fn synthesize(&self, text: &str, options: &SynthesisOptions, cancel: CancelToken) -> Synthesis;
 
     /// The voices on offer. The default is none listed.
     fn voices(&self) -> Result<Vec<Voice>, PluginError> {

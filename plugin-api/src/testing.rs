@@ -566,7 +566,7 @@ mod tests {
             text: &str,
             options: &SynthesisOptions,
             cancel: CancelToken,
-        ) -> Result<Box<dyn AudioStream>, PluginError> {
+        ) -> Synthesis {
             if text.is_empty() {
                 return Err(PluginError::invalid_input("empty"));
             }

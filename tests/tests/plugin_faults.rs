@@ -178,7 +178,7 @@ fn working_providers_carry_audio_text_and_voices_across_the_abi() {
     let voices = block_on(providers.tts[0].voices()).expect("voices");
     assert_eq!(voices.len(), 1);
     assert_eq!(voices[0].id, "fault");
-    assert!(block_on(providers.stt[0].health()).expect("health").healthy);
+    assert!(block_on(providers.stt[0].check_health()).healthy);
 }
 
 #[test]

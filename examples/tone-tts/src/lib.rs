@@ -67,12 +67,7 @@ struct ToneVoice {
 }
 
 impl TextToSpeech for ToneVoice {
-    fn synthesize(
-        &self,
-        text: &str,
-        options: &SynthesisOptions,
-        cancel: CancelToken,
-    ) -> Result<Box<dyn AudioStream>, PluginError> {
+    fn synthesize(&self, text: &str, options: &SynthesisOptions, cancel: CancelToken) -> Synthesis {
         let hz = frequency(options.voice().unwrap_or(&self.settings.voice))?;
         let words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
         if words.is_empty() {

@@ -203,6 +203,44 @@ async fn call_blocking_inner<T: Send + 'static>(
     }
 }
 
+/// Declares a provider handle: its [`ProviderCore`] (which it derefs to) and its backend,
+/// with `new` and `worker`.
+macro_rules! provider_handle {
+    ($(#[$doc:meta])* $name:ident($backend:ty, $role:expr)) => {
+        $(#[$doc])*
+        pub struct $name {
+            core: ProviderCore,
+            inner: Arc<$backend>,
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = ProviderCore;
+            fn deref(&self) -> &ProviderCore {
+                &self.core
+            }
+        }
+
+        impl $name {
+            pub(crate) fn new(
+                id: &str,
+                info: PluginDescription,
+                inner: $backend,
+                cfg: &ProviderConfig,
+            ) -> Self {
+                $name {
+                    core: ProviderCore::new(id, info, $role, cfg),
+                    inner: Arc::new(inner),
+                }
+            }
+
+            /// The worker process serving this provider, when it is isolated.
+            pub fn worker(&self) -> Option<WorkerStatus> {
+                self.inner.worker()
+            }
+        }
+    };
+}
+
 /// What both kinds of provider handle share: who they are, the plugin behind them, their
 /// timeout, their call permits and their statistics. The handles deref to it.
 pub struct ProviderCore {
@@ -269,37 +307,12 @@ impl ProviderCore {
     }
 }
 
-/// A configured speech-to-text provider.
-pub struct SpeechToTextProvider {
-    core: ProviderCore,
-    inner: Arc<SttBackend>,
-}
-
-impl std::ops::Deref for SpeechToTextProvider {
-    type Target = ProviderCore;
-    fn deref(&self) -> &ProviderCore {
-        &self.core
-    }
+provider_handle! {
+    /// A configured speech-to-text provider.
+    SpeechToTextProvider(SttBackend, Role::SpeechToText)
 }
 
 impl SpeechToTextProvider {
-    pub(crate) fn new(
-        id: &str,
-        info: PluginDescription,
-        inner: SttBackend,
-        cfg: &ProviderConfig,
-    ) -> Self {
-        SpeechToTextProvider {
-            core: ProviderCore::new(id, info, Role::SpeechToText, cfg),
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// The worker process serving this provider, when it is isolated.
-    pub fn worker(&self) -> Option<WorkerStatus> {
-        self.inner.worker()
-    }
-
     /// Transcribes 16 kHz mono audio, within the provider's timeout.
     pub async fn transcribe(
         &self,
@@ -408,17 +421,9 @@ impl Drop for TranscriptionStream {
     }
 }
 
-/// A configured text-to-speech provider.
-pub struct TextToSpeechProvider {
-    core: ProviderCore,
-    inner: Arc<TtsBackend>,
-}
-
-impl std::ops::Deref for TextToSpeechProvider {
-    type Target = ProviderCore;
-    fn deref(&self) -> &ProviderCore {
-        &self.core
-    }
+provider_handle! {
+    /// A configured text-to-speech provider.
+    TextToSpeechProvider(TtsBackend, Role::TextToSpeech)
 }
 
 /// One piece of synthesized audio, mono.
@@ -431,23 +436,6 @@ pub struct Audio {
 }
 
 impl TextToSpeechProvider {
-    pub(crate) fn new(
-        id: &str,
-        info: PluginDescription,
-        inner: TtsBackend,
-        cfg: &ProviderConfig,
-    ) -> Self {
-        TextToSpeechProvider {
-            core: ProviderCore::new(id, info, Role::TextToSpeech, cfg),
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// The worker process serving this provider, when it is isolated.
-    pub fn worker(&self) -> Option<WorkerStatus> {
-        self.inner.worker()
-    }
-
     /// The voices the plugin offers.
     pub async fn voices(&self) -> Result<Vec<Voice>, ProviderError> {
         let inner = self.inner.clone();

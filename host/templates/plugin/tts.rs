@@ -45,16 +45,9 @@ struct Provider {
 }
 
 impl TextToSpeech for Provider {
-    fn synthesize(
-        &self,
-        text: &str,
-        _options: &SynthesisOptions,
-        cancel: CancelToken,
-    ) -> Result<Box<dyn AudioStream>, PluginError> {
+    fn synthesize(&self, text: &str, _: &SynthesisOptions, cancel: CancelToken) -> Synthesis {
+        text_to_say(text, 10_000)?;
         let words = text.split_whitespace().count();
-        if words == 0 {
-            return Err(PluginError::invalid_input("nothing to say: the text is empty"));
-        }
         Ok(Box::new(Beeps {
             left: words,
             settings: self.settings.clone(),

@@ -62,13 +62,8 @@ struct SpeechRequest<'a> {
 }
 
 impl ElevenLabs {
-    /// Builds a provider from its settings (TOML text): checks them and reads the key. Makes no
-    /// request.
-    pub fn new(settings_text: &str) -> Result<Self, PluginError> {
-        Self::from_settings(Settings::parse(settings_text)?)
-    }
-
-    /// Builds a provider from checked settings (what the plugin's definition does).
+    /// Builds a provider from checked settings (what the plugin's definition does): reads the
+    /// key, makes no request.
     pub fn from_settings(settings: Settings) -> Result<Self, PluginError> {
         let api = Arc::new(Api::new(settings.api())?);
         Ok(ElevenLabs { settings, api })
@@ -87,12 +82,7 @@ impl ElevenLabs {
 }
 
 impl TextToSpeech for ElevenLabs {
-    fn synthesize(
-        &self,
-        text: &str,
-        options: &SynthesisOptions,
-        cancel: CancelToken,
-    ) -> Result<Box<dyn AudioStream>, PluginError> {
+    fn synthesize(&self, text: &str, options: &SynthesisOptions, cancel: CancelToken) -> Synthesis {
         let chars = text_to_say(text, MAX_TEXT_CHARS)?;
         let voice_id = options.voice_or(&self.settings.voice_id, check_voice_id)?;
         let voice_settings = self.settings.voice_settings();

@@ -114,12 +114,7 @@ fn default_prosody(settings: &Settings) -> Prosody {
 }
 
 impl TextToSpeech for EspeakTts {
-    fn synthesize(
-        &self,
-        text: &str,
-        options: &SynthesisOptions,
-        cancel: CancelToken,
-    ) -> Result<Box<dyn AudioStream>, PluginError> {
+    fn synthesize(&self, text: &str, options: &SynthesisOptions, cancel: CancelToken) -> Synthesis {
         text_to_say(text, MAX_TEXT_CHARS)?;
         let sentences = split::split_sentences(text);
         if sentences.is_empty() {

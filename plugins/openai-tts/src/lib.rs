@@ -69,13 +69,8 @@ struct SpeechRequest<'a> {
 }
 
 impl OpenAiTts {
-    /// Builds a provider from its settings (TOML text): checks them and reads the key. Makes no
-    /// request.
-    pub fn new(settings_text: &str) -> Result<Self, PluginError> {
-        Self::from_settings(Settings::parse(settings_text)?)
-    }
-
-    /// Builds a provider from checked settings (what the plugin's definition does).
+    /// Builds a provider from checked settings (what the plugin's definition does): reads the
+    /// key, makes no request.
     pub fn from_settings(settings: Settings) -> Result<Self, PluginError> {
         let api = Arc::new(Api::new(settings.api())?);
         Ok(OpenAiTts { settings, api })
@@ -83,12 +78,7 @@ impl OpenAiTts {
 }
 
 impl TextToSpeech for OpenAiTts {
-    fn synthesize(
-        &self,
-        text: &str,
-        options: &SynthesisOptions,
-        cancel: CancelToken,
-    ) -> Result<Box<dyn AudioStream>, PluginError> {
+    fn synthesize(&self, text: &str, options: &SynthesisOptions, cancel: CancelToken) -> Synthesis {
         let chars = text_to_say(text, MAX_TEXT_CHARS)?;
         let voice = options.voice_or(&self.settings.voice, check_voice)?;
         let body = serde_json::to_vec(&SpeechRequest {

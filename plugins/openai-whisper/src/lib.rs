@@ -54,13 +54,8 @@ pub struct OpenAiWhisper {
 }
 
 impl OpenAiWhisper {
-    /// Builds a provider from its settings (TOML text): checks them and reads the key. Makes no
-    /// request.
-    pub fn new(settings_text: &str) -> Result<Self, PluginError> {
-        Self::from_settings(Settings::parse(settings_text)?)
-    }
-
-    /// Builds a provider from checked settings (what the plugin's definition does).
+    /// Builds a provider from checked settings (what the plugin's definition does): reads the
+    /// key, makes no request.
     pub fn from_settings(settings: Settings) -> Result<Self, PluginError> {
         let api = Api::new(settings.api())?;
         Ok(OpenAiWhisper {

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use plugin_api::abi::{Capabilities, HealthReport, PluginError, Role, SynthesisOptions, Voice};
 use plugin_api::abi_stable::std_types::ROption;
-use plugin_api::sdk::{text_to_say, AudioStream, CancelToken, PluginDefinition, TextToSpeech};
+use plugin_api::sdk::{text_to_say, CancelToken, PluginDefinition, Synthesis, TextToSpeech};
 
 use crate::model::VoiceModel;
 use crate::phonemize::Phonemizer;
@@ -150,12 +150,7 @@ fn check(settings_text: &str) -> Result<(Settings, VoiceConfig, Phonemizer), Plu
 }
 
 impl TextToSpeech for PiperTts {
-    fn synthesize(
-        &self,
-        text: &str,
-        options: &SynthesisOptions,
-        cancel: CancelToken,
-    ) -> Result<Box<dyn AudioStream>, PluginError> {
+    fn synthesize(&self, text: &str, options: &SynthesisOptions, cancel: CancelToken) -> Synthesis {
         text_to_say(text, MAX_TEXT_CHARS)?;
         self.check_request(options)?;
         let sentences = clauses::split(text);

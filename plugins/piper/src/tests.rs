@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use plugin_api::abi::{ErrorKind, Role, SynthesisOptions};
 use plugin_api::abi_stable::std_types::{ROption, RString};
-use plugin_api::sdk::CancelToken;
+use plugin_api::sdk::{AudioStream, CancelToken};
 use plugin_api::testing::TestPlugin;
 use unicode_normalization::UnicodeNormalization;
 

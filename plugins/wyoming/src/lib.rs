@@ -30,7 +30,7 @@ use plugin_api::abi::{
     TranscribeOptions, Transcript,
 };
 use plugin_api::sdk::{
-    text_to_say, AudioStream, CancelToken, ChannelStream, PluginDefinition, SpeechToText,
+    text_to_say, CancelToken, ChannelStream, PluginDefinition, SpeechToText, Synthesis,
     TextToSpeech,
 };
 use serde_json::json;
@@ -145,12 +145,7 @@ impl WyomingTts {
 }
 
 impl TextToSpeech for WyomingTts {
-    fn synthesize(
-        &self,
-        text: &str,
-        options: &SynthesisOptions,
-        cancel: CancelToken,
-    ) -> Result<Box<dyn AudioStream>, PluginError> {
+    fn synthesize(&self, text: &str, options: &SynthesisOptions, cancel: CancelToken) -> Synthesis {
         text_to_say(text, MAX_TEXT_CHARS)?;
         let mut voice = json!({});
         if let Some(name) = options.voice().or(self.settings.voice.as_deref()) {
