@@ -162,7 +162,13 @@ pub type Synthesis = Result<Box<dyn AudioStream>, PluginError>;
 pub trait TextToSpeech: Send + Sync + 'static {
     /// Starts synthesizing `text`. Long work belongs in the returned stream, so the host can
     /// play the first chunk while the rest is made. Check `cancel` in long loops.
-    fn synthesize(&self, text: &str, options: &SynthesisOptions, cancel: CancelToken) -> Synthesis;
+    /// Implementations may write the return type as [`Synthesis`].
+    fn synthesize(
+        &self,
+        text: &str,
+        options: &SynthesisOptions,
+        cancel: CancelToken,
+    ) -> Result<Box<dyn AudioStream>, PluginError>;
 
     /// The voices on offer. The default is none listed.
     fn voices(&self) -> Result<Vec<Voice>, PluginError> {
