@@ -40,14 +40,6 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-impl StoreError {
-    /// Whether trying again later may work (a query or server error), as opposed to a file
-    /// or configuration problem an operator must fix.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Query(_) | StoreError::Server { .. })
-    }
-}
-
 /// A setting value that cannot be used; the message is shown to the server admin.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]

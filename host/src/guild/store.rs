@@ -27,7 +27,7 @@ use super::settings::{GuildDefaults, GuildSettings, SettingKey};
 use crate::config::StorageConfig;
 
 /// The migrations, in order, compiled in: (version, description, SQL).
-pub const MIGRATIONS: [(i64, &str, &str); 2] = [
+pub(crate) const MIGRATIONS: [(i64, &str, &str); 2] = [
     (
         1,
         "guild settings",
@@ -42,7 +42,7 @@ pub const MIGRATIONS: [(i64, &str, &str); 2] = [
 
 /// The first `count` embedded migrations, as sqlx wants them.
 #[derive(Debug, Clone, Copy)]
-pub struct EmbeddedMigrations(pub usize);
+pub(crate) struct EmbeddedMigrations(pub usize);
 
 impl<'s> MigrationSource<'s> for EmbeddedMigrations {
     fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
@@ -190,17 +190,9 @@ impl GuildStore {
         }
     }
 
-    /// Why the store is unavailable, if it is.
-    pub fn unavailable_reason(&self) -> Option<&str> {
-        match &self.db {
-            Db::Unavailable(why) => Some(why),
-            _ => None,
-        }
-    }
-
     /// Applies the first `count` embedded migrations (all of them at start; fewer in tests
     /// that build a database as an earlier release left it).
-    pub async fn migrate(&self, count: usize) -> Result<(), StoreError> {
+    pub(crate) async fn migrate(&self, count: usize) -> Result<(), StoreError> {
         let migrator = Migrator::new(EmbeddedMigrations(count))
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
@@ -333,7 +325,8 @@ impl GuildStore {
     }
 
     /// How many settings rows `by` (a hashed user id) wrote.
-    pub async fn count_by(&self, by: &str) -> Result<i64, StoreError> {
+    #[cfg(test)]
+    pub(crate) async fn count_by(&self, by: &str) -> Result<i64, StoreError> {
         let sql = "SELECT COUNT(*) FROM guild_settings WHERE updated_by = $1";
         on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
             .bind(by)

@@ -6,7 +6,7 @@
 //! only ("hey", "ok", "um"…), so "I told Claw yesterday" does not wake the bot.
 
 /// How many words may come before the name (greetings and fillers only).
-pub const LEAD_WORDS: usize = 3;
+pub(crate) const LEAD_WORDS: usize = 3;
 
 /// Words that may come before a wake name.
 const LEADS: [&str; 14] = [

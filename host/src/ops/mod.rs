@@ -75,7 +75,7 @@ pub struct AgentHealth {
 
 /// Whether the process takes traffic, and what it still waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// Ready for traffic.
     pub ready: bool,
     /// What is not up yet: `config`, `providers`, `discord_gateway`, or `shutting_down`.
@@ -123,7 +123,7 @@ impl OpsState {
     }
 
     /// State with nothing up yet (for tests and benchmarks; commands use [`OpsState::new`]).
-    pub fn with_environment(
+    pub(crate) fn with_environment(
         environment: &str,
         token: Option<String>,
     ) -> Result<Arc<OpsState>, MetricsError> {
@@ -150,7 +150,7 @@ impl OpsState {
     }
 
     /// Time since the process started serving.
-    pub fn uptime(&self) -> std::time::Duration {
+    pub(crate) fn uptime(&self) -> std::time::Duration {
         self.started.elapsed()
     }
 
@@ -164,14 +164,15 @@ impl OpsState {
         self.token.as_deref()
     }
 
-    /// Marks the configuration as loaded.
-    pub fn set_config_loaded(&self) {
+    /// Marks the configuration as loaded (`new` does, for the process).
+    #[cfg(test)]
+    pub(crate) fn set_config_loaded(&self) {
         self.config_loaded.store(true, Ordering::SeqCst);
     }
 
     /// Records the built providers, the loaded plugins and the agent; the process is ready
     /// once the gateway is too.
-    pub fn set_components(&self, components: Components) {
+    pub(crate) fn set_components(&self, components: Components) {
         match self.components.write() {
             Ok(mut c) => *c = components,
             Err(p) => *p.into_inner() = components,
@@ -180,7 +181,7 @@ impl OpsState {
     }
 
     /// Sets the gateway's state.
-    pub fn set_gateway(&self, status: GatewayStatus) {
+    pub(crate) fn set_gateway(&self, status: GatewayStatus) {
         *lock(&self.gateway) = status;
     }
 
@@ -190,7 +191,7 @@ impl OpsState {
     }
 
     /// Sets the guild settings store's state.
-    pub fn set_storage(&self, status: StorageStatus) {
+    pub(crate) fn set_storage(&self, status: StorageStatus) {
         *lock(&self.storage) = status;
     }
 
@@ -200,18 +201,18 @@ impl OpsState {
     }
 
     /// Marks the process as shutting down: `/ready` answers 503 from now on.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
 
     /// Whether the process is shutting down.
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
 
     /// Ready when the config is loaded, the providers are built, the gateway (when
     /// configured) is up, and the process is not shutting down.
-    pub fn readiness(&self) -> Readiness {
+    pub(crate) fn readiness(&self) -> Readiness {
         let mut waiting_for = Vec::new();
         if !self.config_loaded.load(Ordering::SeqCst) {
             waiting_for.push("config");
@@ -232,7 +233,7 @@ impl OpsState {
     }
 
     /// Counts a voice connection for as long as the returned guard lives.
-    pub fn voice_connection(self: &Arc<Self>) -> VoiceConnectionGuard {
+    pub(crate) fn voice_connection(self: &Arc<Self>) -> VoiceConnectionGuard {
         self.metrics.connection_opened();
         VoiceConnectionGuard {
             state: self.clone(),
@@ -241,7 +242,7 @@ impl OpsState {
 
     /// Counts a finished turn: metrics, the agent's health, and an error report (an error
     /// log, hence a Sentry event) when it failed. No transcript is logged here.
-    pub fn observe_turn(&self, report: &TurnReport) {
+    pub(crate) fn observe_turn(&self, report: &TurnReport) {
         self.metrics.observe_turn(report);
         let agent_error = metrics::agent_error_label(report);
         {
@@ -263,7 +264,7 @@ impl OpsState {
     }
 
     /// The agent's recent outcomes.
-    pub fn agent_health(&self) -> AgentHealth {
+    pub(crate) fn agent_health(&self) -> AgentHealth {
         *lock(&self.agent)
     }
 
@@ -271,7 +272,7 @@ impl OpsState {
     /// task of its own; each check runs under the provider's permits and timeout like any
     /// call). The answers land in the providers' statistics, where `/health` reads them. Ends
     /// when the state is dropped; an `interval` of zero checks nothing.
-    pub fn spawn_health_checks(self: &Arc<Self>, interval: std::time::Duration) {
+    pub(crate) fn spawn_health_checks(self: &Arc<Self>, interval: std::time::Duration) {
         if interval.is_zero() {
             return;
         }
@@ -308,7 +309,7 @@ impl OpsState {
 }
 
 /// Keeps `voice_connections_active` counted while a voice connection lasts.
-pub struct VoiceConnectionGuard {
+pub(crate) struct VoiceConnectionGuard {
     state: Arc<OpsState>,
 }
 

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Exit status after a second signal: 128 + SIGINT.
-pub const EXIT_ON_SECOND_SIGNAL: i32 = 130;
+pub(crate) const EXIT_ON_SECOND_SIGNAL: i32 = 130;
 
 /// The most time kept back from draining for the rest of the shutdown.
 const MAX_RESERVE: Duration = Duration::from_millis(1_500);
@@ -37,7 +37,7 @@ pub struct Shutdown {
 
 impl Shutdown {
     /// A shutdown that only [`Shutdown::trigger`] starts (tests, embedding).
-    pub fn manual(deadline: Duration) -> Shutdown {
+    pub(crate) fn manual(deadline: Duration) -> Shutdown {
         Shutdown {
             token: CancellationToken::new(),
             deadline,
@@ -67,7 +67,7 @@ impl Shutdown {
     }
 
     /// Starts the shutdown (idempotent); the deadline counts from the first call.
-    pub fn trigger(&self) {
+    pub(crate) fn trigger(&self) {
         let mut at = match self.requested_at.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -79,12 +79,12 @@ impl Shutdown {
     }
 
     /// Whether a shutdown was requested.
-    pub fn is_requested(&self) -> bool {
+    pub(crate) fn is_requested(&self) -> bool {
         self.token.is_cancelled()
     }
 
     /// Resolves when a shutdown is requested.
-    pub async fn requested(&self) {
+    pub(crate) async fn requested(&self) {
         self.token.cancelled().await
     }
 
@@ -94,7 +94,7 @@ impl Shutdown {
     }
 
     /// When the deadline ends (`None` before a shutdown is requested).
-    pub fn ends_at(&self) -> Option<Instant> {
+    pub(crate) fn ends_at(&self) -> Option<Instant> {
         let at = match self.requested_at.lock() {
             Ok(g) => *g,
             Err(p) => *p.into_inner(),
@@ -111,12 +111,12 @@ impl Shutdown {
     }
 
     /// The time kept back from draining for cancelling, closing and flushing.
-    pub fn reserve(&self) -> Duration {
+    pub(crate) fn reserve(&self) -> Duration {
         (self.deadline / 4).min(MAX_RESERVE)
     }
 
     /// How long in-flight work may still run before it is cancelled.
-    pub fn drain_budget(&self) -> Duration {
+    pub(crate) fn drain_budget(&self) -> Duration {
         self.remaining().saturating_sub(self.reserve())
     }
 }

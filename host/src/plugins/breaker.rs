@@ -126,7 +126,7 @@ impl OpenReason {
     }
 
     /// Whether waiting will not fix it (bad key, bad settings).
-    pub fn is_fatal(self) -> bool {
+    pub(crate) fn is_fatal(self) -> bool {
         matches!(self, OpenReason::Fatal(_))
     }
 }
@@ -164,7 +164,8 @@ pub enum Admission {
 
 impl Admission {
     /// Whether the call may go ahead.
-    pub fn is_admitted(self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_admitted(self) -> bool {
         !matches!(self, Admission::Rejected { .. })
     }
 }
@@ -257,7 +258,7 @@ impl CircuitBreaker {
 
     /// Asks to make a call at `now`. A [`Admission::Probe`] must be followed by a recorded
     /// outcome; a probe that never reports (its turn was cancelled) expires after a cooldown.
-    pub fn admit(&mut self, now: Instant) -> Admission {
+    pub(crate) fn admit(&mut self, now: Instant) -> Admission {
         let cooldown = self.config.cooldown;
         let Some(spell) = self.open.as_mut() else {
             return Admission::Allowed;
@@ -280,7 +281,7 @@ impl CircuitBreaker {
     }
 
     /// Records a successful call.
-    pub fn record_success(&mut self, now: Instant) -> Option<Transition> {
+    pub(crate) fn record_success(&mut self, now: Instant) -> Option<Transition> {
         self.consecutive = 0;
         match self.open.take() {
             Some(spell) => {
@@ -297,7 +298,7 @@ impl CircuitBreaker {
     }
 
     /// Records a failed call of `kind`.
-    pub fn record_failure(&mut self, kind: ErrorKind, now: Instant) -> Option<Transition> {
+    pub(crate) fn record_failure(&mut self, kind: ErrorKind, now: Instant) -> Option<Transition> {
         if kind == ErrorKind::InvalidInput {
             // Says nothing about the provider; frees the probe slot if this was the probe.
             if let Some(spell) = self.open.as_mut() {

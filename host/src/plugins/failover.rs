@@ -40,7 +40,7 @@ impl<P: std::ops::Deref<Target = ProviderCore>> Member for P {
 
 /// Why a provider is being tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// Its circuit is closed.
     Normal,
     /// Its circuit is half-open: this call is the probe.
@@ -52,7 +52,7 @@ pub enum Attempt {
 /// The providers to try for one call, in order: those whose circuit admits a call, in config
 /// order, then those skipped for an open circuit. Admission is asked lazily, just before each
 /// provider is tried, so a probe is only taken when it is used.
-pub struct FailoverOrder<'a, P> {
+pub(crate) struct FailoverOrder<'a, P> {
     providers: &'a [Arc<P>],
     next: usize,
     skipped: Vec<usize>,
@@ -106,7 +106,7 @@ impl<'a, P: Member> Iterator for FailoverOrder<'a, P> {
 
 /// The time a turn may spend on one role, failovers included.
 #[derive(Debug, Clone, Copy)]
-pub struct Budget {
+pub(crate) struct Budget {
     total: Duration,
     deadline: Instant,
 }

@@ -184,7 +184,7 @@ impl fmt::Display for LoadFailure {
 }
 
 /// The plugin files in `dir` (by the platform's library extension), sorted by name.
-pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -202,7 +202,7 @@ pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// other library in the directory is ever opened: `lib<anything>plugin_<name>.so`, with the
 /// name's hyphens as underscores (`local-whisper` → `libopenclaw_plugin_local_whisper.so`);
 /// `libopenclaw_plugin_<name>.so` wins when several match.
-pub fn library_for_plugin(dir: &Path, name: &str) -> Result<PathBuf, LoadError> {
+pub(crate) fn library_for_plugin(dir: &Path, name: &str) -> Result<PathBuf, LoadError> {
     let files = plugin_files(dir).map_err(|e| {
         LoadError::NotFound(format!(
             "cannot read the plugin directory {} (`plugins.dir`): {e}",
@@ -247,7 +247,7 @@ pub fn library_for_plugin(dir: &Path, name: &str) -> Result<PathBuf, LoadError> 
 
 /// The library of plugin `name` in the first of `dirs` that holds one (see
 /// [`library_for_plugin`]); when none does, every directory's reason, in order.
-pub fn library_in(dirs: &[PathBuf], name: &str) -> Result<PathBuf, LoadError> {
+pub(crate) fn library_in(dirs: &[PathBuf], name: &str) -> Result<PathBuf, LoadError> {
     let mut reasons = Vec::new();
     for dir in dirs {
         match library_for_plugin(dir, name) {
@@ -262,13 +262,6 @@ pub fn library_in(dirs: &[PathBuf], name: &str) -> Result<PathBuf, LoadError> {
         )));
     }
     Err(LoadError::NotFound(reasons.join("; ")))
-}
-
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
 /// A library file opened once and checked through that descriptor.
@@ -391,7 +384,7 @@ fn check_elf(bytes: &[u8]) -> Result<(), LoadError> {
 
 /// Loads one plugin library, checking it first (see the module docs); `expected_sha256` pins
 /// its hash.
-pub fn load_plugin(
+pub(crate) fn load_plugin(
     path: &Path,
     expected_sha256: Option<&str>,
     host: HostContext,
@@ -596,7 +589,7 @@ pub(crate) fn quiet_host_context() -> HostContext {
 }
 
 /// The host context passed to plugins at load.
-pub fn host_context() -> HostContext {
+pub(crate) fn host_context() -> HostContext {
     let max_level = match tracing::level_filters::LevelFilter::current() {
         f if f >= tracing::level_filters::LevelFilter::TRACE => LogLevel::Trace,
         f if f >= tracing::level_filters::LevelFilter::DEBUG => LogLevel::Debug,

@@ -4,7 +4,7 @@
 //! circuit breaker per provider: [`breaker`]).
 
 pub mod backend;
-pub mod breaker;
+pub(crate) mod breaker;
 pub mod failover;
 pub mod loader;
 pub mod probe;
@@ -128,7 +128,7 @@ impl PluginSet {
 
     /// [`for_config`](Self::for_config) over several directories, searched in order: each
     /// plugin comes from the first directory holding its library.
-    pub fn for_config_in(dirs: &[PathBuf], config: &Config) -> PluginSet {
+    pub(crate) fn for_config_in(dirs: &[PathBuf], config: &Config) -> PluginSet {
         let mut set = PluginSet {
             dir: dirs.first().cloned().unwrap_or_default(),
             dirs: dirs.to_vec(),
@@ -174,15 +174,10 @@ impl PluginSet {
         set
     }
 
-    /// [`for_config`](Self::for_config) off the async runtime, within the longest
-    /// `setup_timeout_ms` of the providers (a library whose initialiser hangs cannot hang the
-    /// command; the loading thread is abandoned).
-    pub async fn load_for_config(dir: &Path, config: &Config) -> Result<PluginSet, ScanError> {
-        Self::load_for_config_in(&[dir.to_path_buf()], config).await
-    }
-
-    /// [`load_for_config`](Self::load_for_config) over several directories, in order.
-    pub async fn load_for_config_in(
+    /// [`for_config`](Self::for_config) over several directories, in order, off the async
+    /// runtime, within the longest `setup_timeout_ms` of the providers (a library whose
+    /// initialiser hangs cannot hang the command; the loading thread is abandoned).
+    pub(crate) async fn load_for_config_in(
         dirs: &[PathBuf],
         config: &Config,
     ) -> Result<PluginSet, ScanError> {
@@ -233,7 +228,7 @@ impl PluginSet {
     }
 
     /// The directories searched, for messages: `a`, or `a, then b`.
-    pub fn dirs_display(&self) -> String {
+    pub(crate) fn dirs_display(&self) -> String {
         if self.dirs.is_empty() {
             return self.dir.display().to_string();
         }
@@ -305,7 +300,7 @@ impl PluginSet {
 
     /// Asks the plugin behind `id` to check its settings, without building the provider (in
     /// a worker process when the provider is isolated: the library never loads here).
-    pub async fn validate_provider(
+    pub(crate) async fn validate_provider(
         &self,
         id: &str,
         cfg: &ProviderConfig,
@@ -512,7 +507,7 @@ pub struct Providers {
 
 impl Providers {
     /// What the plugins behind the built providers say of themselves, one entry per plugin.
-    pub fn plugin_infos(&self) -> Vec<PluginDescription> {
+    pub(crate) fn plugin_infos(&self) -> Vec<PluginDescription> {
         let mut by_name = BTreeMap::new();
         let infos = self.stt.iter().map(|p| p.plugin_info());
         for info in infos.chain(self.tts.iter().map(|p| p.plugin_info())) {

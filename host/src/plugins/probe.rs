@@ -14,11 +14,11 @@ use super::worker::{describe_exit, WorkerLauncher};
 use super::ScanError;
 
 /// How long one library may take to be inspected.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A library that was inspected successfully.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ProbedPlugin {
+pub(crate) struct ProbedPlugin {
     /// The file.
     pub path: PathBuf,
     /// SHA-256 of the file, hex.
@@ -29,7 +29,7 @@ pub struct ProbedPlugin {
 
 /// Every library in a directory, inspected.
 #[derive(Debug, Default)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// Plugins that answered, by name.
     pub plugins: BTreeMap<String, ProbedPlugin>,
     /// Files that could not be inspected, with reasons.
@@ -37,7 +37,7 @@ pub struct Probe {
 }
 
 /// Inspects every library in `dir`, each in its own child process.
-pub fn probe_dir(dir: &Path, launcher: &WorkerLauncher) -> Result<Probe, ScanError> {
+pub(crate) fn probe_dir(dir: &Path, launcher: &WorkerLauncher) -> Result<Probe, ScanError> {
     let files = loader::plugin_files(dir).map_err(|e| ScanError {
         dir: dir.to_path_buf(),
         reason: e.to_string(),
@@ -108,7 +108,7 @@ fn probe_file(path: &Path, launcher: &WorkerLauncher) -> Result<ProbedPlugin, Lo
 /// What `plugin-worker --probe` prints: one JSON line.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ProbeAnswer {
+pub(crate) enum ProbeAnswer {
     /// It loaded.
     Plugin(Box<ProbedPlugin>),
     /// It did not; the reason.

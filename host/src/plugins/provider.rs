@@ -325,7 +325,7 @@ impl SpeechToTextProvider {
 
     /// Transcribes 16 kHz mono audio, within `limit` (a turn's remaining budget may be shorter
     /// than the provider's timeout).
-    pub async fn transcribe_within(
+    pub(crate) async fn transcribe_within(
         &self,
         audio_16k_mono: Arc<[i16]>,
         options: TranscribeOptions,
@@ -580,7 +580,7 @@ impl SpeechStream {
 
     /// Requires the first audio by `deadline` (when that is sooner than the provider's
     /// timeout allows): a turn's remaining budget.
-    pub fn first_audio_by(mut self, deadline: Instant) -> Self {
+    pub(crate) fn first_audio_by(mut self, deadline: Instant) -> Self {
         self.first_audio_by = Some(deadline);
         self
     }

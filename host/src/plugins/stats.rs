@@ -13,7 +13,7 @@ use plugin_api::abi::{ErrorKind, Role};
 use super::breaker::{Admission, BreakerConfig, CircuitBreaker, CircuitSnapshot, Transition};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-pub const LATENCY_BUCKETS: [f64; 9] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0];
+pub(crate) const LATENCY_BUCKETS: [f64; 9] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0];
 
 /// A latency histogram with fixed buckets (cumulative counts are computed on read).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,7 +28,7 @@ pub struct Histogram {
 
 impl Histogram {
     /// Records one observation.
-    pub fn observe(&mut self, d: Duration) {
+    pub(crate) fn observe(&mut self, d: Duration) {
         let s = d.as_secs_f64();
         let idx = LATENCY_BUCKETS
             .iter()
@@ -40,7 +40,7 @@ impl Histogram {
     }
 
     /// Cumulative counts per bucket bound, ending with +Inf.
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+    pub(crate) fn cumulative(&self) -> Vec<(f64, u64)> {
         let mut total = 0;
         let mut out = Vec::with_capacity(self.counts.len());
         for (i, c) in self.counts.iter().enumerate() {
@@ -140,13 +140,13 @@ impl ProviderStats {
     }
 
     /// The same, with a circuit breaker configured by `config`.
-    pub fn with_breaker(self, config: BreakerConfig) -> Self {
+    pub(crate) fn with_breaker(self, config: BreakerConfig) -> Self {
         self.lock().circuit = CircuitBreaker::new(config);
         self
     }
 
     /// The circuit breaker's configuration.
-    pub fn breaker_config(&self) -> BreakerConfig {
+    pub(crate) fn breaker_config(&self) -> BreakerConfig {
         *self.lock().circuit.config()
     }
 
@@ -160,7 +160,7 @@ impl ProviderStats {
     /// Asks the circuit breaker whether a call may go to the provider now (a half-open
     /// circuit lets one probe through). Record the call's outcome with [`success`](Self::success)
     /// or [`failure`](Self::failure).
-    pub fn admit(&self) -> Admission {
+    pub(crate) fn admit(&self) -> Admission {
         self.lock().circuit.admit(Instant::now())
     }
 
@@ -207,7 +207,7 @@ impl ProviderStats {
     }
 
     /// Records the answer to a health check.
-    pub fn record_health(&self, answer: HealthAnswer) {
+    pub(crate) fn record_health(&self, answer: HealthAnswer) {
         self.lock().health = Some(answer);
     }
 }

@@ -32,15 +32,15 @@ use tokio::sync::mpsc;
 use crate::config::CloudWatchConfig;
 
 /// Most events in one `PutLogEvents` call.
-pub const MAX_BATCH_EVENTS: usize = 10_000;
+pub(crate) const MAX_BATCH_EVENTS: usize = 10_000;
 /// Most bytes in one call: the messages' UTF-8 bytes plus [`EVENT_OVERHEAD`] per event.
-pub const MAX_BATCH_BYTES: usize = 1_048_576;
+pub(crate) const MAX_BATCH_BYTES: usize = 1_048_576;
 /// Bytes the service adds to each event when it counts a batch's size.
-pub const EVENT_OVERHEAD: usize = 26;
+pub(crate) const EVENT_OVERHEAD: usize = 26;
 /// Most bytes of one event (message plus overhead).
-pub const MAX_EVENT_BYTES: usize = 262_144;
+pub(crate) const MAX_EVENT_BYTES: usize = 262_144;
 /// Longest time between a batch's first and last event.
-pub const MAX_BATCH_SPAN_MS: i64 = 24 * 3600 * 1000;
+pub(crate) const MAX_BATCH_SPAN_MS: i64 = 24 * 3600 * 1000;
 
 static SENT: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -81,7 +81,7 @@ pub fn installed() -> bool {
 }
 
 /// The stream name for this process.
-pub fn stream_name(template: &str, env: &str, shards: Option<&str>) -> String {
+pub(crate) fn stream_name(template: &str, env: &str, shards: Option<&str>) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -244,7 +244,7 @@ fn strip_ansi(text: &str) -> String {
 
 /// Cuts events into `PutLogEvents` batches within the service's limits.
 #[derive(Debug, Default)]
-pub struct Batcher {
+pub(crate) struct Batcher {
     current: Vec<Event>,
     bytes: usize,
     /// Earliest and latest timestamps of `current`.
@@ -294,12 +294,12 @@ impl Batcher {
     }
 
     /// The next batch to send.
-    pub fn next_batch(&mut self) -> Option<Vec<Event>> {
+    pub(crate) fn next_batch(&mut self) -> Option<Vec<Event>> {
         self.ready.pop_front()
     }
 
     /// Whether a full batch waits.
-    pub fn has_ready(&self) -> bool {
+    pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
 

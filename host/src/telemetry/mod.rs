@@ -9,7 +9,7 @@
 //! deployment's key (`logging.hash_key_env`), see [`hash_user`].
 
 pub mod cloudwatch;
-pub mod scrub;
+pub(crate) mod scrub;
 pub mod sentry;
 
 use std::io::{IsTerminal, Write};
@@ -153,7 +153,7 @@ pub fn capture_fatal(message: &str) {
 
 /// `text` followed by the messages of `source` and its own sources, each after `": "`: an
 /// error's whole chain on one line.
-pub fn with_sources(
+pub(crate) fn with_sources(
     mut text: String,
     source: Option<&(dyn std::error::Error + 'static)>,
 ) -> String {
@@ -168,7 +168,7 @@ pub fn with_sources(
 
 /// `text` with secrets replaced, for command output that carries provider or agent error
 /// messages (unchanged before [`init`]).
-pub fn scrub(text: &str) -> String {
+pub(crate) fn scrub(text: &str) -> String {
     match SCRUBBER.get() {
         Some(s) => s.scrub(text).into_owned(),
         None => text.to_string(),
@@ -203,7 +203,7 @@ fn set_hash_key(var: Option<&str>) {
 /// Hashes a user id with HMAC-SHA-256 under the deployment's key (`logging.hash_key_env`),
 /// so the raw id never leaves the host and a hash cannot be matched to a public Discord id
 /// without the key.
-pub fn hash_user(id: &str) -> String {
+pub(crate) fn hash_user(id: &str) -> String {
     use hmac::{Hmac, Mac};
     let key = HASH_KEY
         .get()
@@ -219,7 +219,7 @@ pub fn hash_user(id: &str) -> String {
 }
 
 /// How a user id appears in logs: hashed (`u-…`) unless `logging.hash_user_ids = false`.
-pub fn user_label(id: &str) -> String {
+pub(crate) fn user_label(id: &str) -> String {
     if HASH_USER_IDS.load(Ordering::Relaxed) {
         hash_user(id)
     } else {

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::config::{collect_env_keys, looks_like_secret, names_secret, Config, NameMatch};
 
 /// What replaces a secret.
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 /// Known secret values shorter than this are not searched for (they would match ordinary
 /// words); the shape rules still apply.
@@ -81,12 +81,13 @@ impl Scrubber {
     }
 
     /// How many known values it looks for.
-    pub fn known_values(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn known_values(&self) -> usize {
         self.secrets.len()
     }
 
     /// `text` with every secret replaced.
-    pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
+    pub(crate) fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
@@ -101,7 +102,7 @@ impl Scrubber {
 
     /// Scrubs a JSON value in place: secret- and speech-named fields are replaced whole,
     /// every other string is scrubbed. `skip` names fields left as they are (identifiers).
-    pub fn scrub_json(&self, value: &mut Value, skip: &[&str]) {
+    pub(crate) fn scrub_json(&self, value: &mut Value, skip: &[&str]) {
         match value {
             Value::String(s) => {
                 if let Cow::Owned(scrubbed) = self.scrub(s) {
@@ -131,7 +132,7 @@ impl Scrubber {
 }
 
 /// Whether a field of this name holds a secret or speech.
-pub fn is_sensitive_field(name: &str) -> bool {
+pub(crate) fn is_sensitive_field(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     SPEECH_FIELDS.contains(&lower.as_str()) || names_secret(&lower, NameMatch::Anywhere)
 }

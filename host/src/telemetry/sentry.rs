@@ -17,7 +17,7 @@ use sentry::ClientOptions;
 use super::scrub::{Scrubber, REDACTED};
 
 /// The environment variable holding the DSN.
-pub const DSN_VAR: &str = "SENTRY_DSN";
+pub(crate) const DSN_VAR: &str = "SENTRY_DSN";
 
 /// How long shutdown waits for queued events by default.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -66,7 +66,7 @@ pub struct SentrySettings {
 }
 
 /// The release name Sentry groups events by.
-pub fn release_name() -> String {
+pub(crate) fn release_name() -> String {
     format!("openclaw-voice@{}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -74,7 +74,7 @@ pub fn release_name() -> String {
 /// defaults), so tests that build a client from these options get the same behaviour.
 // Field by field from `default()`: newer sentry releases make `ClientOptions` non-exhaustive.
 #[allow(clippy::field_reassign_with_default)]
-pub fn client_options(settings: &SentrySettings, dsn: Option<Dsn>) -> ClientOptions {
+pub(crate) fn client_options(settings: &SentrySettings, dsn: Option<Dsn>) -> ClientOptions {
     let mut options = ClientOptions::default();
     options.dsn = dsn;
     options.environment = Some(settings.environment.clone().into());
@@ -116,7 +116,7 @@ pub fn init(
 
 /// The `tracing` layer: error events become Sentry events, warnings and info become
 /// breadcrumbs, debug and trace (where transcripts are logged) are never sent.
-pub fn tracing_layer<S>() -> sentry::integrations::tracing::SentryLayer<S>
+pub(crate) fn tracing_layer<S>() -> sentry::integrations::tracing::SentryLayer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
@@ -125,7 +125,7 @@ where
 
 /// Scrubs an event through its JSON form, so that no field is missed. An event that cannot
 /// be scrubbed is dropped rather than sent as it is.
-pub fn scrub_event(scrubber: &Scrubber, event: Event<'static>) -> Option<Event<'static>> {
+pub(crate) fn scrub_event(scrubber: &Scrubber, event: Event<'static>) -> Option<Event<'static>> {
     let mut value = serde_json::to_value(&event).ok()?;
     scrubber.scrub_json(&mut value, STRUCTURAL_FIELDS);
     // Requests and users are never reported.
@@ -138,7 +138,7 @@ pub fn scrub_event(scrubber: &Scrubber, event: Event<'static>) -> Option<Event<'
 }
 
 /// Scrubs a breadcrumb the same way.
-pub fn scrub_breadcrumb(scrubber: &Scrubber, crumb: Breadcrumb) -> Option<Breadcrumb> {
+pub(crate) fn scrub_breadcrumb(scrubber: &Scrubber, crumb: Breadcrumb) -> Option<Breadcrumb> {
     let mut value = serde_json::to_value(&crumb).ok()?;
     scrubber.scrub_json(&mut value, STRUCTURAL_FIELDS);
     serde_json::from_value(value).ok().or_else(|| {
