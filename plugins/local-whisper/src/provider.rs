@@ -33,7 +33,8 @@ pub struct LocalWhisper {
     multilingual: bool,
     /// Parameters for the configured language.
     template: Template,
-    /// Parameters for languages asked for per call (multilingual models only).
+    /// Parameters for languages asked for per call, `auto` for detection (multilingual models
+    /// only).
     other_languages: Mutex<HashMap<&'static str, Template>>,
     /// The configured `initial_prompt`, tokenized.
     prompt_tokens: Vec<c_int>,
@@ -132,19 +133,17 @@ impl LocalWhisper {
             _ if !self.multilingual => Some("en"),
             other => other,
         };
-        let Some(code) = language else {
-            return self.template.clone();
-        };
-        if configured == Some(code) {
+        if configured == language {
             return self.template.clone();
         }
         let mut cache = self
             .other_languages
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Detection asked for per call while the settings force a language: its own template.
         cache
-            .entry(code)
-            .or_insert_with(|| template(&self.settings, Some(code)))
+            .entry(language.unwrap_or("auto"))
+            .or_insert_with(|| template(&self.settings, language))
             .clone()
     }
 
