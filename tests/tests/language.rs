@@ -138,13 +138,14 @@ fn a_detected_language_reaches_the_agent_and_picks_the_voice() {
 }
 
 #[test]
-fn without_a_voice_for_the_language_tts_voice_is_used_and_a_set_language_is_passed_on() {
+fn the_configured_language_keeps_tts_voice_and_is_passed_on() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let server = fake(seen.clone(), "english", "What time is it?");
     let run = simulate(
         &server,
         "language = \"en\"\ntts_voice = \"alloy\"",
-        "fr = \"nova\"",
+        // The configured language keeps tts_voice (a guild's choice lands there too).
+        "fr = \"nova\"\nen = \"echo\"",
     );
     assert!(run.success(), "{run}");
     let seen = seen.lock().expect("lock");

@@ -88,8 +88,9 @@ pub struct TtsConfig {
     pub providers: Vec<String>,
     /// `[tts.voices]`: the voice asked of the first provider (its own voice ids) when a reply's
     /// language (detected by speech-to-text, else `pipeline.language`) is this code
-    /// (`fr = "fr_FR-siwis-medium"`); it takes the place of `pipeline.tts_voice` for that
-    /// language. Every provider is told the reply's language. Default: none.
+    /// (`fr = "fr-fr"`). `pipeline.tts_voice` (or a guild's voice), when set, keeps the
+    /// configured language's voice; a language without an entry gets it too. Every provider
+    /// is told the reply's language. Default: none.
     pub voices: TtsVoices,
 }
 

@@ -26,7 +26,7 @@ use super::models::{SmartTurn, TurnModels};
 use super::playback::Playback;
 use super::sentences::{ends_mid_sentence, speakable, SentenceSplitter};
 use crate::agent::{Agent, AgentRequest};
-use crate::config::{PipelineConfig, TtsVoices, VoiceId};
+use crate::config::{LanguageCode, PipelineConfig, TtsVoices, VoiceId};
 use crate::plugins::failover::{self, Budget, FailoverOrder};
 use crate::plugins::{SpeechToTextProvider, TextToSpeechProvider};
 
@@ -757,17 +757,24 @@ impl TurnRunner {
     }
 
     /// The options of a synthesis by provider `id` of a reply in `language`: every provider
-    /// is told the language; the voice (`[tts.voices]` for the language, else `tts_voice`)
-    /// goes to the first provider only (voice ids are a provider's own).
+    /// is told the language; the voice goes to the first provider only (voice ids are a
+    /// provider's own): `tts_voice` (the configuration's or a guild's) for the configured
+    /// language, `[tts.voices]` for the others, `tts_voice` where that has no entry.
     fn synthesis_options(&self, id: &str, language: Option<&str>) -> SynthesisOptions {
         let mut options = SynthesisOptions::default();
         if let Some(code) = language {
             options = options.with_language(code);
         }
-        let voice = language
+        let tts_voice = self.deps.config.tts_voice.as_deref();
+        let configured = LanguageCode::try_from(self.deps.config.language.clone()).ok();
+        let in_configured = language
+            .and_then(|code| LanguageCode::try_from(code.to_string()).ok())
+            .is_some_and(|code| Some(code) == configured);
+        let per_language = language
+            .filter(|_| !(in_configured && tts_voice.is_some()))
             .and_then(|code| self.deps.voices.voice_for(code))
-            .map(VoiceId::as_str)
-            .or(self.deps.config.tts_voice.as_deref());
+            .map(VoiceId::as_str);
+        let voice = per_language.or(tts_voice);
         let first = self.deps.tts.first().map(|p| p.id.as_str());
         if let (Some(voice), Some(first)) = (voice, first) {
             if first == id {
