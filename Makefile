@@ -32,7 +32,7 @@ deps: ## Install the Debian packages the build and tests need (only those missin
 model: ## Fetch the Whisper model (MODEL=tiny.en; MODEL_MIRROR=dir copies), the turn-taking models and the Piper test voice
 	@scripts/fetch-model $(MODEL)
 	@scripts/fetch-turn-models
-	@scripts/fetch-piper-voice
+	@scripts/fetch-piper-voice --voice en_US-joe-medium
 
 build: deps ## Release build of the host and the bundled plugins
 	$(CARGO) build --release $(RELEASE_PACKAGES)

@@ -95,14 +95,19 @@ def main() -> None:
     if not args.voice.is_file():
         sys.exit(f"{args.voice} is missing: run `make model`")
     engines = {"ours": Ours(args.voice, args.threads), "piper-tts": Reference(args.voice, args.threads)}
-    # results[name][text] = [(first_ms, rtf)]; runs alternate engine by engine, text by text.
+    # results[name][text] = [(first_ms, rtf, total_ms, audio_s)]; runs alternate engine by
+    # engine, text by text.
     results = {name: {text: [] for text in TEXTS} for name in engines}
     for run in range(args.runs + 1):
+        # Who goes first changes every round, so neither always runs after the other.
+        order = list(engines.items())[:: 1 if run % 2 == 0 else -1]
         for text in TEXTS:
-            for name, engine in engines.items():
+            for name, engine in order:
                 first_ms, total_ms, audio_s = engine.run(text)
+                # A reply is played after it is made: the machine idles a moment, as it would.
+                time.sleep(0.1)
                 if run > 0:  # the first round warms up
-                    results[name][text].append((first_ms, total_ms / 1e3 / audio_s))
+                    results[name][text].append((first_ms, total_ms / 1e3 / audio_s, total_ms, audio_s))
 
     print(f"threads={args.threads}, runs={args.runs}, voice={args.voice.name}\n")
     print("| text | first audio ms p50: ours / piper-tts | RTF p50: ours / piper-tts |")
@@ -113,13 +118,20 @@ def main() -> None:
             for i in (0, 1)
         ]
         print(f"| {text[:40]}… | {cells[0][0]:.0f} / {cells[0][1]:.0f} | {cells[1][0]:.3f} / {cells[1][1]:.3f} |")
+    totals = {}
     for name in engines:
         first = sorted(x[0] for t in TEXTS for x in results[name][t])
         rtf = [x[1] for t in TEXTS for x in results[name][t]]
+        # Total time: each text's p50, summed over the texts.
+        totals[name] = sum(statistics.median(x[2] for x in results[name][t]) for t in TEXTS)
         print(
             f"\n{name}: first audio p50 {statistics.median(first):.0f} ms, "
-            f"p95 {first[int(0.95 * (len(first) - 1))]:.0f} ms; RTF p50 {statistics.median(rtf):.3f}"
+            f"p95 {first[int(0.95 * (len(first) - 1))]:.0f} ms; RTF p50 {statistics.median(rtf):.3f}; "
+            f"total time {totals[name]:.0f} ms (p50 per text, summed) for "
+            f"{sum(statistics.median(x[3] for x in results[name][t]) for t in TEXTS):.2f} s of audio"
         )
+    ours, reference = totals["ours"], totals["piper-tts"]
+    print(f"\ntotal time ours / piper-tts: {ours / reference:.3f}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ fn router(rt: &tokio::runtime::Runtime, config: PipelineConfig, models: TurnMode
             tts: Vec::new(),
             agent: openclaw_voice::agent::Agent::Echo,
             config,
+            voices: Default::default(),
             models,
         };
         let (router, session) = VoiceSession::start(deps, "bench".into(), playback);

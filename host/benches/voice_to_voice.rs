@@ -116,6 +116,7 @@ fn main() {
             tts: providers.tts,
             agent: Agent::Echo,
             config: loaded.config.pipeline.clone(),
+            voices: loaded.config.tts.voices.clone(),
             // The fixed hang-over: this bench measures from the endpoint on (see the
             // turn-taking bench in docs/BENCHMARKS.md for end of speech → reply).
             models: Default::default(),

@@ -96,6 +96,7 @@ pub async fn build_session_deps(
         tts: providers.tts,
         agent,
         config: loaded.config.pipeline.clone(),
+        voices: loaded.config.tts.voices.clone(),
         models,
     })
 }

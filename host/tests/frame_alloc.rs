@@ -82,6 +82,7 @@ fn a_warm_frame_path_does_not_allocate_per_frame() {
             tts: Vec::new(),
             agent: openclaw_voice::agent::Agent::Echo,
             config: PipelineConfig::default(),
+            voices: Default::default(),
             models: TurnModels::default(),
         };
         let playback = Arc::new(Playback::new(Arc::new(Discard), true));

@@ -15,6 +15,9 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 
 use crate::settings::PluginSettings;
 
+mod program;
+pub use program::find_program;
+
 use crate::abi::{
     AudioChunk, Capabilities, DetailedTranscript, HealthReport, HostContext, LogLevel,
     PartialTranscript, Pcm16kMono, PluginError, PluginInfo, Role, SpeechStreamBox, SpeechStream_TO,

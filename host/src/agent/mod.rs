@@ -26,6 +26,9 @@ pub struct AgentRequest {
     pub speaker_name: String,
     /// What was said.
     pub text: String,
+    /// The language it was said in (a code such as `fr`): detected by speech-to-text, else
+    /// the configured one; the reply should be in it. `None`: unknown.
+    pub language: Option<String>,
 }
 
 /// Why the agent could not answer.
@@ -222,6 +225,7 @@ mod tests {
             speaker_id: "1".into(),
             speaker_name: "Ann".into(),
             text: "what time is it".into(),
+            language: None,
         });
         let mut text = String::new();
         let mut deltas = 0;
@@ -241,6 +245,7 @@ mod tests {
             speaker_id: "1".into(),
             speaker_name: "Ann".into(),
             text: long.join(" "),
+            language: Some("en".into()),
         });
         let mut text = String::new();
         while let Some(d) = rx.recv().await {

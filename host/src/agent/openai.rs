@@ -100,7 +100,14 @@ impl OpenAiChat {
     }
 
     fn body(&self, request: &AgentRequest) -> Value {
-        let mut messages = vec![json!({"role": "system", "content": self.system_prompt})];
+        let system = match &request.language {
+            Some(code) => format!(
+                "{}\n\nThe speaker's language: `{code}`. Answer in it.",
+                self.system_prompt
+            ),
+            None => self.system_prompt.clone(),
+        };
+        let mut messages = vec![json!({"role": "system", "content": system})];
         for (user, assistant) in self.memory.history(&request.conversation) {
             messages.push(json!({"role": "user", "content": user}));
             messages.push(json!({"role": "assistant", "content": assistant}));
@@ -433,6 +440,7 @@ mod tests {
             speaker_id: "123456789".into(),
             speaker_name: "Ann".into(),
             text: text.into(),
+            language: None,
         }
     }
 
@@ -480,16 +488,30 @@ mod tests {
         assert_eq!(body["stream"], true);
         assert_eq!(body["user"], hash_user("123456789"));
         assert_eq!(body["messages"][0]["role"], "system");
+        let system = body["messages"][0]["content"].as_str().unwrap();
+        assert!(
+            !system.contains("language"),
+            "no language, no line: {system}"
+        );
         assert_eq!(body["messages"][1]["content"], "Ann: capital of France?");
 
         // The second question carries the first exchange as memory.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let _ = collect(chat.clone().reply(request("and Spain?"))).await;
+        let french = AgentRequest {
+            language: Some("fr".into()),
+            ..request("and Spain?")
+        };
+        let _ = collect(chat.clone().reply(french)).await;
         let second = requests.recv().await.unwrap();
         let body: Value =
             serde_json::from_str(&second[second.find("\r\n\r\n").unwrap() + 4..]).unwrap();
         let messages = body["messages"].as_array().unwrap();
         assert_eq!(messages.len(), 4, "{body}");
+        let system = messages[0]["content"].as_str().unwrap();
+        assert!(
+            system.ends_with("The speaker's language: `fr`. Answer in it."),
+            "the detected language reaches the agent: {system}"
+        );
         assert_eq!(
             messages[2]["content"],
             "Paris is the capital. It is in France."

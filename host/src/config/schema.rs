@@ -20,8 +20,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Speech-to-text: which providers, in failover order.
     pub stt: RoleConfig,
-    /// Text-to-speech: which providers, in failover order.
-    pub tts: RoleConfig,
+    /// Text-to-speech: which providers, in failover order, and the voice per language.
+    pub tts: TtsConfig,
     /// Provider blocks, by provider id (`[providers.local-whisper]`).
     pub providers: BTreeMap<String, ProviderConfig>,
     /// The conversational agent.
@@ -72,12 +72,120 @@ impl Default for PluginsConfig {
     }
 }
 
-/// `[stt]` and `[tts]`.
+/// `[stt]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoleConfig {
     /// Provider ids in failover order; each names a `[providers.<id>]` block. Default: empty.
     pub providers: Vec<String>,
+}
+
+/// `[tts]`: the providers, and a voice per language.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsConfig {
+    /// Provider ids in failover order; each names a `[providers.<id>]` block. Default: empty.
+    pub providers: Vec<String>,
+    /// `[tts.voices]`: the voice asked of the first provider (its own voice ids) when a reply's
+    /// language (detected by speech-to-text, else `pipeline.language`) is this code
+    /// (`fr = "fr-fr"`). `pipeline.tts_voice` (or a guild's voice), when set, keeps the
+    /// configured language's voice; a language without an entry gets it too. Every provider
+    /// is told the reply's language. Default: none.
+    pub voices: TtsVoices,
+}
+
+/// `[tts.voices]`: a voice id by language code.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(transparent)]
+pub struct TtsVoices(pub BTreeMap<LanguageCode, VoiceId>);
+
+impl TtsVoices {
+    /// The voice configured for `language` (`pt-BR`, `fr`): its own entry, else its primary
+    /// subtag's (`pt`).
+    pub fn voice_for(&self, language: &str) -> Option<&VoiceId> {
+        let code = LanguageCode::try_from(language.to_string()).ok()?;
+        self.0.get(&code).or_else(|| self.0.get(&code.primary()))
+    }
+}
+
+/// A language code as `[tts.voices]` keys spell it: ISO 639 letters, optionally a region or
+/// script after `-` or `_` (`en`, `pt-br`, `zh_Hant`); kept lower-case with `-`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LanguageCode(String);
+
+impl LanguageCode {
+    /// The code as written canonically (`pt-br`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The primary language subtag (`pt` of `pt-br`).
+    pub fn primary(&self) -> LanguageCode {
+        LanguageCode(self.0.split('-').next().unwrap_or_default().to_string())
+    }
+}
+
+impl TryFrom<String> for LanguageCode {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let code = value.trim().to_ascii_lowercase().replace('_', "-");
+        let mut parts = code.split('-');
+        let primary_ok = parts.next().is_some_and(|p| {
+            (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_lowercase())
+        });
+        let rest_ok = parts
+            .all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+        if primary_ok && rest_ok {
+            Ok(LanguageCode(code))
+        } else {
+            Err(format!(
+                "`{value}` is not a language code; use one such as `en`, `fr` or `pt-br`"
+            ))
+        }
+    }
+}
+
+impl From<LanguageCode> for String {
+    fn from(code: LanguageCode) -> String {
+        code.0
+    }
+}
+
+/// A voice id for a `[tts.voices]` entry: not empty, at most 200 characters, no control
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VoiceId(String);
+
+impl VoiceId {
+    /// The voice id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for VoiceId {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let voice = value.trim();
+        if voice.is_empty() || voice.len() > 200 || voice.chars().any(char::is_control) {
+            return Err(
+                "must be a voice id of the first text-to-speech provider (not empty, at most \
+                 200 characters)"
+                    .to_string(),
+            );
+        }
+        Ok(VoiceId(voice.to_string()))
+    }
+}
+
+impl From<VoiceId> for String {
+    fn from(voice: VoiceId) -> String {
+        voice.0
+    }
 }
 
 /// `[providers.<id>]`: one configured provider.
@@ -314,7 +422,9 @@ pub struct PipelineConfig {
     pub barge_in_min_ms: u32,
     /// Whether barge-in is enabled. Default: true.
     pub barge_in: bool,
-    /// Language hint for speech-to-text. Default: `en`.
+    /// The spoken language, a code (`en`, `fr`), told to speech-to-text; `auto` lets a
+    /// multilingual model detect it per utterance. The detected language (else this one)
+    /// reaches the agent and text-to-speech (`[tts.voices]`). Default: `en`.
     pub language: String,
     /// Time a turn may spend on speech-to-text, failovers included, in ms: each provider gets
     /// its own `timeout_ms` or what is left of this, whichever is less. Default: 30000.
@@ -694,5 +804,74 @@ mod display_from_str {
                 None => Ok(None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load::load;
+    use super::*;
+
+    fn load_errors(file: &str, text: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(file), text).unwrap();
+        let env = file.trim_end_matches(".toml");
+        match load(dir.path(), env, vec![]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn tts_voices_are_read_canonically_and_matched_by_primary_language() {
+        let config: Config = toml::from_str(
+            "[tts]\nproviders = []\n[tts.voices]\nfr = \"fr_FR-siwis-medium\"\npt_BR = \"faber\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.tts.voices.voice_for("fr").map(VoiceId::as_str),
+            Some("fr_FR-siwis-medium")
+        );
+        assert_eq!(
+            config.tts.voices.voice_for("fr-CA").map(VoiceId::as_str),
+            Some("fr_FR-siwis-medium"),
+            "a regional code falls back to its language"
+        );
+        assert_eq!(
+            config.tts.voices.voice_for("pt-br").map(VoiceId::as_str),
+            Some("faber")
+        );
+        assert_eq!(
+            config.tts.voices.voice_for("pt"),
+            None,
+            "pt-br is not all of pt"
+        );
+        assert_eq!(config.tts.voices.voice_for("de"), None);
+        assert_eq!(config.tts.voices.voice_for("not a code"), None);
+    }
+
+    #[test]
+    fn a_bad_language_code_or_an_empty_voice_names_the_key_and_file() {
+        let e = load_errors("staging.toml", "[tts.voices]\nfrench = \"x\"\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("staging.toml"), "{}", e[0]);
+        assert!(e[0].contains("tts.voices"), "{}", e[0]);
+        assert!(e[0].contains("`french` is not a language code"), "{}", e[0]);
+
+        let e = load_errors("staging.toml", "[tts.voices]\nfr = \"  \"\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("staging.toml"), "{}", e[0]);
+        assert!(e[0].contains("`tts.voices.fr`"), "{}", e[0]);
+        assert!(e[0].contains("not empty"), "{}", e[0]);
+    }
+
+    #[test]
+    fn pipeline_language_is_a_code_or_auto() {
+        assert!(load_errors("staging.toml", "[pipeline]\nlanguage = \"auto\"\n").is_empty());
+        assert!(load_errors("staging.toml", "[pipeline]\nlanguage = \"pt-BR\"\n").is_empty());
+        let e = load_errors("staging.toml", "[pipeline]\nlanguage = \"english\"\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("`pipeline.language`"), "{}", e[0]);
+        assert!(e[0].contains("`auto`"), "{}", e[0]);
     }
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use super::load::ConfigError;
 use super::schema::{
-    AgentKind, CloudWatchConfig, Config, DiscordConfig, Isolation, PipelineConfig, ProviderConfig,
+    AgentKind, CloudWatchConfig, Config, DiscordConfig, Isolation, LanguageCode, PipelineConfig,
+    ProviderConfig,
 };
 
 /// The most calls one provider may run at once (a semaphore's permits; far more than any
@@ -222,6 +223,14 @@ fn validate_pipeline(pl: &PipelineConfig, errors: &mut Vec<ConfigError>) {
         ),
     ] {
         require(errors, ok, key, reason);
+    }
+    if pl.language != "auto" {
+        if let Err(reason) = LanguageCode::try_from(pl.language.clone()) {
+            errors.push(invalid(
+                "pipeline.language",
+                format!("{reason}, or `auto` to detect it"),
+            ));
+        }
     }
     validate_turn_taking(pl, errors);
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plugin_api::abi::{SynthesisOptions, TranscribeOptions};
+use plugin_api::abi::{SynthesisOptions, TranscribeOptions, Transcript};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -26,7 +26,7 @@ use super::models::{SmartTurn, TurnModels};
 use super::playback::Playback;
 use super::sentences::{ends_mid_sentence, speakable, SentenceSplitter};
 use crate::agent::{Agent, AgentRequest};
-use crate::config::PipelineConfig;
+use crate::config::{LanguageCode, PipelineConfig, TtsVoices, VoiceId};
 use crate::plugins::failover::{self, Budget, FailoverOrder};
 use crate::plugins::{SpeechToTextProvider, TextToSpeechProvider};
 
@@ -479,6 +479,8 @@ pub struct SessionDeps {
     pub agent: Agent,
     /// Pipeline settings.
     pub config: PipelineConfig,
+    /// `[tts.voices]`: the first TTS provider's voice for a reply's language.
+    pub voices: TtsVoices,
     /// The VAD and turn models (none: the energy gate and a fixed silence).
     pub models: TurnModels,
 }
@@ -754,17 +756,45 @@ impl TurnRunner {
         }
     }
 
-    /// The options of a synthesis by provider `id`: `tts_voice` goes to the first provider
-    /// only (voice ids are a provider's own).
-    fn synthesis_options(&self, id: &str) -> SynthesisOptions {
+    /// The options of a synthesis by provider `id` of a reply in `language`: every provider
+    /// is told the language; the voice goes to the first provider only (voice ids are a
+    /// provider's own): `tts_voice` (the configuration's or a guild's) for the configured
+    /// language, `[tts.voices]` for the others, `tts_voice` where that has no entry.
+    fn synthesis_options(&self, id: &str, language: Option<&str>) -> SynthesisOptions {
         let mut options = SynthesisOptions::default();
+        if let Some(code) = language {
+            options = options.with_language(code);
+        }
+        let tts_voice = self.deps.config.tts_voice.as_deref();
+        let configured = LanguageCode::try_from(self.deps.config.language.clone()).ok();
+        let in_configured = language
+            .and_then(|code| LanguageCode::try_from(code.to_string()).ok())
+            .is_some_and(|code| Some(code) == configured);
+        let per_language = language
+            .filter(|_| !(in_configured && tts_voice.is_some()))
+            .and_then(|code| self.deps.voices.voice_for(code))
+            .map(VoiceId::as_str);
+        let voice = per_language.or(tts_voice);
         let first = self.deps.tts.first().map(|p| p.id.as_str());
-        if let (Some(voice), Some(first)) = (&self.deps.config.tts_voice, first) {
+        if let (Some(voice), Some(first)) = (voice, first) {
             if first == id {
-                options.voice = abi_stable::std_types::ROption::RSome(voice.as_str().into());
+                options.voice = abi_stable::std_types::ROption::RSome(voice.into());
             }
         }
         options
+    }
+
+    /// The language of a reply to `transcript`: the one speech-to-text detected, else the
+    /// configured one (none when that is `auto`).
+    fn reply_language(&self, transcript: &Transcript) -> Option<String> {
+        transcript
+            .language_code()
+            .filter(|code| !code.is_empty() && *code != "auto")
+            .map(str::to_string)
+            .or_else(|| {
+                let configured = self.deps.config.language.as_str();
+                (configured != "auto").then(|| configured.to_string())
+            })
     }
 
     /// The options of every transcription in this session.
@@ -800,7 +830,7 @@ impl TurnRunner {
             report.outcome = TurnOutcome::Cancelled;
             return report;
         }
-        let Some(text) = self.transcribed(&mut report, turn.stt).await else {
+        let Some(heard) = self.transcribed(&mut report, turn.stt).await else {
             return report;
         };
         *self.answering.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.speaker.clone());
@@ -815,7 +845,7 @@ impl TurnRunner {
         };
         report.outcome = tokio::select! {
             _ = cancel.cancelled() => stopped(),
-            outcome = self.reply(&mut report, text) => outcome,
+            outcome = self.reply(&mut report, heard) => outcome,
         };
         // Let the reply finish playing before the next turn, unless it is interrupted.
         if let (TurnOutcome::Completed, Some(end)) = (&report.outcome, self.playback.ends_at()) {
@@ -832,14 +862,14 @@ impl TurnRunner {
         report
     }
 
-    /// Waits for the turn's transcript and fills in the report; the text for the agent, or
+    /// Waits for the turn's transcript and fills in the report; what the agent answers, or
     /// `None` (with the outcome set) when there is nothing to answer: a failure, no words,
     /// or words not addressed to the bot.
     async fn transcribed(
         &self,
         report: &mut TurnReport,
         stt: JoinHandle<(SttResult, Instant)>,
-    ) -> Option<String> {
+    ) -> Option<Heard> {
         let (stt, stt_done) = match stt.await {
             Ok(r) => r,
             Err(e) => {
@@ -848,11 +878,12 @@ impl TurnRunner {
             }
         };
         report.timeline.stt_done = Some(stt_done);
-        match stt {
+        let language = match stt {
             Ok(done) => {
                 report.transcript = done.transcript.text.trim().to_string();
                 report.stt_provider = Some(done.provider);
                 report.errors = done.errors.iter().map(|e| e.to_string()).collect();
+                self.reply_language(&done.transcript)
             }
             Err(errors) => {
                 report.errors = errors.iter().map(|e| e.to_string()).collect();
@@ -863,31 +894,32 @@ impl TurnRunner {
                 });
                 return None;
             }
-        }
+        };
         if report.transcript.is_empty() {
             report.outcome = TurnOutcome::NoSpeech;
             return None;
         }
-        let text = self.admitted(&report.speaker, &report.transcript);
-        if text.is_none() {
+        let Some(text) = self.admitted(&report.speaker, &report.transcript) else {
             report.outcome = TurnOutcome::NotAddressed;
-        }
-        text
+            return None;
+        };
+        Some(Heard { text, language })
     }
 
     /// Agent → sentences → TTS → playback, with the agent and TTS overlapping.
-    async fn reply(&self, report: &mut TurnReport, text: String) -> TurnOutcome {
+    async fn reply(&self, report: &mut TurnReport, heard: Heard) -> TurnOutcome {
         let request = AgentRequest {
             conversation: self.conversation.clone(),
             speaker_id: report.speaker.id.clone(),
             speaker_name: report.speaker.name.clone(),
-            text,
+            text: heard.text,
+            language: heard.language.clone(),
         };
         let deltas = self.deps.agent.reply(request);
         let (sentence_tx, sentence_rx) = mpsc::unbounded_channel::<String>();
         let ((full, first_token, agent_error), spoken) = tokio::join!(
             sentences_of(deltas, sentence_tx),
-            self.speak_all(sentence_rx)
+            self.speak_all(sentence_rx, heard.language.as_deref())
         );
         report.reply = full.trim().to_string();
         report.timeline.agent_first_token = first_token;
@@ -910,7 +942,11 @@ impl TurnRunner {
     }
 
     /// Speaks each sentence as it comes, in order, until the sender closes.
-    async fn speak_all(&self, mut sentences: mpsc::UnboundedReceiver<String>) -> SpokenReply {
+    async fn speak_all(
+        &self,
+        mut sentences: mpsc::UnboundedReceiver<String>,
+        language: Option<&str>,
+    ) -> SpokenReply {
         let mut out = SpokenReply::default();
         while let Some(sentence) = sentences.recv().await {
             let text = speakable(&sentence);
@@ -920,6 +956,7 @@ impl TurnRunner {
             let spoken = self
                 .speak(
                     &text,
+                    language,
                     &mut out.first_audio,
                     &mut out.playback_start,
                     &mut out.audio_ms,
@@ -944,6 +981,7 @@ impl TurnRunner {
     async fn speak(
         &self,
         text: &str,
+        language: Option<&str>,
         first_audio: &mut Option<Instant>,
         playback_start: &mut Option<Instant>,
         audio_ms: &mut u64,
@@ -956,7 +994,10 @@ impl TurnRunner {
                 break;
             }
             let mut stream = provider
-                .synthesize(text.to_string(), self.synthesis_options(&provider.id))
+                .synthesize(
+                    text.to_string(),
+                    self.synthesis_options(&provider.id, language),
+                )
                 .first_audio_by(budget.deadline());
             let mut produced = false;
             while let Some(item) = stream.next().await {
@@ -990,6 +1031,14 @@ impl TurnRunner {
         }
         Spoken::Not(text.to_string())
     }
+}
+
+/// An utterance the session answers.
+struct Heard {
+    /// What the agent sees (a wake name taken out).
+    text: String,
+    /// The reply's language: detected by speech-to-text, else the configured one.
+    language: Option<String>,
 }
 
 /// How one sentence of a reply went.

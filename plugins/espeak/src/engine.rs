@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -156,46 +156,22 @@ impl EngineError {
 /// Finds `binary` the way a shell would: a name with a `/` is a path, anything else is looked
 /// up on `PATH`. Returns the executable's path.
 pub fn resolve_binary(binary: &str) -> Result<PathBuf, PluginError> {
-    let not_found = || {
-        PluginError::config(format!(
-            "the espeak-ng program `{binary}` (setting `binary`) was not found on PATH; \
-             install it with `apt-get install espeak-ng` or set `binary` to its full path"
-        ))
-    };
     if binary.is_empty() {
         return Err(PluginError::config("`binary` must not be empty"));
     }
+    if let Some(path) = plugin_api::sdk::find_program(binary) {
+        return Ok(path);
+    }
     if binary.contains('/') {
-        let path = PathBuf::from(binary);
-        return if is_executable(&path) {
-            Ok(path)
-        } else {
-            Err(PluginError::config(format!(
-                "the espeak-ng program `{binary}` (setting `binary`) does not exist or is not \
-                 executable; install it with `apt-get install espeak-ng`"
-            )))
-        };
+        return Err(PluginError::config(format!(
+            "the espeak-ng program `{binary}` (setting `binary`) does not exist or is not \
+             executable; install it with `apt-get install espeak-ng`"
+        )));
     }
-    let path_var = std::env::var_os("PATH").ok_or_else(not_found)?;
-    std::env::split_paths(&path_var)
-        .map(|dir| dir.join(binary))
-        .find(|candidate| is_executable(candidate))
-        .ok_or_else(not_found)
-}
-
-fn is_executable(path: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        meta.is_file() && meta.permissions().mode() & 0o111 != 0
-    }
-    #[cfg(not(unix))]
-    {
-        meta.is_file()
-    }
+    Err(PluginError::config(format!(
+        "the espeak-ng program `{binary}` (setting `binary`) was not found on PATH; install \
+         it with `apt-get install espeak-ng` or set `binary` to its full path"
+    )))
 }
 
 /// How to speak: the voice and prosody passed to espeak-ng.

@@ -281,45 +281,17 @@ fn synthesize_sentence(
         return Err(SentenceError::Stop);
     }
     let engine = &job.engine;
-    let ready = process
-        .filter(|p| p.prosody == job.prosody)
-        .and_then(|mut p| {
-            // A waiting process can have been killed by someone else.
-            p.is_waiting().then_some(p)
-        });
-    let mut process = match ready {
-        Some(p) => p,
-        None => Spawned::start(engine, &job.prosody)?,
-    };
+    let mut process = ready_process(job, process)?;
     let Some(child) = process.child.as_mut() else {
         return Err(SentenceError::Stop);
     };
     engine::feed_stdin(child, sentence).map_err(|e| engine.io_error(e))?;
     let stderr = child.stderr.take().map(engine::read_stderr_in_thread);
-    let (bytes_tx, bytes_rx) = mpsc::channel::<std::io::Result<Vec<u8>>>();
-    if let Some(mut stdout) = child.stdout.take() {
-        thread::Builder::new()
-            .name("espeak-read".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match stdout.read(&mut buf) {
-                        Ok(0) => return,
-                        Ok(n) => {
-                            if bytes_tx.send(Ok(buf[..n].to_vec())).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ = bytes_tx.send(Err(e));
-                            return;
-                        }
-                    }
-                }
-            })
-            .map_err(|e| engine.io_error(e))?;
-    }
+    let bytes = match child.stdout.take() {
+        Some(stdout) => read_stdout_in_thread(stdout).map_err(|e| engine.io_error(e))?,
+        // No stdout to read: the loop below sees it closed at once.
+        None => mpsc::channel().1,
+    };
     // Start the next sentence's espeak-ng once this one's first chunk is out (starting a
     // process takes a few milliseconds, which the first chunk should not wait for).
     let mut prefetch = prefetch;
@@ -329,27 +301,102 @@ fn synthesize_sentence(
             *slot = Spawned::start(engine, &job.prosody).ok();
         }
     };
+    let mut decoder = WavDecoder::new();
+    decode_until_closed(
+        engine,
+        &bytes,
+        &mut decoder,
+        shaper,
+        output,
+        &mut start_next,
+    )?;
+    start_next();
+    // stdout closed: espeak-ng is exiting.
+    let child = process.child.as_mut().ok_or(SentenceError::Stop)?;
+    check_exit(job, child, stderr, &output.cancel)?;
+    let mut samples = Vec::new();
+    decoder
+        .finish(&mut samples)
+        .map_err(|source| wav_error(engine, source))?;
+    if let Some(format) = decoder.format() {
+        shaper.push(&samples, format.sample_rate, &mut |chunk| {
+            output.send(Ok(chunk))
+        })?;
+    }
+    Ok(())
+}
+
+/// `process` when it was started with the job's prosody and still waits; else a new one.
+fn ready_process(job: &Job, process: Option<Spawned>) -> Result<Spawned, EngineError> {
+    let ready = process
+        .filter(|p| p.prosody == job.prosody)
+        .and_then(|mut p| {
+            // A waiting process can have been killed by someone else.
+            p.is_waiting().then_some(p)
+        });
+    match ready {
+        Some(p) => Ok(p),
+        None => Spawned::start(&job.engine, &job.prosody),
+    }
+}
+
+/// What espeak-ng writes, read in a thread of its own and handed over piece by piece.
+type Bytes = mpsc::Receiver<std::io::Result<Vec<u8>>>;
+
+fn read_stdout_in_thread(mut stdout: std::process::ChildStdout) -> std::io::Result<Bytes> {
+    let (bytes_tx, bytes_rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("espeak-read".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        if bytes_tx.send(Ok(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = bytes_tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(bytes_rx)
+}
+
+/// Decodes `bytes` into `shaper` until espeak-ng closes its stdout; calls `after_first`
+/// once a chunk is out (and on every later piece: it runs once).
+fn decode_until_closed(
+    engine: &Espeak,
+    bytes: &Bytes,
+    decoder: &mut WavDecoder,
+    shaper: &mut Shaper,
+    output: &Output,
+    after_first: &mut dyn FnMut(),
+) -> Result<(), SentenceError> {
     let sent = Cell::new(0usize);
     let mut emit = |chunk: AudioChunk| {
         sent.set(sent.get() + 1);
         output.send(Ok(chunk))
     };
-
-    let mut decoder = WavDecoder::new();
     let mut samples = Vec::new();
     let mut last_data = Instant::now();
     loop {
         if sent.get() > 0 {
-            start_next();
+            after_first();
         }
         if output.cancel.is_cancelled() {
-            return Err(SentenceError::Stop); // dropping `process` kills espeak-ng
+            return Err(SentenceError::Stop); // dropping the process kills espeak-ng
         }
-        match bytes_rx.recv_timeout(POLL) {
-            Ok(Ok(bytes)) => {
+        match bytes.recv_timeout(POLL) {
+            Ok(Ok(piece)) => {
                 last_data = Instant::now();
                 decoder
-                    .push(&bytes, &mut samples)
+                    .push(&piece, &mut samples)
                     .map_err(|source| wav_error(engine, source))?;
                 if let Some(format) = decoder.format() {
                     shaper.push(&samples, format.sample_rate, &mut emit)?;
@@ -357,32 +404,34 @@ fn synthesize_sentence(
                 samples.clear();
             }
             Ok(Err(e)) => return Err(engine.io_error(e).into()),
-            Err(RecvTimeoutError::Timeout) => {
-                if last_data.elapsed() > STALL_TIMEOUT {
-                    return Err(EngineError::Timeout {
-                        binary: engine.name().to_string(),
-                        after: STALL_TIMEOUT,
-                    }
-                    .into());
-                }
+            Err(RecvTimeoutError::Timeout) if last_data.elapsed() > STALL_TIMEOUT => {
+                return Err(stalled(engine).into());
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
+}
 
-    start_next();
-    // stdout closed: espeak-ng is exiting.
-    let child = process.child.as_mut().ok_or(SentenceError::Stop)?;
-    let status = match wait_with_cancel(child, &output.cancel) {
+fn stalled(engine: &Espeak) -> EngineError {
+    EngineError::Timeout {
+        binary: engine.name().to_string(),
+        after: STALL_TIMEOUT,
+    }
+}
+
+/// Waits for espeak-ng to exit; its failure, with what it wrote on stderr, is an error.
+fn check_exit(
+    job: &Job,
+    child: &mut Child,
+    stderr: Option<JoinHandle<String>>,
+    cancel: &CancelToken,
+) -> Result<(), SentenceError> {
+    let engine = &job.engine;
+    let status = match wait_with_cancel(child, cancel) {
         Ok(Wait::Exited(status)) => status,
         Ok(Wait::Cancelled) => return Err(SentenceError::Stop),
-        Ok(Wait::TimedOut) => {
-            return Err(EngineError::Timeout {
-                binary: engine.name().to_string(),
-                after: STALL_TIMEOUT,
-            }
-            .into())
-        }
+        Ok(Wait::TimedOut) => return Err(stalled(engine).into()),
         Err(e) => return Err(engine.io_error(e).into()),
     };
     let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
@@ -393,12 +442,6 @@ fn synthesize_sentence(
             stderr,
         };
         return Err(engine::classify_failure(failure, &job.prosody.voice).into());
-    }
-    decoder
-        .finish(&mut samples)
-        .map_err(|source| wav_error(engine, source))?;
-    if let Some(format) = decoder.format() {
-        shaper.push(&samples, format.sample_rate, &mut emit)?;
     }
     Ok(())
 }

@@ -244,13 +244,36 @@ fn read_layout<R: Read + Seek>(r: &mut LayoutReader<R>) -> Result<ModelInfo, Lay
             "it starts with bytes {magic:02x?}, not the ggml magic {GGML_MAGIC:02x?}"
         ));
     }
-    // Hyper-parameters, in file order.
+    let header = read_hyperparameters(r)?;
+    skip_mel_filters(r)?;
+    skip_vocabulary(r, header.n_vocab)?;
+    let tensors = count_tensors(r)?;
+    Ok(ModelInfo {
+        bytes: r.len,
+        n_vocab: header.n_vocab,
+        n_audio_layer: header.n_audio_layer,
+        ftype: header.ftype,
+        tensors,
+    })
+}
+
+/// What the hyper-parameters say that the rest of the check and the caller need.
+struct Hyperparameters {
+    n_vocab: i32,
+    n_audio_layer: i32,
+    ftype: i32,
+}
+
+/// The hyper-parameters, in file order, each within whisper.cpp's limits.
+fn read_hyperparameters<R: Read + Seek>(
+    r: &mut LayoutReader<R>,
+) -> Result<Hyperparameters, LayoutError> {
     let n_vocab = within(r.i32("n_vocab")?, 51_864..=52_000, "n_vocab")?;
-    let n_audio_ctx = within(r.i32("n_audio_ctx")?, 1..=6_000, "n_audio_ctx")?;
+    within(r.i32("n_audio_ctx")?, 1..=6_000, "n_audio_ctx")?;
     let n_audio_state = within(r.i32("n_audio_state")?, 1..=8_192, "n_audio_state")?;
     let n_audio_head = within(r.i32("n_audio_head")?, 1..=256, "n_audio_head")?;
     let n_audio_layer = within(r.i32("n_audio_layer")?, 1..=128, "n_audio_layer")?;
-    let n_text_ctx = within(r.i32("n_text_ctx")?, 1..=4_096, "n_text_ctx")?;
+    within(r.i32("n_text_ctx")?, 1..=4_096, "n_text_ctx")?;
     let n_text_state = within(r.i32("n_text_state")?, 1..=8_192, "n_text_state")?;
     let n_text_head = within(r.i32("n_text_head")?, 1..=256, "n_text_head")?;
     within(r.i32("n_text_layer")?, 1..=128, "n_text_layer")?;
@@ -268,18 +291,27 @@ fn read_layout<R: Read + Seek>(r: &mut LayoutReader<R>) -> Result<ModelInfo, Lay
     {
         return bad("the encoder and decoder sizes do not fit together");
     }
-    let _ = (n_audio_ctx, n_text_ctx);
+    Ok(Hyperparameters {
+        n_vocab,
+        n_audio_layer,
+        ftype,
+    })
+}
 
-    // Mel filters.
+fn skip_mel_filters<R: Read + Seek>(r: &mut LayoutReader<R>) -> Result<(), LayoutError> {
     let n_mel = within(
         r.i32("the mel filter count")?,
         1..=512,
         "the mel filter count",
     )?;
     let n_fft = within(r.i32("the FFT size")?, 1..=4_096, "the FFT size")?;
-    r.skip(n_mel as u64 * n_fft as u64 * 4, "the mel filters")?;
+    r.skip(n_mel as u64 * n_fft as u64 * 4, "the mel filters")
+}
 
-    // Vocabulary.
+fn skip_vocabulary<R: Read + Seek>(
+    r: &mut LayoutReader<R>,
+    n_vocab: i32,
+) -> Result<(), LayoutError> {
     let words = within(
         r.i32("the vocabulary size")?,
         0..=n_vocab,
@@ -292,51 +324,53 @@ fn read_layout<R: Read + Seek>(r: &mut LayoutReader<R>) -> Result<ModelInfo, Lay
         }
         r.skip(u64::from(len), "the vocabulary")?;
     }
+    Ok(())
+}
 
-    // Tensors, until the file ends exactly after one.
+/// The tensors, until the file ends exactly after one; how many.
+fn count_tensors<R: Read + Seek>(r: &mut LayoutReader<R>) -> Result<usize, LayoutError> {
     let mut tensors = 0;
     while r.remaining() > 0 {
-        let what = format!("tensor header {tensors}");
-        let n_dims = within(r.i32(&what)?, 1..=4, "a tensor's dimension count")?;
-        let name_len = within(r.i32(&what)?, 1..=256, "a tensor's name length")?;
-        let ttype = r.i32(&what)?;
-        let Some((block, block_bytes)) = type_layout(ttype) else {
-            return bad(format!("tensor {tensors} has unknown type {ttype}"));
-        };
-        let mut elements: u64 = 1;
-        let mut first_dim = 0;
-        for d in 0..n_dims {
-            let ne = within(r.i32(&what)?, 1..=i32::MAX, "a tensor dimension")?;
-            if d == 0 {
-                first_dim = ne as u64;
-            }
-            elements = elements.saturating_mul(ne as u64);
-        }
-        if elements > i32::MAX as u64 {
-            return bad(format!("tensor {tensors} is too large"));
-        }
-        if first_dim % block != 0 {
-            return bad(format!(
-                "tensor {tensors}'s rows do not fill whole blocks of its type"
-            ));
-        }
-        r.skip(name_len as u64, &what)?;
-        r.skip(
-            elements / block * block_bytes,
-            &format!("tensor {tensors}'s data"),
-        )?;
+        skip_tensor(r, tensors)?;
         tensors += 1;
     }
     if tensors == 0 {
         return bad("it holds no tensors");
     }
-    Ok(ModelInfo {
-        bytes: r.len,
-        n_vocab,
-        n_audio_layer,
-        ftype,
-        tensors,
-    })
+    Ok(tensors)
+}
+
+/// Tensor number `index`: its header checked, its data skipped.
+fn skip_tensor<R: Read + Seek>(r: &mut LayoutReader<R>, index: usize) -> Result<(), LayoutError> {
+    let what = format!("tensor header {index}");
+    let n_dims = within(r.i32(&what)?, 1..=4, "a tensor's dimension count")?;
+    let name_len = within(r.i32(&what)?, 1..=256, "a tensor's name length")?;
+    let ttype = r.i32(&what)?;
+    let Some((block, block_bytes)) = type_layout(ttype) else {
+        return bad(format!("tensor {index} has unknown type {ttype}"));
+    };
+    let mut elements: u64 = 1;
+    let mut first_dim = 0;
+    for d in 0..n_dims {
+        let ne = within(r.i32(&what)?, 1..=i32::MAX, "a tensor dimension")?;
+        if d == 0 {
+            first_dim = ne as u64;
+        }
+        elements = elements.saturating_mul(ne as u64);
+    }
+    if elements > i32::MAX as u64 {
+        return bad(format!("tensor {index} is too large"));
+    }
+    if first_dim % block != 0 {
+        return bad(format!(
+            "tensor {index}'s rows do not fill whole blocks of its type"
+        ));
+    }
+    r.skip(name_len as u64, &what)?;
+    r.skip(
+        elements / block * block_bytes,
+        &format!("tensor {index}'s data"),
+    )
 }
 
 /// Checks and loads the model at `path`, for the CPU.

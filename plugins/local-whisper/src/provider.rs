@@ -33,7 +33,8 @@ pub struct LocalWhisper {
     multilingual: bool,
     /// Parameters for the configured language.
     template: Template,
-    /// Parameters for languages asked for per call (multilingual models only).
+    /// Parameters for languages asked for per call, `auto` for detection (multilingual models
+    /// only).
     other_languages: Mutex<HashMap<&'static str, Template>>,
     /// The configured `initial_prompt`, tokenized.
     prompt_tokens: Vec<c_int>,
@@ -132,20 +133,90 @@ impl LocalWhisper {
             _ if !self.multilingual => Some("en"),
             other => other,
         };
-        let Some(code) = language else {
-            return self.template.clone();
-        };
-        if configured == Some(code) {
+        if configured == language {
             return self.template.clone();
         }
         let mut cache = self
             .other_languages
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Detection asked for per call while the settings force a language: its own template.
         cache
-            .entry(code)
-            .or_insert_with(|| template(&self.settings, Some(code)))
+            .entry(language.unwrap_or("auto"))
+            .or_insert_with(|| template(&self.settings, language))
             .clone()
+    }
+
+    /// Runs whisper.cpp on `samples` in `language` (`None`: detect it) with the call's prompt
+    /// tokens, else the configured ones; the kept segments and the language decoded in.
+    fn decode(
+        &self,
+        samples: &[i16],
+        language: Option<&'static str>,
+        call_prompt: Option<&[c_int]>,
+        duration_ms: u64,
+    ) -> Result<(Decoded, &'static str), PluginError> {
+        let mut pcm: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
+        if pcm.len() < MIN_SAMPLES {
+            pcm.resize(MIN_SAMPLES, 0.0);
+        }
+        let mut params: FullParams<'static, '_> = self.params_for(language);
+        params.set_audio_ctx(audio_ctx(&self.settings, pcm.len()));
+        params.set_max_tokens(max_tokens(pcm.len()));
+        match call_prompt {
+            Some(tokens) => params.set_tokens(tokens),
+            None if !self.prompt_tokens.is_empty() => params.set_tokens(&self.prompt_tokens),
+            None => {}
+        }
+        let waited = Instant::now();
+        let Some(mut state) = self.states.get() else {
+            return Err(PluginError::internal("the decoder state pool is empty"));
+        };
+        let started = Instant::now();
+        state
+            .full(params, &pcm)
+            .map_err(|e| PluginError::internal(format!("whisper.cpp failed: {e}")))?;
+        let language = match language {
+            Some(code) => code,
+            None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("en"),
+        };
+        let decoded = self.collect(&state, duration_ms);
+        drop(state);
+        log::debug!(
+            "decoded {duration_ms} ms in {} ms (waited {} ms for a state)",
+            started.elapsed().as_millis(),
+            started.duration_since(waited).as_millis()
+        );
+        Ok((decoded, language))
+    }
+
+    /// The transcript of `decoded`, or an empty one when the guard judges it not speech.
+    fn transcript(&self, decoded: Decoded, language: &str) -> Transcript {
+        let text = decoded
+            .segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let confidence =
+            (decoded.tokens > 0).then(|| (decoded.probability_sum / decoded.tokens as f64) as f32);
+        let evidence = Evidence {
+            no_speech_prob: decoded.no_speech_prob,
+            confidence,
+        };
+        if let Some(reason) =
+            guard::judge_transcript(&text, &evidence, self.settings.no_speech_threshold)
+        {
+            log::debug!("dropped transcript {text:?} ({reason}; {evidence:?})");
+            return Transcript::empty();
+        }
+        let mut transcript = Transcript::new(text.trim())
+            .with_language(language)
+            .with_segments(decoded.segments);
+        if let Some(confidence) = confidence {
+            transcript = transcript.with_confidence(confidence.clamp(0.0, 1.0));
+        }
+        transcript
     }
 
     /// Reads the segments out of `state` after `full`, dropping those the guard refuses.
@@ -299,65 +370,9 @@ impl SpeechToText for LocalWhisper {
             Some(prompt) => Some(tokenize(&self.context, prompt)?),
             None => None,
         };
-
-        let mut pcm: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
-        if pcm.len() < MIN_SAMPLES {
-            pcm.resize(MIN_SAMPLES, 0.0);
-        }
-        let mut params: FullParams<'static, '_> = self.params_for(language);
-        params.set_audio_ctx(audio_ctx(&self.settings, pcm.len()));
-        params.set_max_tokens(max_tokens(pcm.len()));
-        match &call_prompt {
-            Some(tokens) => params.set_tokens(tokens),
-            None if !self.prompt_tokens.is_empty() => params.set_tokens(&self.prompt_tokens),
-            None => {}
-        }
-
-        let waited = Instant::now();
-        let Some(mut state) = self.states.get() else {
-            return Err(PluginError::internal("the decoder state pool is empty"));
-        };
-        let started = Instant::now();
-        state
-            .full(params, &pcm)
-            .map_err(|e| PluginError::internal(format!("whisper.cpp failed: {e}")))?;
-        let language = match language {
-            Some(code) => code,
-            None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("en"),
-        };
-        let decoded = self.collect(&state, duration_ms);
-        drop(state);
-        log::debug!(
-            "decoded {duration_ms} ms in {} ms (waited {} ms for a state)",
-            started.elapsed().as_millis(),
-            started.duration_since(waited).as_millis()
-        );
-
-        let text = decoded
-            .segments
-            .iter()
-            .map(|s| s.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let confidence =
-            (decoded.tokens > 0).then(|| (decoded.probability_sum / decoded.tokens as f64) as f32);
-        let evidence = Evidence {
-            no_speech_prob: decoded.no_speech_prob,
-            confidence,
-        };
-        if let Some(reason) =
-            guard::judge_transcript(&text, &evidence, self.settings.no_speech_threshold)
-        {
-            log::debug!("dropped transcript {text:?} ({reason}; {evidence:?})");
-            return Ok(Transcript::empty());
-        }
-        let mut transcript = Transcript::new(text.trim())
-            .with_language(language)
-            .with_segments(decoded.segments);
-        if let Some(confidence) = confidence {
-            transcript = transcript.with_confidence(confidence.clamp(0.0, 1.0));
-        }
-        Ok(transcript)
+        let (decoded, language) =
+            self.decode(samples, language, call_prompt.as_deref(), duration_ms)?;
+        Ok(self.transcript(decoded, language))
     }
 
     fn health(&self) -> Result<HealthReport, PluginError> {

@@ -74,7 +74,8 @@ impl OpenAiWhisper {
         form.text("model", &self.settings.model);
         form.text("response_format", self.response_format);
         let language = self.settings.language.as_deref().or(options.language());
-        if let Some(language) = language.filter(|l| !l.is_empty()) {
+        // `auto`: the server detects it, which is what leaving the field out asks for.
+        if let Some(language) = language.filter(|l| !l.is_empty() && *l != "auto") {
             form.text("language", language);
         }
         let prompt = options.prompt().or(self.settings.prompt.as_deref());
@@ -107,7 +108,7 @@ impl OpenAiWhisper {
         };
         if transcript.language.is_none() {
             let language = self.settings.language.as_deref().or(options.language());
-            if let Some(language) = language {
+            if let Some(language) = language.filter(|l| *l != "auto") {
                 transcript = transcript.with_language(language);
             }
         }

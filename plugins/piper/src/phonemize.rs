@@ -26,6 +26,8 @@ use crate::clauses::{Clause, Sentence};
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// espeak-ng reads lines into a 1000-byte buffer: longer clauses are cut at spaces below it.
 const MAX_LINE_BYTES: usize = 900;
+/// Processes kept waiting: a synthesis uses one for its first sentence and one for the rest.
+const STANDBY: usize = 2;
 
 /// A finished run's standard output and (the start of) its standard error.
 type Captured = (Vec<u8>, Vec<u8>);
@@ -36,25 +38,30 @@ pub struct Phonemizer {
     program: PathBuf,
     name: String,
     voice: String,
-    /// An espeak-ng started ahead of time and waiting for its input: starting one (exec,
-    /// loading its data and the voice) takes 8 to 20 ms, most of a short sentence's cost.
+    /// espeak-ng processes started ahead of time and waiting for their input: starting one
+    /// (exec, loading its data and the voice) takes 8 to 20 ms, most of a short sentence's
+    /// cost.
     standby: Standby,
 }
 
-/// A started process nobody has written to yet; killed when the phonemizer is dropped.
+/// Started processes nobody has written to yet; killed when the phonemizer is dropped.
 #[derive(Debug, Default)]
-struct Standby(Mutex<Option<Child>>);
+struct Standby(Mutex<Vec<Child>>);
 
 impl Standby {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Child>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn take(&self) -> Option<Child> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.lock().pop()
     }
 }
 
 impl Drop for Standby {
     fn drop(&mut self) {
-        let slot = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut child) = slot.take() {
+        let waiting = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
+        for mut child in waiting.drain(..) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -64,7 +71,7 @@ impl Drop for Standby {
 impl Phonemizer {
     /// Finds `binary` (a path, or a name on `PATH`) for `voice` (an espeak-ng voice).
     pub fn new(binary: &str, voice: &str) -> Result<Phonemizer, PluginError> {
-        let program = find_program(binary).ok_or_else(|| {
+        let program = plugin_api::sdk::find_program(binary).ok_or_else(|| {
             PluginError::config(format!(
                 "the espeak-ng program `{binary}` (setting `espeak_binary`) was not found; \
                  install it (`apt-get install espeak-ng`) or give its full path"
@@ -149,31 +156,29 @@ impl Phonemizer {
             })
     }
 
-    /// The standby process if it is still waiting, else a new one.
+    /// A standby process still waiting, else a new one.
     fn process(&self) -> Result<Child, PluginError> {
-        let waiting = self
-            .standby
-            .take()
-            .and_then(|mut child| match child.try_wait() {
-                Ok(None) => Some(child),
+        while let Some(mut child) = self.standby.take() {
+            match child.try_wait() {
+                Ok(None) => return Ok(child),
                 _ => {
                     let _ = child.wait();
-                    None
                 }
-            });
-        match waiting {
-            Some(child) => Ok(child),
-            None => self.spawn(),
+            }
         }
+        self.spawn()
     }
 
-    /// Starts a standby process for the next call, unless one is waiting. Called when the
-    /// machine is otherwise idle (after a synthesis), so its start-up does not compete with
-    /// the model for the CPU.
+    /// Starts standby processes until [`STANDBY`] wait: one for the first sentence of the next
+    /// synthesis, one for the rest of it. Called when the machine is otherwise idle (after a
+    /// synthesis), so their start-up does not compete with the model for the CPU.
     pub fn prepare(&self) {
-        let mut slot = self.standby.0.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = self.spawn().ok();
+        let mut waiting = self.standby.lock();
+        while waiting.len() < STANDBY {
+            match self.spawn() {
+                Ok(child) => waiting.push(child),
+                Err(_) => break,
+            }
         }
     }
 
@@ -311,21 +316,6 @@ pub fn assemble<'a>(clauses: impl Iterator<Item = (&'a Clause, &'a str)>) -> Vec
     text.nfd().map(String::from).collect()
 }
 
-/// `binary` as a path when it has a `/`, else looked up on `PATH`.
-fn find_program(binary: &str) -> Option<PathBuf> {
-    if binary.is_empty() {
-        return None;
-    }
-    if binary.contains('/') {
-        let path = PathBuf::from(binary);
-        return path.is_file().then_some(path);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(binary))
-        .find(|p| p.is_file())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +371,26 @@ mod tests {
         };
         let phonemes: String = espeak().phonemize(&vec![clause]).unwrap().concat();
         assert_eq!(phonemes.matches("wˈɜːd").count(), 400, "{phonemes}");
+    }
+
+    #[test]
+    fn two_processes_wait_so_a_reply_starts_none_cold() {
+        let espeak = espeak();
+        espeak.prepare();
+        assert_eq!(espeak.standby.lock().len(), STANDBY);
+        let sentences = split("Sure. The train leaves at nine. It is on time.");
+        espeak.phonemize(&sentences[0]).unwrap();
+        espeak.phonemize_all(&sentences[1..]).unwrap();
+        assert!(espeak.standby.lock().is_empty(), "both were used");
+        espeak.prepare();
+        assert_eq!(espeak.standby.lock().len(), STANDBY);
+        // A waiting process that died is skipped, not used.
+        for child in espeak.standby.lock().iter_mut() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        let phonemes: String = espeak.phonemize(&sentences[0]).unwrap().concat();
+        assert_eq!(phonemes, "ʃˈʊɹ.".nfd().collect::<String>());
     }
 
     #[test]

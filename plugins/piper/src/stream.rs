@@ -1,7 +1,8 @@
-//! The synthesis worker: one thread per synthesis phonemizes and speaks one sentence at a
-//! time and hands its audio to a [`ChannelStream`] in chunks, so the host plays the first
-//! sentence while the next is made. The [`CancelToken`] is checked before each sentence and
-//! each chunk; a dropped stream stops the worker at its next send.
+//! The synthesis worker: one thread per synthesis speaks one sentence at a time and hands its
+//! audio to a [`ChannelStream`] in chunks, so the host plays the first sentence while the next
+//! is made. The first sentence is phonemized alone; the rest in one espeak-ng run on a second
+//! thread while the model speaks the first. The [`CancelToken`] is checked before each
+//! sentence and each chunk; a dropped stream stops the worker at its next send.
 
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
@@ -61,7 +62,13 @@ pub fn start(
     let (sender, stream) = ChannelStream::new(cancel.clone());
     let handle = thread::Builder::new()
         .name("piper-synth".into())
-        .spawn(move || run(&engine, &job, &sender, &cancel))
+        .spawn(move || {
+            let outcome = run(&engine, &job, &sender, &cancel);
+            // The stream ends here; the standby processes start after it, off its time.
+            drop(sender);
+            engine.phonemizer.prepare();
+            outcome
+        })
         .map_err(|e| PluginError::internal(format!("could not start the synthesis thread: {e}")))?;
     Ok((stream, handle))
 }
@@ -75,28 +82,49 @@ fn run(
     let Some((first, rest)) = job.sentences.split_first() else {
         return Outcome::Completed;
     };
-    // The first sentence alone, so its audio comes first; the rest in one espeak-ng run once
-    // it is handed over (and its audio playing), so nothing competes with the model for it.
+    // The first sentence alone, so its audio comes first; the rest in one espeak-ng run (a
+    // process already waiting) on another thread while the model speaks the first.
     let first = engine.phonemizer.phonemize(first);
-    let mut outcome = say(engine, job, first, !rest.is_empty(), sender, cancel);
-    if outcome == Outcome::Completed && !rest.is_empty() {
-        match engine.phonemizer.phonemize_all(rest) {
-            Err(e) => {
-                let _ = sender.send(Err(e));
-                outcome = Outcome::Failed;
+    thread::scope(|scope| {
+        let later =
+            (!rest.is_empty()).then(|| scope.spawn(|| engine.phonemizer.phonemize_all(rest)));
+        let outcome = say(engine, job, first, later.is_some(), sender, cancel);
+        match later {
+            Some(later) if outcome == Outcome::Completed => {
+                say_rest(engine, job, later.join(), sender, cancel)
             }
-            Ok(all) => {
-                let count = all.len();
-                for (index, phonemes) in all.into_iter().enumerate() {
-                    outcome = say(engine, job, Ok(phonemes), index + 1 < count, sender, cancel);
-                    if outcome != Outcome::Completed {
-                        break;
-                    }
-                }
-            }
+            _ => outcome,
+        }
+    })
+}
+
+/// Speaks the later sentences from their phonemes (or the error phonemizing them).
+fn say_rest(
+    engine: &Engine,
+    job: &Job,
+    phonemes: thread::Result<Result<Vec<Vec<String>>, PluginError>>,
+    sender: &SyncSender<Result<AudioChunk, PluginError>>,
+    cancel: &CancelToken,
+) -> Outcome {
+    let all = match phonemes {
+        Ok(Ok(all)) => all,
+        Ok(Err(e)) => {
+            let _ = sender.send(Err(e));
+            return Outcome::Failed;
+        }
+        Err(_) => {
+            let _ = sender.send(Err(PluginError::internal("phonemizing the reply panicked")));
+            return Outcome::Failed;
+        }
+    };
+    let count = all.len();
+    let mut outcome = Outcome::Completed;
+    for (index, phonemes) in all.into_iter().enumerate() {
+        outcome = say(engine, job, Ok(phonemes), index + 1 < count, sender, cancel);
+        if outcome != Outcome::Completed {
+            break;
         }
     }
-    engine.phonemizer.prepare();
     outcome
 }
 
