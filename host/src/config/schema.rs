@@ -535,6 +535,11 @@ pub struct DiscordConfig {
     /// Post a visible notice in the voice channel's text chat when the bot joins, saying it
     /// listens and transcribes. Default: true.
     pub join_notice: bool,
+    /// Voice channel ids the bot joins by itself: at start (each server as it loads), when
+    /// the gateway connects again, and when someone enters one while the bot is in no call
+    /// in that server. One per server; a server's own `auto_join_channel` setting replaces
+    /// it there. Default: empty.
+    pub auto_join_channels: Vec<u64>,
 }
 
 /// When the bot answers what it hears (`discord.reply_mode`, or a guild's own).
@@ -620,6 +625,7 @@ impl Default for DiscordConfig {
             addressed_min_humans: 2,
             settings_roles: Vec::new(),
             join_notice: true,
+            auto_join_channels: Vec::new(),
         }
     }
 }
