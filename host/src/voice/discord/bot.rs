@@ -737,13 +737,15 @@ fn session_lines(s: &Arc<GuildSession>, ctx: &Arc<SessionContext>) -> Vec<String
         "Turns: {} ({} failed) · voice reconnects: {}",
         stats.turns, stats.failed, stats.reconnects
     ));
-    lines.push(s.hearing().status_line(std::time::Instant::now(), |u| {
+    let hearing = s.hearing();
+    lines.push(hearing.status_line(std::time::Instant::now(), |u| {
         people
             .iter()
             .find(|(id, _)| id.get() == u)
             .map(|(_, n)| n.clone())
             .unwrap_or_else(|| format!("user {u}"))
     }));
+    lines.push(hearing.encryption_line());
     lines
 }
 

@@ -50,6 +50,9 @@ pub trait BotObserver: Send + Sync + 'static {
     fn undecodable(&self, _guild: u64) {}
     /// `speakers` in `guild` are speaking but unheard now (0: everyone is heard again).
     fn unheard(&self, _guild: u64, _speakers: usize) {}
+    /// What `guild`'s received audio is encrypted with now: DAVE end to end (`Some(true)`),
+    /// transport only (`Some(false)`), or not known (no one heard yet, or the session ended).
+    fn encryption(&self, _guild: u64, _dave: Option<bool>) {}
 }
 
 /// An observer that ignores everything.

@@ -25,7 +25,7 @@ use songbird::{Call, CoreEvent, Songbird};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
-use super::hearing::{Hearing, HearingSummary};
+use super::hearing::{self, Hearing, HearingSummary};
 use super::output::CallOutput;
 use super::BotObserver;
 use crate::guild::GuildSettings;
@@ -47,6 +47,9 @@ const SILENT_FRAME: [i16; 1_920] = [0; 1_920];
 const FRAME_SAMPLES: usize = SILENT_FRAME.len();
 /// Longest transcript message (Discord's limit is 2000 characters).
 const MESSAGE_MAX: usize = 1_900;
+/// The transport encryption's suffix (AEAD tag and nonce) after each RTP payload: 20 bytes
+/// in both modes songbird 0.6.1 speaks (`aead_aes256_gcm_rtpsize`, `aead_xchacha20_poly1305_rtpsize`).
+const TRANSPORT_SUFFIX: usize = songbird::driver::CryptoMode::Aes256Gcm.payload_suffix_len();
 
 /// What the session's supervisor hears from the driver.
 #[derive(Debug)]
@@ -160,6 +163,7 @@ impl Receiver {
             return;
         };
         let mut decoded = 0;
+        let mut encryption_changed = None;
         for (ssrc, data) in &tick.speaking {
             let Some(pcm) = data.decoded_voice.as_deref() else {
                 continue;
@@ -178,6 +182,11 @@ impl Receiver {
                     last_heard.insert(*ssrc, now);
                     hearing.decoded(user.get(), 1, now);
                     decoded += 1;
+                    if let Some(dave) = data.packet.as_ref().and_then(dave_frame) {
+                        if hearing.encryption(dave) {
+                            encryption_changed = Some(dave);
+                        }
+                    }
                 }
                 Some(Source::Bot) => {}
                 None => {
@@ -210,6 +219,13 @@ impl Receiver {
         }
         if decoded > 0 {
             self.observer.frames_decoded(self.guild.get(), decoded);
+        }
+        if let Some(dave) = encryption_changed {
+            tracing::info!(guild = %self.guild, dave, "received audio is {}", match dave {
+                true => "DAVE end-to-end encrypted",
+                false => "transport encrypted only (no DAVE)",
+            });
+            self.observer.encryption(self.guild.get(), Some(dave));
         }
         for user in unheard {
             self.report_unheard(UserId::new(user.max(1)));
@@ -700,6 +716,12 @@ async fn supervise(
             }
         }
     }
+}
+
+/// Whether songbird's received packet came DAVE-encrypted ([`hearing::dave_frame`]).
+fn dave_frame(rtp: &songbird::events::context_data::RtpData) -> Option<bool> {
+    let padded = rtp.rtp().get_padding() != 0;
+    hearing::dave_frame(&rtp.packet, rtp.payload_end_pad, TRANSPORT_SUFFIX, padded)
 }
 
 /// Leaves when no one but bots has been in the channel for `after`.
