@@ -3,18 +3,21 @@
 //! someone enters the channel, joined again after the gateway identifies anew; refusals said
 //! in the log with the channel and the reason (a stage channel, a channel id in no server, a
 //! channel where the bot lacks Connect); a server's own `auto_join_channel` setting
-//! replacing the configured channel there.
+//! replacing the configured channel there. And what `scripts/discord-smoke` relies on: a bot
+//! listed in `discord.heard_bots` speaking in the auto-join channel is transcribed and
+//! answered like a person.
 
 use std::time::Duration;
 
 use openclaw_voice_tests::fake_discord::{
-    model::perms, ALICE, BOB, GUILD_ID, LOCKED, LOUNGE, STAGE, STUDIO,
+    audio, model::perms, SayOptions, ALICE, BOB, GUILD_ID, JUKEBOX, LOCKED, LOUNGE, STAGE, STUDIO,
+    TRANSCRIPTS,
 };
 use openclaw_voice_tests::toml_path;
 
 mod discord_harness;
 
-use discord_harness::{Bot, ANSWER};
+use discord_harness::{Bot, Stack, ANSWER};
 
 const MANAGE_GUILD: u64 = 1 << 5;
 /// A voice channel id in no server of the fake.
@@ -159,5 +162,38 @@ fn a_channel_without_connect_is_refused_and_a_servers_own_setting_replaces_it() 
         bot.bot.stderr()
     );
     wait_log(&mut bot, "set by this server's auto_join_channel setting");
+    bot.stop();
+}
+
+#[test]
+fn a_heard_bot_speaking_in_the_auto_join_channel_is_answered() {
+    let config = format!(
+        "[discord]\nauto_join_channels = [{LOUNGE}]\nheard_bots = [{JUKEBOX}]\n\
+         transcript_channel = {TRANSCRIPTS}\n"
+    );
+    let bot = Bot::start_with(Stack::Offline, &config, 1);
+    assert_eq!(
+        bot.fake.wait_bot_connected(GUILD_ID, ANSWER),
+        Some(LOUNGE),
+        "{}",
+        bot.bot.stderr()
+    );
+    // The Jukebox bot comes in and asks, as the smoke test's speaker bot does.
+    bot.fake.move_user(GUILD_ID, JUKEBOX, Some(LOUNGE));
+    bot.fake.say(
+        GUILD_ID,
+        JUKEBOX,
+        &audio::speech("What is the capital of France?", 1_000),
+        SayOptions::default(),
+    );
+    let posts = bot.wait_transcripts(1);
+    assert!(
+        posts[0].starts_with("**Jukebox**:") && posts[0].to_lowercase().contains("france"),
+        "{posts:?}"
+    );
+    let voiced = bot.wait_spoken_reply(0);
+    assert!(voiced > 0.5, "{voiced} s of reply");
+    let status = bot.command(ALICE, "status");
+    assert!(status.content.contains("Jukebox (heard)"), "{status:?}");
     bot.stop();
 }

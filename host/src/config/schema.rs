@@ -540,6 +540,9 @@ pub struct DiscordConfig {
     /// in that server. One per server; a server's own `auto_join_channel` setting replaces
     /// it there. Default: empty.
     pub auto_join_channels: Vec<u64>,
+    /// Bot user ids heard and answered like people (a test speaker bot, such as
+    /// `scripts/discord-smoke`'s); every other bot is ignored. Default: empty.
+    pub heard_bots: Vec<u64>,
 }
 
 /// When the bot answers what it hears (`discord.reply_mode`, or a guild's own).
@@ -626,6 +629,7 @@ impl Default for DiscordConfig {
             settings_roles: Vec::new(),
             join_notice: true,
             auto_join_channels: Vec::new(),
+            heard_bots: Vec::new(),
         }
     }
 }

@@ -199,6 +199,7 @@ impl EventHandler for Handler {
                 .then(|| Duration::from_millis(self.state.config.auto_leave_after_ms)),
             reconnect_attempts: self.state.config.voice_reconnect_attempts,
             bot_name: ready.user.name.clone(),
+            heard_bots: self.state.config.heard_bots.clone().into(),
         }));
         self.state.observer.gateway(true);
     }
@@ -254,7 +255,8 @@ impl EventHandler for Handler {
             return;
         };
         // A person entering a channel: the server's auto-join channel, perhaps.
-        let person = new.member.as_ref().is_none_or(|m| !m.user.bot);
+        let person = new.member.as_ref().is_none_or(|m| !m.user.bot)
+            || self.state.config.heard_bots.contains(&new.user_id.get());
         if let (true, true, Some(channel)) = (new.user_id != ctx.bot, person, new.channel_id) {
             if old.and_then(|o| o.channel_id) != Some(channel) {
                 self.auto_join_on_arrival(&discord, guild, channel).await;
@@ -323,7 +325,8 @@ impl Handler {
         let settings = self.state.store.settings(guild.get()).await;
         let bot = ctx.cache.current_user().name.clone();
         let bot_id = ctx.cache.current_user().id;
-        let humans = session::humans_in(&ctx.cache, guild, channel, bot_id).len();
+        let heard = &self.state.config.heard_bots;
+        let humans = session::humans_in(&ctx.cache, (guild, channel), bot_id, heard).len();
         let text = super::settings::join_notice(&bot, &settings, humans);
         if let Err(e) = channel.say(&ctx.http, text).await {
             tracing::warn!(%guild, "cannot post the join notice in the channel's chat: {e}");
@@ -709,7 +712,7 @@ fn session_lines(s: &Arc<GuildSession>, ctx: &Arc<SessionContext>) -> Vec<String
         elapsed / 60,
         elapsed % 60
     )];
-    let people = session::humans_in(&ctx.cache, s.guild, s.channel(), ctx.bot);
+    let people = session::humans_in(&ctx.cache, (s.guild, s.channel()), ctx.bot, &ctx.heard_bots);
     let heard = s.heard();
     let speakers: Vec<String> = people
         .iter()

@@ -97,6 +97,7 @@ struct ReceiveState {
 pub(crate) struct Receiver {
     guild: GuildId,
     bot: UserId,
+    heard_bots: Arc<[u64]>,
     cache: Arc<Cache>,
     state: StdMutex<ReceiveState>,
     news: mpsc::UnboundedSender<DriverNews>,
@@ -129,9 +130,10 @@ impl Receiver {
                 .user(user)
                 .map(|u| (u.display_name().to_string(), u.bot))
         });
+        let heard = self.heard_bots.contains(&user.get());
         match known {
-            Some((_, true)) => Source::Bot,
-            Some((name, false)) => Source::Person(
+            Some((_, true)) if !heard => Source::Bot,
+            Some((name, _)) => Source::Person(
                 Speaker {
                     id: user.get().to_string(),
                     name,
@@ -393,6 +395,8 @@ pub(crate) struct SessionContext {
     pub(crate) auto_leave: Option<Duration>,
     pub(crate) reconnect_attempts: u32,
     pub(crate) bot_name: String,
+    /// Bots heard like people (`discord.heard_bots`).
+    pub(crate) heard_bots: Arc<[u64]>,
 }
 
 /// Why a session ended.
@@ -433,6 +437,7 @@ impl GuildSession {
             guild,
             channel,
             bot: ctx.bot,
+            heard_bots: ctx.heard_bots.clone(),
             settings: settings.clone(),
         });
         let (router, mut voice) =
@@ -441,6 +446,7 @@ impl GuildSession {
         let receiver = Arc::new(Receiver {
             guild,
             bot: ctx.bot,
+            heard_bots: ctx.heard_bots.clone(),
             cache: ctx.cache.clone(),
             state: StdMutex::new(ReceiveState {
                 router: Some(router),
@@ -743,7 +749,12 @@ async fn watch_alone(
         if session.is_leaving() {
             return;
         }
-        let people = humans_in(&ctx.cache, session.guild, session.channel(), ctx.bot);
+        let people = humans_in(
+            &ctx.cache,
+            (session.guild, session.channel()),
+            ctx.bot,
+            &ctx.heard_bots,
+        );
         if people.is_empty() {
             let since = *alone_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= after {
@@ -757,12 +768,13 @@ async fn watch_alone(
     }
 }
 
-/// The people (not bots) in a voice channel, with their display names, from the cache.
+/// The people in a voice channel (bots only when heard like people), with their display
+/// names, from the cache.
 pub fn humans_in(
     cache: &Cache,
-    guild: GuildId,
-    channel: ChannelId,
+    (guild, channel): (GuildId, ChannelId),
     bot: UserId,
+    heard_bots: &[u64],
 ) -> Vec<(UserId, String)> {
     let Some(g) = cache.guild(guild) else {
         return Vec::new();
@@ -774,7 +786,7 @@ pub fn humans_in(
         .filter_map(|v| {
             let member = g.members.get(&v.user_id).or(v.member.as_ref());
             match member {
-                Some(m) if m.user.bot => None,
+                Some(m) if m.user.bot && !heard_bots.contains(&v.user_id.get()) => None,
                 Some(m) => Some((v.user_id, m.display_name().to_string())),
                 None => Some((v.user_id, format!("user {}", v.user_id))),
             }
