@@ -257,6 +257,7 @@ mod tests {
             guild: GuildId::new(1),
             channel: ChannelId::new(2),
             bot: UserId::new(3),
+            heard_bots: Arc::new([]),
             settings: Arc::new(GuildSettings::resolve(&defaults, &rows)),
         }
     }
