@@ -95,6 +95,9 @@ pub async fn speak(cli: &Cli, args: &SpeakArgs) -> anyhow::Result<ExitCode> {
     config.token_env = args.token_env.clone();
     let token = discord::BotToken::from_env(&config)?;
     let api = discord::Api::new(&config, &token);
+    // A bad token said plainly (which variable), not as a gateway failure.
+    let (name, id) = api.whoami().await?;
+    println!("speak: Discord accepted the speaker bot {name} (id {id})");
     let songbird = Songbird::serenity_from_config(bot::songbird_config());
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let mut client = ClientBuilder::new_with_http(api.http, bot::intents())
@@ -103,12 +106,12 @@ pub async fn speak(cli: &Cli, args: &SpeakArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("starting the speaker's gateway client")?;
     let gateway = tokio::spawn(async move { client.start().await });
-    let name = tokio::time::timeout(Duration::from_secs(30), ready_rx.recv())
+    tokio::time::timeout(Duration::from_secs(30), ready_rx.recv())
         .await
         .ok()
         .flatten()
         .context("the speaker bot did not connect to the Discord gateway within 30 s")?;
-    println!("speak: connected as {name}");
+    println!("speak: connected to the gateway");
     let outcome = converse(&songbird, args, &wav).await;
     let _ = songbird.remove(GuildId::new(args.guild.max(1))).await;
     gateway.abort();
