@@ -197,3 +197,26 @@ fn a_heard_bot_speaking_in_the_auto_join_channel_is_answered() {
     assert!(status.content.contains("Jukebox (heard)"), "{status:?}");
     bot.stop();
 }
+
+#[test]
+fn a_voice_connection_lost_for_good_is_followed_by_an_auto_join() {
+    // No rejoin of the session's own: the loss is final at once.
+    let config = format!("{}voice_reconnect_attempts = 0\n", auto_join(&[LOUNGE]));
+    let mut bot = Bot::start(&config, 1);
+    assert_eq!(bot.fake.wait_bot_connected(GUILD_ID, ANSWER), Some(LOUNGE));
+    wait_log(&mut bot, "auto-join: joined 🔊Lounge (the server loaded");
+    // 4014: "disconnected", not resumable.
+    assert!(bot.fake.drop_voice(GUILD_ID, 4014));
+    wait_log(&mut bot, "could not rejoin after 0 attempt(s)");
+    wait_log(
+        &mut bot,
+        "auto-join: joined 🔊Lounge (the voice connection was lost",
+    );
+    assert_eq!(
+        bot.fake.wait_bot_connected(GUILD_ID, ANSWER),
+        Some(LOUNGE),
+        "{}",
+        bot.bot.stderr()
+    );
+    bot.stop();
+}

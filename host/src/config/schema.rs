@@ -536,8 +536,8 @@ pub struct DiscordConfig {
     /// listens and transcribes. Default: true.
     pub join_notice: bool,
     /// Voice channel ids the bot joins by itself: at start (each server as it loads), when
-    /// the gateway connects again, and when someone enters one while the bot is in no call
-    /// in that server. One per server; a server's own `auto_join_channel` setting replaces
+    /// the gateway connects again, after a voice connection was lost for good, and when
+    /// someone enters one while the bot is in no call in that server. One per server; a server's own `auto_join_channel` setting replaces
     /// it there. Default: empty.
     pub auto_join_channels: Vec<u64>,
     /// Bot user ids heard and answered like people (a test speaker bot, such as

@@ -67,6 +67,9 @@ struct BotState {
     store: Arc<GuildStore>,
     /// Shards whose servers have all loaded (`cache_ready`), for the auto-join check.
     shards_loaded: AtomicU32,
+    /// The gateway context of the last READY, for joins nobody's event starts (auto-join
+    /// after a lost voice connection).
+    gateway: StdMutex<Option<Context>>,
 }
 
 impl BotState {
@@ -125,6 +128,7 @@ pub async fn serve(
         joining: StdMutex::new(HashMap::new()),
         store,
         shards_loaded: AtomicU32::new(0),
+        gateway: StdMutex::new(None),
     });
     let handler = Handler {
         state: state.clone(),
@@ -201,6 +205,7 @@ impl EventHandler for Handler {
             bot_name: ready.user.name.clone(),
             heard_bots: self.state.config.heard_bots.clone().into(),
         }));
+        *self.state.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx);
         self.state.observer.gateway(true);
     }
 
@@ -565,11 +570,16 @@ impl Handler {
 }
 
 /// Ends a session by itself (alone, lost, removed): off the calling task.
+/// A voice connection lost for good is followed by an auto-join attempt.
 fn end_session(state: Arc<BotState>, guild: GuildId, reason: EndReason) {
     tokio::spawn(async move {
+        let lost = matches!(reason, EndReason::Lost(_));
         let session = state.sessions().remove(&guild);
         if let (Some(session), Some(ctx)) = (session, state.session_ctx.get()) {
             session.end(ctx, reason, LEAVE_GRACE).await;
+        }
+        if lost {
+            autojoin::after_lost(Handler { state }, guild).await;
         }
     });
 }

@@ -1,7 +1,8 @@
 //! Join on start: the voice channel a server is given (`discord.auto_join_channels`, or the
 //! server's own `auto_join_channel` setting), joined by the bot itself when the server loads
-//! (at start, and again when the gateway had to identify anew), and when someone enters it
-//! while the bot is in no call in that server. Nobody has to type `/voice join`, which other
+//! (at start, and again when the gateway had to identify anew), once shortly after a voice
+//! connection was lost for good, and when someone enters it while the bot is in no call in
+//! that server. Nobody has to type `/voice join`, which other
 //! bots cannot do: `scripts/discord-smoke` relies on it.
 //!
 //! What it will not do, each said in the log with the channel and the reason: join a channel
@@ -21,6 +22,9 @@ use std::sync::Arc;
 
 /// How long a server that loads before READY was handled waits for it.
 const READY_WAIT: Duration = Duration::from_secs(10);
+/// How long after a voice connection lost for good (songbird's resume and the session's own
+/// rejoins failed) the bot tries its auto-join channel again.
+pub(super) const REJOIN_AFTER_LOST: Duration = Duration::from_secs(10);
 
 /// Why the bot joins by itself, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +33,8 @@ pub(super) enum Trigger {
     Loaded,
     /// Someone entered the channel while the bot was in no call in the server.
     Arrival,
+    /// The voice connection was lost for good a moment ago.
+    Lost,
 }
 
 impl Trigger {
@@ -36,6 +42,7 @@ impl Trigger {
         match self {
             Trigger::Loaded => "the server loaded",
             Trigger::Arrival => "someone entered it",
+            Trigger::Lost => "the voice connection was lost",
         }
     }
 }
@@ -94,6 +101,21 @@ fn channel_name(cache: &Cache, guild: GuildId, channel: ChannelId) -> String {
         .guild(guild)
         .and_then(|g| g.channels.get(&channel).map(|c| c.name.clone()))
         .unwrap_or_else(|| channel.to_string())
+}
+
+/// After a voice connection lost for good: one auto-join attempt, [`REJOIN_AFTER_LOST`]
+/// later (a server without an auto-join channel is left alone).
+pub(super) async fn after_lost(handler: Handler, guild: GuildId) {
+    tokio::time::sleep(REJOIN_AFTER_LOST).await;
+    let ctx = handler
+        .state
+        .gateway
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(ctx) = ctx {
+        handler.auto_join(&ctx, guild, Trigger::Lost).await;
+    }
 }
 
 impl Handler {
