@@ -2,8 +2,8 @@
 //! server's own `auto_join_channel` setting), joined by the bot itself when the server loads
 //! (at start, and again when the gateway had to identify anew), once shortly after a voice
 //! connection was lost for good, and when someone enters it while the bot is in no call in
-//! that server. Nobody has to type `/voice join`, which other
-//! bots cannot do: `scripts/discord-smoke` relies on it.
+//! that server. Nobody has to type `/voice join`, which other bots cannot do:
+//! `scripts/discord-smoke` relies on it.
 //!
 //! What it will not do, each said in the log with the channel and the reason: join a channel
 //! id that is in none of the servers this process serves, a stage channel, a channel that is
