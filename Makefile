@@ -9,7 +9,7 @@ MODEL ?= tiny.en
 MODEL_MIRROR ?= $(shell [ -f ../shared/models/ggml-$(MODEL).bin ] && echo ../shared/models)
 export MODEL_MIRROR
 
-APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox python3-pip flite postgresql
+APT_PACKAGES := cmake clang libclang-dev pkg-config espeak-ng sox python3-pip flite postgresql curl
 RELEASE_PACKAGES := -p openclaw-voice -p openclaw-plugin-local-whisper -p openclaw-plugin-espeak -p openclaw-plugin-piper -p openclaw-plugin-tone \
 	-p openclaw-plugin-openai-whisper -p openclaw-plugin-elevenlabs -p openclaw-plugin-openai-tts
 QUESTION ?=

@@ -123,6 +123,13 @@ pub enum Command {
         #[command(subcommand)]
         command: WyomingCommand,
     },
+    /// Discord tools for operators.
+    #[command(hide = true)]
+    Discord {
+        /// What to do.
+        #[command(subcommand)]
+        command: DiscordCommand,
+    },
     /// Serve one plugin in a worker process (started by the host itself for providers with
     /// `isolation = "process"`; speaks a framed protocol on stdin/stdout).
     #[command(hide = true)]
@@ -134,6 +141,37 @@ pub enum Command {
         #[arg(long)]
         probe: Option<PathBuf>,
     },
+}
+
+/// `discord …`.
+#[derive(Debug, Subcommand)]
+pub enum DiscordCommand {
+    /// As a second ("speaker") bot: join a voice channel, play a WAV there, and wait for the
+    /// reply of the bot under test (`scripts/discord-smoke`).
+    Speak(SpeakArgs),
+}
+
+/// What `discord speak` is told.
+#[derive(Debug, Clone, Args)]
+pub struct SpeakArgs {
+    /// The server.
+    #[arg(long)]
+    pub guild: u64,
+    /// The voice channel to join and speak in.
+    #[arg(long)]
+    pub channel: u64,
+    /// The WAV file to play (16-bit PCM, mono or stereo, any rate).
+    #[arg(long)]
+    pub wav: PathBuf,
+    /// The user whose reply to wait for (the bot under test); unset: anyone else.
+    #[arg(long)]
+    pub listen_to: Option<u64>,
+    /// How long to wait for the reply after the WAV has played, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// The variable holding the speaker bot's token.
+    #[arg(long, default_value = "DISCORD_SPEAKER_TOKEN")]
+    pub token_env: String,
 }
 
 /// `wyoming …`.

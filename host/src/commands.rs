@@ -5,6 +5,7 @@
 
 mod check_config;
 mod discord;
+mod discord_speak;
 mod plugins_list;
 mod plugins_new;
 mod run;
@@ -14,6 +15,7 @@ pub mod wyoming;
 
 pub use check_config::check_config;
 pub use discord::{invite_url, register_commands};
+pub use discord_speak::speak as discord_speak;
 pub use plugins_list::plugins_list;
 pub use plugins_new::{plugins_new, NewPlugin};
 pub use run::run;

@@ -5,7 +5,9 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use openclaw_voice::cli::{exit, Cli, Command, PluginsCommand, UsageError, WyomingCommand};
+use openclaw_voice::cli::{
+    exit, Cli, Command, DiscordCommand, PluginsCommand, UsageError, WyomingCommand,
+};
 use openclaw_voice::{commands, telemetry};
 
 /// Runs the command the line asks for (all but `plugin-worker`, which runs before any
@@ -47,6 +49,9 @@ async fn dispatch(cli: &Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitC
         Command::Wyoming {
             command: WyomingCommand::Serve { bind },
         } => commands::wyoming::serve(cli, bind).await,
+        Command::Discord {
+            command: DiscordCommand::Speak(args),
+        } => commands::discord_speak(cli, args).await,
         Command::PluginWorker { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -154,8 +154,17 @@ fn a_downgrade_to_transport_encryption_and_back_keeps_hearing() {
         bot.wait_spoken_reply(before);
         posts[n - 1].to_lowercase()
     };
+    // What the bot hears with, in `/voice status`, from the frames themselves.
+    let encryption = |want: &str| {
+        let status = bot.command(ALICE, "status");
+        assert!(
+            status.content.contains(&format!("Encryption: {want}")),
+            "{status:?}"
+        );
+    };
     let post = ask("What time is it in London?", 1);
     assert!(post.contains("london"), "{post}");
+    encryption("DAVE end-to-end");
 
     assert!(bot.fake.dave_downgrade(GUILD_ID));
     let down = bot.fake.wait_for(EPOCH, |w| {
@@ -174,6 +183,7 @@ fn a_downgrade_to_transport_encryption_and_back_keeps_hearing() {
         s.user_frames_encrypted, encrypted,
         "encrypted at protocol 0: {s:?}"
     );
+    encryption("transport only (no DAVE)");
 
     assert!(bot.fake.dave_upgrade(GUILD_ID));
     // Everyone sends a new key package and the group forms again at epoch 1; the bot is
@@ -197,6 +207,7 @@ fn a_downgrade_to_transport_encryption_and_back_keeps_hearing() {
     assert!(post.contains("dog"), "{post}");
     let s = bot.fake.dave_status(GUILD_ID).expect("a call");
     assert!(s.user_frames_encrypted > encrypted, "{s:?}");
+    encryption("DAVE end-to-end");
     bot.assert_clean();
     bot.stop();
 }
@@ -262,6 +273,21 @@ fn a_speaker_whose_frames_cannot_be_decrypted_is_reported_not_ignored() {
     assert!(
         !metrics.contains("voice_frames_decoded_total 0\n"),
         "{metrics}"
+    );
+    // What was heard came end-to-end encrypted: /metrics and /health say so.
+    assert!(metrics.contains("voice_sessions_dave 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("voice_sessions_transport_only 0\n"),
+        "{metrics}"
+    );
+    let health: serde_json::Value =
+        serde_json::from_str(&http_get(ops, "/health", None).expect("GET /health").body)
+            .expect("/health is JSON");
+    let sessions = &health["services"]["voice_sessions"];
+    assert_eq!(
+        (&sessions["dave"], &sessions["transport_only"]),
+        (&1.into(), &0.into()),
+        "{health}"
     );
     bot.stop();
 }

@@ -59,6 +59,7 @@ async fn run_discord(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
         ops: serving.ops.clone(),
         connections: std::sync::Mutex::new(std::collections::HashMap::new()),
         unheard: Default::default(),
+        encryption: Default::default(),
     });
     let store = open_guild_store(loaded, &serving.ops).await;
     let served = discord::serve(
@@ -104,6 +105,7 @@ struct OpsObserver {
     ops: Arc<OpsState>,
     connections: std::sync::Mutex<std::collections::HashMap<u64, crate::ops::VoiceConnectionGuard>>,
     unheard: crate::ops::hearing::UnheardByGuild,
+    encryption: crate::ops::hearing::EncryptionByGuild,
 }
 
 impl discord::BotObserver for OpsObserver {
@@ -128,6 +130,7 @@ impl discord::BotObserver for OpsObserver {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&guild);
+        self.encryption.set(guild, None);
     }
 
     fn turn(&self, _guild: u64, report: &TurnReport) {
@@ -144,5 +147,9 @@ impl discord::BotObserver for OpsObserver {
 
     fn unheard(&self, guild: u64, speakers: usize) {
         self.unheard.set(guild, speakers);
+    }
+
+    fn encryption(&self, guild: u64, dave: Option<bool>) {
+        self.encryption.set(guild, dave);
     }
 }

@@ -645,6 +645,14 @@ pub struct DiscordConfig {
     /// Post a visible notice in the voice channel's text chat when the bot joins, saying it
     /// listens and transcribes. Default: true.
     pub join_notice: bool,
+    /// Voice channel ids the bot joins by itself: at start (each server as it loads), when
+    /// the gateway connects again, after a voice connection was lost for good, and when
+    /// someone enters one while the bot is in no call in that server. One per server; a server's own `auto_join_channel` setting replaces
+    /// it there. Default: empty.
+    pub auto_join_channels: Vec<u64>,
+    /// Bot user ids heard and answered like people (a test speaker bot, such as
+    /// `scripts/discord-smoke`'s); every other bot is ignored. Default: empty.
+    pub heard_bots: Vec<u64>,
 }
 
 /// When the bot answers what it hears (`discord.reply_mode`, or a guild's own).
@@ -737,6 +745,8 @@ impl Default for DiscordConfig {
             addressed_min_humans: 2,
             settings_roles: Vec::new(),
             join_notice: true,
+            auto_join_channels: Vec::new(),
+            heard_bots: Vec::new(),
         }
     }
 }

@@ -312,6 +312,12 @@ fn validate_discord(d: &DiscordConfig, errors: &mut Vec<ConfigError>) {
             "must be a channel id (a positive number)",
         ));
     }
+    if d.auto_join_channels.contains(&0) {
+        errors.push(invalid(
+            "discord.auto_join_channels",
+            "holds 0: give voice channel ids (right-click the channel → Copy Channel ID)",
+        ));
+    }
     if d.voice_reconnect_attempts > 20 {
         errors.push(invalid(
             "discord.voice_reconnect_attempts",

@@ -27,7 +27,8 @@ pub enum SettingKey {
     TranscriptChannel,
     /// Role ids allowed to make the bot join and leave.
     AllowedRoles,
-    /// A voice channel the bot joins by itself when someone is in it.
+    /// A voice channel the bot joins by itself (when the server loads, and when someone
+    /// enters it); replaces `discord.auto_join_channels` in this server.
     AutoJoinChannel,
     /// The OpenClaw agent id (model `openclaw:<agentId>`).
     AgentId,

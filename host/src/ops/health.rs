@@ -88,6 +88,12 @@ pub struct ServiceHealth {
     /// Open voice sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<i64>,
+    /// Of the voice sessions, those whose received audio is DAVE end-to-end encrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dave: Option<i64>,
+    /// Of the voice sessions, those whose received audio has transport encryption only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport_only: Option<i64>,
     /// Why a service is degraded, in words (never a secret, never a name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -120,6 +126,8 @@ impl ServiceHealth {
             calls: None,
             failures: None,
             active: None,
+            dave: None,
+            transport_only: None,
             reason: None,
             check: None,
             check_detail: None,
@@ -213,6 +221,9 @@ pub struct HealthInput {
     pub voice_sessions: i64,
     /// Speakers Discord says are speaking whose audio does not decode (the hearing guard).
     pub unheard_speakers: i64,
+    /// Sessions hearing DAVE-encrypted audio, and transport encryption only.
+    pub dave_sessions: i64,
+    pub transport_only_sessions: i64,
     /// The guild settings store.
     pub storage: StorageStatus,
 }
@@ -303,6 +314,8 @@ fn storage_service(storage: &StorageStatus) -> Option<(HealthStatus, ServiceHeal
 fn sessions_service(input: &HealthInput) -> (HealthStatus, ServiceHealth) {
     let mut sessions = ServiceHealth::status("up");
     sessions.active = Some(input.voice_sessions);
+    sessions.dave = Some(input.dave_sessions);
+    sessions.transport_only = Some(input.transport_only_sessions);
     if input.unheard_speakers == 0 {
         return (HealthStatus::Healthy, sessions);
     }
@@ -415,6 +428,8 @@ impl OpsState {
             agent: self.agent_health(),
             voice_sessions: self.metrics().voice_connections_active(),
             unheard_speakers: super::hearing::UNHEARD_SPEAKERS.get(),
+            dave_sessions: super::hearing::DAVE_SESSIONS.get(),
+            transport_only_sessions: super::hearing::TRANSPORT_ONLY_SESSIONS.get(),
             storage: self.storage(),
         }
     }
@@ -521,6 +536,8 @@ mod tests {
             agent: AgentHealth::default(),
             voice_sessions: 0,
             unheard_speakers: 0,
+            dave_sessions: 0,
+            transport_only_sessions: 0,
             storage: StorageStatus::NotUsed,
         }
     }

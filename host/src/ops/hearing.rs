@@ -1,5 +1,7 @@
 //! The hearing guard's metrics (`voice_frames_decoded_total`, `voice_undecodable_total`,
-//! `voice_unheard_speakers`) and the per-guild count of unheard speakers `/health` reads.
+//! `voice_unheard_speakers`) and the per-guild count of unheard speakers `/health` reads;
+//! the sessions hearing DAVE-encrypted audio and those hearing transport encryption only
+//! (`voice_sessions_dave`, `voice_sessions_transport_only`).
 //! The Discord sessions feed them through the bot's observer; see `voice::discord::hearing`.
 
 use std::collections::HashMap;
@@ -34,6 +36,45 @@ pub static UNHEARD_SPEAKERS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("a valid metric")
 });
 
+/// `voice_sessions_dave`: sessions whose last heard frame came DAVE-encrypted.
+pub static DAVE_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    IntGauge::new(
+        "voice_sessions_dave",
+        "Voice sessions whose last received frame was DAVE end-to-end encrypted",
+    )
+    .expect("a valid metric")
+});
+
+/// `voice_sessions_transport_only`: sessions whose last heard frame had no DAVE layer.
+pub static TRANSPORT_ONLY_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    IntGauge::new(
+        "voice_sessions_transport_only",
+        "Voice sessions whose last received frame had transport encryption only (no DAVE)",
+    )
+    .expect("a valid metric")
+});
+
+/// What each guild's received audio is encrypted with; the two gauges count them.
+#[derive(Default)]
+pub struct EncryptionByGuild {
+    guilds: Mutex<HashMap<u64, bool>>,
+}
+
+impl EncryptionByGuild {
+    /// `guild` hears DAVE (`Some(true)`), transport only, or nothing known (forgotten).
+    pub fn set(&self, guild: u64, dave: Option<bool>) {
+        let mut guilds = self.guilds.lock().unwrap_or_else(|p| p.into_inner());
+        match dave {
+            Some(d) => guilds.insert(guild, d),
+            None => guilds.remove(&guild),
+        };
+        let dave = guilds.values().filter(|d| **d).count();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        DAVE_SESSIONS.set(count(dave));
+        TRANSPORT_ONLY_SESSIONS.set(count(guilds.len() - dave));
+    }
+}
+
 /// Unheard speakers by guild; the gauge is their sum.
 #[derive(Default)]
 pub struct UnheardByGuild {
@@ -59,5 +100,7 @@ pub fn register(registry: &prometheus::Registry) -> Result<(), prometheus::Error
     registry.register(Box::new(FRAMES_DECODED.clone()))?;
     registry.register(Box::new(UNDECODABLE.clone()))?;
     registry.register(Box::new(UNHEARD_SPEAKERS.clone()))?;
+    registry.register(Box::new(DAVE_SESSIONS.clone()))?;
+    registry.register(Box::new(TRANSPORT_ONLY_SESSIONS.clone()))?;
     Ok(())
 }

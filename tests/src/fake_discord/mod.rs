@@ -848,6 +848,15 @@ impl FakeDiscord {
         self.shared.notify();
     }
 
+    /// A moderator disconnects the bot from voice in `guild`: VOICE_STATE_UPDATE without a
+    /// channel, and its voice connection closed (4014, "disconnected").
+    pub fn disconnect_bot(&self, guild: u64) {
+        let mut w = self.shared.lock();
+        gateway::place_bot(&mut w, guild, None);
+        drop(w);
+        self.shared.notify();
+    }
+
     /// `user` types `/voice <subcommand>` in `#general` (or the load guild's text channel);
     /// returns the interaction id.
     pub fn slash(&self, guild: u64, user: u64, subcommand: &str) -> u64 {

@@ -4,15 +4,18 @@
 //! Intents: GUILDS (guilds, channels, roles, members in voice) and GUILD_VOICE_STATES (who is
 //! in which channel). The bot never deafens itself: it joins to listen.
 
+mod autojoin;
+
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serenity::all::{
     Cache, ChannelId, ChannelType, Client, CommandInteraction, ConnectionStage, Context,
     CreateInteractionResponse, CreateInteractionResponseMessage, EditInteractionResponse,
-    EventHandler, GatewayIntents, GuildId, Http, Interaction, Member, Permissions, Ready,
+    EventHandler, GatewayIntents, Guild, GuildId, Http, Interaction, Member, Permissions, Ready,
     ResumedEvent, RoleId, ShardStageUpdateEvent, UserId, VoiceState,
 };
 use songbird::driver::{Channels, DecodeConfig, DecodeMode, MixMode, SampleRate};
@@ -62,6 +65,11 @@ struct BotState {
     session_ctx: OnceLock<Arc<SessionContext>>,
     joining: StdMutex<HashMap<GuildId, Instant>>,
     store: Arc<GuildStore>,
+    /// Shards whose servers have all loaded (`cache_ready`), for the auto-join check.
+    shards_loaded: AtomicU32,
+    /// The gateway context of the last READY, for joins nobody's event starts (auto-join
+    /// after a lost voice connection).
+    gateway: StdMutex<Option<Context>>,
 }
 
 impl BotState {
@@ -119,6 +127,8 @@ pub async fn serve(
         session_ctx: OnceLock::new(),
         joining: StdMutex::new(HashMap::new()),
         store,
+        shards_loaded: AtomicU32::new(0),
+        gateway: StdMutex::new(None),
     });
     let handler = Handler {
         state: state.clone(),
@@ -193,8 +203,19 @@ impl EventHandler for Handler {
                 .then(|| Duration::from_millis(self.state.config.auto_leave_after_ms)),
             reconnect_attempts: self.state.config.voice_reconnect_attempts,
             bot_name: ready.user.name.clone(),
+            heard_bots: self.state.config.heard_bots.clone().into(),
         }));
+        *self.state.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx);
         self.state.observer.gateway(true);
+    }
+
+    async fn guild_create(&self, ctx: Context, guild: Guild, _is_new: Option<bool>) {
+        self.auto_join(&ctx, guild.id, autojoin::Trigger::Loaded)
+            .await;
+    }
+
+    async fn cache_ready(&self, ctx: Context, _guilds: Vec<GuildId>) {
+        self.check_auto_join_channels(&ctx);
     }
 
     async fn resume(&self, _ctx: Context, _: ResumedEvent) {
@@ -234,15 +255,18 @@ impl EventHandler for Handler {
         }
     }
 
-    async fn voice_state_update(
-        &self,
-        discord: Context,
-        _old: Option<VoiceState>,
-        new: VoiceState,
-    ) {
+    async fn voice_state_update(&self, discord: Context, old: Option<VoiceState>, new: VoiceState) {
         let (Some(guild), Some(ctx)) = (new.guild_id, self.state.session_ctx.get()) else {
             return;
         };
+        // A person entering a channel: the server's auto-join channel, perhaps.
+        let person = new.member.as_ref().is_none_or(|m| !m.user.bot)
+            || self.state.config.heard_bots.contains(&new.user_id.get());
+        if let (true, true, Some(channel)) = (new.user_id != ctx.bot, person, new.channel_id) {
+            if old.and_then(|o| o.channel_id) != Some(channel) {
+                self.auto_join_on_arrival(&discord, guild, channel).await;
+            }
+        }
         // Our own voice state in another channel: a moderator moved the bot. songbird follows
         // (it connects again for the new channel); the session follows too.
         if let (true, Some(channel)) = (new.user_id == ctx.bot, new.channel_id) {
@@ -306,7 +330,8 @@ impl Handler {
         let settings = self.state.store.settings(guild.get()).await;
         let bot = ctx.cache.current_user().name.clone();
         let bot_id = ctx.cache.current_user().id;
-        let humans = session::humans_in(&ctx.cache, guild, channel, bot_id).len();
+        let heard = &self.state.config.heard_bots;
+        let humans = session::humans_in(&ctx.cache, (guild, channel), bot_id, heard).len();
         let text = super::settings::join_notice(&bot, &settings, humans);
         if let Err(e) = channel.say(&ctx.http, text).await {
             tracing::warn!(%guild, "cannot post the join notice in the channel's chat: {e}");
@@ -325,30 +350,49 @@ impl Handler {
             tracing::warn!(%guild, "cannot acknowledge /voice join: {e}");
             return;
         }
-        // Moving: end the old session first.
+        let text = match self
+            .connect(ctx, &sctx, (guild, channel, &channel_name))
+            .await
+        {
+            Ok(()) => format!(
+                "Joined 🔊{channel_name}. Talk to me: I answer when you pause. Use /voice \
+                 leave when you're done."
+            ),
+            Err(e) => {
+                format!("I couldn't join 🔊{channel_name}: {e}. Try /voice join again in a moment.")
+            }
+        };
+        edit(ctx, command, &text).await;
+    }
+
+    /// Joins `channel` and starts the guild's session there, ending one elsewhere first (a
+    /// move); what songbird said when the join fails. `/voice join` and auto-join share it.
+    async fn connect(
+        &self,
+        ctx: &Context,
+        sctx: &Arc<SessionContext>,
+        (guild, channel, channel_name): (GuildId, ChannelId, &str),
+    ) -> Result<(), String> {
         let old = self.state.sessions().remove(&guild);
         if let Some(old) = old {
-            old.end(&sctx, EndReason::Leave, LEAVE_GRACE).await;
+            old.end(sctx, EndReason::Leave, LEAVE_GRACE).await;
         }
         let joining = || self.state.joining.lock().unwrap_or_else(|p| p.into_inner());
         joining().insert(guild, Instant::now());
-        let text = match sctx.songbird.join(guild, channel).await {
+        let result = match sctx.songbird.join(guild, channel).await {
             Ok(call) => {
-                let place = (guild, channel, channel_name.as_str());
-                self.start_session(ctx, &sctx, place, call).await;
-                format!(
-                    "Joined 🔊{channel_name}. Talk to me: I answer when you pause. Use /voice \
-                     leave when you're done."
-                )
+                self.start_session(ctx, sctx, (guild, channel, channel_name), call)
+                    .await;
+                Ok(())
             }
             Err(e) => {
                 let _ = sctx.songbird.remove(guild).await;
                 tracing::warn!(%guild, "joining {channel_name} failed: {e}");
-                format!("I couldn't join 🔊{channel_name}: {e}. Try /voice join again in a moment.")
+                Err(e.to_string())
             }
         };
         joining().remove(&guild);
-        edit(ctx, command, &text).await;
+        result
     }
 
     /// Where `/voice join` should go: the caller's voice channel, if they may ask and the bot
@@ -377,8 +421,8 @@ impl Handler {
                              join the channel you are in."
                 .to_string(),
             (None, Some((channel, name))) => {
-                match join_refusal(&ctx.cache, guild, channel, &name, sctx.bot) {
-                    Some(why) => why,
+                match join_refusal(&ctx.cache, guild, channel, sctx.bot) {
+                    Some(why) => why.answer(&name),
                     None => match self.state.session(guild) {
                         Some(s) if s.channel() == channel && !s.is_leaving() => {
                             format!("I'm already listening in 🔊{name}.")
@@ -526,11 +570,16 @@ impl Handler {
 }
 
 /// Ends a session by itself (alone, lost, removed): off the calling task.
+/// A voice connection lost for good is followed by an auto-join attempt.
 fn end_session(state: Arc<BotState>, guild: GuildId, reason: EndReason) {
     tokio::spawn(async move {
+        let lost = matches!(reason, EndReason::Lost(_));
         let session = state.sessions().remove(&guild);
         if let (Some(session), Some(ctx)) = (session, state.session_ctx.get()) {
             session.end(ctx, reason, LEAVE_GRACE).await;
+        }
+        if lost {
+            autojoin::after_lost(Handler { state }, guild).await;
         }
     });
 }
@@ -547,27 +596,57 @@ fn caller_channel(cache: &Cache, guild: GuildId, user: UserId) -> Option<(Channe
     Some((channel, name))
 }
 
-/// Why the bot will not join `channel`, said at once: a stage channel (it would join as a
-/// listener and could never answer without a moderator inviting it to speak), or a missing
-/// permission.
-fn join_refusal(
-    cache: &Cache,
-    guild: GuildId,
-    channel: ChannelId,
-    channel_name: &str,
-    bot: UserId,
-) -> Option<String> {
-    if is_stage(cache, guild, channel) {
-        return Some(format!(
-            "🔊{channel_name} is a stage channel: I would join as a listener and could not \
-             answer. Use /voice join from a voice channel."
-        ));
+/// Why the bot will not join a channel, known before trying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// A stage channel: the bot would join as a listener and could never answer without a
+    /// moderator inviting it to speak.
+    Stage,
+    /// Not a voice channel at all (a text channel's id, a category).
+    NotVoice,
+    /// The bot lacks this permission there (View Channel, Connect or Speak).
+    Missing(&'static str),
+}
+
+impl Refusal {
+    /// The reason, for an operator's log.
+    fn reason(self) -> String {
+        match self {
+            Refusal::Stage => "it is a stage channel, where the bot would join as a listener \
+                               and could not answer"
+                .into(),
+            Refusal::NotVoice => "it is not a voice channel".into(),
+            Refusal::Missing(p) => format!(
+                "the bot lacks the {p} permission there (allow View Channel, Connect and Speak)"
+            ),
+        }
     }
-    let missing = missing_permissions(cache, guild, channel, bot)?;
-    Some(format!(
-        "I can't join 🔊{channel_name}: I lack the {missing} permission there. Ask a server \
-         admin to allow View Channel, Connect and Speak for me in that channel."
-    ))
+
+    /// The answer to `/voice join`.
+    fn answer(self, channel_name: &str) -> String {
+        match self {
+            Refusal::Stage => format!(
+                "🔊{channel_name} is a stage channel: I would join as a listener and could not \
+                 answer. Use /voice join from a voice channel."
+            ),
+            Refusal::NotVoice => {
+                format!("I can't join 🔊{channel_name}: it is not a voice channel.")
+            }
+            Refusal::Missing(p) => format!(
+                "I can't join 🔊{channel_name}: I lack the {p} permission there. Ask a server \
+                 admin to allow View Channel, Connect and Speak for me in that channel."
+            ),
+        }
+    }
+}
+
+/// Why the bot will not join `channel`, said at once: a stage channel, not a voice channel,
+/// or a missing permission.
+fn join_refusal(cache: &Cache, guild: GuildId, channel: ChannelId, bot: UserId) -> Option<Refusal> {
+    if is_stage(cache, guild, channel) {
+        return Some(Refusal::Stage);
+    }
+    missing_permissions(cache, guild, channel, bot)
 }
 
 /// Whether `channel` is a stage channel.
@@ -582,17 +661,18 @@ fn is_stage(cache: &Cache, guild: GuildId, channel: ChannelId) -> bool {
         .unwrap_or(false)
 }
 
-/// The first permission the bot lacks in `channel` among View Channel, Connect, Speak.
+/// The first permission the bot lacks in `channel` among View Channel, Connect, Speak (or
+/// that it is no voice channel).
 fn missing_permissions(
     cache: &Cache,
     guild: GuildId,
     channel: ChannelId,
     bot: UserId,
-) -> Option<&'static str> {
+) -> Option<Refusal> {
     let g = cache.guild(guild)?;
     let c = g.channels.get(&channel)?;
     if !matches!(c.kind, ChannelType::Voice | ChannelType::Stage) {
-        return Some("voice channel (it is not one)");
+        return Some(Refusal::NotVoice);
     }
     // Without our member in the cache, let the join itself fail rather than guess.
     let me = g.members.get(&bot)?;
@@ -604,7 +684,7 @@ fn missing_permissions(
     ]
     .into_iter()
     .find(|(p, _)| !perms.contains(*p))
-    .map(|(_, name)| name)
+    .map(|(_, name)| Refusal::Missing(name))
 }
 
 /// The `/voice status` text.
@@ -642,7 +722,7 @@ fn session_lines(s: &Arc<GuildSession>, ctx: &Arc<SessionContext>) -> Vec<String
         elapsed / 60,
         elapsed % 60
     )];
-    let people = session::humans_in(&ctx.cache, s.guild, s.channel(), ctx.bot);
+    let people = session::humans_in(&ctx.cache, (s.guild, s.channel()), ctx.bot, &ctx.heard_bots);
     let heard = s.heard();
     let speakers: Vec<String> = people
         .iter()
@@ -670,13 +750,15 @@ fn session_lines(s: &Arc<GuildSession>, ctx: &Arc<SessionContext>) -> Vec<String
         "Turns: {} ({} failed) · voice reconnects: {}",
         stats.turns, stats.failed, stats.reconnects
     ));
-    lines.push(s.hearing().status_line(std::time::Instant::now(), |u| {
+    let hearing = s.hearing();
+    lines.push(hearing.status_line(std::time::Instant::now(), |u| {
         people
             .iter()
             .find(|(id, _)| id.get() == u)
             .map(|(_, n)| n.clone())
             .unwrap_or_else(|| format!("user {u}"))
     }));
+    lines.push(hearing.encryption_line());
     lines
 }
 

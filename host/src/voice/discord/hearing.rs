@@ -4,6 +4,12 @@
 //! (a participant whose key exchange failed, a group the bot is not in) without an event or a
 //! log line, so without this the bot would sit in the channel, talk, and hear nothing.
 //!
+//! It also tells whether what it hears came end-to-end encrypted (DAVE) or with transport
+//! encryption only, frame by frame ([`dave_frame`]): songbird 0.6.1 keeps its DAVE session
+//! private (no event, no accessor, no log line with the protocol version or the epoch), but
+//! the frames it hands over still carry DAVE's trailer. The MLS epoch cannot be known this
+//! way; docs/DISCORD.md says what songbird change would show it.
+//!
 //! A pure state machine, the time passed in: the session feeds it from songbird's event task
 //! (one short lock, no await) and asks it for `/voice status`, the metrics and `/health`.
 
@@ -14,6 +20,37 @@ use std::time::{Duration, Instant};
 pub const UNDECODABLE_AFTER: Duration = Duration::from_secs(2);
 /// How long an unheard speaker keeps the session marked deaf without a new Speaking event.
 pub const DEAF_FOR: Duration = Duration::from_secs(60);
+
+/// The magic marker ending every DAVE-encrypted frame (daveprotocol.com, "protocol frame
+/// check").
+const DAVE_MAGIC_MARKER: [u8; 2] = [0xFA, 0xFA];
+/// The shortest DAVE trailer: an 8-byte truncated tag, the supplemental size byte, the marker.
+const DAVE_MIN_TRAILER: usize = 11;
+
+/// Whether a received frame came DAVE-encrypted, from what songbird hands over with it: the
+/// RTP `packet` (decrypted in place), `payload_end_pad` (bytes after the Opus payload), the
+/// transport's `suffix` (AEAD tag and nonce) and whether RTP padding is set. `None`: cannot
+/// tell (padding).
+///
+/// songbird 0.6.1 decrypts a DAVE frame in place and widens `payload_end_pad` over the
+/// frame's DAVE trailer, whose bytes stay where they were, ending in the magic marker just
+/// before the transport suffix; a frame with transport encryption only has no trailer.
+pub fn dave_frame(
+    packet: &[u8],
+    payload_end_pad: usize,
+    suffix: usize,
+    padded: bool,
+) -> Option<bool> {
+    if padded {
+        return None;
+    }
+    let trailer = payload_end_pad.checked_sub(suffix)?;
+    if trailer < DAVE_MIN_TRAILER {
+        return Some(false);
+    }
+    let end = packet.len().checked_sub(suffix)?;
+    Some(packet.get(end.checked_sub(DAVE_MAGIC_MARKER.len())?..end)? == DAVE_MAGIC_MARKER)
+}
 
 /// One speaker, as far as hearing goes.
 #[derive(Debug, Default, Clone)]
@@ -40,6 +77,11 @@ pub struct HearingSummary {
     pub unheard: Vec<u64>,
     /// Times a speaker was found unheard in this session.
     pub incidents: u64,
+    /// Whether the last frame heard came DAVE-encrypted; `None` before any.
+    pub dave: Option<bool>,
+    /// Frames heard DAVE-encrypted, and with transport encryption only.
+    pub dave_frames: u64,
+    pub transport_frames: u64,
 }
 
 /// The guard for one session.
@@ -47,6 +89,9 @@ pub struct HearingSummary {
 pub struct Hearing {
     speakers: HashMap<u64, SpeakerHearing>,
     incidents: u64,
+    dave: Option<bool>,
+    dave_frames: u64,
+    transport_frames: u64,
 }
 
 impl Hearing {
@@ -61,6 +106,16 @@ impl Hearing {
         s.frames += frames;
         s.last_frame = Some(now);
         s.unheard_since = None;
+    }
+
+    /// A frame heard DAVE-encrypted (`true`) or with transport encryption only; whether
+    /// that changes what the session is heard with.
+    pub fn encryption(&mut self, dave: bool) -> bool {
+        match dave {
+            true => self.dave_frames += 1,
+            false => self.transport_frames += 1,
+        }
+        self.dave.replace(dave) != Some(dave)
     }
 
     /// `user` left.
@@ -118,6 +173,9 @@ impl Hearing {
             last_heard: self.speakers.values().filter_map(|s| s.last_frame).max(),
             unheard,
             incidents: self.incidents,
+            dave: self.dave,
+            dave_frames: self.dave_frames,
+            transport_frames: self.transport_frames,
         }
     }
 }
@@ -139,6 +197,20 @@ impl HearingSummary {
             ));
         }
         line
+    }
+
+    /// The `/voice status` line on encryption, from the frames heard.
+    pub fn encryption_line(&self) -> String {
+        let mode = match self.dave {
+            None => "not known until someone is heard",
+            Some(true) => "DAVE end-to-end",
+            Some(false) => "transport only (no DAVE)",
+        };
+        format!(
+            "Encryption: {mode} · frames heard: {} DAVE, {} transport only (the DAVE epoch is \
+             not exposed by songbird 0.6.1)",
+            self.dave_frames, self.transport_frames
+        )
     }
 }
 
@@ -201,6 +273,55 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("⚠ cannot hear user2"), "{line}");
+    }
+
+    /// An RTP packet as songbird hands it over: 12-byte header, the decrypted Opus payload,
+    /// the DAVE trailer left in place (when DAVE), the 20-byte transport suffix.
+    fn packet(opus: &[u8], dave: bool) -> (Vec<u8>, usize) {
+        let mut p = vec![0x80, 0x78, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9];
+        p.extend_from_slice(opus);
+        let mut pad = 20;
+        if dave {
+            // Truncated tag, a nonce byte, supplemental size, marker.
+            let trailer = [1, 2, 3, 4, 5, 6, 7, 8, 0x01, 12, 0xFA, 0xFA];
+            p.extend_from_slice(&trailer);
+            pad += trailer.len();
+        }
+        p.extend_from_slice(&[0xAB; 20]);
+        (p, pad)
+    }
+
+    #[test]
+    fn dave_frames_are_told_from_transport_only_ones() {
+        let (p, pad) = packet(&[0xF8, 0xFF, 0xFE], true);
+        assert_eq!(dave_frame(&p, pad, 20, false), Some(true));
+        // Opus bytes that happen to end in the marker: no trailer, no DAVE.
+        let (p, pad) = packet(&[0xF8, 0xFA, 0xFA], false);
+        assert_eq!(dave_frame(&p, pad, 20, false), Some(false));
+        // A trailer-sized end without the marker is not DAVE either.
+        let (mut p, pad) = packet(&[0xF8], true);
+        let at = p.len() - 21;
+        p[at] = 0;
+        assert_eq!(dave_frame(&p, pad, 20, false), Some(false));
+        assert_eq!(dave_frame(&p, pad, 20, true), None, "padding: cannot tell");
+        assert_eq!(dave_frame(&[0; 4], 40, 20, false), None, "short packet");
+    }
+
+    #[test]
+    fn the_encryption_line_follows_the_last_frame() {
+        let mut h = Hearing::default();
+        assert!(h
+            .summary(Instant::now())
+            .encryption_line()
+            .contains("not known"));
+        assert!(h.encryption(false), "a first frame changes it");
+        assert!(!h.encryption(false));
+        assert!(h.encryption(true), "an upgrade");
+        let line = h.summary(Instant::now()).encryption_line();
+        assert!(
+            line.starts_with("Encryption: DAVE end-to-end · frames heard: 1 DAVE, 2 transport"),
+            "{line}"
+        );
     }
 
     #[test]

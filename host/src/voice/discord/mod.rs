@@ -1,7 +1,8 @@
 //! The Discord transport: a serenity bot whose voice calls (songbird) feed the pipeline.
 //!
 //! - [`bot`]: the gateway client (intents GUILDS and GUILD_VOICE_STATES), `/voice join`,
-//!   `leave` and `status`, the sessions by guild, sharding.
+//!   `leave` and `status`, the sessions by guild, sharding; `bot/autojoin.rs`: join on start
+//!   (`discord.auto_join_channels`, a server's `auto_join_channel`).
 //! - [`session`]: one guild's voice session: received audio to the pipeline per speaker
 //!   (SSRC → user, late speakers, bots ignored), transcripts, auto-leave, recovery.
 //! - [`hearing`]: the hearing guard: decoded frames per speaker, and speakers Discord
@@ -49,6 +50,9 @@ pub trait BotObserver: Send + Sync + 'static {
     fn undecodable(&self, _guild: u64) {}
     /// `speakers` in `guild` are speaking but unheard now (0: everyone is heard again).
     fn unheard(&self, _guild: u64, _speakers: usize) {}
+    /// What `guild`'s received audio is encrypted with now: DAVE end to end (`Some(true)`),
+    /// transport only (`Some(false)`), or not known (no one heard yet, or the session ended).
+    fn encryption(&self, _guild: u64, _dave: Option<bool>) {}
 }
 
 /// An observer that ignores everything.

@@ -25,7 +25,7 @@ use songbird::{Call, CoreEvent, Songbird};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
-use super::hearing::{Hearing, HearingSummary};
+use super::hearing::{self, Hearing, HearingSummary};
 use super::output::CallOutput;
 use super::BotObserver;
 use crate::guild::GuildSettings;
@@ -47,6 +47,9 @@ const SILENT_FRAME: [i16; 1_920] = [0; 1_920];
 const FRAME_SAMPLES: usize = SILENT_FRAME.len();
 /// Longest transcript message (Discord's limit is 2000 characters).
 const MESSAGE_MAX: usize = 1_900;
+/// The transport encryption's suffix (AEAD tag and nonce) after each RTP payload: 20 bytes
+/// in both modes songbird 0.6.1 speaks (`aead_aes256_gcm_rtpsize`, `aead_xchacha20_poly1305_rtpsize`).
+const TRANSPORT_SUFFIX: usize = songbird::driver::CryptoMode::Aes256Gcm.payload_suffix_len();
 
 /// What the session's supervisor hears from the driver.
 #[derive(Debug)]
@@ -94,6 +97,7 @@ struct ReceiveState {
 pub(crate) struct Receiver {
     guild: GuildId,
     bot: UserId,
+    heard_bots: Arc<[u64]>,
     cache: Arc<Cache>,
     state: StdMutex<ReceiveState>,
     news: mpsc::UnboundedSender<DriverNews>,
@@ -126,9 +130,10 @@ impl Receiver {
                 .user(user)
                 .map(|u| (u.display_name().to_string(), u.bot))
         });
+        let heard = self.heard_bots.contains(&user.get());
         match known {
-            Some((_, true)) => Source::Bot,
-            Some((name, false)) => Source::Person(
+            Some((_, true)) if !heard => Source::Bot,
+            Some((name, _)) => Source::Person(
                 Speaker {
                     id: user.get().to_string(),
                     name,
@@ -160,6 +165,7 @@ impl Receiver {
             return;
         };
         let mut decoded = 0;
+        let mut encryption_changed = None;
         for (ssrc, data) in &tick.speaking {
             let Some(pcm) = data.decoded_voice.as_deref() else {
                 continue;
@@ -178,6 +184,11 @@ impl Receiver {
                     last_heard.insert(*ssrc, now);
                     hearing.decoded(user.get(), 1, now);
                     decoded += 1;
+                    if let Some(dave) = data.packet.as_ref().and_then(dave_frame) {
+                        if hearing.encryption(dave) {
+                            encryption_changed = Some(dave);
+                        }
+                    }
                 }
                 Some(Source::Bot) => {}
                 None => {
@@ -210,6 +221,13 @@ impl Receiver {
         }
         if decoded > 0 {
             self.observer.frames_decoded(self.guild.get(), decoded);
+        }
+        if let Some(dave) = encryption_changed {
+            tracing::info!(guild = %self.guild, dave, "received audio is {}", match dave {
+                true => "DAVE end-to-end encrypted",
+                false => "transport encrypted only (no DAVE)",
+            });
+            self.observer.encryption(self.guild.get(), Some(dave));
         }
         for user in unheard {
             self.report_unheard(UserId::new(user.max(1)));
@@ -377,6 +395,8 @@ pub(crate) struct SessionContext {
     pub(crate) auto_leave: Option<Duration>,
     pub(crate) reconnect_attempts: u32,
     pub(crate) bot_name: String,
+    /// Bots heard like people (`discord.heard_bots`).
+    pub(crate) heard_bots: Arc<[u64]>,
 }
 
 /// Why a session ended.
@@ -417,6 +437,7 @@ impl GuildSession {
             guild,
             channel,
             bot: ctx.bot,
+            heard_bots: ctx.heard_bots.clone(),
             settings: settings.clone(),
         });
         let (router, mut voice) =
@@ -425,6 +446,7 @@ impl GuildSession {
         let receiver = Arc::new(Receiver {
             guild,
             bot: ctx.bot,
+            heard_bots: ctx.heard_bots.clone(),
             cache: ctx.cache.clone(),
             state: StdMutex::new(ReceiveState {
                 router: Some(router),
@@ -702,6 +724,12 @@ async fn supervise(
     }
 }
 
+/// Whether songbird's received packet came DAVE-encrypted ([`hearing::dave_frame`]).
+fn dave_frame(rtp: &songbird::events::context_data::RtpData) -> Option<bool> {
+    let padded = rtp.rtp().get_padding() != 0;
+    hearing::dave_frame(&rtp.packet, rtp.payload_end_pad, TRANSPORT_SUFFIX, padded)
+}
+
 /// Leaves when no one but bots has been in the channel for `after`.
 async fn watch_alone(
     session: Arc<GuildSession>,
@@ -721,7 +749,12 @@ async fn watch_alone(
         if session.is_leaving() {
             return;
         }
-        let people = humans_in(&ctx.cache, session.guild, session.channel(), ctx.bot);
+        let people = humans_in(
+            &ctx.cache,
+            (session.guild, session.channel()),
+            ctx.bot,
+            &ctx.heard_bots,
+        );
         if people.is_empty() {
             let since = *alone_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= after {
@@ -735,12 +768,13 @@ async fn watch_alone(
     }
 }
 
-/// The people (not bots) in a voice channel, with their display names, from the cache.
+/// The people in a voice channel (bots only when heard like people), with their display
+/// names, from the cache.
 pub fn humans_in(
     cache: &Cache,
-    guild: GuildId,
-    channel: ChannelId,
+    (guild, channel): (GuildId, ChannelId),
     bot: UserId,
+    heard_bots: &[u64],
 ) -> Vec<(UserId, String)> {
     let Some(g) = cache.guild(guild) else {
         return Vec::new();
@@ -752,7 +786,7 @@ pub fn humans_in(
         .filter_map(|v| {
             let member = g.members.get(&v.user_id).or(v.member.as_ref());
             match member {
-                Some(m) if m.user.bot => None,
+                Some(m) if m.user.bot && !heard_bots.contains(&v.user_id.get()) => None,
                 Some(m) => Some((v.user_id, m.display_name().to_string())),
                 None => Some((v.user_id, format!("user {}", v.user_id))),
             }

@@ -196,12 +196,14 @@ pub struct WakeGate {
     pub(crate) guild: GuildId,
     pub(crate) channel: ChannelId,
     pub(crate) bot: UserId,
+    pub(crate) heard_bots: Arc<[u64]>,
     pub(crate) settings: Arc<GuildSettings>,
 }
 
 impl WakeGate {
     fn addressed_only(&self) -> bool {
-        let humans = super::session::humans_in(&self.cache, self.guild, self.channel, self.bot);
+        let place = (self.guild, self.channel);
+        let humans = super::session::humans_in(&self.cache, place, self.bot, &self.heard_bots);
         self.settings.addressed_only(humans.len())
     }
 }
@@ -255,6 +257,7 @@ mod tests {
             guild: GuildId::new(1),
             channel: ChannelId::new(2),
             bot: UserId::new(3),
+            heard_bots: Arc::new([]),
             settings: Arc::new(GuildSettings::resolve(&defaults, &rows)),
         }
     }
