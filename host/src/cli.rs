@@ -24,10 +24,10 @@ pub mod exit {
 pub struct UsageError(pub String);
 
 /// The latest `--at` accepted: a day.
-pub const MAX_AT_MS: u64 = 86_400_000;
+pub(crate) const MAX_AT_MS: u64 = 86_400_000;
 
 /// Parses `2.5s`, `800ms` or a bare number of seconds, from 0 to a day ([`MAX_AT_MS`]).
-pub fn parse_time_ms(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_time_ms(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
         (n, 1.0)

@@ -35,7 +35,7 @@ use crate::pipeline::{SessionDeps, TurnModels};
 use crate::plugins::{PluginSet, Providers};
 
 /// Loads the configuration for the CLI's environment, with errors as one report.
-pub fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
+pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
     config::load(&cli.config_dir, &cli.env, std::env::vars()).map_err(|errors| {
         anyhow::Error::new(errors).context(format!(
             "the configuration is not usable (environment `{}`, config directory {})",
@@ -53,7 +53,7 @@ fn plugin_dirs(loaded: &LoadedConfig) -> Vec<PathBuf> {
 
 /// Loads plugins and builds the providers and the agent for a session, and tells `ops`
 /// (which then reports them and turns ready).
-pub async fn build_session_deps(
+pub(crate) async fn build_session_deps(
     loaded: &LoadedConfig,
     ops: &Arc<OpsState>,
 ) -> anyhow::Result<SessionDeps> {

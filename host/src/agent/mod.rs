@@ -76,7 +76,7 @@ impl AgentError {
 }
 
 /// Reply text deltas, in order; the channel closes when the reply is complete.
-pub type ReplyStream = mpsc::Receiver<Result<String, AgentError>>;
+pub(crate) type ReplyStream = mpsc::Receiver<Result<String, AgentError>>;
 
 /// One remembered exchange: the speaker's id, what they said, the reply.
 type Exchange = (String, String, String);
@@ -175,7 +175,7 @@ impl Agent {
 
     /// The same agent answering as `model` (a guild's own OpenClaw agent,
     /// `openclaw:<agentId>`), sharing the connection and the conversation memory.
-    pub fn with_model(&self, model: Option<String>) -> Agent {
+    pub(crate) fn with_model(&self, model: Option<String>) -> Agent {
         match (self, model) {
             (Agent::OpenAiChat(chat), Some(model)) if model != chat.model() => {
                 Agent::OpenAiChat(Arc::new(chat.with_model(model)))
@@ -185,7 +185,7 @@ impl Agent {
     }
 
     /// Forgets what `speaker_id` said (conversation memory); how many exchanges.
-    pub fn forget_speaker(&self, speaker_id: &str) -> usize {
+    pub(crate) fn forget_speaker(&self, speaker_id: &str) -> usize {
         match self {
             Agent::Echo => 0,
             Agent::OpenAiChat(chat) => chat.forget_speaker(speaker_id),

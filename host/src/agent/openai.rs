@@ -78,7 +78,7 @@ impl OpenAiChat {
     }
 
     /// This client asking for `model` instead, with the same connection pool and memory.
-    pub fn with_model(&self, model: String) -> OpenAiChat {
+    pub(crate) fn with_model(&self, model: String) -> OpenAiChat {
         OpenAiChat {
             client: self.client.clone(),
             url: self.url.clone(),
@@ -95,7 +95,7 @@ impl OpenAiChat {
     }
 
     /// Forgets `speaker_id`'s exchanges; how many.
-    pub fn forget_speaker(&self, speaker_id: &str) -> usize {
+    pub(crate) fn forget_speaker(&self, speaker_id: &str) -> usize {
         self.memory.forget_speaker(speaker_id)
     }
 

@@ -39,7 +39,7 @@ impl Serving {
 
     /// Builds the providers and the agent, unless a shutdown is asked for first (`None`);
     /// with `health_checks`, starts the providers' background health checks.
-    pub async fn session_deps(
+    pub(crate) async fn session_deps(
         &self,
         loaded: &LoadedConfig,
         health_checks: bool,

@@ -36,7 +36,7 @@ pub enum SettingKey {
 
 impl SettingKey {
     /// Every setting, with its name as typed in `/voice settings set` and a description.
-    pub const ALL: [(SettingKey, &'static str, &'static str); 9] = [
+    pub(crate) const ALL: [(SettingKey, &'static str, &'static str); 9] = [
         (
             SettingKey::Language,
             "language",
@@ -112,7 +112,7 @@ impl SettingKey {
     }
 
     /// `value` checked for this setting and written canonically (what is stored).
-    pub fn canonical(self, value: &str) -> Result<String, SettingError> {
+    pub(crate) fn canonical(self, value: &str) -> Result<String, SettingError> {
         let value = value.trim();
         let invalid = |expected: &str| SettingError::Invalid {
             key: self.name(),
@@ -256,7 +256,7 @@ pub struct GuildSettings {
 impl GuildSettings {
     /// `defaults` with `rows` (setting name → stored value) over them. Rows that no longer
     /// parse (a setting renamed in a later release) are skipped, never fatal.
-    pub fn resolve(defaults: &GuildDefaults, rows: &[(String, String)]) -> GuildSettings {
+    pub(crate) fn resolve(defaults: &GuildDefaults, rows: &[(String, String)]) -> GuildSettings {
         let mut s = GuildSettings {
             language: defaults.language.clone(),
             tts_provider: defaults.tts_provider.clone(),
@@ -301,7 +301,7 @@ impl GuildSettings {
     }
 
     /// Whether an utterance must address the bot, with `humans` people in the channel.
-    pub fn addressed_only(&self, humans: usize) -> bool {
+    pub(crate) fn addressed_only(&self, humans: usize) -> bool {
         match self.reply_mode {
             ReplyMode::Always | ReplyMode::PushToTalk => false,
             ReplyMode::Addressed => true,
@@ -310,7 +310,7 @@ impl GuildSettings {
     }
 
     /// The agent model for this guild (`openclaw:<agentId>`), when it has an agent id.
-    pub fn agent_model(&self) -> Option<String> {
+    pub(crate) fn agent_model(&self) -> Option<String> {
         self.agent_id.as_ref().map(|id| format!("openclaw:{id}"))
     }
 

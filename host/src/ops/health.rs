@@ -32,7 +32,7 @@ pub enum HealthStatus {
 
 impl HealthStatus {
     /// The HTTP status `/health` answers with.
-    pub fn http_status(self) -> u16 {
+    pub(crate) fn http_status(self) -> u16 {
         match self {
             HealthStatus::Healthy | HealthStatus::Degraded => 200,
             HealthStatus::Unhealthy => 503,
@@ -160,7 +160,7 @@ pub struct HealthReport {
 
 /// The short `/health` body, for callers without the token.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HealthSummary {
+pub(crate) struct HealthSummary {
     /// Overall.
     pub status: HealthStatus,
     /// Now, RFC 3339 UTC.
@@ -185,13 +185,13 @@ impl From<&HealthReport> for HealthSummary {
 /// Whether a provider is out of rotation: its circuit breaker is open, or half-open (the
 /// cooldown is over and the next call is a probe). The breaker is fed by every call's outcome
 /// (`plugins::breaker`); this is the one place health and metrics read it.
-pub fn circuit_open(snapshot: &StatsSnapshot) -> bool {
+pub(crate) fn circuit_open(snapshot: &StatsSnapshot) -> bool {
     snapshot.circuit.state != CircuitState::Closed
 }
 
 /// One provider, as the health computation sees it.
 #[derive(Debug, Clone)]
-pub struct ProviderView {
+pub(crate) struct ProviderView {
     /// `stt` or `tts`.
     pub role: &'static str,
     /// Provider id.
@@ -206,7 +206,7 @@ pub struct ProviderView {
 
 /// Everything the health computation reads, gathered at one moment.
 #[derive(Debug, Clone)]
-pub struct HealthInput {
+pub(crate) struct HealthInput {
     /// The gateway.
     pub gateway: GatewayStatus,
     /// Whether the providers were built.
@@ -260,7 +260,7 @@ fn provider_service(p: &ProviderView, age: &dyn Fn(SystemTime) -> f64) -> (Servi
 }
 
 /// Computes the services and the overall status.
-pub fn evaluate(
+pub(crate) fn evaluate(
     input: &HealthInput,
     now: SystemTime,
 ) -> (HealthStatus, BTreeMap<String, ServiceHealth>) {
@@ -399,7 +399,7 @@ fn provider_services(
 
 impl OpsState {
     /// What `evaluate` needs, read now.
-    pub fn health_input(&self) -> HealthInput {
+    pub(crate) fn health_input(&self) -> HealthInput {
         let components = self.components();
         let mut providers = Vec::new();
         for p in &components.stt {
@@ -460,7 +460,7 @@ pub fn rss_bytes() -> Option<u64> {
 }
 
 /// `2026-11-27T10:21:42.123Z`.
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let secs = d.as_secs();
     let days = (secs / 86_400) as i64;

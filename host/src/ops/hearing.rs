@@ -10,7 +10,7 @@ use std::sync::{LazyLock, Mutex};
 use prometheus::{IntCounter, IntGauge};
 
 /// `voice_frames_decoded_total`: received 20 ms frames decoded and handed to the pipeline.
-pub static FRAMES_DECODED: LazyLock<IntCounter> = LazyLock::new(|| {
+pub(crate) static FRAMES_DECODED: LazyLock<IntCounter> = LazyLock::new(|| {
     IntCounter::new(
         "voice_frames_decoded_total",
         "Received 20 ms voice frames decoded and handed to the pipeline",
@@ -19,7 +19,7 @@ pub static FRAMES_DECODED: LazyLock<IntCounter> = LazyLock::new(|| {
 });
 
 /// `voice_undecodable_total`: a speaker announced by Discord whose audio never decoded.
-pub static UNDECODABLE: LazyLock<IntCounter> = LazyLock::new(|| {
+pub(crate) static UNDECODABLE: LazyLock<IntCounter> = LazyLock::new(|| {
     IntCounter::new(
         "voice_undecodable_total",
         "Times Discord said someone was speaking but none of their audio decoded",
@@ -28,7 +28,7 @@ pub static UNDECODABLE: LazyLock<IntCounter> = LazyLock::new(|| {
 });
 
 /// `voice_unheard_speakers`: speakers unheard now, all guilds together.
-pub static UNHEARD_SPEAKERS: LazyLock<IntGauge> = LazyLock::new(|| {
+pub(crate) static UNHEARD_SPEAKERS: LazyLock<IntGauge> = LazyLock::new(|| {
     IntGauge::new(
         "voice_unheard_speakers",
         "Speakers Discord says are speaking whose audio does not decode, now",
@@ -37,7 +37,7 @@ pub static UNHEARD_SPEAKERS: LazyLock<IntGauge> = LazyLock::new(|| {
 });
 
 /// `voice_sessions_dave`: sessions whose last heard frame came DAVE-encrypted.
-pub static DAVE_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+pub(crate) static DAVE_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     IntGauge::new(
         "voice_sessions_dave",
         "Voice sessions whose last received frame was DAVE end-to-end encrypted",
@@ -46,7 +46,7 @@ pub static DAVE_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
 });
 
 /// `voice_sessions_transport_only`: sessions whose last heard frame had no DAVE layer.
-pub static TRANSPORT_ONLY_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+pub(crate) static TRANSPORT_ONLY_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     IntGauge::new(
         "voice_sessions_transport_only",
         "Voice sessions whose last received frame had transport encryption only (no DAVE)",
@@ -56,7 +56,7 @@ pub static TRANSPORT_ONLY_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
 
 /// What each guild's received audio is encrypted with; the two gauges count them.
 #[derive(Default)]
-pub struct EncryptionByGuild {
+pub(crate) struct EncryptionByGuild {
     guilds: Mutex<HashMap<u64, bool>>,
 }
 
@@ -77,7 +77,7 @@ impl EncryptionByGuild {
 
 /// Unheard speakers by guild; the gauge is their sum.
 #[derive(Default)]
-pub struct UnheardByGuild {
+pub(crate) struct UnheardByGuild {
     guilds: Mutex<HashMap<u64, usize>>,
 }
 

@@ -26,16 +26,16 @@ use crate::plugins::stats::Histogram as StatsHistogram;
 use crate::plugins::StatsSnapshot;
 
 /// Bucket bounds of `response_latency_seconds`, as the seed dashboards expect.
-pub const RESPONSE_LATENCY_BUCKETS: [f64; 6] = [0.1, 0.5, 1.0, 2.0, 3.0, 5.0];
+pub(crate) const RESPONSE_LATENCY_BUCKETS: [f64; 6] = [0.1, 0.5, 1.0, 2.0, 3.0, 5.0];
 
 /// Bucket bounds of `agent_first_token_seconds` (the same as the provider latencies).
-pub const STAGE_BUCKETS: [f64; 9] = crate::plugins::stats::LATENCY_BUCKETS;
+pub(crate) const STAGE_BUCKETS: [f64; 9] = crate::plugins::stats::LATENCY_BUCKETS;
 
 /// `voice_errors_total{error_type}` values: where a failed turn broke.
-pub const ERROR_TYPES: [&str; 4] = ["stt", "agent", "tts", "turn"];
+pub(crate) const ERROR_TYPES: [&str; 4] = ["stt", "agent", "tts", "turn"];
 
 /// `voice_turns_total{outcome}` values.
-pub const TURN_OUTCOMES: [&str; 5] = [
+pub(crate) const TURN_OUTCOMES: [&str; 5] = [
     "completed",
     "interrupted",
     "failed",
@@ -185,13 +185,13 @@ impl Metrics {
     }
 
     /// A voice connection opened.
-    pub fn connection_opened(&self) {
+    pub(crate) fn connection_opened(&self) {
         self.voice_connections_total.inc();
         self.voice_connections_active.inc();
     }
 
     /// A voice connection closed.
-    pub fn connection_closed(&self) {
+    pub(crate) fn connection_closed(&self) {
         self.voice_connections_active.dec();
     }
 
@@ -206,7 +206,7 @@ impl Metrics {
     }
 
     /// Records a finished turn (or a dropped no-speech utterance).
-    pub fn observe_turn(&self, report: &TurnReport) {
+    pub(crate) fn observe_turn(&self, report: &TurnReport) {
         self.turns
             .with_label_values(&[outcome_label(&report.outcome)])
             .inc();
@@ -234,7 +234,7 @@ impl Metrics {
     }
 
     /// The exposition text (Prometheus text format 0.0.4).
-    pub fn render(&self) -> Result<String, MetricsError> {
+    pub(crate) fn render(&self) -> Result<String, MetricsError> {
         let families = self.registry.gather();
         let mut buf = Vec::with_capacity(16 * 1024);
         TextEncoder::new()
@@ -245,7 +245,7 @@ impl Metrics {
 }
 
 /// The `voice_turns_total{outcome}` value.
-pub fn outcome_label(outcome: &TurnOutcome) -> &'static str {
+pub(crate) fn outcome_label(outcome: &TurnOutcome) -> &'static str {
     match outcome {
         TurnOutcome::Completed => "completed",
         TurnOutcome::Interrupted => "interrupted",
@@ -273,7 +273,7 @@ pub fn error_type(report: &TurnReport) -> Option<&'static str> {
 }
 
 /// The agent's error label (`timeout`, `http`…) when the agent failed in this turn.
-pub fn agent_error_label(report: &TurnReport) -> Option<&'static str> {
+pub(crate) fn agent_error_label(report: &TurnReport) -> Option<&'static str> {
     let TurnOutcome::Failed(reason) = &report.outcome else {
         return None;
     };

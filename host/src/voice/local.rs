@@ -72,7 +72,7 @@ impl WavAudio {
     /// The `frame_ms` frame (interleaved) that starts `offset_ms` into the file, as a
     /// transport delivers it: past the end, the rest padded with silence in `scratch` (a
     /// speaker who stopped talking sends silence frames).
-    pub fn frame_at<'a>(
+    pub(crate) fn frame_at<'a>(
         &'a self,
         offset_ms: u64,
         frame_ms: u64,
@@ -175,7 +175,7 @@ pub fn read_wav(path: &Path) -> Result<WavAudio, WavError> {
 }
 
 /// Writes mono 16-bit audio to a WAV file.
-pub fn write_wav(path: &Path, samples: &[i16], sample_rate: u32) -> Result<(), WavError> {
+pub(crate) fn write_wav(path: &Path, samples: &[i16], sample_rate: u32) -> Result<(), WavError> {
     let err = |e: hound::Error| WavError::Write {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -200,7 +200,7 @@ struct Scheduled {
 
 /// Records what the bot says, as it would have been heard: audio stopped by a barge-in is cut
 /// where it stopped.
-pub struct WavRecorder {
+pub(crate) struct WavRecorder {
     rate: u32,
     chunks: Mutex<Vec<Scheduled>>,
 }

@@ -28,16 +28,16 @@ use crate::plugins::{SpeechToTextProvider, TextToSpeechProvider};
 use crate::voice::local::resample_linear;
 
 /// A connection with no event for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest audio accepted for one transcription.
-pub const MAX_UTTERANCE: Duration = Duration::from_secs(120);
+pub(crate) const MAX_UTTERANCE: Duration = Duration::from_secs(120);
 /// Budget for one transcription across the failover chain.
 const STT_BUDGET: Duration = Duration::from_secs(60);
 /// Budget for a synthesis's first audio across the failover chain.
 const TTS_BUDGET: Duration = Duration::from_secs(30);
 
 /// The providers on offer.
-pub struct WyomingService {
+pub(crate) struct WyomingService {
     stt: Vec<Arc<SpeechToTextProvider>>,
     tts: Vec<Arc<TextToSpeechProvider>>,
     languages: Vec<String>,

@@ -11,7 +11,7 @@ use super::DiscordError;
 use crate::config::DiscordConfig;
 
 /// Discord's API base when `discord.api_base_url` is not set.
-pub const DEFAULT_API_BASE: &str = "https://discord.com";
+pub(crate) const DEFAULT_API_BASE: &str = "https://discord.com";
 
 /// The bot token (a `secrecy` secret: `Debug` never shows it, and it is zeroed when dropped).
 #[derive(Clone, Debug)]
@@ -72,7 +72,7 @@ impl Api {
     }
 
     /// Checks the token (`GET /users/@me`); the bot's user name and id.
-    pub async fn whoami(&self) -> Result<(String, u64), DiscordError> {
+    pub(crate) async fn whoami(&self) -> Result<(String, u64), DiscordError> {
         let me = self
             .http
             .get_current_user()

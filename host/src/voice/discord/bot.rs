@@ -45,7 +45,7 @@ pub fn intents() -> GatewayIntents {
 /// asking Opus for a 1920-sample buffer, which is 20 ms only at 48 kHz stereo; at 16 kHz mono
 /// it is 120 ms of invented audio per lost packet (with 5% loss the word error rate went from
 /// 0.07 to 0.38 in `tests/tests/discord_network.rs`). The endpointer resamples to 16 kHz.
-pub fn songbird_config() -> songbird::Config {
+pub(crate) fn songbird_config() -> songbird::Config {
     songbird::Config::default()
         .decode_mode(DecodeMode::Decode(DecodeConfig::new(
             Channels::Stereo,

@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How long after a Speaking event without one decoded frame the speaker counts as unheard.
-pub const UNDECODABLE_AFTER: Duration = Duration::from_secs(2);
+pub(crate) const UNDECODABLE_AFTER: Duration = Duration::from_secs(2);
 /// How long an unheard speaker keeps the session marked deaf without a new Speaking event.
-pub const DEAF_FOR: Duration = Duration::from_secs(60);
+pub(crate) const DEAF_FOR: Duration = Duration::from_secs(60);
 
 /// The magic marker ending every DAVE-encrypted frame (daveprotocol.com, "protocol frame
 /// check").
@@ -68,7 +68,7 @@ struct SpeakerHearing {
 
 /// What `/voice status` and `/health` show.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct HearingSummary {
+pub(crate) struct HearingSummary {
     /// Frames decoded in this session, everyone together.
     pub frames_decoded: u64,
     /// The last decoded frame, if any.
@@ -86,7 +86,7 @@ pub struct HearingSummary {
 
 /// The guard for one session.
 #[derive(Debug, Default)]
-pub struct Hearing {
+pub(crate) struct Hearing {
     speakers: HashMap<u64, SpeakerHearing>,
     incidents: u64,
     dave: Option<bool>,
@@ -144,7 +144,7 @@ impl Hearing {
     }
 
     /// How many speakers are unheard now (no allocation: called every tick).
-    pub fn unheard_count(&self, now: Instant) -> usize {
+    pub(crate) fn unheard_count(&self, now: Instant) -> usize {
         self.speakers
             .values()
             .filter(|s| {
@@ -182,7 +182,7 @@ impl Hearing {
 
 impl HearingSummary {
     /// The `/voice status` line; `name` gives a user's display name.
-    pub fn status_line(&self, now: Instant, name: impl Fn(u64) -> String) -> String {
+    pub(crate) fn status_line(&self, now: Instant, name: impl Fn(u64) -> String) -> String {
         let last = match self.last_heard {
             Some(at) => format!("last heard {} s ago", now.duration_since(at).as_secs()),
             None => "nothing heard yet".to_string(),
@@ -200,7 +200,7 @@ impl HearingSummary {
     }
 
     /// The `/voice status` line on encryption, from the frames heard.
-    pub fn encryption_line(&self) -> String {
+    pub(crate) fn encryption_line(&self) -> String {
         let mode = match self.dave {
             None => "not known until someone is heard",
             Some(true) => "DAVE end-to-end",

@@ -20,7 +20,7 @@ pub fn bot_permissions() -> Permissions {
 }
 
 /// The scopes the invite asks for.
-pub const SCOPES: &str = "bot applications.commands";
+pub(crate) const SCOPES: &str = "bot applications.commands";
 
 /// The URL that adds the bot to a server with [`bot_permissions`].
 pub fn invite_url(application_id: u64) -> String {

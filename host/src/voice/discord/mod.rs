@@ -54,8 +54,3 @@ pub trait BotObserver: Send + Sync + 'static {
     /// transport only (`Some(false)`), or not known (no one heard yet, or the session ended).
     fn encryption(&self, _guild: u64, _dave: Option<bool>) {}
 }
-
-/// An observer that ignores everything.
-pub struct NoObserver;
-
-impl BotObserver for NoObserver {}

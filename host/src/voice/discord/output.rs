@@ -27,7 +27,7 @@ enum PlayerCommand {
 }
 
 /// A call's audio output for [`crate::pipeline::Playback`].
-pub struct CallOutput {
+pub(crate) struct CallOutput {
     commands: mpsc::UnboundedSender<PlayerCommand>,
 }
 

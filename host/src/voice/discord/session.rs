@@ -34,11 +34,11 @@ use crate::pipeline::{
 };
 
 /// Rate of the audio songbird decodes for us (set in the songbird config).
-pub const RECEIVE_RATE: u32 = 48_000;
+pub(crate) const RECEIVE_RATE: u32 = 48_000;
 /// Its channels (interleaved).
-pub const RECEIVE_CHANNELS: u16 = 2;
+pub(crate) const RECEIVE_CHANNELS: u16 = 2;
 /// Frames held per SSRC that has no user mapping yet (3 s).
-pub const PENDING_FRAMES: usize = 150;
+pub(crate) const PENDING_FRAMES: usize = 150;
 /// How long a speaker who stopped sending keeps getting silent frames.
 const SILENCE_FILL: Duration = Duration::from_secs(8);
 /// A 20 ms frame of silence at [`RECEIVE_RATE`], [`RECEIVE_CHANNELS`].
@@ -62,7 +62,7 @@ pub(crate) enum DriverNews {
 
 /// Numbers for `/voice status`.
 #[derive(Debug, Default, Clone)]
-pub struct SessionStats {
+pub(crate) struct SessionStats {
     /// Turns taken (someone said something).
     pub turns: u64,
     /// Of which failed.
@@ -366,7 +366,7 @@ impl VoiceEventHandler for Receiver {
 }
 
 /// A guild's running voice session.
-pub struct GuildSession {
+pub(crate) struct GuildSession {
     /// The guild.
     pub guild: GuildId,
     /// The voice channel and its name: where the bot is now (a moderator may move it).
@@ -401,13 +401,14 @@ pub(crate) struct SessionContext {
 
 /// Why a session ended.
 #[derive(Debug, Clone)]
-pub enum EndReason {
+pub(crate) enum EndReason {
     /// `/voice leave`.
     Leave,
     /// Alone in the channel for the configured time.
     Alone,
-    /// The voice connection was lost and could not be recovered.
-    Lost(String),
+    /// The voice connection was lost and could not be recovered (why: shown through `Debug`
+    /// in the "leaving" log line).
+    Lost(#[allow(dead_code)] String),
     /// Disconnected by someone (a moderator), or the channel went away.
     Removed,
     /// The process is shutting down.
@@ -522,7 +523,7 @@ impl GuildSession {
     }
 
     /// Its name.
-    pub fn channel_name(&self) -> String {
+    pub(crate) fn channel_name(&self) -> String {
         self.place
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -555,7 +556,7 @@ impl GuildSession {
     }
 
     /// Whether it is ending.
-    pub fn is_leaving(&self) -> bool {
+    pub(crate) fn is_leaving(&self) -> bool {
         self.leaving.load(Ordering::SeqCst)
     }
 
@@ -636,7 +637,7 @@ async fn report_turns(
 }
 
 /// A turn as posted in the transcript channel.
-pub fn transcript_message(report: &TurnReport, bot_name: &str) -> String {
+pub(crate) fn transcript_message(report: &TurnReport, bot_name: &str) -> String {
     let mut text = format!("**{}**: {}", report.speaker.name, report.transcript);
     if !report.reply.is_empty() {
         text.push_str(&format!("\n**{bot_name}**: {}", report.reply));
@@ -651,7 +652,7 @@ pub fn transcript_message(report: &TurnReport, bot_name: &str) -> String {
 }
 
 /// How a turn ended, in words.
-pub fn outcome_text(outcome: &TurnOutcome) -> String {
+pub(crate) fn outcome_text(outcome: &TurnOutcome) -> String {
     match outcome {
         TurnOutcome::Completed => "completed".into(),
         TurnOutcome::Interrupted => "interrupted".into(),
@@ -770,7 +771,7 @@ async fn watch_alone(
 
 /// The people in a voice channel (bots only when heard like people), with their display
 /// names, from the cache.
-pub fn humans_in(
+pub(crate) fn humans_in(
     cache: &Cache,
     (guild, channel): (GuildId, ChannelId),
     bot: UserId,

@@ -57,7 +57,7 @@ pub fn definition() -> CreateCommand {
 
 /// Whether the caller may change settings: Manage Server (or Administrator), or one of
 /// `roles` (ids).
-pub fn may_change(command: &CommandInteraction, roles: &[u64]) -> bool {
+pub(crate) fn may_change(command: &CommandInteraction, roles: &[u64]) -> bool {
     let Some(member) = command.member.as_deref() else {
         return false;
     };
@@ -169,7 +169,7 @@ pub async fn forget(store: &GuildStore, user: u64, memory_forgotten: usize) -> S
 
 /// A guild's settings applied to a session's dependencies: its language, its TTS provider
 /// first, its agent id.
-pub fn session_deps(deps: &SessionDeps, settings: &GuildSettings) -> SessionDeps {
+pub(crate) fn session_deps(deps: &SessionDeps, settings: &GuildSettings) -> SessionDeps {
     let mut deps = deps.clone();
     deps.config.language = settings.language.clone();
     // A voice id is its provider's own: a guild that picked another provider drops the
@@ -191,7 +191,7 @@ pub fn session_deps(deps: &SessionDeps, settings: &GuildSettings) -> SessionDeps
 /// (`GuildSettings::addressed_only`), only those that start with a wake name, the name
 /// taken out; and then only the person being answered (or nobody being answered) can talk
 /// over a reply.
-pub struct WakeGate {
+pub(crate) struct WakeGate {
     pub(crate) cache: Arc<Cache>,
     pub(crate) guild: GuildId,
     pub(crate) channel: ChannelId,
@@ -227,7 +227,7 @@ impl TurnGate for WakeGate {
 }
 
 /// The notice posted (visibly) in the voice channel's own text chat when the bot joins.
-pub fn join_notice(bot_name: &str, settings: &GuildSettings, humans: usize) -> String {
+pub(crate) fn join_notice(bot_name: &str, settings: &GuildSettings, humans: usize) -> String {
     let how = if settings.addressed_only(humans.max(settings.addressed_min_humans)) {
         format!(
             " When several people are here I answer only when addressed by name ({}).",

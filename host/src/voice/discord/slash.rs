@@ -11,7 +11,7 @@ pub const NAME: &str = "voice";
 
 /// A `/voice` subcommand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Subcommand {
+pub(crate) enum Subcommand {
     /// Join the caller's voice channel.
     Join,
     /// Leave the voice channel.
@@ -24,7 +24,7 @@ pub enum Subcommand {
 
 impl Subcommand {
     /// Every subcommand, with its name and description.
-    pub const ALL: [(Subcommand, &'static str, &'static str); 4] = [
+    pub(crate) const ALL: [(Subcommand, &'static str, &'static str); 4] = [
         (
             Subcommand::Join,
             "join",
@@ -61,7 +61,7 @@ impl Subcommand {
 
 /// The definitions to register: `/voice` with its subcommands, and `/voice-settings`
 /// (Manage Server by default, see `settings`); guild-only.
-pub fn definitions() -> Vec<CreateCommand> {
+pub(crate) fn definitions() -> Vec<CreateCommand> {
     let mut command = CreateCommand::new(NAME)
         .description("Talk with the assistant in a voice channel")
         .contexts(vec![InteractionContext::Guild]);
