@@ -150,16 +150,18 @@ impl GuildStore {
     }
 
     /// Runs every migration. Processes sharing one SQLite file (a shard cluster on one host)
-    /// may race: the loser finds the tables made and fails; on a second look the migrations
-    /// are recorded as applied. (PostgreSQL takes an advisory lock instead.)
+    /// may race: the loser finds the tables made and fails; once the winner has recorded them
+    /// (a moment later, or seconds on a loaded host) they are applied. So it looks again, up
+    /// to about 5 s in all. (PostgreSQL takes an advisory lock instead.)
     async fn migrate_at_start(&self) -> Result<(), StoreError> {
-        const ATTEMPTS: u32 = 3;
+        const ATTEMPTS: u32 = 12;
         let mut attempt = 1;
         loop {
             match self.migrate(MIGRATIONS.len()).await {
                 Err(e) if attempt < ATTEMPTS && self.backend() == Some(StorageBackend::Sqlite) => {
                     tracing::debug!(attempt, "migrating the settings database again: {e}");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                    let wait = (100 * u64::from(attempt)).min(500);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
                     attempt += 1;
                 }
                 result => return result,
