@@ -19,3 +19,6 @@ pub mod http;
 pub mod pcm_stream;
 pub mod pool;
 pub mod settings;
+
+/// The plugin API this crate is built on, for [`http_settings!`]'s expansion.
+pub use plugin_api;

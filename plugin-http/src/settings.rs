@@ -96,10 +96,12 @@ impl<'a> Endpoints<'a> {
 
 /// Declares a plugin's settings struct with the connection keys of this module added to its
 /// own fields, each field written with its default (`pub model: String = "tts-1".into(),`),
-/// and `base_url`'s default given first. It derives nothing itself: put
+/// after the [`OfficialApi`] the plugin calls by default. It derives nothing itself: put
 /// `#[derive(Debug, Clone, PartialEq, Deserialize)]` on it (serde's derive in scope). It adds
-/// `#[serde(deny_unknown_fields, default)]`, a `Default` impl and `fn endpoints()`, the view
-/// that checks the keys and builds the [`ApiSettings`].
+/// `#[serde(deny_unknown_fields, default)]`, a `Default` impl, `fn endpoints()` (the view that
+/// checks the keys and builds the [`ApiSettings`]) and the `PluginSettings` impl, whose check
+/// is the connection keys' and then the struct's own `fn check_own(&self) -> Result<(),
+/// PluginError>`, with the key at fault named.
 ///
 /// ```
 /// use serde::Deserialize;
@@ -108,24 +110,38 @@ impl<'a> Endpoints<'a> {
 ///     /// Settings of a `demo` provider.
 ///     #[derive(Debug, Clone, PartialEq, Deserialize)]
 ///     pub struct Settings {
-///         base_url: "https://api.example.com",
+///         official: EXAMPLE,
 ///         /// The model.
 ///         pub model: String = "small".into(),
 ///     }
 /// }
 ///
-/// let settings: Settings = plugin_api::settings::parse("model = \"large\"\ntimeout_ms = 500").unwrap();
+/// const EXAMPLE: openclaw_plugin_http::settings::OfficialApi = openclaw_plugin_http::settings::OfficialApi {
+///     base_url: "https://api.example.com",
+///     host: "api.example.com",
+///     key_var: "EXAMPLE_API_KEY",
+/// };
+///
+/// impl Settings {
+///     fn check_own(&self) -> Result<(), plugin_api::abi::PluginError> {
+///         Ok(())
+///     }
+/// }
+///
+/// let settings: Settings = plugin_api::settings::parse(
+///     "api_key_env = \"EXAMPLE_API_KEY\"\nmodel = \"large\"\ntimeout_ms = 500",
+/// )
+/// .unwrap();
 /// assert_eq!(settings.model, "large");
 /// assert_eq!(settings.endpoints().timing.timeout_ms, 500);
 /// assert_eq!(settings.base_url, "https://api.example.com");
-/// # impl plugin_api::settings::PluginSettings for Settings {}
 /// ```
 #[macro_export]
 macro_rules! http_settings {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident {
-            base_url: $base_url:expr,
+            official: $official:expr,
             $( $(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty = $default:expr ),* $(,)?
         }
     ) => {
@@ -164,7 +180,7 @@ macro_rules! http_settings {
             fn default() -> Self {
                 let timing = $crate::http::TimingSettings::DEFAULT;
                 $name {
-                    base_url: ($base_url).into(),
+                    base_url: $official.base_url.into(),
                     api_key_env: None,
                     $( $field: $default, )*
                     connect_timeout_ms: timing.connect_timeout_ms,
@@ -200,6 +216,15 @@ macro_rules! http_settings {
                 }
             }
         }
+
+        impl $crate::plugin_api::settings::PluginSettings for $name {
+            fn check(&self) -> Result<(), $crate::plugin_api::settings::SettingsError> {
+                self.endpoints()
+                    .check($official)
+                    .and_then(|()| self.check_own())
+                    .map_err($crate::http::settings_error)
+            }
+        }
     };
 }
 
@@ -212,17 +237,18 @@ mod tests {
         /// Settings of a test plugin.
         #[derive(Debug, Clone, PartialEq, Deserialize)]
         struct Demo {
-            base_url: DEMO.base_url,
+            official: DEMO,
             /// A key of its own.
             pub model: String = "small".into(),
         }
     }
 
-    impl PluginSettings for Demo {
-        fn check(&self) -> Result<(), SettingsError> {
-            self.endpoints()
-                .check(DEMO)
-                .map_err(crate::http::settings_error)
+    impl Demo {
+        fn check_own(&self) -> Result<(), PluginError> {
+            if self.model.is_empty() {
+                return Err(PluginError::config("`model` must not be empty"));
+            }
+            Ok(())
         }
     }
 
@@ -256,6 +282,7 @@ mod tests {
                 "endpoint_failures",
             ),
             ("", "api_key_env"),
+            ("base_url = \"http://x\"\nmodel = \"\"", "model"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -159,48 +159,36 @@ async fn call_blocking<T: Send + 'static>(
     f: impl FnOnce(std::time::Instant) -> Result<T, PluginError> + Send + 'static,
 ) -> Result<T, ProviderError> {
     let started = Instant::now();
-    let result = call_blocking_inner(provider, what, permits, limit, f).await;
-    if let Some(stats) = stats {
-        match &result {
-            Ok(_) => record_success(stats, started.elapsed()),
-            Err(e) => record_failure(stats, e),
+    let deadline = started + limit;
+    let result = match timeout_at(deadline, permits.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => {
+            let std_deadline = deadline.into_std();
+            let task = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                f(std_deadline)
+            });
+            match timeout_at(deadline, task).await {
+                Err(_) => Err(ProviderError::timeout(provider, what, limit)),
+                Ok(Err(join)) => Err(ProviderError::internal(
+                    provider,
+                    format!("{what} failed on its worker thread: {join}"),
+                )),
+                Ok(Ok(result)) => result.map_err(|e| ProviderError::from_plugin(provider, e)),
+            }
         }
+        Ok(Err(_)) => Err(ProviderError::internal(provider, "provider is shut down")),
+        Err(_) => Err(ProviderError::timeout(
+            provider,
+            &format!("{what} (waiting for a free slot; earlier calls are stuck)"),
+            limit,
+        )),
+    };
+    match (stats, &result) {
+        (Some(stats), Ok(_)) => record_success(stats, started.elapsed()),
+        (Some(stats), Err(e)) => record_failure(stats, e),
+        (None, _) => {}
     }
     result
-}
-
-async fn call_blocking_inner<T: Send + 'static>(
-    provider: &str,
-    what: &str,
-    permits: &Arc<Semaphore>,
-    limit: Duration,
-    f: impl FnOnce(std::time::Instant) -> Result<T, PluginError> + Send + 'static,
-) -> Result<T, ProviderError> {
-    let deadline = Instant::now() + limit;
-    let permit = match timeout_at(deadline, permits.clone().acquire_owned()).await {
-        Ok(Ok(permit)) => permit,
-        Ok(Err(_)) => return Err(ProviderError::internal(provider, "provider is shut down")),
-        Err(_) => {
-            return Err(ProviderError::timeout(
-                provider,
-                &format!("{what} (waiting for a free slot; earlier calls are stuck)"),
-                limit,
-            ))
-        }
-    };
-    let std_deadline = deadline.into_std();
-    let task = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        f(std_deadline)
-    });
-    match timeout_at(deadline, task).await {
-        Err(_) => Err(ProviderError::timeout(provider, what, limit)),
-        Ok(Err(join)) => Err(ProviderError::internal(
-            provider,
-            format!("{what} failed on its worker thread: {join}"),
-        )),
-        Ok(Ok(result)) => result.map_err(|e| ProviderError::from_plugin(provider, e)),
-    }
 }
 
 /// Declares a provider handle: its [`ProviderCore`] (which it derefs to) and its backend,

@@ -108,7 +108,7 @@ openclaw_plugin_http::http_settings! {
     /// api.elevenlabs.io and sent as `xi-api-key`).
     #[derive(Debug, Clone, PartialEq, Deserialize)]
     pub struct Settings {
-        base_url: ELEVENLABS.base_url,
+        official: ELEVENLABS,
         /// The voice used when the host asks for none.
         pub voice_id: String = "21m00Tcm4TlvDq8Ikt00".into(),
         /// The model.
@@ -138,8 +138,8 @@ impl Settings {
         plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
-    fn check_values(&self) -> Result<(), PluginError> {
-        self.endpoints().check(ELEVENLABS)?;
+    /// The checks of this plugin's own keys (the connection keys are checked first).
+    fn check_own(&self) -> Result<(), PluginError> {
         check_voice_id(&self.voice_id)
             .map_err(|why| PluginError::config(format!("`voice_id` {why}")))?;
         if self.model_id.trim().is_empty() {
@@ -203,12 +203,6 @@ pub fn check_voice_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-impl PluginSettings for Settings {
-    fn check(&self) -> Result<(), SettingsError> {
-        self.check_values().map_err(crate::http::settings_error)
-    }
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ openclaw_plugin_http::http_settings! {
     /// api.openai.com and sent as `Authorization: Bearer`).
     #[derive(Debug, Clone, PartialEq, Deserialize)]
     pub struct Settings {
-        base_url: OPENAI.base_url,
+        official: OPENAI,
         /// The model.
         pub model: String = "tts-1".into(),
         /// The voice used when the host asks for none.
@@ -53,8 +53,8 @@ impl Settings {
         plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
-    fn check_values(&self) -> Result<(), PluginError> {
-        self.endpoints().check(OPENAI)?;
+    /// The checks of this plugin's own keys (the connection keys are checked first).
+    fn check_own(&self) -> Result<(), PluginError> {
         if self.model.trim().is_empty() {
             return Err(PluginError::config("`model` must not be empty"));
         }
@@ -83,12 +83,6 @@ pub fn check_voice(voice: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-impl PluginSettings for Settings {
-    fn check(&self) -> Result<(), SettingsError> {
-        self.check_values().map_err(crate::http::settings_error)
-    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ openclaw_plugin_http::http_settings! {
     /// `api_key_env`, required for api.openai.com, sent as `Authorization: Bearer`).
     #[derive(Debug, Clone, PartialEq, Deserialize)]
     pub struct Settings {
-        base_url: OPENAI.base_url,
+        official: OPENAI,
         /// The model.
         pub model: String = "whisper-1".into(),
         /// The response format; see [`ResponseFormat`].
@@ -89,8 +89,8 @@ impl Settings {
         plugin_api::settings::parse(text).map_err(PluginError::from)
     }
 
-    fn check_values(&self) -> Result<(), PluginError> {
-        self.endpoints().check(OPENAI)?;
+    /// The checks of this plugin's own keys (the connection keys are checked first).
+    fn check_own(&self) -> Result<(), PluginError> {
         if self.model.trim().is_empty() {
             return Err(PluginError::config("`model` must not be empty"));
         }
@@ -112,12 +112,6 @@ impl Settings {
     /// The HTTP settings.
     pub fn api(&self) -> ApiSettings<'_> {
         self.endpoints().api(PLUGIN, AuthScheme::Bearer)
-    }
-}
-
-impl PluginSettings for Settings {
-    fn check(&self) -> Result<(), SettingsError> {
-        self.check_values().map_err(crate::http::settings_error)
     }
 }
 
