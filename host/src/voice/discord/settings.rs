@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use serenity::all::{Cache, ChannelId, GuildId, UserId};
 
+use crate::config::TtsVoices;
 use crate::guild::{addressed, GuildSettings, GuildStore, SettingKey};
 use crate::pipeline::{SessionDeps, Speaker, TurnGate};
 use crate::telemetry::hash_user;
@@ -171,6 +172,7 @@ pub async fn forget(store: &GuildStore, user: u64, memory_forgotten: usize) -> S
 /// first, its agent id.
 pub(crate) fn session_deps(deps: &SessionDeps, settings: &GuildSettings) -> SessionDeps {
     let mut deps = deps.clone();
+    let configured_first = deps.tts.first().map(|p| p.id.clone());
     deps.config.language = settings.language.clone();
     // A voice id is its provider's own: a guild that picked another provider drops the
     // config's voice.
@@ -182,6 +184,10 @@ pub(crate) fn session_deps(deps: &SessionDeps, settings: &GuildSettings) -> Sess
             let provider = deps.tts.remove(at);
             deps.tts.insert(0, provider);
         }
+    }
+    // `[tts.voices]` names the configured first provider's voices: not another's.
+    if deps.tts.first().map(|p| &p.id) != configured_first.as_ref() {
+        deps.voices = TtsVoices::default();
     }
     deps.agent = deps.agent.with_model(settings.agent_model());
     deps
