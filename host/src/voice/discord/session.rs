@@ -216,7 +216,24 @@ impl Receiver {
         let count = hearing.unheard_count(now);
         let changed = std::mem::replace(&mut state.unheard, count) != count;
         drop(state);
-        if changed {
+        self.report_tick(
+            changed.then_some(count),
+            decoded,
+            encryption_changed,
+            unheard,
+        );
+    }
+
+    /// Tells the observer what a tick changed (unheard speakers, frames decoded, the
+    /// encryption of received audio), and reports newly unheard speakers.
+    fn report_tick(
+        &self,
+        unheard_count: Option<usize>,
+        decoded: u64,
+        encryption_changed: Option<bool>,
+        unheard: Vec<u64>,
+    ) {
+        if let Some(count) = unheard_count {
             self.observer.unheard(self.guild.get(), count);
         }
         if decoded > 0 {
