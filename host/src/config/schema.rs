@@ -282,7 +282,7 @@ pub struct PipelineConfig {
     /// With `turn_text_check`: silence that ends a turn whose speculative transcript ends a
     /// sentence (`.`, `?`, `!` after a word a sentence can end on) while Smart Turn found it
     /// incomplete, in ms; from `turn_complete_silence_ms` (the transcript wins) to
-    /// `turn_incomplete_silence_ms` (the model wins). Default: 250.
+    /// `turn_incomplete_silence_ms` (the model wins). Default: 1000.
     pub turn_text_complete_silence_ms: u32,
     /// Start speech-to-text at each pause, while the turn is being decided; a speculation is
     /// dropped when the speaker goes on. Default: true.
@@ -346,7 +346,7 @@ impl Default for PipelineConfig {
             turn_pause_ms: 100,
             turn_complete_silence_ms: 250,
             turn_incomplete_silence_ms: 2_000,
-            turn_text_complete_silence_ms: 250,
+            turn_text_complete_silence_ms: 1_000,
             speculative_stt: true,
             turn_text_check: true,
             silero_model: None,
