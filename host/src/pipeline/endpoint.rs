@@ -839,7 +839,13 @@ mod tests {
         // Words that stop mid-sentence outweigh any "complete" from the model.
         let (ms, r) = rule(0.99, TextCue::Unfinished);
         assert_eq!(ms, 2000);
-        assert!(matches!(r, EndRule::SilenceLimit { unfinished_words: true, .. }));
+        assert!(matches!(
+            r,
+            EndRule::SilenceLimit {
+                unfinished_words: true,
+                ..
+            }
+        ));
         // Both agree, or the model alone speaks: the short silence.
         assert_eq!(rule(0.9, TextCue::Finished).0, 250);
         assert_eq!(rule(0.9, TextCue::Neutral).0, 250);

@@ -104,7 +104,10 @@ mod tests {
 
     #[test]
     fn transcripts_give_their_cue() {
-        assert_eq!(text_cue("How many minutes are there in?"), TextCue::Unfinished);
+        assert_eq!(
+            text_cue("How many minutes are there in?"),
+            TextCue::Unfinished
+        );
         assert_eq!(text_cue("So I was wondering..."), TextCue::Unfinished);
         assert_eq!(text_cue("Well, I think…"), TextCue::Unfinished);
         assert_eq!(text_cue("Tell me, "), TextCue::Unfinished);
