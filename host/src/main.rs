@@ -56,7 +56,27 @@ async fn dispatch(cli: &Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitC
     }
 }
 
+/// glibc heap arenas a process may use (host and plugin workers alike).
+const MALLOC_ARENAS: i32 = 2;
+
+/// Caps glibc's heap arenas at [`MALLOC_ARENAS`], as `MALLOC_ARENA_MAX` would (that variable,
+/// when set, wins). glibc gives each thread that allocates under contention its own arena (up
+/// to 8 per core) and seldom returns their freed memory: ONNX Runtime's calls in the host and
+/// overlapping transcriptions in the Whisper worker grew 33 MB so on one `simulate` run
+/// (docs/BENCHMARKS.md, "Turn taking"). Called before any thread exists; a no-op elsewhere.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter, before any other thread exists;
+        // a refused setting (it returns 0) leaves glibc's default.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -14,7 +14,7 @@
 //!
 //! `OCV_TURN_SET=latency`: the 20 plain questions, 3 s apart, through `simulate` in real time
 //! (not `--fast`): end of speech → first reply audio p50/p95, turns per question, CPU per turn
-//! (the host and its workers).
+//! (the host and its workers), peak RSS, and the load average beside them.
 //!
 //! A benchmark, not a test (docs/BENCHMARKS.md, "Turn taking"). Needs `make build model`;
 //! `OCV_TURN_SET=paused|plain` runs one set.
@@ -576,6 +576,14 @@ fn figure(text: &str, prefix: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The machine's 1-minute load average (`/proc/loadavg`), or `?` where there is none.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
@@ -591,7 +599,13 @@ fn latency_set() {
     }
     let input = env.path("latency.wav");
     join(&parts, &input);
+    let load_before = load_average();
     let run = env.simulate(&input, true);
+    println!(
+        "load average (1 min) before / after the run: {load_before} / {} \
+         (wall times are inflated above 1: other work shares the cores)",
+        load_average()
+    );
     assert!(run.success(), "{run}");
     let cpu = figure(&run.stderr, "CPU time: ");
     let rss = figure(&run.stderr, "peak memory (RSS): ");

@@ -670,6 +670,27 @@ mod tests {
     }
 
     #[test]
+    fn the_middle_turn_silence_must_lie_between_the_short_and_the_long() {
+        let dir = dir_with(&[(
+            "offline.toml",
+            "[pipeline]\nturn_complete_silence_ms = 300\nturn_text_complete_silence_ms = 200\n",
+        )]);
+        let e = errs(load(dir.path(), "offline", vec![]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("`pipeline.turn_text_complete_silence_ms`"),
+            "{}",
+            e[0]
+        );
+        let dir = dir_with(&[(
+            "offline.toml",
+            "[pipeline]\nturn_text_complete_silence_ms = 600\n",
+        )]);
+        let loaded = load(dir.path(), "offline", vec![]).expect("600 ms lies between");
+        assert_eq!(loaded.config.pipeline.turn_text_complete_silence_ms, 600);
+    }
+
+    #[test]
     fn type_error_names_file_and_key() {
         let dir = dir_with(&[
             ("default.toml", "[pipeline]\npreroll_ms = \"lots\"\n"),

@@ -387,12 +387,19 @@ pub struct PipelineConfig {
     /// Silence that ends a turn Smart Turn found incomplete (the speaker may go on), in ms.
     /// Default: 2000.
     pub turn_incomplete_silence_ms: u32,
+    /// With `turn_text_check`: silence that ends a turn whose speculative transcript ends a
+    /// sentence (`.`, `?`, `!` after a word a sentence can end on) while Smart Turn found it
+    /// incomplete, in ms; from `turn_complete_silence_ms` (the transcript wins) to
+    /// `turn_incomplete_silence_ms` (the model wins). Default: 1000.
+    pub turn_text_complete_silence_ms: u32,
     /// Start speech-to-text at each pause, while the turn is being decided; a speculation is
     /// dropped when the speaker goes on. Default: true.
     pub speculative_stt: bool,
-    /// With speculative speech-to-text and an English `language`: when Smart Turn says
-    /// complete but the transcript so far stops on a word no sentence ends on ("… are there
-    /// in"), wait for the long silence instead. Default: true.
+    /// With speculative speech-to-text and an English `language`, the transcript at a pause
+    /// is a cue of the turn-end decision: when it stops on a word no sentence ends on ("… are
+    /// there in") or trails off ("…", a comma), the turn waits for the long silence whatever
+    /// Smart Turn says; when it ends a sentence against Smart Turn's "incomplete", the turn
+    /// ends after `turn_text_complete_silence_ms`. Default: true.
     pub turn_text_check: bool,
     /// The Silero VAD model file. Default: none, meaning `silero_vad.onnx` in the models
     /// directory (`$OPENCLAW_MODELS_DIR`, else `~/.cache/openclaw-voice/models`, where
@@ -449,6 +456,7 @@ impl Default for PipelineConfig {
             turn_pause_ms: 100,
             turn_complete_silence_ms: 250,
             turn_incomplete_silence_ms: 2_000,
+            turn_text_complete_silence_ms: 1_000,
             speculative_stt: true,
             turn_text_check: true,
             silero_model: None,

@@ -56,6 +56,14 @@ fn validate_turn_taking(pl: &PipelineConfig, errors: &mut Vec<ConfigError>) {
             "must be at least pipeline.turn_complete_silence_ms and at most 10000",
         ));
     }
+    let (short, long) = (pl.turn_complete_silence_ms, pl.turn_incomplete_silence_ms);
+    if !(short..=long.max(short)).contains(&pl.turn_text_complete_silence_ms) {
+        errors.push(invalid(
+            "pipeline.turn_text_complete_silence_ms",
+            "must be between pipeline.turn_complete_silence_ms and \
+             pipeline.turn_incomplete_silence_ms",
+        ));
+    }
     for (key, value) in [
         ("pipeline.silero_model", &pl.silero_model),
         ("pipeline.smart_turn_model", &pl.smart_turn_model),

@@ -126,8 +126,8 @@ impl Metrics {
         let turn_ends = IntCounterVec::new(
             Opts::new(
                 "turn_end_decisions_total",
-                "Utterances ended, by the rule that ended them (turn_complete, silence_limit, \
-                 silence, max_length, input_ended)",
+                "Utterances ended, by the rule that ended them (turn_complete, \
+                 transcript_complete, silence_limit, silence, max_length, input_ended)",
             ),
             &["rule"],
         )?;

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::models::{Silero, VadStream};
+use super::sentences::TextCue;
 use crate::config::{PipelineConfig, TurnModelKind};
 
 /// Sample rate of utterance audio.
@@ -57,6 +58,8 @@ pub struct EndpointConfig {
     pub complete_ms: u32,
     /// Silence that ends a turn whatever the model found.
     pub incomplete_ms: u32,
+    /// Silence that ends a turn the transcript found finished and the model incomplete.
+    pub text_complete_ms: u32,
     /// Turn-model probability above which a turn is complete.
     pub turn_threshold: f32,
     /// Whether a turn model decides (else `hangover_ms` does).
@@ -76,6 +79,7 @@ impl From<&PipelineConfig> for EndpointConfig {
             pause_ms: c.turn_pause_ms,
             complete_ms: c.turn_complete_silence_ms,
             incomplete_ms: c.turn_incomplete_silence_ms,
+            text_complete_ms: c.turn_text_complete_silence_ms,
             turn_threshold: c.turn_threshold,
             use_turn_model: c.turn_model == TurnModelKind::SmartTurn,
         }
@@ -86,17 +90,23 @@ impl From<&PipelineConfig> for EndpointConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "rule")]
 pub enum EndRule {
-    /// The turn model found the turn complete, and the short silence passed.
+    /// The turn model found the turn complete (and the transcript, if any, did not stop
+    /// mid-sentence), and the short silence passed.
     TurnComplete {
         /// Its probability.
+        probability: f32,
+    },
+    /// The speculative transcript ends a sentence but the turn model found the turn
+    /// incomplete, and `turn_text_complete_silence_ms` passed.
+    TranscriptComplete {
+        /// The model's probability.
         probability: f32,
     },
     /// The long silence passed (the model found the turn incomplete, or had not answered).
     SilenceLimit {
         /// The model's probability, when it answered.
         probability: Option<f32>,
-        /// The model said complete, but the transcript so far ends on a word that cannot end
-        /// a sentence ("… are there in").
+        /// The transcript so far stops mid-sentence ("… are there in", "…").
         unfinished_words: bool,
     },
     /// The fixed silence passed (no turn model).
@@ -108,8 +118,9 @@ pub enum EndRule {
 }
 
 /// Every [`EndRule::label`].
-pub const END_RULES: [&str; 5] = [
+pub const END_RULES: [&str; 6] = [
     "turn_complete",
+    "transcript_complete",
     "silence_limit",
     "silence",
     "max_length",
@@ -117,10 +128,12 @@ pub const END_RULES: [&str; 5] = [
 ];
 
 impl EndRule {
-    /// A short label: `turn_complete`, `silence_limit`, `silence`, `max_length`, `input_ended`.
+    /// A short label: `turn_complete`, `transcript_complete`, `silence_limit`, `silence`,
+    /// `max_length`, `input_ended`.
     pub fn label(&self) -> &'static str {
         match self {
             EndRule::TurnComplete { .. } => "turn_complete",
+            EndRule::TranscriptComplete { .. } => "transcript_complete",
             EndRule::SilenceLimit { .. } => "silence_limit",
             EndRule::Silence => "silence",
             EndRule::MaxLength => "max_length",
@@ -135,12 +148,16 @@ impl std::fmt::Display for EndRule {
             EndRule::TurnComplete { probability } => {
                 write!(f, "turn model: complete p={probability:.2}")
             }
+            EndRule::TranscriptComplete { probability } => write!(
+                f,
+                "transcript: sentence ended (turn model: incomplete p={probability:.2})"
+            ),
             EndRule::SilenceLimit {
                 probability: Some(p),
                 unfinished_words: true,
             } => write!(
                 f,
-                "silence limit (turn model: complete p={p:.2}, but the words stop mid-sentence)"
+                "silence limit (turn model p={p:.2}; the words stop mid-sentence)"
             ),
             EndRule::SilenceLimit {
                 probability: Some(p),
@@ -158,13 +175,45 @@ impl std::fmt::Display for EndRule {
     }
 }
 
-/// The turn model's answer at a pause.
+/// The cues gathered at a pause: the turn model's answer and the speculative transcript's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Verdict {
     /// Smart Turn's probability that the turn is complete.
     pub probability: f32,
-    /// The speculative transcript ends on a word that cannot end a sentence.
-    pub unfinished_words: bool,
+    /// What the speculative transcript says ([`TextCue::Neutral`] without one).
+    pub text: TextCue,
+}
+
+impl Verdict {
+    /// The fused turn-end rule (ARCHITECTURE.md, "Turn taking"): how much silence ends the
+    /// turn, and the rule it then ends by. A transcript that stops mid-sentence waits for the
+    /// long silence whatever the model says; otherwise the model's "complete" ends the turn
+    /// after the short silence; a transcript that ends a sentence against the model's
+    /// "incomplete" ends it after `text_complete_ms`; anything else waits for the long
+    /// silence.
+    pub fn rule(&self, cfg: &EndpointConfig) -> (u32, EndRule) {
+        let probability = self.probability;
+        if self.text == TextCue::Unfinished {
+            let rule = EndRule::SilenceLimit {
+                probability: Some(probability),
+                unfinished_words: true,
+            };
+            (cfg.incomplete_ms, rule)
+        } else if probability > cfg.turn_threshold {
+            (cfg.complete_ms, EndRule::TurnComplete { probability })
+        } else if self.text == TextCue::Finished {
+            (
+                cfg.text_complete_ms,
+                EndRule::TranscriptComplete { probability },
+            )
+        } else {
+            let rule = EndRule::SilenceLimit {
+                probability: Some(probability),
+                unfinished_words: false,
+            };
+            (cfg.incomplete_ms, rule)
+        }
+    }
 }
 
 /// An utterance's audio and timing.
@@ -516,17 +565,18 @@ impl SpeakerEndpointer {
             None
         } else if !cfg.use_turn_model {
             (*silence_ms >= cfg.hangover_ms).then_some(EndRule::Silence)
-        } else if let Some(v) =
-            verdict.filter(|v| v.probability > cfg.turn_threshold && !v.unfinished_words)
-        {
-            (*silence_ms >= cfg.complete_ms).then_some(EndRule::TurnComplete {
-                probability: v.probability,
-            })
         } else {
-            (*silence_ms >= cfg.incomplete_ms).then_some(EndRule::SilenceLimit {
-                probability: verdict.map(|v| v.probability),
-                unfinished_words: verdict.is_some_and(|v| v.unfinished_words),
-            })
+            let (limit, rule) = match verdict {
+                Some(v) => v.rule(cfg),
+                None => (
+                    cfg.incomplete_ms,
+                    EndRule::SilenceLimit {
+                        probability: None,
+                        unfinished_words: false,
+                    },
+                ),
+            };
+            (*silence_ms >= limit).then_some(rule)
         };
         if let Some(rule) = rule {
             let (voiced_ms, keep, speech_end, pause) =
@@ -636,7 +686,7 @@ mod tests {
     fn verdict(probability: f32) -> Verdict {
         Verdict {
             probability,
-            unfinished_words: false,
+            text: TextCue::Neutral,
         }
     }
 
@@ -761,7 +811,7 @@ mod tests {
             1,
             Verdict {
                 probability: 0.95,
-                unfinished_words: true,
+                text: TextCue::Unfinished,
             },
         );
         events.extend(feed(&mut ep, &[(0.0, 30)]));
@@ -773,6 +823,69 @@ mod tests {
         let u = utterances(&events);
         assert_eq!(u.len(), 1);
         assert!(u[0].end_rule.to_string().contains("mid-sentence"));
+    }
+
+    #[test]
+    fn the_fused_rule_weighs_transcript_and_model() {
+        let c = EndpointConfig {
+            use_turn_model: true,
+            complete_ms: 250,
+            text_complete_ms: 400,
+            incomplete_ms: 2000,
+            turn_threshold: 0.5,
+            ..cfg()
+        };
+        let rule = |probability, text| Verdict { probability, text }.rule(&c);
+        // Words that stop mid-sentence outweigh any "complete" from the model.
+        let (ms, r) = rule(0.99, TextCue::Unfinished);
+        assert_eq!(ms, 2000);
+        assert!(matches!(
+            r,
+            EndRule::SilenceLimit {
+                unfinished_words: true,
+                ..
+            }
+        ));
+        // Both agree, or the model alone speaks: the short silence.
+        assert_eq!(rule(0.9, TextCue::Finished).0, 250);
+        assert_eq!(rule(0.9, TextCue::Neutral).0, 250);
+        // A finished sentence against the model's "incomplete": the middle silence.
+        let (ms, r) = rule(0.01, TextCue::Finished);
+        assert_eq!((ms, r.label()), (400, "transcript_complete"));
+        // Nothing says complete: the long silence.
+        let (ms, r) = rule(0.2, TextCue::Neutral);
+        assert_eq!((ms, r.label()), (2000, "silence_limit"));
+        // At the threshold is not above it.
+        assert_eq!(rule(0.5, TextCue::Neutral).0, 2000);
+    }
+
+    #[test]
+    fn a_finished_transcript_ends_the_turn_against_the_model() {
+        let c = EndpointConfig {
+            use_turn_model: true,
+            text_complete_ms: 400,
+            ..cfg()
+        };
+        let mut ep = SpeakerEndpointer::new(c);
+        let mut events = feed(&mut ep, &[(0.3, 40), (0.0, 5)]);
+        ep.set_verdict(
+            1,
+            Verdict {
+                probability: 0.02,
+                text: TextCue::Finished,
+            },
+        );
+        events.extend(feed(&mut ep, &[(0.0, 40)]));
+        let u = utterances(&events);
+        assert_eq!(u.len(), 1, "{events:?}");
+        assert_eq!(
+            u[0].end_rule,
+            EndRule::TranscriptComplete { probability: 0.02 }
+        );
+        assert_eq!(
+            u[0].endpoint_detected - u[0].speech_end,
+            Duration::from_millis(400)
+        );
     }
 
     #[test]

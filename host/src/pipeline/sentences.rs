@@ -59,6 +59,33 @@ pub fn ends_mid_sentence(transcript: &str) -> bool {
     UNFINISHED_ENDINGS.contains(&last.as_str())
 }
 
+/// What a speculative transcript says about whether its sentence is over: one of the cues of
+/// the turn-end decision (ARCHITECTURE.md, "Turn taking").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextCue {
+    /// It stops on a word no sentence ends on ("… are there in") or trails off ("…", a comma,
+    /// a colon, a semicolon, a dash): the speaker is not done.
+    Unfinished,
+    /// It ends a sentence: `.`, `?` or `!` after a word a sentence can end on.
+    Finished,
+    /// Neither (no punctuation, no words, or no transcript): it says nothing either way.
+    Neutral,
+}
+
+/// The [`TextCue`] of `transcript` (English).
+pub fn text_cue(transcript: &str) -> TextCue {
+    let text = transcript.trim_end();
+    if ends_mid_sentence(text) || text.ends_with("...") || text.ends_with('…') {
+        return TextCue::Unfinished;
+    }
+    match text.chars().next_back() {
+        Some(',' | ';' | ':' | '-' | '–' | '—') => TextCue::Unfinished,
+        Some('.' | '?' | '!') if text.chars().any(char::is_alphanumeric) => TextCue::Finished,
+        _ => TextCue::Neutral,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +100,24 @@ mod tests {
         ));
         assert!(!ends_mid_sentence("Thank you."));
         assert!(!ends_mid_sentence(""));
+    }
+
+    #[test]
+    fn transcripts_give_their_cue() {
+        assert_eq!(
+            text_cue("How many minutes are there in?"),
+            TextCue::Unfinished
+        );
+        assert_eq!(text_cue("So I was wondering..."), TextCue::Unfinished);
+        assert_eq!(text_cue("Well, I think…"), TextCue::Unfinished);
+        assert_eq!(text_cue("Tell me, "), TextCue::Unfinished);
+        assert_eq!(text_cue("The list is:"), TextCue::Unfinished);
+        assert_eq!(text_cue("What is two plus two?"), TextCue::Finished);
+        assert_eq!(text_cue("Where are you from?"), TextCue::Unfinished);
+        assert_eq!(text_cue("Turn off the lights! "), TextCue::Finished);
+        assert_eq!(text_cue("Please play some jazz music"), TextCue::Neutral);
+        assert_eq!(text_cue("?"), TextCue::Neutral);
+        assert_eq!(text_cue(""), TextCue::Neutral);
     }
 
     #[test]

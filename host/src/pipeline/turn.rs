@@ -24,7 +24,7 @@ use super::endpoint::{
 };
 use super::models::{SmartTurn, TurnModels};
 use super::playback::Playback;
-use super::sentences::{ends_mid_sentence, speakable, SentenceSplitter};
+use super::sentences::{speakable, text_cue, SentenceSplitter, TextCue};
 use crate::agent::{Agent, AgentRequest};
 use crate::config::{LanguageCode, PipelineConfig, TtsVoices, VoiceId};
 use crate::plugins::failover::{self, Budget, FailoverOrder};
@@ -68,7 +68,6 @@ pub struct FrameRouter {
     models: TurnModels,
     speculative: bool,
     text_check: bool,
-    turn_threshold: f32,
 }
 
 struct SpeakerSlot {
@@ -96,13 +95,12 @@ impl SpeakerSlot {
     }
 }
 
-/// Asks Smart Turn about `audio` on a blocking thread; when it says complete and a
-/// transcript is coming, checks that the words do not stop mid-sentence. The answer comes on
-/// the receiver (which closes without one if the model fails).
+/// Asks Smart Turn about `audio` on a blocking thread and, when a transcript is coming, reads
+/// its [`TextCue`]; the fused [`Verdict`] comes on the receiver (which closes without one if
+/// the model fails).
 fn ask_turn_model(
     model: Arc<SmartTurn>,
     audio: Arc<[i16]>,
-    threshold: f32,
     transcript: Option<tokio::sync::oneshot::Receiver<String>>,
 ) -> tokio::sync::oneshot::Receiver<Verdict> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -115,16 +113,11 @@ fn ask_turn_model(
             }
             Err(_) => return,
         };
-        let mut unfinished_words = false;
-        if let (true, Some(text)) = (probability > threshold, transcript) {
-            if let Ok(text) = text.await {
-                unfinished_words = ends_mid_sentence(&text);
-            }
-        }
-        let _ = tx.send(Verdict {
-            probability,
-            unfinished_words,
-        });
+        let text = match transcript {
+            Some(text) => text.await.map_or(TextCue::Neutral, |t| text_cue(&t)),
+            None => TextCue::Neutral,
+        };
+        let _ = tx.send(Verdict { probability, text });
     });
     rx
 }
@@ -134,7 +127,6 @@ fn ask_turn_model(
 struct PauseHandling<'a> {
     events: &'a mpsc::UnboundedSender<SessionEvent>,
     turn_model: Option<&'a Arc<SmartTurn>>,
-    turn_threshold: f32,
     speculative: bool,
     text_check: bool,
 }
@@ -148,8 +140,7 @@ impl PauseHandling<'_> {
             (None, None)
         };
         if let Some(model) = self.turn_model {
-            let verdict =
-                ask_turn_model(model.clone(), audio.clone(), self.turn_threshold, text_rx);
+            let verdict = ask_turn_model(model.clone(), audio.clone(), text_rx);
             slot.verdict = Some((pause, verdict));
         }
         if self.speculative {
@@ -215,7 +206,6 @@ impl FrameRouter {
                 let pauses = PauseHandling {
                     events: &self.events,
                     turn_model: self.models.turn.as_ref(),
-                    turn_threshold: self.turn_threshold,
                     speculative: self.speculative,
                     text_check: self.text_check,
                 };
@@ -535,7 +525,6 @@ impl VoiceSession {
             models: deps.models.clone(),
             speculative: deps.config.speculative_stt,
             text_check: deps.config.turn_text_check && deps.config.language.starts_with("en"),
-            turn_threshold: deps.config.turn_threshold,
         };
         let shutdown = CancellationToken::new();
         let runner = Arc::new(TurnRunner {
