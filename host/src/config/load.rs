@@ -148,7 +148,7 @@ impl LoadedConfig {
     /// What would stop `run` though the configuration is valid: today the bot token's
     /// variable, when `discord.enabled`. `check-config` reports these too, so that it never
     /// says OK for a `run` that cannot start.
-    pub fn run_problems(&self) -> Vec<ConfigError> {
+    pub(crate) fn run_problems(&self) -> Vec<ConfigError> {
         let d = &self.config.discord;
         let token_set = std::env::var(&d.token_env).is_ok_and(|v| !v.trim().is_empty());
         if !d.enabled || token_set {

@@ -55,7 +55,7 @@ pub struct PluginsConfig {
 
 impl PluginsConfig {
     /// Every plugin directory, in search order: `dir`, then `dirs`.
-    pub fn search_path(&self) -> Vec<std::path::PathBuf> {
+    pub(crate) fn search_path(&self) -> Vec<std::path::PathBuf> {
         std::iter::once(&self.dir)
             .chain(&self.dirs)
             .map(std::path::PathBuf::from)
@@ -102,7 +102,7 @@ pub struct TtsVoices(pub BTreeMap<LanguageCode, VoiceId>);
 impl TtsVoices {
     /// The voice configured for `language` (`pt-BR`, `fr`): its own entry, else its primary
     /// subtag's (`pt`).
-    pub fn voice_for(&self, language: &str) -> Option<&VoiceId> {
+    pub(crate) fn voice_for(&self, language: &str) -> Option<&VoiceId> {
         let code = LanguageCode::try_from(language.to_string()).ok()?;
         self.0.get(&code).or_else(|| self.0.get(&code.primary()))
     }
@@ -121,7 +121,7 @@ impl LanguageCode {
     }
 
     /// The primary language subtag (`pt` of `pt-br`).
-    pub fn primary(&self) -> LanguageCode {
+    pub(crate) fn primary(&self) -> LanguageCode {
         LanguageCode(self.0.split('-').next().unwrap_or_default().to_string())
     }
 }
@@ -681,7 +681,7 @@ pub enum ReplyMode {
 
 impl ReplyMode {
     /// Every mode, with its name as written in settings.
-    pub const ALL: [(ReplyMode, &'static str); 4] = [
+    pub(crate) const ALL: [(ReplyMode, &'static str); 4] = [
         (ReplyMode::Auto, "auto"),
         (ReplyMode::Always, "always"),
         (ReplyMode::Addressed, "addressed"),
@@ -731,7 +731,7 @@ impl Default for StorageConfig {
 
 impl DiscordConfig {
     /// `shards` as configured (`0-3/16`, `auto/4`), for labels; `None` when unset.
-    pub fn shard_label(&self) -> Option<String> {
+    pub(crate) fn shard_label(&self) -> Option<String> {
         self.shards.map(|s| s.to_string())
     }
 }

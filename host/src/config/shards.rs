@@ -69,11 +69,11 @@ impl ShardRange {
 }
 
 /// The variable holding the number of processes that share the shards.
-pub const PROCESSES_VAR: &str = "SHARD_PROCESSES";
+pub(crate) const PROCESSES_VAR: &str = "SHARD_PROCESSES";
 /// The variable holding this process's ordinal (0-based); optional.
-pub const ORDINAL_VAR: &str = "POD_ORDINAL";
+pub(crate) const ORDINAL_VAR: &str = "POD_ORDINAL";
 /// Where the ordinal is read from when [`ORDINAL_VAR`] is unset: `openclaw-voice-2` is 2.
-pub const HOSTNAME_VAR: &str = "HOSTNAME";
+pub(crate) const HOSTNAME_VAR: &str = "HOSTNAME";
 
 /// `discord.shards` as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ impl ShardSpec {
     /// The range this process runs: a fixed range as it is; `auto` from [`PROCESSES_VAR`] and
     /// the ordinal ([`ORDINAL_VAR`], else [`HOSTNAME_VAR`]) read through `var`. Returns the
     /// range and how it was found, for the log.
-    pub fn resolve(
+    pub(crate) fn resolve(
         self,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<(ShardRange, String), AutoShardError> {
@@ -171,7 +171,7 @@ impl ShardSpec {
 }
 
 /// The `n` in a hostname ending in `-<n>` (a StatefulSet pod's name).
-pub fn ordinal_of_hostname(host: &str) -> Option<u32> {
+pub(crate) fn ordinal_of_hostname(host: &str) -> Option<u32> {
     let (_, n) = host.trim().rsplit_once('-')?;
     if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) {
         return None;

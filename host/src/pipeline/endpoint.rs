@@ -118,7 +118,7 @@ pub enum EndRule {
 }
 
 /// Every [`EndRule::label`].
-pub const END_RULES: [&str; 6] = [
+pub(crate) const END_RULES: [&str; 6] = [
     "turn_complete",
     "transcript_complete",
     "silence_limit",
@@ -177,7 +177,7 @@ impl std::fmt::Display for EndRule {
 
 /// The cues gathered at a pause: the turn model's answer and the speculative transcript's.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// Smart Turn's probability that the turn is complete.
     pub probability: f32,
     /// What the speculative transcript says ([`TextCue::Neutral`] without one).
@@ -238,7 +238,7 @@ pub struct UtteranceAudio {
 
 impl UtteranceAudio {
     /// Duration of the audio in ms.
-    pub fn duration_ms(&self) -> u64 {
+    pub(crate) fn duration_ms(&self) -> u64 {
         self.samples.len() as u64 * 1000 / u64::from(UTTERANCE_RATE)
     }
 }
@@ -366,7 +366,7 @@ impl SpeakerEndpointer {
     }
 
     /// A new endpointer; with Silero VAD when `vad` is given, else the energy gate.
-    pub fn with_vad(cfg: EndpointConfig, vad: Option<Arc<Silero>>) -> Self {
+    pub(crate) fn with_vad(cfg: EndpointConfig, vad: Option<Arc<Silero>>) -> Self {
         let preroll_cap = (cfg.preroll_ms as usize) * (UTTERANCE_RATE as usize) / 1000;
         SpeakerEndpointer {
             cfg,
@@ -390,7 +390,7 @@ impl SpeakerEndpointer {
     }
 
     /// Voiced time of the utterance in progress, 0 when idle.
-    pub fn current_voiced_ms(&self) -> u32 {
+    pub(crate) fn current_voiced_ms(&self) -> u32 {
         match self.state {
             State::Idle => 0,
             State::Speaking { voiced_ms, .. } => voiced_ms,
@@ -398,12 +398,12 @@ impl SpeakerEndpointer {
     }
 
     /// Whether an utterance is in progress.
-    pub fn is_speaking(&self) -> bool {
+    pub(crate) fn is_speaking(&self) -> bool {
         matches!(self.state, State::Speaking { .. })
     }
 
     /// The turn model's answer for pause `pause`; ignored if the speaker went on since.
-    pub fn set_verdict(&mut self, pause: u32, answer: Verdict) {
+    pub(crate) fn set_verdict(&mut self, pause: u32, answer: Verdict) {
         if let State::Speaking {
             paused: Some(p),
             verdict,

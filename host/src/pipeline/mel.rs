@@ -13,11 +13,11 @@ use std::sync::Arc;
 use realfft::{RealFftPlanner, RealToComplex};
 
 /// Samples the model looks at: 8 s at 16 kHz.
-pub const WINDOW_SAMPLES: usize = 128_000;
+pub(crate) const WINDOW_SAMPLES: usize = 128_000;
 /// Mel bands.
-pub const N_MELS: usize = 80;
+pub(crate) const N_MELS: usize = 80;
 /// Frames kept.
-pub const N_FRAMES: usize = 800;
+pub(crate) const N_FRAMES: usize = 800;
 const N_FFT: usize = 400;
 const HOP: usize = 160;
 const N_BINS: usize = N_FFT / 2 + 1;
@@ -29,7 +29,7 @@ struct Filter {
 }
 
 /// The feature extractor: FFT plan, window and filter bank, made once and reused.
-pub struct LogMel {
+pub(crate) struct LogMel {
     fft: Arc<dyn RealToComplex<f32>>,
     window: Vec<f32>,
     filters: Vec<Filter>,

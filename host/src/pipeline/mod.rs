@@ -3,7 +3,7 @@
 //! barge-in, with a timeline per turn.
 
 pub mod endpoint;
-pub mod mel;
+pub(crate) mod mel;
 pub mod models;
 pub mod playback;
 pub mod sentences;

@@ -15,16 +15,16 @@ use super::mel::LogMel;
 use crate::config::{PipelineConfig, TurnModelKind, VadKind};
 
 /// Samples per Silero window at 16 kHz (32 ms).
-pub const VAD_WINDOW: usize = 512;
+pub(crate) const VAD_WINDOW: usize = 512;
 const VAD_CONTEXT: usize = 64;
 const VAD_STATE: usize = 2 * 128;
 /// File name of the Silero model in the models directory.
-pub const SILERO_FILE: &str = "silero_vad.onnx";
+pub(crate) const SILERO_FILE: &str = "silero_vad.onnx";
 /// File name of the Smart Turn model in the models directory.
-pub const SMART_TURN_FILE: &str = "smart-turn-v3.2-cpu.onnx";
+pub(crate) const SMART_TURN_FILE: &str = "smart-turn-v3.2-cpu.onnx";
 
 /// `vad_inference_seconds`: one Silero window.
-pub static VAD_SECONDS: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+pub(crate) static VAD_SECONDS: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
     histogram(
         "vad_inference_seconds",
         "Silero VAD inference time per 32 ms window",
@@ -33,7 +33,7 @@ pub static VAD_SECONDS: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
 });
 
 /// `turn_model_inference_seconds`: one Smart Turn call, features included.
-pub static TURN_MODEL_SECONDS: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+pub(crate) static TURN_MODEL_SECONDS: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
     histogram(
         "turn_model_inference_seconds",
         "Smart Turn inference time per call, log-mel features included",
@@ -115,7 +115,7 @@ impl Silero {
 
 /// One speaker's Silero state: the recurrent state, the last 64 samples as context, and the
 /// samples waiting for a full window.
-pub struct VadStream {
+pub(crate) struct VadStream {
     model: Arc<Silero>,
     state: Vec<f32>,
     window: Vec<f32>,
@@ -201,7 +201,7 @@ impl SmartTurn {
     }
 
     /// Probability (0..1) that `audio` (16 kHz) ends a finished turn.
-    pub fn predict(&self, audio: &[i16]) -> Result<f32, OnnxError> {
+    pub(crate) fn predict(&self, audio: &[i16]) -> Result<f32, OnnxError> {
         let started = Instant::now();
         let samples: Vec<f32> = audio.iter().map(|&s| f32::from(s) / 32768.0).collect();
         let features = self.mel.features(&samples);

@@ -58,12 +58,12 @@ impl Playback {
     }
 
     /// Whether queued audio is still playing.
-    pub fn is_playing(&self) -> bool {
+    pub(crate) fn is_playing(&self) -> bool {
         matches!(*self.lock(), Some(end) if end > Instant::now())
     }
 
     /// When the queued audio ends, if it is still playing.
-    pub fn ends_at(&self) -> Option<Instant> {
+    pub(crate) fn ends_at(&self) -> Option<Instant> {
         let end = *self.lock();
         end.filter(|e| *e > Instant::now())
     }

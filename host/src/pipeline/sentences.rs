@@ -6,7 +6,7 @@
 pub use openclaw_text::SentenceSplitter;
 
 /// Removes markdown and other marks that text-to-speech would read aloud.
-pub fn speakable(text: &str) -> String {
+pub(crate) fn speakable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -47,7 +47,7 @@ const UNFINISHED_ENDINGS: &[&str] = &[
 
 /// Whether `transcript` (English) stops on a word that cannot end a sentence, such as
 /// "How many minutes are there in". Used to overrule a "complete" turn-model verdict.
-pub fn ends_mid_sentence(transcript: &str) -> bool {
+pub(crate) fn ends_mid_sentence(transcript: &str) -> bool {
     let last = transcript
         .split_whitespace()
         .next_back()
@@ -63,7 +63,7 @@ pub fn ends_mid_sentence(transcript: &str) -> bool {
 /// the turn-end decision (ARCHITECTURE.md, "Turn taking").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TextCue {
+pub(crate) enum TextCue {
     /// It stops on a word no sentence ends on ("… are there in") or trails off ("…", a comma,
     /// a colon, a semicolon, a dash): the speaker is not done.
     Unfinished,
@@ -74,7 +74,7 @@ pub enum TextCue {
 }
 
 /// The [`TextCue`] of `transcript` (English).
-pub fn text_cue(transcript: &str) -> TextCue {
+pub(crate) fn text_cue(transcript: &str) -> TextCue {
     let text = transcript.trim_end();
     if ends_mid_sentence(text) || text.ends_with("...") || text.ends_with('…') {
         return TextCue::Unfinished;

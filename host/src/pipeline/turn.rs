@@ -41,7 +41,7 @@ pub struct Speaker {
 
 /// What the frame path tells the session.
 #[derive(Debug)]
-pub enum SessionEvent {
+pub(crate) enum SessionEvent {
     /// A speaker finished an utterance.
     Utterance(Speaker, UtteranceAudio),
     /// A speaker paused (the pause's number, the utterance so far): transcribe speculatively,
@@ -225,7 +225,7 @@ impl FrameRouter {
 
     /// Waits for every turn-model verdict on its way and hands it over, so a faster-than-real
     /// time feed (`simulate --fast`) sees the model answer within the silence it asked in.
-    pub async fn settle(&mut self) {
+    pub(crate) async fn settle(&mut self) {
         for slot in self.speakers.values_mut() {
             if let Some((pause, rx)) = slot.verdict.take() {
                 if let Ok(p) = rx.await {
@@ -247,7 +247,7 @@ impl FrameRouter {
     }
 
     /// Forgets a speaker (they left); an utterance in progress is handled.
-    pub fn remove_speaker(&mut self, id: &str, now: Instant) {
+    pub(crate) fn remove_speaker(&mut self, id: &str, now: Instant) {
         if let Some(mut slot) = self.speakers.remove(id) {
             if let Some(EndpointEvent::Utterance(audio)) = slot.endpointer.flush(now) {
                 let _ = self
@@ -450,7 +450,7 @@ pub struct SpeculationReport {
 
 impl TurnReport {
     /// Whether this was a turn at all (someone said something).
-    pub fn is_turn(&self) -> bool {
+    pub(crate) fn is_turn(&self) -> bool {
         !matches!(
             self.outcome,
             TurnOutcome::NoSpeech | TurnOutcome::NotAddressed
@@ -506,7 +506,7 @@ impl VoiceSession {
 
     /// [`VoiceSession::start`], with `gate` deciding which utterances get a reply and which
     /// barge-ins count.
-    pub fn start_gated(
+    pub(crate) fn start_gated(
         deps: SessionDeps,
         conversation: String,
         playback: Arc<Playback>,
