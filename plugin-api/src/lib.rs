@@ -73,7 +73,7 @@ pub mod prelude {
     pub use crate::log;
     pub use crate::sdk::{
         secret_from_env, text_to_say, AudioStream, CancelToken, ChannelStream, PluginDefinition,
-        SpeechToText, Synthesis, TextToSpeech, TranscriptionStream, VecStream,
+        SpeechToText, Synthesis, TextToSpeech, Transcription, TranscriptionStream, VecStream,
     };
     pub use crate::settings::{NoSettings, PluginSettings, SettingsError};
 }

@@ -133,6 +133,9 @@ pub trait TranscriptionStream: Send + 'static {
 /// What [`TextToSpeech::synthesize`] returns: the stream of audio, or why there is none.
 pub type Synthesis = Result<Box<dyn AudioStream>, PluginError>;
 
+/// What [`SpeechToText::transcribe`] returns: the transcript, or why there is none.
+pub type Transcription = Result<Transcript, PluginError>;
+
 /// A text-to-speech engine, written as plain Rust.
 ///
 /// ```

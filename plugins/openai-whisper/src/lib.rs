@@ -117,11 +117,7 @@ impl OpenAiWhisper {
 }
 
 impl SpeechToText for OpenAiWhisper {
-    fn transcribe(
-        &self,
-        audio: Pcm16kMono<'_>,
-        options: &TranscribeOptions,
-    ) -> Result<Transcript, PluginError> {
+    fn transcribe(&self, audio: Pcm16kMono<'_>, options: &TranscribeOptions) -> Transcription {
         let samples = audio.as_slice();
         if samples.is_empty() {
             return Err(PluginError::invalid_input(

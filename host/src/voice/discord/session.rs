@@ -275,39 +275,33 @@ impl Receiver {
         let Some(user) = user else { return };
         let user = UserId::new(user.0.max(1));
         let source = self.resolve(user);
-        let mut state = self.lock();
-        let ReceiveState {
-            router,
-            sources,
-            pending,
-            last_heard,
-            hearing,
-            ..
-        } = &mut *state;
+        let mut guard = self.lock();
+        // Through a plain `&mut`, the fields borrow apart.
+        let state = &mut *guard;
         if matches!(source, Source::Person(..)) {
-            hearing.announced(user.get(), Instant::now());
+            state.hearing.announced(user.get(), Instant::now());
         }
         // A user's SSRC can change (they reconnected): forget the old one.
-        sources.retain(|s, src| *s == ssrc || !matches!(src, Source::Person(_, u) if *u == user));
-        sources.insert(ssrc, source.clone());
-        let held = pending.remove(&ssrc);
+        let theirs = |src: &Source| matches!(src, Source::Person(_, u) if *u == user);
+        state.sources.retain(|s, src| *s == ssrc || !theirs(src));
+        state.sources.insert(ssrc, source.clone());
+        let held = state.pending.remove(&ssrc);
         if let (Some(router), Source::Person(speaker, _), Some(held)) =
-            (router.as_mut(), &source, held)
+            (state.router.as_mut(), &source, held)
         {
             tracing::debug!(
                 guild = %self.guild,
                 frames = held.len(),
                 "speaker identified after their audio started; replaying it"
             );
-            let mut last = None;
             let frames = held.len() as u64;
+            let last = held.back().map(|(_, at)| *at);
             for (pcm, at) in held {
                 router.push(speaker, &pcm, RECEIVE_CHANNELS, RECEIVE_RATE, at);
-                last = Some(at);
             }
-            hearing.decoded(user.get(), frames, Instant::now());
+            state.hearing.decoded(user.get(), frames, Instant::now());
             if let Some(at) = last {
-                last_heard.insert(ssrc, at);
+                state.last_heard.insert(ssrc, at);
             }
         }
     }
