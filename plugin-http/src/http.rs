@@ -861,21 +861,10 @@ pub fn settings_error(error: PluginError) -> SettingsError {
     SettingsError::whole(message)
 }
 
-/// The timeout and retry settings every cloud plugin has, in milliseconds as configured.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimingSettings {
-    /// `connect_timeout_ms`.
-    pub connect_timeout_ms: u64,
-    /// `timeout_ms`.
-    pub timeout_ms: u64,
-    /// `max_retries`.
-    pub max_retries: u32,
-    /// `backoff_initial_ms`.
-    pub backoff_initial_ms: u64,
-    /// `backoff_max_ms`.
-    pub backoff_max_ms: u64,
-    /// `max_retry_wait_ms`.
-    pub max_retry_wait_ms: u64,
+crate::with_timing_fields! {
+    /// The timeout and retry settings every cloud plugin has, in milliseconds as configured.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct TimingSettings {}
 }
 
 impl TimingSettings {

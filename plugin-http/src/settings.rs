@@ -94,6 +94,38 @@ impl<'a> Endpoints<'a> {
     }
 }
 
+/// Declares a struct with the given fields followed by the six timeout and retry keys every
+/// HTTP plugin takes; [`TimingSettings`] and [`http_settings!`](crate::http_settings) are
+/// both declared with it, so the keys are written once.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! with_timing_fields {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident { $($fields:tt)* }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($fields)*
+            /// Time allowed to connect, in ms.
+            pub connect_timeout_ms: u64,
+            /// Time allowed, in ms: for speech-to-text the whole request; for text-to-speech
+            /// until the audio starts, and for any pause within it.
+            pub timeout_ms: u64,
+            /// Retries on 429, 5xx and refused connections (for text-to-speech, before any
+            /// audio arrived).
+            pub max_retries: u32,
+            /// Backoff before the first retry, in ms; it doubles for each further one.
+            pub backoff_initial_ms: u64,
+            /// Longest backoff, in ms.
+            pub backoff_max_ms: u64,
+            /// Longest `Retry-After` waited for, in ms; a longer one is returned as
+            /// `RateLimited` at once, so that the host fails over.
+            pub max_retry_wait_ms: u64,
+        }
+    };
+}
+
 /// Declares a plugin's settings struct with the connection keys of this module added to its
 /// own fields, each field written with its default (`pub model: String = "tts-1".into(),`),
 /// after the [`OfficialApi`] the plugin calls by default. It derives nothing itself: put
@@ -145,6 +177,7 @@ macro_rules! http_settings {
             $( $(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty = $default:expr ),* $(,)?
         }
     ) => {
+        $crate::with_timing_fields! {
         $(#[$meta])*
         #[serde(deny_unknown_fields, default)]
         $vis struct $name {
@@ -153,27 +186,13 @@ macro_rules! http_settings {
             /// The environment variable holding the key; left out or `""`: no key is sent.
             pub api_key_env: Option<String>,
             $( $(#[$fmeta])* $fvis $field: $ty, )*
-            /// Time allowed to connect, in ms.
-            pub connect_timeout_ms: u64,
-            /// Time allowed, in ms: for speech-to-text the whole request; for text-to-speech
-            /// until the audio starts, and for any pause within it.
-            pub timeout_ms: u64,
-            /// Retries on 429, 5xx and refused connections (for text-to-speech, before any
-            /// audio arrived).
-            pub max_retries: u32,
-            /// Backoff before the first retry, in ms; it doubles for each further one.
-            pub backoff_initial_ms: u64,
-            /// Longest backoff, in ms.
-            pub backoff_max_ms: u64,
-            /// Longest `Retry-After` waited for, in ms; a longer one is returned as
-            /// `RateLimited` at once, so that the host fails over.
-            pub max_retry_wait_ms: u64,
             /// A pool of equivalent servers, used instead of `base_url` when set.
             pub base_urls: Vec<String>,
             /// In a pool: failures in a row that take an endpoint out of rotation.
             pub endpoint_failures: u32,
             /// In a pool: how long an endpoint stays out before one probe request, in ms.
             pub endpoint_cooldown_ms: u64,
+        }
         }
 
         impl Default for $name {
