@@ -216,6 +216,12 @@ macro_rules! http_settings {
         }
 
         impl $name {
+            /// Parses and checks settings (TOML text), naming the key at fault.
+            pub fn parse(text: &str) -> Result<Self, $crate::plugin_api::abi::PluginError> {
+                $crate::plugin_api::settings::parse(text)
+                    .map_err($crate::plugin_api::abi::PluginError::from)
+            }
+
             /// The connection keys, to check them and to build the client's settings.
             pub fn endpoints(&self) -> $crate::settings::Endpoints<'_> {
                 $crate::settings::Endpoints {
@@ -277,8 +283,8 @@ mod tests {
         key_var: "DEMO_API_KEY",
     };
 
-    fn parse(text: &str) -> Result<Demo, SettingsError> {
-        plugin_api::settings::parse(text)
+    fn parse(text: &str) -> Result<Demo, PluginError> {
+        Demo::parse(text)
     }
 
     #[test]

@@ -133,11 +133,6 @@ openclaw_plugin_http::http_settings! {
 }
 
 impl Settings {
-    /// Parses and checks settings.
-    pub fn parse(text: &str) -> Result<Self, PluginError> {
-        plugin_api::settings::parse(text).map_err(PluginError::from)
-    }
-
     /// The checks of this plugin's own keys (the connection keys are checked first).
     fn check_own(&self) -> Result<(), PluginError> {
         check_voice_id(&self.voice_id)
