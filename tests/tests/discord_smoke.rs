@@ -12,6 +12,19 @@ use openclaw_voice_tests::{binary, toml_path, workspace_root, ConfigDir, PluginD
 
 /// Runs the script against `fake` for `channel`; (exit code, stdout, stderr).
 fn smoke(fake: &FakeDiscord, channel: u64, speaker_token: &str) -> (Option<i32>, String, String) {
+    smoke_expecting(fake, channel, speaker_token, None)
+}
+
+/// The speaker bot's user id (a second bot identity in the fake).
+const SPEAKER: u64 = 1_300_000_000_000_000_999;
+
+/// As [`smoke`], with `--expect WORD` when given.
+fn smoke_expecting(
+    fake: &FakeDiscord,
+    channel: u64,
+    speaker_token: &str,
+    expect: Option<&str>,
+) -> (Option<i32>, String, String) {
     let plugins = PluginDir::with(&[FAULT, TONE]);
     let config = ConfigDir::new();
     config.write(
@@ -55,8 +68,9 @@ fn smoke(fake: &FakeDiscord, channel: u64, speaker_token: &str) -> (Option<i32>,
             "--bot-id",
             &BOT_ID.to_string(),
             "--speaker-id",
-            "1300000000000000999",
+            &SPEAKER.to_string(),
         ])
+        .args(expect.map(|e| ["--expect", e]).into_iter().flatten())
         .envs(fake.bot_env())
         .env("DISCORD_SPEAKER_TOKEN", speaker_token)
         .env("OPENCLAW_VOICE", binary())
@@ -110,4 +124,25 @@ fn the_smoke_test_names_a_missing_speaker_token() {
         out.contains("FAIL DISCORD_SPEAKER_TOKEN is not set"),
         "{out}\n{err}"
     );
+}
+
+#[test]
+fn the_smoke_test_passes_against_the_fake_without_dave() {
+    let fake = FakeDiscord::start();
+    let speaker_token = fake.add_bot(SPEAKER, "speaker");
+    let (code, out, err) = smoke_expecting(&fake, LOUNGE, &speaker_token, Some("samples"));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("speak: PASS heard") && out.contains(&format!("from user {BOT_ID}")),
+        "{out}\n{err}"
+    );
+    assert!(
+        out.contains(
+            "discord-smoke: PASS transcribed, answered, and the reply reached the speaker"
+        ),
+        "{out}\n{err}"
+    );
+    // Both ways through the fake's relay: the speaker's WAV to the bot, the reply back.
+    let relayed = fake.world(|w| w.relayed_packets.get(&GUILD_ID).copied());
+    assert!(relayed.unwrap_or(0) > 100, "{relayed:?}\n{out}\n{err}");
 }
