@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use openclaw_voice_tests::fake_discord::{FakeDiscord, BOT_ID, GUILD_ID, LOUNGE, STAGE};
+use openclaw_voice_tests::fake_discord::{FakeDiscord, ALICE, BOT_ID, GUILD_ID, LOUNGE, STAGE};
 use openclaw_voice_tests::{binary, toml_path, workspace_root, ConfigDir, PluginDir, FAULT, TONE};
 
 /// Runs the script against `fake` for `channel`; (exit code, stdout, stderr).
@@ -126,6 +126,33 @@ fn the_smoke_test_names_a_missing_speaker_token() {
     );
 }
 
+/// Packets the fake relayed (speaker → bot, bot → speaker) and, of all, those DAVE-encrypted.
+fn relayed(fake: &FakeDiscord) -> (usize, usize, usize) {
+    fake.world(|w| {
+        let n = |m: &std::collections::HashMap<(u64, u64), usize>, from: u64| {
+            m.get(&(GUILD_ID, from)).copied().unwrap_or(0)
+        };
+        (
+            n(&w.relayed_packets, SPEAKER),
+            n(&w.relayed_packets, BOT_ID),
+            n(&w.relayed_dave_frames, SPEAKER) + n(&w.relayed_dave_frames, BOT_ID),
+        )
+    })
+}
+
+/// DAVE-encrypted packets the fake relayed: (from the speaker, from the bot).
+fn dave_relayed(fake: &FakeDiscord) -> (usize, usize) {
+    fake.world(|w| {
+        let n = |from: u64| {
+            w.relayed_dave_frames
+                .get(&(GUILD_ID, from))
+                .copied()
+                .unwrap_or(0)
+        };
+        (n(SPEAKER), n(BOT_ID))
+    })
+}
+
 #[test]
 fn the_smoke_test_passes_against_the_fake_without_dave() {
     let fake = FakeDiscord::start();
@@ -143,6 +170,58 @@ fn the_smoke_test_passes_against_the_fake_without_dave() {
         "{out}\n{err}"
     );
     // Both ways through the fake's relay: the speaker's WAV to the bot, the reply back.
-    let relayed = fake.world(|w| w.relayed_packets.get(&GUILD_ID).copied());
-    assert!(relayed.unwrap_or(0) > 100, "{relayed:?}\n{out}\n{err}");
+    let relayed = relayed(&fake);
+    assert!(
+        relayed.0 > 40 && relayed.1 > 40,
+        "{relayed:?}\n{out}\n{err}"
+    );
+    assert_eq!(relayed.2, 0, "DAVE frames without DAVE: {relayed:?}");
+}
+
+#[test]
+fn the_smoke_test_passes_against_the_fake_with_dave() {
+    let fake = FakeDiscord::start();
+    fake.set_dave_version(1);
+    // A simulated member forms the group with the bot; the speaker joins it by the bot's commit.
+    fake.move_user(GUILD_ID, ALICE, Some(LOUNGE));
+    let speaker_token = fake.add_bot(SPEAKER, "speaker");
+    let (code, out, err) = smoke_expecting(&fake, LOUNGE, &speaker_token, Some("samples"));
+    let dave = fake.world(|w| w.dave_ended.get(&GUILD_ID).cloned());
+    assert_eq!(code, Some(0), "{dave:?}\n{out}\n{err}");
+    assert!(
+        out.contains(
+            "discord-smoke: PASS transcribed, answered, and the reply reached the speaker"
+        ),
+        "{out}\n{err}"
+    );
+    let dave = dave.expect("a DAVE call");
+    // The speaker was in the bot's group (added by the bot's commit), and the bot's reply was
+    // DAVE-encrypted.
+    assert!(dave.members.contains(&SPEAKER), "{dave:?}");
+    assert!(
+        dave.commits_from_bot >= 1 && dave.errors.is_empty(),
+        "{dave:?}"
+    );
+    assert!(dave.bot_frames_decrypted > 50, "{dave:?}");
+    let (speaker_dave, bot_dave) = dave_relayed(&fake);
+    assert!(speaker_dave > 40 && bot_dave > 40, "{:?}", relayed(&fake));
+}
+
+#[test]
+fn the_smoke_test_passes_with_dave_when_the_two_bots_are_alone() {
+    let fake = FakeDiscord::start();
+    fake.set_dave_version(1);
+    let speaker_token = fake.add_bot(SPEAKER, "speaker");
+    let (code, out, err) = smoke_expecting(&fake, LOUNGE, &speaker_token, Some("samples"));
+    let dave = fake.world(|w| w.dave_ended.get(&GUILD_ID).cloned());
+    assert_eq!(code, Some(0), "{dave:?}\n{out}\n{err}");
+    let dave = dave.expect("a DAVE call");
+    // The group was formed by the bot's commit; the speaker's question and the bot's reply
+    // crossed the relay DAVE-encrypted.
+    assert!(
+        dave.commits_from_bot >= 1 && dave.errors.is_empty(),
+        "{dave:?}"
+    );
+    let (speaker_dave, bot_dave) = dave_relayed(&fake);
+    assert!(speaker_dave > 40 && bot_dave > 40, "{:?}", relayed(&fake));
 }

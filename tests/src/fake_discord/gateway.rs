@@ -275,6 +275,7 @@ pub(crate) fn place_bot(w: &mut super::World, guild: u64, channel: Option<u64>) 
     if channel.is_none() {
         if let Some(conn) = slot.conn.take() {
             let _ = conn.tx.send(super::voice::Outgoing::Close(4014));
+            w.dave_ended.insert(guild, conn.dave.status());
         }
     }
     w.dispatch_all(
@@ -330,11 +331,12 @@ pub(crate) fn place_peer(w: &mut super::World, guild: u64, user: u64, channel: O
         );
     }
     let bot_channel = w.bot_channel(guild);
-    if let Some(conn) = w.voice.get(&guild).and_then(|s| s.conn.as_ref()) {
+    if let Some(conn) = w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) {
         if before.is_some() && before == bot_channel && channel != before {
             let _ = conn.tx.send(super::voice::Outgoing::Json(
                 json!({"op": 13, "d": {"user_id": user.to_string()}}),
             ));
+            conn.dave.peer_left(user, &conn.tx);
         } else if channel.is_some() && channel == bot_channel && before != channel {
             let _ = conn.tx.send(super::voice::Outgoing::Json(
                 json!({"op": 11, "d": {"user_ids": [user.to_string()]}}),

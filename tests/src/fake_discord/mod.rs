@@ -273,8 +273,14 @@ pub struct World {
     pub(crate) ssrc_peer: HashMap<u32, (u64, u64)>,
     /// (voice connection generation, user) pairs whose relayed stream was announced (op 5).
     pub(crate) relay_announced: std::collections::HashSet<(u64, u64)>,
-    /// RTP packets relayed between real clients (the SFU's forwarding), per guild.
-    pub relayed_packets: HashMap<u64, usize>,
+    /// DAVE on the bot's voice connection in each guild as it stood when the connection ended
+    /// (the bot left voice).
+    pub dave_ended: HashMap<u64, dave::DaveStatus>,
+    /// RTP packets relayed between real clients (the SFU's forwarding), per (guild, sender),
+    /// counted once per receiver.
+    pub relayed_packets: HashMap<(u64, u64), usize>,
+    /// Of those, the DAVE-encrypted ones (the frame ends with DAVE's marker).
+    pub relayed_dave_frames: HashMap<(u64, u64), usize>,
     pub(crate) user_ssrc: HashMap<(u64, u64), u32>,
     /// Each user's RTP stream: next sequence number, next timestamp, when it last sent.
     pub(crate) user_streams: HashMap<(u64, u64), (u16, u32, Instant)>,
@@ -557,6 +563,8 @@ impl FakeDiscord {
             ssrc_peer: HashMap::new(),
             relay_announced: Default::default(),
             relayed_packets: HashMap::new(),
+            relayed_dave_frames: HashMap::new(),
+            dave_ended: HashMap::new(),
             user_ssrc: HashMap::new(),
             user_streams: HashMap::new(),
             decode_bot_audio: true,

@@ -163,6 +163,16 @@ fn handle_binary(
 ) {
     let Some((g, user)) = guild else { return };
     let mut w = shared.lock();
+    if let Some(bot) = bot_call_with_peer(&mut w, g, user) {
+        match frame.split_first() {
+            Some((26, body)) => bot.dave.on_peer_key_package(user, body, &bot.tx),
+            // The bot commits in the fake's groups; a peer's commit loses.
+            _ => {}
+        }
+        drop(w);
+        shared.notify();
+        return;
+    }
     let Some(conn) = w.conn_mut(g, user) else {
         return;
     };
@@ -173,6 +183,18 @@ fn handle_binary(
     }
     drop(w);
     shared.notify();
+}
+
+/// The bot under test's connection in `guild` when `user` is another real client attached to
+/// its DAVE call.
+fn bot_call_with_peer(w: &mut World, guild: u64, user: u64) -> Option<&mut VoiceConn> {
+    if user == w.bot.id {
+        return None;
+    }
+    w.voice
+        .get_mut(&guild)
+        .and_then(|s| s.conn.as_mut())
+        .filter(|c| c.dave.has_peer(user))
 }
 
 /// The bot's DAVE JSON opcodes: 23 (ready for transition) and 31 (invalid commit/welcome).
@@ -189,6 +211,10 @@ fn handle_dave_json(
         .and_then(|t| u16::try_from(t).ok())
         .unwrap_or(0);
     let mut w = shared.lock();
+    if bot_call_with_peer(&mut w, g, user).is_some() {
+        // A real client's readiness: the bot's op 23 runs the transition for all.
+        return;
+    }
     let Some(conn) = w.conn_mut(g, user) else {
         return;
     };
@@ -217,11 +243,13 @@ fn identify(
     let udp_port = w.udp_port;
     let channel = w.slot_mut(server, user).and_then(|s| s.channel);
     let users = users_in(&w, server, channel, user);
+    // Simulated users only: other bot identities are real clients with their own connection.
+    let identities = w.identities();
     let dave = DaveCall::new(
         user,
         channel.unwrap_or(0),
         w.dave_version,
-        users.iter().copied(),
+        users.iter().copied().filter(|u| !identities.contains(u)),
         w.dave_undecryptable.clone(),
     );
     let Some(slot) = w.slot_mut(server, user) else {
@@ -314,18 +342,20 @@ fn handle(
                 conn.bot_udp = Some(SocketAddr::new(address, port));
             }
             conn.described = true;
+            let key = conn.key;
+            let version = conn.dave.version();
             let _ = tx.send(Outgoing::Json(op(
                 4,
                 json!({
                     "mode": rtp::MODE,
-                    "secret_key": conn.key.to_vec(),
-                    "dave_protocol_version": conn.dave.version(),
+                    "secret_key": key.to_vec(),
+                    "dave_protocol_version": version,
                     "audio_codec": "opus",
                     "video_codec": null,
                     "media_session_id": super::random_hex(8),
                 }),
             )));
-            conn.dave.described(tx);
+            describe_dave(&mut w, g, user, tx);
             drop(w);
             shared.notify();
         }
@@ -374,6 +404,26 @@ fn handle(
             shared.notify();
         }
         _ => {}
+    }
+}
+
+/// DAVE after SessionDescription: another real client in the bot under test's channel joins
+/// the bot's call (one group, one external sender); anyone else runs its own call.
+fn describe_dave(w: &mut World, guild: u64, user: u64, tx: &mpsc::UnboundedSender<Outgoing>) {
+    let bot_id = w.bot.id;
+    let same_channel = user != bot_id
+        && w.voice_channel_of(guild, user).is_some()
+        && w.voice_channel_of(guild, user) == w.bot_channel(guild);
+    if same_channel {
+        if let Some(bot) = w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) {
+            if bot.dave.version() != 0 {
+                bot.dave.attach_peer(user, tx);
+                return;
+            }
+        }
+    }
+    if let Some(conn) = w.conn_mut(guild, user) {
+        conn.dave.described(tx);
     }
 }
 
@@ -523,7 +573,10 @@ fn relay(w: &mut World, guild: u64, from: u64, o: &rtp::Opened) -> Vec<(SocketAd
         }
         out.push((addr, packet));
     }
-    *w.relayed_packets.entry(guild).or_default() += out.len();
+    *w.relayed_packets.entry((guild, from)).or_default() += out.len();
+    if DaveCall::is_dave_frame(&o.payload) {
+        *w.relayed_dave_frames.entry((guild, from)).or_default() += out.len();
+    }
     out
 }
 
