@@ -1,10 +1,10 @@
-//! `scripts/discord-smoke` run as operators run it, against the fake Discord with DAVE on and
-//! the real bot: its checks and verdicts. The fake has one bot identity, so the script's two
-//! bots cannot both connect: these cover a bot that cannot join (the reason from the bot's
-//! own log) and a bot that joins but is never spoken to because Discord refuses the speaker's
-//! token (FAIL, with what the bot's /metrics show); the speaker's PASS path is
-//! `discord_speak.rs`.
-
+//! `scripts/discord-smoke` run as operators run it, against the fake Discord with the real bot
+//! and the real speaker bot (a second bot identity in the fake): PASS end to end without DAVE,
+//! with DAVE when the two bots are alone (the bot's commit forms the group) and with DAVE when
+//! a simulated member is already there (the bot's commit adds the speaker), each with the
+//! audio relayed both ways as Discord's SFU does; and its FAIL verdicts: a bot that cannot
+//! join (the reason from the bot's own log), a speaker whose token Discord refuses (what the
+//! bot's /metrics show), a missing speaker token.
 use std::process::Command;
 
 use openclaw_voice_tests::fake_discord::{FakeDiscord, ALICE, BOT_ID, GUILD_ID, LOUNGE, STAGE};

@@ -14,6 +14,15 @@
 //! in an established group the bot commits (op 28) and the fake announces it (op 29). Both of
 //! songbird's paths run in every DAVE call that sees someone join.
 //!
+//! Other real clients (a second bot identity's songbird, [`DaveCall::attach_peer`]) join the
+//! bot's call: they get its external sender, their key packages are proposed like the
+//! simulated users', and the bot's commit adds them (op 30 with the welcome; op 27 and op 29
+//! once they are members); when only real clients are pending, each gets the others' Adds and
+//! the bot's commit forms the group (the fake drops the other clients' commits, as a
+//! first-commit-wins server may). A real client's leaving proposes its removal, or resets the
+//! bot when it is left alone. Their op 23 is not awaited: the bot's op 23 executes the
+//! transition for all (the protocol's "or a timeout").
+//!
 //! Simplifications, each allowed by the protocol: one proposal batch at a time (a change that
 //! comes meanwhile waits for the transition to end); a new voice Identify starts a new group
 //! (Discord would remove the old leaf and add the new one); the leaf to remove is read from a

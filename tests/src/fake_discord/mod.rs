@@ -36,6 +36,16 @@
 //! frames only ever happens without DAVE; with DAVE those frames are lost, and the fake's
 //! late-Speaking option shows it.
 //!
+//! **Several bot identities** ([`FakeDiscord::add_bot`]): each token authenticates its own bot
+//! user (gateway Identify, REST `Authorization: Bot …`), with its own gateway session, voice
+//! state per (guild, user) and voice connection. Voice states reach every bot in the guild;
+//! VOICE_SERVER_UPDATE and interactions only the bot concerned (interactions: the bot under
+//! test). RTP a real client sends is relayed to the other real clients in its channel, as
+//! Discord's SFU does: each receiver gets it under its own transport key and counter, from the
+//! SSRC it knows the sender by, announced with Speaking first; DAVE frames pass through
+//! unread. Under DAVE, another bot in the bot under test's channel joins that call's group
+//! (the same external sender; see [`dave`]).
+//!
 //! The fake runs on its own tokio runtime; tests drive it from plain `#[test]` functions.
 
 pub mod audio;
