@@ -164,10 +164,9 @@ fn handle_binary(
     let Some((g, user)) = guild else { return };
     let mut w = shared.lock();
     if let Some(bot) = bot_call_with_peer(&mut w, g, user) {
-        match frame.split_first() {
-            Some((26, body)) => bot.dave.on_peer_key_package(user, body, &bot.tx),
-            // The bot commits in the fake's groups; a peer's commit loses.
-            _ => {}
+        // Key packages only: the bot commits in the fake's groups, a peer's commit loses.
+        if let Some((26, body)) = frame.split_first() {
+            bot.dave.on_peer_key_package(user, body, &bot.tx);
         }
         drop(w);
         shared.notify();
