@@ -1,17 +1,30 @@
-//! `scripts/discord-smoke` run as operators run it, against the fake Discord with DAVE on and
-//! the real bot: its checks and verdicts. The fake has one bot identity, so the script's two
-//! bots cannot both connect: these cover a bot that cannot join (the reason from the bot's
-//! own log) and a bot that joins but is never spoken to because Discord refuses the speaker's
-//! token (FAIL, with what the bot's /metrics show); the speaker's PASS path is
-//! `discord_speak.rs`.
-
+//! `scripts/discord-smoke` run as operators run it, against the fake Discord with the real bot
+//! and the real speaker bot (a second bot identity in the fake): PASS end to end without DAVE,
+//! with DAVE when the two bots are alone (the bot's commit forms the group) and with DAVE when
+//! a simulated member is already there (the bot's commit adds the speaker), each with the
+//! audio relayed both ways as Discord's SFU does; and its FAIL verdicts: a bot that cannot
+//! join (the reason from the bot's own log), a speaker whose token Discord refuses (what the
+//! bot's /metrics show), a missing speaker token.
 use std::process::Command;
 
-use openclaw_voice_tests::fake_discord::{FakeDiscord, BOT_ID, GUILD_ID, LOUNGE, STAGE};
+use openclaw_voice_tests::fake_discord::{FakeDiscord, ALICE, BOT_ID, GUILD_ID, LOUNGE, STAGE};
 use openclaw_voice_tests::{binary, toml_path, workspace_root, ConfigDir, PluginDir, FAULT, TONE};
 
 /// Runs the script against `fake` for `channel`; (exit code, stdout, stderr).
 fn smoke(fake: &FakeDiscord, channel: u64, speaker_token: &str) -> (Option<i32>, String, String) {
+    smoke_expecting(fake, channel, speaker_token, None)
+}
+
+/// The speaker bot's user id (a second bot identity in the fake).
+const SPEAKER: u64 = 1_300_000_000_000_000_999;
+
+/// As [`smoke`], with `--expect WORD` when given.
+fn smoke_expecting(
+    fake: &FakeDiscord,
+    channel: u64,
+    speaker_token: &str,
+    expect: Option<&str>,
+) -> (Option<i32>, String, String) {
     let plugins = PluginDir::with(&[FAULT, TONE]);
     let config = ConfigDir::new();
     config.write(
@@ -55,8 +68,9 @@ fn smoke(fake: &FakeDiscord, channel: u64, speaker_token: &str) -> (Option<i32>,
             "--bot-id",
             &BOT_ID.to_string(),
             "--speaker-id",
-            "1300000000000000999",
+            &SPEAKER.to_string(),
         ])
+        .args(expect.map(|e| ["--expect", e]).into_iter().flatten())
         .envs(fake.bot_env())
         .env("DISCORD_SPEAKER_TOKEN", speaker_token)
         .env("OPENCLAW_VOICE", binary())
@@ -110,4 +124,104 @@ fn the_smoke_test_names_a_missing_speaker_token() {
         out.contains("FAIL DISCORD_SPEAKER_TOKEN is not set"),
         "{out}\n{err}"
     );
+}
+
+/// Packets the fake relayed (speaker → bot, bot → speaker) and, of all, those DAVE-encrypted.
+fn relayed(fake: &FakeDiscord) -> (usize, usize, usize) {
+    fake.world(|w| {
+        let n = |m: &std::collections::HashMap<(u64, u64), usize>, from: u64| {
+            m.get(&(GUILD_ID, from)).copied().unwrap_or(0)
+        };
+        (
+            n(&w.relayed_packets, SPEAKER),
+            n(&w.relayed_packets, BOT_ID),
+            n(&w.relayed_dave_frames, SPEAKER) + n(&w.relayed_dave_frames, BOT_ID),
+        )
+    })
+}
+
+/// DAVE-encrypted packets the fake relayed: (from the speaker, from the bot).
+fn dave_relayed(fake: &FakeDiscord) -> (usize, usize) {
+    fake.world(|w| {
+        let n = |from: u64| {
+            w.relayed_dave_frames
+                .get(&(GUILD_ID, from))
+                .copied()
+                .unwrap_or(0)
+        };
+        (n(SPEAKER), n(BOT_ID))
+    })
+}
+
+#[test]
+fn the_smoke_test_passes_against_the_fake_without_dave() {
+    let fake = FakeDiscord::start();
+    let speaker_token = fake.add_bot(SPEAKER, "speaker");
+    let (code, out, err) = smoke_expecting(&fake, LOUNGE, &speaker_token, Some("samples"));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("speak: PASS heard") && out.contains(&format!("from user {BOT_ID}")),
+        "{out}\n{err}"
+    );
+    assert!(
+        out.contains(
+            "discord-smoke: PASS transcribed, answered, and the reply reached the speaker"
+        ),
+        "{out}\n{err}"
+    );
+    // Both ways through the fake's relay: the speaker's WAV to the bot, the reply back.
+    let relayed = relayed(&fake);
+    assert!(
+        relayed.0 > 40 && relayed.1 > 40,
+        "{relayed:?}\n{out}\n{err}"
+    );
+    assert_eq!(relayed.2, 0, "DAVE frames without DAVE: {relayed:?}");
+}
+
+#[test]
+fn the_smoke_test_passes_against_the_fake_with_dave() {
+    let fake = FakeDiscord::start();
+    fake.set_dave_version(1);
+    // A simulated member forms the group with the bot; the speaker joins it by the bot's commit.
+    fake.move_user(GUILD_ID, ALICE, Some(LOUNGE));
+    let speaker_token = fake.add_bot(SPEAKER, "speaker");
+    let (code, out, err) = smoke_expecting(&fake, LOUNGE, &speaker_token, Some("samples"));
+    let dave = fake.world(|w| w.dave_ended.get(&GUILD_ID).cloned());
+    assert_eq!(code, Some(0), "{dave:?}\n{out}\n{err}");
+    assert!(
+        out.contains(
+            "discord-smoke: PASS transcribed, answered, and the reply reached the speaker"
+        ),
+        "{out}\n{err}"
+    );
+    let dave = dave.expect("a DAVE call");
+    // The speaker was in the bot's group (added by the bot's commit), and the bot's reply was
+    // DAVE-encrypted.
+    assert!(dave.members.contains(&SPEAKER), "{dave:?}");
+    assert!(
+        dave.commits_from_bot >= 1 && dave.errors.is_empty(),
+        "{dave:?}"
+    );
+    assert!(dave.bot_frames_decrypted > 50, "{dave:?}");
+    let (speaker_dave, bot_dave) = dave_relayed(&fake);
+    assert!(speaker_dave > 40 && bot_dave > 40, "{:?}", relayed(&fake));
+}
+
+#[test]
+fn the_smoke_test_passes_with_dave_when_the_two_bots_are_alone() {
+    let fake = FakeDiscord::start();
+    fake.set_dave_version(1);
+    let speaker_token = fake.add_bot(SPEAKER, "speaker");
+    let (code, out, err) = smoke_expecting(&fake, LOUNGE, &speaker_token, Some("samples"));
+    let dave = fake.world(|w| w.dave_ended.get(&GUILD_ID).cloned());
+    assert_eq!(code, Some(0), "{dave:?}\n{out}\n{err}");
+    let dave = dave.expect("a DAVE call");
+    // The group was formed by the bot's commit; the speaker's question and the bot's reply
+    // crossed the relay DAVE-encrypted.
+    assert!(
+        dave.commits_from_bot >= 1 && dave.errors.is_empty(),
+        "{dave:?}"
+    );
+    let (speaker_dave, bot_dave) = dave_relayed(&fake);
+    assert!(speaker_dave > 40 && bot_dave > 40, "{:?}", relayed(&fake));
 }

@@ -2,8 +2,8 @@
 //! DAVE on: the real songbird client joins, plays a WAV that the fake's MLS members decrypt
 //! and decode as voiced audio, and reports PASS once the user it listens to answers with
 //! voiced audio (DAVE-encrypted by that user's own client), FAIL with the reason when nobody
-//! does. The fake knows one bot identity, so here the speaker is that bot and the "bot under
-//! test" is a simulated user; `scripts/discord-smoke` puts the two bots together on Discord.
+//! does. Here the speaker is the fake's main bot identity and the "bot under test" a simulated
+//! user; `discord_smoke.rs` runs the two bots together.
 
 use std::path::Path;
 use std::time::Duration;

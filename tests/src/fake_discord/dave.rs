@@ -14,6 +14,15 @@
 //! in an established group the bot commits (op 28) and the fake announces it (op 29). Both of
 //! songbird's paths run in every DAVE call that sees someone join.
 //!
+//! Other real clients (a second bot identity's songbird, [`DaveCall::attach_peer`]) join the
+//! bot's call: they get its external sender, their key packages are proposed like the
+//! simulated users', and the bot's commit adds them (op 30 with the welcome; op 27 and op 29
+//! once they are members); when only real clients are pending, each gets the others' Adds and
+//! the bot's commit forms the group (the fake drops the other clients' commits, as a
+//! first-commit-wins server may). A real client's leaving proposes its removal, or resets the
+//! bot when it is left alone. Their op 23 is not awaited: the bot's op 23 executes the
+//! transition for all (the protocol's "or a timeout").
+//!
 //! Simplifications, each allowed by the protocol: one proposal batch at a time (a change that
 //! comes meanwhile waits for the transition to end); a new voice Identify starts a new group
 //! (Discord would remove the old leaf and add the new one); the leaf to remove is read from a
@@ -182,6 +191,18 @@ struct InFlight {
     epoch: u64,
     /// Simulated users joining with this commit.
     joiners: Vec<u64>,
+    /// Other real clients (bot identities) joining with this commit.
+    peer_joiners: Vec<u64>,
+}
+
+/// Another real client in the call (a second bot identity's songbird): a real MLS member
+/// whose messages the fake relays, as it does the bot's.
+struct PeerMember {
+    tx: UnboundedSender<Outgoing>,
+    /// Its key package, until it is added.
+    key_package: Option<KeyPackage>,
+    /// Whether it is in the established group.
+    member: bool,
 }
 
 /// One DAVE call: the server's state for the bot's voice connection in a guild.
@@ -201,6 +222,8 @@ pub(crate) struct DaveCall {
     retired: Vec<(Instant, Participant)>,
     bot_key_package: Option<KeyPackage>,
     bot_member: bool,
+    /// Other real clients in the call, by user id.
+    peers: BTreeMap<u64, PeerMember>,
     /// Leaves to remove at the next commit.
     leaving: Vec<LeafNodeIndex>,
     in_flight: Option<InFlight>,
@@ -250,6 +273,7 @@ impl DaveCall {
             retired: Vec::new(),
             bot_key_package: None,
             bot_member: false,
+            peers: BTreeMap::new(),
             leaving: Vec::new(),
             in_flight: None,
             awaiting: None,
@@ -402,8 +426,19 @@ impl DaveCall {
                 self.status.errors.push(e);
             }
         }
+        for peer in self.peers.values().filter(|p| p.member) {
+            let _ = peer.tx.send(binary(29, Some(tid), commit));
+        }
         self.welcome_fakes(&flight.joiners, welcome);
+        if let Some(w) = welcome {
+            self.welcome_peers_with(&flight.peer_joiners, w, tid);
+        }
         self.status.commits_from_bot += 1;
+        if !self.bot_member {
+            // A group formed by the bot's commit (real clients only).
+            self.bot_member = true;
+            self.bot_key_package = None;
+        }
         self.leaving.clear();
         self.epoch = Some(epoch + 1);
         self.awaiting = Some((tid, self.version));
@@ -441,6 +476,9 @@ impl DaveCall {
         }
         self.awaiting = None;
         let _ = tx.send(op(22, json!({"transition_id": tid})));
+        for peer in self.peers.values().filter(|p| p.member) {
+            let _ = peer.tx.send(op(22, json!({"transition_id": tid})));
+        }
         self.status.transitions += 1;
         if version == 0 && self.version != 0 {
             self.version = 0;
@@ -465,6 +503,7 @@ impl DaveCall {
         self.epoch = None;
         self.bot_member = false;
         self.bot_key_package = None;
+        self.peers.clear();
         self.leaving.clear();
         self.in_flight = None;
     }
@@ -531,9 +570,9 @@ impl DaveCall {
             .filter(|(_, p)| p.key_package.is_some())
             .map(|(u, _)| *u)
             .collect();
-        // A lone member stays pending.
+        // No simulated user to commit: real clients only (the bot and others).
         let Some(&committer) = pending.first() else {
-            return;
+            return self.form_with_peers(bot_kp, tx);
         };
         let kps: Vec<KeyPackage> = pending
             .iter()
@@ -547,12 +586,45 @@ impl DaveCall {
         }
         let mut others = vec![bot_kp];
         others.extend(kps.into_iter().skip(1));
+        let peer_joiners = self.pending_peers();
+        others.extend(self.peer_key_packages(&peer_joiners));
         let joiners: Vec<u64> = pending[1..].to_vec();
         let Some(welcome) = self.commit_by(committer, &[], &others, 0, &[]) else {
             return;
         };
         self.welcome_fakes(&joiners, Some(&welcome));
+        self.welcome_peers(&peer_joiners, &welcome);
         self.welcome_bot(welcome, 0, tx);
+    }
+
+    /// No established group and no simulated user: each pending real client gets the Adds of
+    /// the others (op 27 at epoch 0) and the bot's commit wins (the fake drops the others'):
+    /// op 29 to the bot, op 30 to the rest. A lone member stays pending.
+    fn form_with_peers(&mut self, bot_kp: KeyPackage, tx: &UnboundedSender<Outgoing>) {
+        let peer_joiners = self.pending_peers();
+        if peer_joiners.is_empty() {
+            return;
+        }
+        let adds = self.peer_key_packages(&peer_joiners);
+        let for_bot = self.sender.proposals(&self.group_id, 0, &[], &adds);
+        let for_peers = self.sender.proposals(&self.group_id, 0, &[], &[bot_kp]);
+        let (for_bot, for_peers) = match (for_bot, for_peers) {
+            (Ok(b), Ok(p)) => (b, p),
+            (Err(e), _) | (_, Err(e)) => return self.error(e),
+        };
+        let _ = tx.send(binary(27, None, &[&[0u8][..], &for_bot].concat()));
+        for user in &peer_joiners {
+            if let Some(peer) = self.peers.get(user) {
+                let _ = peer
+                    .tx
+                    .send(binary(27, None, &[&[0u8][..], &for_peers].concat()));
+            }
+        }
+        self.in_flight = Some(InFlight {
+            epoch: 0,
+            joiners: Vec::new(),
+            peer_joiners,
+        });
     }
 
     /// Simulated user `committer` processes the proposals (as do `also`, other members) and
@@ -635,7 +707,8 @@ impl DaveCall {
             .map(|(u, _)| *u)
             .collect();
         let bot_joining = !self.bot_member && self.bot_key_package.is_some();
-        if removes.is_empty() && joiners.is_empty() && !bot_joining {
+        let peer_joiners = self.pending_peers();
+        if removes.is_empty() && joiners.is_empty() && !bot_joining && peer_joiners.is_empty() {
             return;
         }
         if members.is_empty() && joiners.is_empty() {
@@ -650,6 +723,7 @@ impl DaveCall {
             .iter()
             .filter_map(|u| self.fakes[u].key_package.clone())
             .collect();
+        adds.extend(self.peer_key_packages(&peer_joiners));
         if self.bot_member {
             let body = match self
                 .sender
@@ -667,7 +741,16 @@ impl DaveCall {
                             .process_proposals(ProposalsOperationType::APPEND, &body, None);
                 }
             }
-            self.in_flight = Some(InFlight { epoch, joiners });
+            for peer in self.peers.values().filter(|p| p.member) {
+                let _ = peer
+                    .tx
+                    .send(binary(27, None, &[&[0u8][..], &body].concat()));
+            }
+            self.in_flight = Some(InFlight {
+                epoch,
+                joiners,
+                peer_joiners,
+            });
             return;
         }
         let Some(bot_kp) = self.bot_key_package.clone() else {
@@ -679,6 +762,7 @@ impl DaveCall {
             return;
         };
         self.welcome_fakes(&joiners, Some(&welcome));
+        self.welcome_peers(&peer_joiners, &welcome);
         self.welcome_bot(welcome, epoch, tx);
     }
 
@@ -700,6 +784,100 @@ impl DaveCall {
     fn end_group_keep_users(&mut self) {
         self.end_group();
         self.start_participants();
+    }
+
+    /// Another real client (a second bot identity) in this call: it gets this call's external
+    /// sender (op 25), and its key package, commits and readiness go through this call, so
+    /// that it and the bot end up in one group.
+    pub(crate) fn attach_peer(&mut self, user: u64, tx: &UnboundedSender<Outgoing>) {
+        let _ = tx.send(binary(25, None, &self.sender.package));
+        self.peers.insert(
+            user,
+            PeerMember {
+                tx: tx.clone(),
+                key_package: None,
+                member: false,
+            },
+        );
+    }
+
+    /// Another real client left the call: its leaf is removed at the next commit.
+    pub(crate) fn peer_left(&mut self, user: u64, tx: &UnboundedSender<Outgoing>) {
+        if let Some(peer) = self.peers.remove(&user) {
+            if peer.member {
+                if let Some(leaf) = self.leaf_of(user) {
+                    self.leaving.push(leaf);
+                }
+            }
+            let others =
+                self.fakes.values().any(|p| p.member) || self.peers.values().any(|p| p.member);
+            if self.bot_member && !others && self.in_flight.is_none() && self.awaiting.is_none() {
+                // Only the bot is left in the group.
+                return self.sole_member_reset(tx);
+            }
+            self.step(tx);
+        }
+    }
+
+    /// Whether `payload` ends with DAVE's marker (an encrypted frame, as the SFU sees it).
+    pub(crate) fn is_dave_frame(payload: &[u8]) -> bool {
+        payload.len() >= 11 && payload.ends_with(&MAGIC)
+    }
+
+    /// Whether `user` is a real client attached to this call.
+    pub(crate) fn has_peer(&self, user: u64) -> bool {
+        self.peers.contains_key(&user)
+    }
+
+    /// Op 26 from another real client: proposed at the next change.
+    pub(crate) fn on_peer_key_package(
+        &mut self,
+        user: u64,
+        bytes: &[u8],
+        bot_tx: &UnboundedSender<Outgoing>,
+    ) {
+        let kp = match validate_key_package(bytes, user) {
+            Ok(kp) => kp,
+            Err(e) => return self.error(e),
+        };
+        if let Some(peer) = self.peers.get_mut(&user) {
+            peer.key_package = Some(kp);
+            peer.member = false;
+        }
+        self.step(bot_tx);
+    }
+
+    /// Real clients with a key package not yet added.
+    fn pending_peers(&self) -> Vec<u64> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.member && p.key_package.is_some())
+            .map(|(u, _)| *u)
+            .collect()
+    }
+
+    fn peer_key_packages(&self, users: &[u64]) -> Vec<KeyPackage> {
+        users
+            .iter()
+            .filter_map(|u| self.peers.get(u)?.key_package.clone())
+            .collect()
+    }
+
+    /// Welcomes `users` (real clients) with a new transition id.
+    fn welcome_peers(&mut self, users: &[u64], welcome: &[u8]) {
+        let tid = self.next_tid.wrapping_add(1).max(1);
+        self.welcome_peers_with(users, welcome, tid);
+    }
+
+    /// Op 30 with transition `tid` to each of `users` (real clients); they are members now.
+    fn welcome_peers_with(&mut self, users: &[u64], welcome: &[u8], tid: u16) {
+        for user in users {
+            if let Some(peer) = self.peers.get_mut(user) {
+                let _ = peer.tx.send(binary(30, Some(tid), welcome));
+                peer.key_package = None;
+                peer.member = true;
+            }
+        }
     }
 
     /// The bot's Opus frame as a member decrypts it; `Ok(None)`: not DAVE-encrypted.

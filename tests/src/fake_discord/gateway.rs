@@ -111,15 +111,15 @@ fn handle(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>, p
         // Presence update: nothing to do.
         Some(3) => {}
         // Voice state update.
-        Some(4) => voice_state_update(shared, d),
+        Some(4) => voice_state_update(shared, conn_id, d),
         // Resume.
         Some(6) => {
             let mut w = shared.lock();
             let token = d["token"].as_str().unwrap_or_default();
-            if token.trim_start_matches("Bot ") != w.token {
+            let Some(user) = w.identity_of_token(token).map(|u| u.id) else {
                 let _ = tx.send(Outgoing::Close(4004));
                 return;
-            }
+            };
             let session_id = d["session_id"].as_str().unwrap_or_default().to_string();
             let shard = w
                 .identifies
@@ -131,6 +131,7 @@ fn handle(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>, p
                 Some(shard) => {
                     w.shards.push(ShardConn {
                         conn_id,
+                        user,
                         shard,
                         tx: tx.clone(),
                     });
@@ -154,11 +155,11 @@ fn handle(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>, p
 fn identify(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>, d: &Value) {
     let mut w = shared.lock();
     let token = d["token"].as_str().unwrap_or_default();
-    if token.trim_start_matches("Bot ") != w.token {
+    let Some(me) = w.identity_of_token(token).cloned() else {
         // Authentication failed.
         let _ = tx.send(Outgoing::Close(4004));
         return;
-    }
+    };
     let intents = d["intents"].as_u64().unwrap_or(0);
     if intents & REQUIRED_INTENTS != REQUIRED_INTENTS {
         // Disallowed intents is 4014; a missing intent is the bot's bug, reported as invalid.
@@ -183,7 +184,7 @@ fn identify(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>,
         .filter(|g| ((g >> 22) % u64::from(shard[1])) as u32 == shard[0])
         .collect();
     let ready = model::ready(
-        &w.bot,
+        &me,
         super::APPLICATION_ID,
         &guilds,
         &session_id,
@@ -212,6 +213,7 @@ fn identify(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>,
     }
     w.shards.push(ShardConn {
         conn_id,
+        user: me.id,
         shard,
         tx: tx.clone(),
     });
@@ -219,8 +221,16 @@ fn identify(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>,
     shared.notify();
 }
 
-fn voice_state_update(shared: &Shared, d: &Value) {
+fn voice_state_update(shared: &Shared, conn_id: u64, d: &Value) {
     let mut w = shared.lock();
+    let Some(user) = w
+        .shards
+        .iter()
+        .find(|s| s.conn_id == conn_id)
+        .map(|s| s.user)
+    else {
+        return;
+    };
     w.voice_state_updates.push(d.clone());
     let Some(guild) = id_of(&d["guild_id"]) else {
         return;
@@ -229,7 +239,11 @@ fn voice_state_update(shared: &Shared, d: &Value) {
         return;
     }
     let channel = id_of(&d["channel_id"]);
-    place_bot(&mut w, guild, channel);
+    if user == w.bot.id {
+        place_bot(&mut w, guild, channel);
+    } else {
+        place_peer(&mut w, guild, user, channel);
+    }
     drop(w);
     shared.notify();
 }
@@ -261,12 +275,13 @@ pub(crate) fn place_bot(w: &mut super::World, guild: u64, channel: Option<u64>) 
     if channel.is_none() {
         if let Some(conn) = slot.conn.take() {
             let _ = conn.tx.send(super::voice::Outgoing::Close(4014));
+            w.dave_ended.insert(guild, conn.dave.status());
         }
     }
-    w.dispatch(
+    w.dispatch_all(
         guild,
         "VOICE_STATE_UPDATE",
-        model::voice_state(guild, bot_id, channel, &session_id, member),
+        &model::voice_state(guild, bot_id, channel, &session_id, member),
     );
     if channel.is_some() {
         w.dispatch(
@@ -274,6 +289,59 @@ pub(crate) fn place_bot(w: &mut super::World, guild: u64, channel: Option<u64>) 
             "VOICE_SERVER_UPDATE",
             json!({"token": token, "guild_id": guild.to_string(), "endpoint": endpoint}),
         );
+    }
+}
+
+/// Puts another bot identity (`user`) in `channel` (or out of voice) of `guild` after its
+/// op 4: VOICE_STATE_UPDATE to every bot in the guild, VOICE_SERVER_UPDATE to it, and
+/// ClientsConnect/ClientDisconnect on the bot under test's voice connection when that is in
+/// the channel joined or left.
+pub(crate) fn place_peer(w: &mut super::World, guild: u64, user: u64, channel: Option<u64>) {
+    let session_id = random_hex(16);
+    let member = w.member_json(guild, user);
+    let before = w.voice_channel_of(guild, user);
+    if let Some(g) = w.guilds.get_mut(&guild) {
+        match channel {
+            Some(c) => g.voice_states.insert(user, (c, session_id.clone())),
+            None => g.voice_states.remove(&user),
+        };
+    }
+    let token = random_hex(8);
+    let endpoint = w.voice_endpoint.clone();
+    let slot = w.peer_voice.entry((guild, user)).or_default();
+    slot.channel = channel;
+    slot.session_id = session_id.clone();
+    slot.token = token.clone();
+    if channel.is_none() {
+        if let Some(conn) = slot.conn.take() {
+            let _ = conn.tx.send(super::voice::Outgoing::Close(4014));
+        }
+    }
+    w.dispatch_all(
+        guild,
+        "VOICE_STATE_UPDATE",
+        &model::voice_state(guild, user, channel, &session_id, member),
+    );
+    if channel.is_some() {
+        w.dispatch_to(
+            user,
+            guild,
+            "VOICE_SERVER_UPDATE",
+            json!({"token": token, "guild_id": guild.to_string(), "endpoint": endpoint}),
+        );
+    }
+    let bot_channel = w.bot_channel(guild);
+    if let Some(conn) = w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) {
+        if before.is_some() && before == bot_channel && channel != before {
+            let _ = conn.tx.send(super::voice::Outgoing::Json(
+                json!({"op": 13, "d": {"user_id": user.to_string()}}),
+            ));
+            conn.dave.peer_left(user, &conn.tx);
+        } else if channel.is_some() && channel == bot_channel && before != channel {
+            let _ = conn.tx.send(super::voice::Outgoing::Json(
+                json!({"op": 11, "d": {"user_ids": [user.to_string()]}}),
+            ));
+        }
     }
 }
 

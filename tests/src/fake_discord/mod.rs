@@ -36,6 +36,16 @@
 //! frames only ever happens without DAVE; with DAVE those frames are lost, and the fake's
 //! late-Speaking option shows it.
 //!
+//! **Several bot identities** ([`FakeDiscord::add_bot`]): each token authenticates its own bot
+//! user (gateway Identify, REST `Authorization: Bot …`), with its own gateway session, voice
+//! state per (guild, user) and voice connection. Voice states reach every bot in the guild;
+//! VOICE_SERVER_UPDATE and interactions only the bot concerned (interactions: the bot under
+//! test). RTP a real client sends is relayed to the other real clients in its channel, as
+//! Discord's SFU does: each receiver gets it under its own transport key and counter, from the
+//! SSRC it knows the sender by, announced with Speaking first; DAVE frames pass through
+//! unread. Under DAVE, another bot in the bot under test's channel joins that call's group
+//! (the same external sender; see [`dave`]).
+//!
 //! The fake runs on its own tokio runtime; tests drive it from plain `#[test]` functions.
 
 pub mod audio;
@@ -213,6 +223,8 @@ impl BotAudio {
 #[derive(Debug, Clone)]
 pub struct ShardConn {
     pub(crate) conn_id: u64,
+    /// The bot identity that identified on it (the bot under test or a [`FakeDiscord::add_bot`]).
+    pub(crate) user: u64,
     pub(crate) shard: [u32; 2],
     pub(crate) tx: UnboundedSender<gateway::Outgoing>,
 }
@@ -263,6 +275,22 @@ pub struct World {
     pub shards: Vec<ShardConn>,
     pub(crate) voice: HashMap<u64, VoiceSlot>,
     pub(crate) ssrc_guild: HashMap<u32, u64>,
+    /// Other bot identities ([`FakeDiscord::add_bot`]): user id → (token, user).
+    pub(crate) peers: BTreeMap<u64, (String, UserSpec)>,
+    /// Their voice slots, per (guild, user).
+    pub(crate) peer_voice: HashMap<(u64, u64), VoiceSlot>,
+    /// Their connections' SSRCs: SSRC → (guild, user).
+    pub(crate) ssrc_peer: HashMap<u32, (u64, u64)>,
+    /// (voice connection generation, user) pairs whose relayed stream was announced (op 5).
+    pub(crate) relay_announced: std::collections::HashSet<(u64, u64)>,
+    /// DAVE on the bot's voice connection in each guild as it stood when the connection ended
+    /// (the bot left voice).
+    pub dave_ended: HashMap<u64, dave::DaveStatus>,
+    /// RTP packets relayed between real clients (the SFU's forwarding), per (guild, sender),
+    /// counted once per receiver.
+    pub relayed_packets: HashMap<(u64, u64), usize>,
+    /// Of those, the DAVE-encrypted ones (the frame ends with DAVE's marker).
+    pub relayed_dave_frames: HashMap<(u64, u64), usize>,
     pub(crate) user_ssrc: HashMap<(u64, u64), u32>,
     /// Each user's RTP stream: next sequence number, next timestamp, when it last sent.
     pub(crate) user_streams: HashMap<(u64, u64), (u16, u32, Instant)>,
@@ -309,23 +337,68 @@ impl World {
         self.next_id
     }
 
-    /// The shard connection serving `guild`.
-    pub(crate) fn shard_for(&self, guild: u64) -> Option<&ShardConn> {
-        self.shards
-            .iter()
-            .rev()
-            .find(|s| ((guild >> 22) % u64::from(s.shard[1].max(1))) as u32 == s.shard[0])
+    /// `user`'s (a bot identity's) shard connection serving `guild`.
+    pub(crate) fn shard_of(&self, user: u64, guild: u64) -> Option<&ShardConn> {
+        self.shards.iter().rev().find(|s| {
+            s.user == user && ((guild >> 22) % u64::from(s.shard[1].max(1))) as u32 == s.shard[0]
+        })
     }
 
-    /// Sends a dispatch to the shard serving `guild`; false when none is connected.
+    /// Sends a dispatch to the bot under test's shard serving `guild`; false when none is
+    /// connected.
     pub(crate) fn dispatch(&self, guild: u64, event: &str, data: Value) -> bool {
-        match self.shard_for(guild) {
+        self.dispatch_to(self.bot.id, guild, event, data)
+    }
+
+    /// Sends a dispatch to `user`'s shard serving `guild`; false when none is connected.
+    pub(crate) fn dispatch_to(&self, user: u64, guild: u64, event: &str, data: Value) -> bool {
+        match self.shard_of(user, guild) {
             Some(s) => {
                 s.tx.send(gateway::Outgoing::Dispatch(event.to_string(), data))
                     .is_ok()
             }
             None => false,
         }
+    }
+
+    /// Sends a guild-wide dispatch (a voice state) to every bot identity in the guild.
+    pub(crate) fn dispatch_all(&self, guild: u64, event: &str, data: &Value) {
+        for user in self.identities() {
+            self.dispatch_to(user, guild, event, data.clone());
+        }
+    }
+
+    /// Every bot identity: the bot under test first, then [`FakeDiscord::add_bot`]'s.
+    pub(crate) fn identities(&self) -> Vec<u64> {
+        std::iter::once(self.bot.id)
+            .chain(self.peers.keys().copied())
+            .collect()
+    }
+
+    /// The bot identity a token (`Bot ` prefix or not) authenticates, if any.
+    pub(crate) fn identity_of_token(&self, token: &str) -> Option<&UserSpec> {
+        let token = token.trim_start_matches("Bot ");
+        if token == self.token {
+            return Some(&self.bot);
+        }
+        self.peers
+            .values()
+            .find(|(t, _)| t == token)
+            .map(|(_, u)| u)
+    }
+
+    /// `user`'s voice slot in `guild` (the bot under test's or another bot identity's).
+    pub(crate) fn slot_mut(&mut self, guild: u64, user: u64) -> Option<&mut VoiceSlot> {
+        if user == self.bot.id {
+            self.voice.get_mut(&guild)
+        } else {
+            self.peer_voice.get_mut(&(guild, user))
+        }
+    }
+
+    /// `user`'s voice connection in `guild`.
+    pub(crate) fn conn_mut(&mut self, guild: u64, user: u64) -> Option<&mut VoiceConn> {
+        self.slot_mut(guild, user).and_then(|s| s.conn.as_mut())
     }
 
     /// Voice channel of `user` in `guild`.
@@ -495,6 +568,13 @@ impl FakeDiscord {
             shards: Vec::new(),
             voice: HashMap::new(),
             ssrc_guild: HashMap::new(),
+            peers: BTreeMap::new(),
+            peer_voice: HashMap::new(),
+            ssrc_peer: HashMap::new(),
+            relay_announced: Default::default(),
+            relayed_packets: HashMap::new(),
+            relayed_dave_frames: HashMap::new(),
+            dave_ended: HashMap::new(),
             user_ssrc: HashMap::new(),
             user_streams: HashMap::new(),
             decode_bot_audio: true,
@@ -730,6 +810,20 @@ impl FakeDiscord {
     /// The bot token the fake accepts.
     pub fn token(&self) -> String {
         self.shared.lock().token.clone()
+    }
+
+    /// Adds another bot identity to the test server (as a second application's bot, such as
+    /// `scripts/discord-smoke`'s speaker): its own token, gateway session, voice state and
+    /// voice connection. Returns its token.
+    pub fn add_bot(&self, id: u64, username: &str) -> String {
+        let mut w = self.shared.lock();
+        let token = format!("fake.{id}.{}", random_hex(16));
+        let spec = user(id, username, Some(username), true, vec![]);
+        for g in w.guilds.values_mut() {
+            g.members.insert(id, spec.clone());
+        }
+        w.peers.insert(id, (token.clone(), spec));
+        token
     }
 
     /// The REST base to configure (`discord.api_base_url`).

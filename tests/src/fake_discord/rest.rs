@@ -102,9 +102,13 @@ fn route(shared: &Shared, req: &Request) -> Reply {
         .find(|(k, _)| k == "authorization")
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
-    if auth != format!("Bot {}", w.token) {
+    let Some(me) = auth
+        .strip_prefix("Bot ")
+        .and_then(|t| w.identity_of_token(t))
+        .cloned()
+    else {
         return unauthorized();
-    }
+    };
 
     match (method, parts.as_slice()) {
         ("GET", ["gateway"]) => json(200, &json!({"url": w.gateway_url})),
@@ -119,7 +123,7 @@ fn route(shared: &Shared, req: &Request) -> Reply {
             }),
         ),
         ("GET", ["users", "@me"]) => {
-            let mut me = model::user(&w.bot);
+            let mut me = model::user(&me);
             me["verified"] = json!(true);
             me["mfa_enabled"] = json!(false);
             json(200, &me)

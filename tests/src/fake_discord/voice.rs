@@ -82,7 +82,8 @@ async fn connection(stream: TcpStream, tls: TlsAcceptor, shared: Arc<Shared>) {
     let (mut sink, mut source) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
-    let mut guild: Option<u64> = None;
+    // (guild, user) once identified: the bot under test or another bot identity.
+    let mut guild: Option<(u64, u64)> = None;
     loop {
         tokio::select! {
             incoming = source.next() => {
@@ -131,9 +132,9 @@ async fn connection(stream: TcpStream, tls: TlsAcceptor, shared: Arc<Shared>) {
             }
         }
     }
-    if let Some(g) = guild {
+    if let Some((g, user)) = guild {
         let mut w = shared.lock();
-        if let Some(conn) = w.voice.get_mut(&g).and_then(|s| s.conn.as_mut()) {
+        if let Some(conn) = w.conn_mut(g, user) {
             if conn.generation == generation {
                 conn.connected = false;
             }
@@ -157,12 +158,21 @@ fn gateway_version(query: Option<&str>) -> u32 {
 fn handle_binary(
     shared: &Shared,
     tx: &mpsc::UnboundedSender<Outgoing>,
-    guild: Option<u64>,
+    guild: Option<(u64, u64)>,
     frame: &[u8],
 ) {
-    let Some(g) = guild else { return };
+    let Some((g, user)) = guild else { return };
     let mut w = shared.lock();
-    let Some(conn) = w.voice.get_mut(&g).and_then(|s| s.conn.as_mut()) else {
+    if let Some(bot) = bot_call_with_peer(&mut w, g, user) {
+        // Key packages only: the bot commits in the fake's groups, a peer's commit loses.
+        if let Some((26, body)) = frame.split_first() {
+            bot.dave.on_peer_key_package(user, body, &bot.tx);
+        }
+        drop(w);
+        shared.notify();
+        return;
+    }
+    let Some(conn) = w.conn_mut(g, user) else {
         return;
     };
     match frame.split_first() {
@@ -174,21 +184,37 @@ fn handle_binary(
     shared.notify();
 }
 
+/// The bot under test's connection in `guild` when `user` is another real client attached to
+/// its DAVE call.
+fn bot_call_with_peer(w: &mut World, guild: u64, user: u64) -> Option<&mut VoiceConn> {
+    if user == w.bot.id {
+        return None;
+    }
+    w.voice
+        .get_mut(&guild)
+        .and_then(|s| s.conn.as_mut())
+        .filter(|c| c.dave.has_peer(user))
+}
+
 /// The bot's DAVE JSON opcodes: 23 (ready for transition) and 31 (invalid commit/welcome).
 fn handle_dave_json(
     shared: &Shared,
     tx: &mpsc::UnboundedSender<Outgoing>,
-    guild: Option<u64>,
+    guild: Option<(u64, u64)>,
     code: u64,
     d: &Value,
 ) {
-    let Some(g) = guild else { return };
+    let Some((g, user)) = guild else { return };
     let tid = d["transition_id"]
         .as_u64()
         .and_then(|t| u16::try_from(t).ok())
         .unwrap_or(0);
     let mut w = shared.lock();
-    let Some(conn) = w.voice.get_mut(&g).and_then(|s| s.conn.as_mut()) else {
+    if bot_call_with_peer(&mut w, g, user).is_some() {
+        // A real client's readiness: the bot's op 23 runs the transition for all.
+        return;
+    }
+    let Some(conn) = w.conn_mut(g, user) else {
         return;
     };
     if code == 23 {
@@ -200,36 +226,37 @@ fn handle_dave_json(
     shared.notify();
 }
 
-/// Identify: checked against the VOICE_SERVER_UPDATE the fake sent; a new connection (SSRC,
-/// key, DAVE call), then Hello, Ready and ClientsConnect.
+/// Identify: checked against the VOICE_SERVER_UPDATE the fake sent to that bot identity; a
+/// new connection (SSRC, key, DAVE call), then Hello, Ready and ClientsConnect.
 fn identify(
     shared: &Shared,
     generation: u64,
     tx: &mpsc::UnboundedSender<Outgoing>,
-    guild: &mut Option<u64>,
+    guild: &mut Option<(u64, u64)>,
     d: &Value,
 ) {
     let mut w = shared.lock();
     let server = id_of(&d["server_id"]).unwrap_or(0);
     let user = id_of(&d["user_id"]).unwrap_or(0);
-    let bot_id = w.bot.id;
+    let peer = user != w.bot.id;
     let udp_port = w.udp_port;
-    let channel = w.voice.get(&server).and_then(|s| s.channel);
-    let users = users_in(&w, server, channel, bot_id);
+    let channel = w.slot_mut(server, user).and_then(|s| s.channel);
+    let users = users_in(&w, server, channel, user);
+    // Simulated users only: other bot identities are real clients with their own connection.
+    let identities = w.identities();
     let dave = DaveCall::new(
-        bot_id,
+        user,
         channel.unwrap_or(0),
         w.dave_version,
-        users.iter().copied(),
+        users.iter().copied().filter(|u| !identities.contains(u)),
         w.dave_undecryptable.clone(),
     );
-    let Some(slot) = w.voice.get_mut(&server) else {
+    let Some(slot) = w.slot_mut(server, user) else {
         let _ = tx.send(Outgoing::Close(4004));
         return;
     };
     if d["session_id"].as_str() != Some(slot.session_id.as_str())
         || d["token"].as_str() != Some(slot.token.as_str())
-        || user != bot_id
     {
         let _ = tx.send(Outgoing::Close(4004));
         return;
@@ -253,9 +280,13 @@ fn identify(
         decoder: OpusStream::new(),
         dave,
     });
-    *guild = Some(server);
-    w.ssrc_guild.insert(ssrc, server);
-    *w.voice_identifies.entry(server).or_default() += 1;
+    *guild = Some((server, user));
+    if peer {
+        w.ssrc_peer.insert(ssrc, (server, user));
+    } else {
+        w.ssrc_guild.insert(ssrc, server);
+        *w.voice_identifies.entry(server).or_default() += 1;
+    }
     let users: Vec<String> = users.iter().map(u64::to_string).collect();
     let _ = tx.send(Outgoing::Json(op(
         8,
@@ -282,7 +313,7 @@ fn handle(
     shared: &Shared,
     generation: u64,
     tx: &mpsc::UnboundedSender<Outgoing>,
-    guild: &mut Option<u64>,
+    guild: &mut Option<(u64, u64)>,
     p: &Value,
 ) {
     let d = &p["d"];
@@ -291,8 +322,8 @@ fn handle(
         // Select protocol.
         Some(1) => {
             let mut w = shared.lock();
-            let Some(g) = *guild else { return };
-            let Some(conn) = w.voice.get_mut(&g).and_then(|s| s.conn.as_mut()) else {
+            let Some((g, user)) = *guild else { return };
+            let Some(conn) = w.conn_mut(g, user) else {
                 return;
             };
             let data = &d["data"];
@@ -310,18 +341,20 @@ fn handle(
                 conn.bot_udp = Some(SocketAddr::new(address, port));
             }
             conn.described = true;
+            let key = conn.key;
+            let version = conn.dave.version();
             let _ = tx.send(Outgoing::Json(op(
                 4,
                 json!({
                     "mode": rtp::MODE,
-                    "secret_key": conn.key.to_vec(),
-                    "dave_protocol_version": conn.dave.version(),
+                    "secret_key": key.to_vec(),
+                    "dave_protocol_version": version,
                     "audio_codec": "opus",
                     "video_codec": null,
                     "media_session_id": super::random_hex(8),
                 }),
             )));
-            conn.dave.described(tx);
+            describe_dave(&mut w, g, user, tx);
             drop(w);
             shared.notify();
         }
@@ -331,13 +364,11 @@ fn handle(
         }
         // The bot's Speaking.
         Some(5) => {
-            if let Some(g) = *guild {
-                shared
-                    .lock()
-                    .bot_speaking
-                    .entry(g)
-                    .or_default()
-                    .push(d.clone());
+            let mut w = shared.lock();
+            if let Some((g, user)) = *guild {
+                if user == w.bot.id {
+                    w.bot_speaking.entry(g).or_default().push(d.clone());
+                }
             }
         }
         // DAVE: ready for transition, invalid commit or welcome.
@@ -346,7 +377,8 @@ fn handle(
         Some(7) => {
             let mut w = shared.lock();
             let server = id_of(&d["server_id"]).unwrap_or(0);
-            let ok = w.voice.get(&server).is_some_and(|s| {
+            let user = id_of(&d["user_id"]).unwrap_or(w.bot.id);
+            let ok = w.slot_mut(server, user).is_some_and(|s| {
                 d["session_id"].as_str() == Some(s.session_id.as_str())
                     && d["token"].as_str() == Some(s.token.as_str())
                     && s.conn.is_some()
@@ -356,15 +388,11 @@ fn handle(
                 let _ = tx.send(Outgoing::Close(4006));
                 return;
             }
-            let conn = w
-                .voice
-                .get_mut(&server)
-                .and_then(|s| s.conn.as_mut())
-                .expect("checked above");
+            let conn = w.conn_mut(server, user).expect("checked above");
             conn.generation = generation;
             conn.tx = tx.clone();
             conn.connected = true;
-            *guild = Some(server);
+            *guild = Some((server, user));
             *w.voice_resumes.entry(server).or_default() += 1;
             let _ = tx.send(Outgoing::Json(op(
                 8,
@@ -375,6 +403,26 @@ fn handle(
             shared.notify();
         }
         _ => {}
+    }
+}
+
+/// DAVE after SessionDescription: another real client in the bot under test's channel joins
+/// the bot's call (one group, one external sender); anyone else runs its own call.
+fn describe_dave(w: &mut World, guild: u64, user: u64, tx: &mpsc::UnboundedSender<Outgoing>) {
+    let bot_id = w.bot.id;
+    let same_channel = user != bot_id
+        && w.voice_channel_of(guild, user).is_some()
+        && w.voice_channel_of(guild, user) == w.bot_channel(guild);
+    if same_channel {
+        if let Some(bot) = w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) {
+            if bot.dave.version() != 0 {
+                bot.dave.attach_peer(user, tx);
+                return;
+            }
+        }
+    }
+    if let Some(conn) = w.conn_mut(guild, user) {
+        conn.dave.described(tx);
     }
 }
 
@@ -393,7 +441,7 @@ fn network_delay(shared: &Shared) -> Option<Duration> {
     Some(Duration::from_millis(delay))
 }
 
-/// The users other than the bot in `channel` of `guild`.
+/// The users other than `me` (the connecting bot) in `channel` of `guild`.
 fn users_in(w: &World, guild: u64, channel: Option<u64>, bot_id: u64) -> Vec<u64> {
     w.guilds
         .get(&guild)
@@ -407,7 +455,9 @@ fn users_in(w: &World, guild: u64, channel: Option<u64>, bot_id: u64) -> Vec<u64
         .unwrap_or_default()
 }
 
-/// Receives the bot's UDP: IP discovery requests and RTP.
+/// Receives the bots' UDP: IP discovery requests and RTP. The bot under test's audio is
+/// decrypted and decoded ([`super::BotAudio`]); every real client's RTP is relayed to the
+/// other real clients in its channel ([`relay`]).
 pub(crate) async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
     let mut buf = vec![0u8; 2048];
     loop {
@@ -425,43 +475,108 @@ pub(crate) async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
             continue;
         }
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
-        let mut w = shared.lock();
-        let Some(&guild) = w.ssrc_guild.get(&ssrc) else {
-            continue;
-        };
-        let decode = w.decode_bot_audio;
-        let Some(conn) = w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut()) else {
-            continue;
-        };
-        let opened = conn.cipher.open(packet);
-        let mut decoded_ok = opened.is_some();
-        let before = conn.decoder.pcm().len();
-        if let Some(o) = &opened {
-            // DAVE frames are decrypted as a member would; others are Opus as they are.
-            let opus = match conn.dave.open_bot_frame(&o.payload) {
-                Ok(Some(frame)) => Some(frame),
-                Ok(None) => Some(o.payload.clone()),
-                Err(()) => None,
-            };
-            decoded_ok = match (opus, decode) {
-                (Some(opus), true) => conn.decoder.push(&opus),
-                (opus, false) => opus.is_some(),
-                (None, true) => false,
-            };
-        }
-        let new_pcm = conn.decoder.pcm()[before..].to_vec();
-        let audio = w.bot_audio.entry(guild).or_default();
-        audio.packets += 1;
-        if !decoded_ok {
-            audio.bad_packets += 1;
-        }
-        audio.pcm.extend_from_slice(&new_pcm);
-        let now = Instant::now();
-        audio.first.get_or_insert(now);
-        audio.last = Some(now);
-        drop(w);
+        let sends = receive_rtp(&mut shared.lock(), ssrc, packet);
         shared.notify();
+        for (addr, packet) in sends {
+            let _ = socket.send_to(&packet, addr).await;
+        }
     }
+}
+
+/// One RTP packet from SSRC `ssrc`: recorded when the bot under test sent it, relayed in all
+/// cases; what to send where.
+fn receive_rtp(w: &mut World, ssrc: u32, packet: &[u8]) -> Vec<(SocketAddr, Vec<u8>)> {
+    if let Some(&(guild, user)) = w.ssrc_peer.get(&ssrc) {
+        let opened = w.conn_mut(guild, user).and_then(|c| c.cipher.open(packet));
+        opened
+            .map(|o| relay(w, guild, user, &o))
+            .unwrap_or_default()
+    } else if let Some(&guild) = w.ssrc_guild.get(&ssrc) {
+        let bot_id = w.bot.id;
+        record_bot_packet(w, guild, packet)
+            .map(|o| relay(w, guild, bot_id, &o))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    }
+}
+
+/// The bot under test's packet in `guild`: decrypted (transport, then DAVE), decoded and
+/// recorded in [`super::BotAudio`]; the transport-decrypted packet, for the relay.
+fn record_bot_packet(w: &mut World, guild: u64, packet: &[u8]) -> Option<rtp::Opened> {
+    let decode = w.decode_bot_audio;
+    let conn = w.voice.get_mut(&guild).and_then(|s| s.conn.as_mut())?;
+    let opened = conn.cipher.open(packet);
+    let mut decoded_ok = opened.is_some();
+    let before = conn.decoder.pcm().len();
+    if let Some(o) = &opened {
+        // DAVE frames are decrypted as a member would; others are Opus as they are.
+        let opus = match conn.dave.open_bot_frame(&o.payload) {
+            Ok(Some(frame)) => Some(frame),
+            Ok(None) => Some(o.payload.clone()),
+            Err(()) => None,
+        };
+        decoded_ok = match (opus, decode) {
+            (Some(opus), true) => conn.decoder.push(&opus),
+            (opus, false) => opus.is_some(),
+            (None, true) => false,
+        };
+    }
+    let new_pcm = conn.decoder.pcm()[before..].to_vec();
+    let audio = w.bot_audio.entry(guild).or_default();
+    audio.packets += 1;
+    if !decoded_ok {
+        audio.bad_packets += 1;
+    }
+    audio.pcm.extend_from_slice(&new_pcm);
+    let now = Instant::now();
+    audio.first.get_or_insert(now);
+    audio.last = Some(now);
+    opened
+}
+
+/// Discord's SFU: `from`'s packet (transport-decrypted; its payload still DAVE-encrypted when
+/// DAVE is on, as the SFU cannot read it) forwarded to every other real client in the same
+/// channel of `guild`, each under its own transport key and counter, from the SSRC that
+/// client knows `from` by, announced first with Speaking (op 5, once per connection).
+/// Returns the packets to send and where.
+fn relay(w: &mut World, guild: u64, from: u64, o: &rtp::Opened) -> Vec<(SocketAddr, Vec<u8>)> {
+    let Some(channel) = w.voice_channel_of(guild, from) else {
+        return Vec::new();
+    };
+    let targets: Vec<u64> = w
+        .identities()
+        .into_iter()
+        .filter(|u| *u != from && w.voice_channel_of(guild, *u) == Some(channel))
+        .collect();
+    let next = 10_000 + w.user_ssrc.len() as u32;
+    let ssrc = *w.user_ssrc.entry((guild, from)).or_insert(next);
+    let mut out = Vec::new();
+    for user in targets {
+        let Some(conn) = w.conn_mut(guild, user) else {
+            continue;
+        };
+        let Some(addr) = conn.bot_udp.filter(|_| conn.described && conn.connected) else {
+            continue;
+        };
+        let counter = conn.counter.fetch_add(1, Ordering::Relaxed);
+        let packet = conn
+            .cipher
+            .seal(o.sequence, o.timestamp, ssrc, counter, &o.payload);
+        let (generation, tx) = (conn.generation, conn.tx.clone());
+        if w.relay_announced.insert((generation, from)) {
+            let _ = tx.send(Outgoing::Json(op(
+                5,
+                json!({"user_id": from.to_string(), "ssrc": ssrc, "speaking": 1, "delay": 0}),
+            )));
+        }
+        out.push((addr, packet));
+    }
+    *w.relayed_packets.entry((guild, from)).or_default() += out.len();
+    if DaveCall::is_dave_frame(&o.payload) {
+        *w.relayed_dave_frames.entry((guild, from)).or_default() += out.len();
+    }
+    out
 }
 
 /// One simulated user's utterance: RTP every 20 ms from the user's SSRC to the bot.
