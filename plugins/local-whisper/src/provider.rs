@@ -379,7 +379,7 @@ impl SpeechToText for LocalWhisper {
             .map(|detailed| detailed.transcript)
     }
 
-    /// The transcript with its words: each word's probability is its least sure token's.
+    /// The transcript with its words: each word's probability is its least sure letter token's.
     fn transcribe_detailed(
         &self,
         audio: Pcm16kMono<'_>,

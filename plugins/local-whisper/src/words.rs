@@ -1,6 +1,8 @@
 //! Words from whisper.cpp's tokens: tokens merge into a word until the next one that starts
 //! with a space; a word's probability is its least sure token's (one invented piece makes an
-//! invented word), its times those of its tokens, else its segment's.
+//! invented word) among those that hold a letter or digit (punctuation says how sure the
+//! model is that a sentence ends, not of the word: tiny.en ends real questions with a `.`
+//! of p = 0.4), its times those of its tokens, else its segment's.
 
 use plugin_api::prelude::Word;
 
@@ -27,7 +29,10 @@ pub(crate) struct WordBuilder {
 #[derive(Debug)]
 struct Partial {
     bytes: Vec<u8>,
-    probability: f32,
+    /// The least sure token holding a letter or digit, if any.
+    probability: Option<f32>,
+    /// The least sure token of any kind (a word of punctuation alone).
+    any_probability: f32,
     start_ms: u32,
     end_ms: u32,
 }
@@ -52,17 +57,28 @@ impl WordBuilder {
             None => (lo, hi),
         };
         let starts_word = piece.bytes.first().is_some_and(u8::is_ascii_whitespace);
+        // Bytes of a split multi-byte character count as letters.
+        let wordy = piece
+            .bytes
+            .iter()
+            .any(|b| b.is_ascii_alphanumeric() || !b.is_ascii());
+        let probability = wordy.then_some(piece.probability);
         match &mut self.current {
             Some(word) if !starts_word => {
                 word.bytes.extend_from_slice(piece.bytes);
-                word.probability = word.probability.min(piece.probability);
+                word.probability = match (word.probability, probability) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                word.any_probability = word.any_probability.min(piece.probability);
                 word.end_ms = word.end_ms.max(end_ms);
             }
             _ => {
                 self.finish_word();
                 self.current = Some(Partial {
                     bytes: piece.bytes.to_vec(),
-                    probability: piece.probability,
+                    probability,
+                    any_probability: piece.probability,
                     start_ms,
                     end_ms,
                 });
@@ -75,7 +91,10 @@ impl WordBuilder {
         if let Some(word) = self.current.take() {
             let text = String::from_utf8_lossy(&word.bytes).trim().to_string();
             if !text.is_empty() {
-                let probability = word.probability.clamp(0.0, 1.0);
+                let probability = word
+                    .probability
+                    .unwrap_or(word.any_probability)
+                    .clamp(0.0, 1.0);
                 self.words.push(Word::new(
                     word.start_ms,
                     word.end_ms,
@@ -113,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn tokens_merge_at_leading_spaces_with_the_least_sure_probability() {
+    fn tokens_merge_at_leading_spaces_with_their_least_sure_letters_probability() {
         let mut b = WordBuilder::new();
         for p in [
             piece(" Could", 0.99, Some((0, 20))),
@@ -123,7 +142,8 @@ mod tests {
             piece(",", 0.5, Some((70, 70))),
             piece(" M", 0.4, Some((70, 80))),
             piece("ur", 0.3, Some((80, 95))),
-            piece("?", 0.9, Some((95, 100))),
+            piece("?", 0.2, Some((95, 100))),
+            piece(" ...", 0.1, Some((100, 100))),
         ] {
             b.push(p, (0, 2000));
         }
@@ -134,8 +154,9 @@ mod tests {
                 ("Could", 0.99),
                 ("you", 0.98),
                 ("tell", 0.97),
-                ("me,", 0.5),
-                ("Mur?", 0.3)
+                ("me,", 0.96),
+                ("Mur?", 0.3),
+                ("...", 0.1)
             ]
         );
         assert_eq!((words[4].start_ms, words[4].end_ms), (700, 1000));
