@@ -691,6 +691,29 @@ mod tests {
     }
 
     #[test]
+    fn the_last_word_minimum_is_a_probability() {
+        for bad in ["1.5", "-0.1"] {
+            let dir = dir_with(&[(
+                "offline.toml",
+                &format!("[pipeline]\nturn_last_word_min_probability = {bad}\n"),
+            )]);
+            let e = errs(load(dir.path(), "offline", vec![]));
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(
+                e[0].contains("`pipeline.turn_last_word_min_probability`"),
+                "{}",
+                e[0]
+            );
+        }
+        let dir = dir_with(&[(
+            "offline.toml",
+            "[pipeline]\nturn_last_word_min_probability = 0\n",
+        )]);
+        let loaded = load(dir.path(), "offline", vec![]).expect("0 turns the cue off");
+        assert_eq!(loaded.config.pipeline.turn_last_word_min_probability, 0.0);
+    }
+
+    #[test]
     fn type_error_names_file_and_key() {
         let dir = dir_with(&[
             ("default.toml", "[pipeline]\npreroll_ms = \"lots\"\n"),

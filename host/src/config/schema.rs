@@ -401,6 +401,13 @@ pub struct PipelineConfig {
     /// Smart Turn says; when it ends a sentence against Smart Turn's "incomplete", the turn
     /// ends after `turn_text_complete_silence_ms`. Default: true.
     pub turn_text_check: bool,
+    /// With speculative speech-to-text and a provider that reports word probabilities
+    /// (local-whisper does): a transcript at a pause whose last word's probability is below
+    /// this (0 to 1) is unfinished, like one that stops mid-sentence: the turn waits for the
+    /// long silence. Whisper "finishes" a sentence cut short by a pause with a word it invents
+    /// ("Could you tell me the" heard as "Could you tell me, Mur?") and is unsure of that
+    /// word; 0 turns the cue off. Default: 0.5 (docs/BENCHMARKS.md, "Turn taking").
+    pub turn_last_word_min_probability: f32,
     /// The Silero VAD model file. Default: none, meaning `silero_vad.onnx` in the models
     /// directory (`$OPENCLAW_MODELS_DIR`, else `~/.cache/openclaw-voice/models`, where
     /// `make model` puts it). A path set here must exist.
@@ -459,6 +466,7 @@ impl Default for PipelineConfig {
             turn_text_complete_silence_ms: 1_000,
             speculative_stt: true,
             turn_text_check: true,
+            turn_last_word_min_probability: 0.5,
             silero_model: None,
             smart_turn_model: None,
             onnxruntime: None,

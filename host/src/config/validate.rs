@@ -64,6 +64,12 @@ fn validate_turn_taking(pl: &PipelineConfig, errors: &mut Vec<ConfigError>) {
              pipeline.turn_incomplete_silence_ms",
         ));
     }
+    if !(0.0..=1.0).contains(&pl.turn_last_word_min_probability) {
+        errors.push(invalid(
+            "pipeline.turn_last_word_min_probability",
+            "must be between 0 and 1 (0 turns the cue off)",
+        ));
+    }
     for (key, value) in [
         ("pipeline.silero_model", &pl.silero_model),
         ("pipeline.smart_turn_model", &pl.smart_turn_model),

@@ -616,6 +616,7 @@ mod tests {
         turn.end_rule = crate::pipeline::EndRule::SilenceLimit {
             probability: Some(0.2),
             unfinished_words: false,
+            unsure_last_word: None,
         };
         m.observe_turn(&turn);
         m.observe_turn(&turn);

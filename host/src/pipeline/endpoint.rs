@@ -62,6 +62,9 @@ pub struct EndpointConfig {
     pub text_complete_ms: u32,
     /// Turn-model probability above which a turn is complete.
     pub turn_threshold: f32,
+    /// A speculative transcript whose last word's probability is below this is unfinished
+    /// (the speech-to-text invented the word that ends it); 0 turns the cue off.
+    pub last_word_min_probability: f32,
     /// Whether a turn model decides (else `hangover_ms` does).
     pub use_turn_model: bool,
 }
@@ -81,6 +84,7 @@ impl From<&PipelineConfig> for EndpointConfig {
             incomplete_ms: c.turn_incomplete_silence_ms,
             text_complete_ms: c.turn_text_complete_silence_ms,
             turn_threshold: c.turn_threshold,
+            last_word_min_probability: c.turn_last_word_min_probability,
             use_turn_model: c.turn_model == TurnModelKind::SmartTurn,
         }
     }
@@ -108,6 +112,9 @@ pub enum EndRule {
         probability: Option<f32>,
         /// The transcript so far stops mid-sentence ("… are there in", "…").
         unfinished_words: bool,
+        /// The transcript's last word's probability, when it was below
+        /// `turn_last_word_min_probability` (a word the speech-to-text likely invented).
+        unsure_last_word: Option<f32>,
     },
     /// The fixed silence passed (no turn model).
     Silence,
@@ -155,9 +162,18 @@ impl std::fmt::Display for EndRule {
             EndRule::SilenceLimit {
                 probability: Some(p),
                 unfinished_words: true,
+                ..
             } => write!(
                 f,
                 "silence limit (turn model p={p:.2}; the words stop mid-sentence)"
+            ),
+            EndRule::SilenceLimit {
+                probability: Some(p),
+                unsure_last_word: Some(w),
+                ..
+            } => write!(
+                f,
+                "silence limit (turn model p={p:.2}; the last word is unsure p={w:.2})"
             ),
             EndRule::SilenceLimit {
                 probability: Some(p),
@@ -182,6 +198,9 @@ pub(crate) struct Verdict {
     pub probability: f32,
     /// What the speculative transcript says ([`TextCue::Neutral`] without one).
     pub text: TextCue,
+    /// The speculative transcript's last word's probability, where the speech-to-text
+    /// reports one.
+    pub last_word: Option<f32>,
 }
 
 impl Verdict {
@@ -193,10 +212,14 @@ impl Verdict {
     /// silence.
     pub fn rule(&self, cfg: &EndpointConfig) -> (u32, EndRule) {
         let probability = self.probability;
-        if self.text == TextCue::Unfinished {
+        let unsure_last_word = self
+            .last_word
+            .filter(|&p| p < cfg.last_word_min_probability);
+        if self.text == TextCue::Unfinished || unsure_last_word.is_some() {
             let rule = EndRule::SilenceLimit {
                 probability: Some(probability),
-                unfinished_words: true,
+                unfinished_words: self.text == TextCue::Unfinished,
+                unsure_last_word,
             };
             (cfg.incomplete_ms, rule)
         } else if probability > cfg.turn_threshold {
@@ -210,6 +233,7 @@ impl Verdict {
             let rule = EndRule::SilenceLimit {
                 probability: Some(probability),
                 unfinished_words: false,
+                unsure_last_word: None,
             };
             (cfg.incomplete_ms, rule)
         }
@@ -573,6 +597,7 @@ impl SpeakerEndpointer {
                     EndRule::SilenceLimit {
                         probability: None,
                         unfinished_words: false,
+                        unsure_last_word: None,
                     },
                 ),
             };
@@ -687,6 +712,7 @@ mod tests {
         Verdict {
             probability,
             text: TextCue::Neutral,
+            last_word: None,
         }
     }
 
@@ -812,6 +838,7 @@ mod tests {
             Verdict {
                 probability: 0.95,
                 text: TextCue::Unfinished,
+                last_word: Some(0.99),
             },
         );
         events.extend(feed(&mut ep, &[(0.0, 30)]));
@@ -835,7 +862,14 @@ mod tests {
             turn_threshold: 0.5,
             ..cfg()
         };
-        let rule = |probability, text| Verdict { probability, text }.rule(&c);
+        let rule = |probability, text| {
+            Verdict {
+                probability,
+                text,
+                last_word: None,
+            }
+            .rule(&c)
+        };
         // Words that stop mid-sentence outweigh any "complete" from the model.
         let (ms, r) = rule(0.99, TextCue::Unfinished);
         assert_eq!(ms, 2000);
@@ -860,6 +894,68 @@ mod tests {
     }
 
     #[test]
+    fn an_unsure_last_word_makes_the_transcript_unfinished() {
+        let c = EndpointConfig {
+            use_turn_model: true,
+            complete_ms: 250,
+            text_complete_ms: 400,
+            incomplete_ms: 2000,
+            turn_threshold: 0.5,
+            last_word_min_probability: 0.6,
+            ..cfg()
+        };
+        let rule = |probability, text, last_word| {
+            Verdict {
+                probability,
+                text,
+                last_word,
+            }
+            .rule(&c)
+        };
+        // "Could you tell me, Mur?": the model says complete, the sentence looks finished,
+        // but the word that ends it is invented: the long silence.
+        let (ms, r) = rule(0.9, TextCue::Finished, Some(0.3));
+        assert_eq!(ms, 2000);
+        assert_eq!(
+            r,
+            EndRule::SilenceLimit {
+                probability: Some(0.9),
+                unfinished_words: false,
+                unsure_last_word: Some(0.3),
+            }
+        );
+        assert!(r.to_string().contains("last word is unsure p=0.30"), "{r}");
+        // It outweighs a finished sentence against the model's "incomplete" too.
+        assert_eq!(rule(0.1, TextCue::Finished, Some(0.5)).0, 2000);
+        // A sure last word, the minimum itself, or no word probability: the rule as before.
+        assert_eq!(rule(0.9, TextCue::Finished, Some(0.95)).0, 250);
+        assert_eq!(rule(0.9, TextCue::Finished, Some(0.6)).0, 250);
+        assert_eq!(rule(0.9, TextCue::Neutral, None).0, 250);
+        assert_eq!(rule(0.1, TextCue::Finished, None).0, 400);
+        // Words that stop mid-sentence say so whatever the last word's probability.
+        let (_, r) = rule(0.9, TextCue::Unfinished, Some(0.2));
+        assert!(matches!(
+            r,
+            EndRule::SilenceLimit {
+                unfinished_words: true,
+                unsure_last_word: Some(_),
+                ..
+            }
+        ));
+        // A minimum of 0 turns the cue off.
+        let off = EndpointConfig {
+            last_word_min_probability: 0.0,
+            ..c
+        };
+        let v = Verdict {
+            probability: 0.9,
+            text: TextCue::Finished,
+            last_word: Some(0.01),
+        };
+        assert_eq!(v.rule(&off).0, 250);
+    }
+
+    #[test]
     fn a_finished_transcript_ends_the_turn_against_the_model() {
         let c = EndpointConfig {
             use_turn_model: true,
@@ -873,6 +969,7 @@ mod tests {
             Verdict {
                 probability: 0.02,
                 text: TextCue::Finished,
+                last_word: Some(0.97),
             },
         );
         events.extend(feed(&mut ep, &[(0.0, 40)]));
@@ -909,7 +1006,8 @@ mod tests {
             u[0].end_rule,
             EndRule::SilenceLimit {
                 probability: None,
-                unfinished_words: false
+                unfinished_words: false,
+                unsure_last_word: None,
             }
         );
         assert_eq!(

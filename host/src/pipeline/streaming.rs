@@ -20,6 +20,15 @@ use crate::plugins::breaker::CircuitState;
 use crate::plugins::failover::{self, Transcribed};
 use crate::plugins::{ProviderError, SpeechToTextProvider, TranscriptionStream};
 
+/// What a speculative transcription heard, for the turn-end decision.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SpeculativeText {
+    /// The transcript (a stream's partial one).
+    pub text: String,
+    /// Its last word's probability, where the provider reports one (a partial has none).
+    pub last_word: Option<f32>,
+}
+
 /// What a turn's transcription gives: the transcript (with who made it) or every error.
 pub(crate) type SttResult = Result<Transcribed, Vec<ProviderError>>;
 
@@ -71,7 +80,7 @@ impl SpeakerStreams {
         &mut self,
         speaker: &str,
         audio: Arc<[i16]>,
-        text: Option<oneshot::Sender<String>>,
+        text: Option<oneshot::Sender<SpeculativeText>>,
     ) {
         let Some(state) = self.by_speaker.get_mut(speaker) else {
             return;
@@ -94,7 +103,10 @@ impl SpeakerStreams {
                 partials.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(partial = %partial.text, audio_ms = partial.audio_ms, "partial transcript");
                 if let Some(tx) = text {
-                    let _ = tx.send(partial.text.to_string());
+                    let _ = tx.send(SpeculativeText {
+                        text: partial.text.to_string(),
+                        last_word: None,
+                    });
                 }
             }
         }));
@@ -190,6 +202,7 @@ impl SpeakerStream {
                 Ok(done) => {
                     let transcribed = Transcribed {
                         transcript: done.transcript,
+                        words: done.words.into_vec(),
                         provider: this.provider.clone(),
                         errors: Vec::new(),
                     };

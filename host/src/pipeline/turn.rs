@@ -50,7 +50,7 @@ pub(crate) enum SessionEvent {
         Speaker,
         u32,
         Arc<[i16]>,
-        Option<tokio::sync::oneshot::Sender<String>>,
+        Option<tokio::sync::oneshot::Sender<SpeculativeText>>,
     ),
     /// A speaker went on after a pause: drop the speculation.
     Resumed(Speaker),
@@ -101,7 +101,7 @@ impl SpeakerSlot {
 fn ask_turn_model(
     model: Arc<SmartTurn>,
     audio: Arc<[i16]>,
-    transcript: Option<tokio::sync::oneshot::Receiver<String>>,
+    transcript: Option<tokio::sync::oneshot::Receiver<SpeculativeText>>,
 ) -> tokio::sync::oneshot::Receiver<Verdict> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -113,11 +113,18 @@ fn ask_turn_model(
             }
             Err(_) => return,
         };
-        let text = match transcript {
-            Some(text) => text.await.map_or(TextCue::Neutral, |t| text_cue(&t)),
-            None => TextCue::Neutral,
+        let heard = match transcript {
+            Some(rx) => rx.await.ok(),
+            None => None,
         };
-        let _ = tx.send(Verdict { probability, text });
+        let verdict = Verdict {
+            probability,
+            text: heard
+                .as_ref()
+                .map_or(TextCue::Neutral, |h| text_cue(&h.text)),
+            last_word: heard.and_then(|h| h.last_word),
+        };
+        let _ = tx.send(verdict);
     });
     rx
 }
@@ -558,7 +565,7 @@ impl VoiceSession {
     }
 }
 
-use super::streaming::{SpeakerStreams, SttResult};
+use super::streaming::{SpeakerStreams, SpeculativeText, SttResult};
 
 struct QueuedTurn {
     speaker: Speaker,
@@ -799,14 +806,17 @@ impl TurnRunner {
     fn spawn_stt(
         &self,
         samples: Arc<[i16]>,
-        text: Option<tokio::sync::oneshot::Sender<String>>,
+        text: Option<tokio::sync::oneshot::Sender<SpeculativeText>>,
     ) -> JoinHandle<(SttResult, Instant)> {
         let providers = self.deps.stt.clone();
         let (options, budget) = (self.options(), self.budget());
         tokio::spawn(async move {
             let result = failover::transcribe(&providers, samples, options, budget).await;
             if let (Some(tx), Ok(done)) = (text, &result) {
-                let _ = tx.send(done.transcript.text.to_string());
+                let _ = tx.send(SpeculativeText {
+                    text: done.transcript.text.to_string(),
+                    last_word: done.words.last().and_then(|w| w.probability.into_option()),
+                });
             }
             (result, Instant::now())
         })

@@ -10,7 +10,7 @@ use abi_stable::std_types::{ROption, RResult, RStr};
 use plugin_api::abi::{
     AudioChunk, DetailedTranscript, HealthReport, PartialTranscript, Pcm16kMono, PluginError,
     PluginModule_Ref, Role, SpeechStreamBox, SttBox, SttStreamBox, SynthesisOptions,
-    TranscribeOptions, Transcript, TtsBox, Voice,
+    TranscribeOptions, TtsBox, Voice,
 };
 
 use super::worker::{Channel, Reply, Request, Worker};
@@ -108,15 +108,17 @@ impl SttBackend {
         }
     }
 
+    /// Transcribes with the plugin's `transcribe_detailed`: words where it reports them (a
+    /// plugin built against plugin-api 0.1.0 gets the SDK's default, none).
     pub(crate) fn transcribe(
         &self,
         samples: &[i16],
         options: &TranscribeOptions,
         deadline: Instant,
-    ) -> Result<Transcript, PluginError> {
+    ) -> Result<DetailedTranscript, PluginError> {
         match self {
             SttBackend::InProcess(p) => p
-                .transcribe(Pcm16kMono::new(samples), options)
+                .transcribe_detailed(Pcm16kMono::new(samples), options)
                 .into_result(),
             SttBackend::Worker(w) => {
                 match w.call(

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use plugin_api::abi::{TranscribeOptions, Transcript};
+use plugin_api::abi::{TranscribeOptions, Transcript, Word};
 use tokio::time::Instant;
 
 use super::breaker::Admission;
@@ -147,6 +147,8 @@ impl Budget {
 pub struct Transcribed {
     /// The transcript.
     pub transcript: Transcript,
+    /// Its words with their timings and probabilities, where the provider reports them.
+    pub words: Vec<Word>,
     /// The id of the provider that made it.
     pub provider: String,
     /// The errors of the providers that failed first, in order.
@@ -173,9 +175,10 @@ pub async fn transcribe(
             .transcribe_within(audio_16k_mono.clone(), options.clone(), limit)
             .await
         {
-            Ok(transcript) => {
+            Ok(detailed) => {
                 return Ok(Transcribed {
-                    transcript,
+                    transcript: detailed.transcript,
+                    words: detailed.words.into_vec(),
                     provider: provider.id.clone(),
                     errors,
                 })

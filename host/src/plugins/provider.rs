@@ -309,16 +309,17 @@ impl SpeechToTextProvider {
     ) -> Result<Transcript, ProviderError> {
         self.transcribe_within(audio_16k_mono, options, self.timeout)
             .await
+            .map(|detailed| detailed.transcript)
     }
 
     /// Transcribes 16 kHz mono audio, within `limit` (a turn's remaining budget may be shorter
-    /// than the provider's timeout).
+    /// than the provider's timeout), with the words where the provider reports them.
     pub(crate) async fn transcribe_within(
         &self,
         audio_16k_mono: Arc<[i16]>,
         options: TranscribeOptions,
         limit: Duration,
-    ) -> Result<Transcript, ProviderError> {
+    ) -> Result<DetailedTranscript, ProviderError> {
         let inner = self.inner.clone();
         self.call("transcribe", true, limit, move |deadline| {
             inner.transcribe(&audio_16k_mono, &options, deadline)

@@ -14,6 +14,7 @@ pub mod pool;
 pub mod provider;
 pub mod settings;
 pub mod whisper_log;
+mod words;
 
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@ use crate::model;
 use crate::pool::Pool;
 use crate::settings::{self, Settings};
 use crate::whisper_log;
+use crate::words::{Piece, WordBuilder};
 
 /// Utterances shorter than this are padded with silence: whisper.cpp skips anything under
 /// 100 ms, and the padding costs nothing (the encoder window is padded anyway).
@@ -190,8 +191,9 @@ impl LocalWhisper {
         Ok((decoded, language))
     }
 
-    /// The transcript of `decoded`, or an empty one when the guard judges it not speech.
-    fn transcript(&self, decoded: Decoded, language: &str) -> Transcript {
+    /// The transcript of `decoded` with its words, or an empty one when the guard judges it
+    /// not speech.
+    fn transcript(&self, decoded: Decoded, language: &str) -> DetailedTranscript {
         let text = decoded
             .segments
             .iter()
@@ -208,7 +210,7 @@ impl LocalWhisper {
             guard::judge_transcript(&text, &evidence, self.settings.no_speech_threshold)
         {
             log::debug!("dropped transcript {text:?} ({reason}; {evidence:?})");
-            return Transcript::empty();
+            return DetailedTranscript::from(Transcript::empty());
         }
         let mut transcript = Transcript::new(text.trim())
             .with_language(language)
@@ -216,7 +218,7 @@ impl LocalWhisper {
         if let Some(confidence) = confidence {
             transcript = transcript.with_confidence(confidence.clamp(0.0, 1.0));
         }
-        transcript
+        DetailedTranscript::from(transcript).with_words(decoded.words)
     }
 
     /// Reads the segments out of `state` after `full`, dropping those the guard refuses.
@@ -228,7 +230,9 @@ impl LocalWhisper {
             probability_sum: 0.0,
             tokens: 0,
             no_speech_prob: 0.0,
+            words: Vec::new(),
         };
+        let mut words = WordBuilder::new();
         for segment in state.as_iter() {
             decoded.no_speech_prob = decoded.no_speech_prob.max(segment.no_speech_probability());
             let raw = match segment.to_str_lossy() {
@@ -245,25 +249,41 @@ impl LocalWhisper {
                     continue;
                 }
             };
-            for i in 0..segment.n_tokens() {
-                if let Some(token) = segment.get_token(i) {
-                    // Ids from end-of-text up are special and timestamp tokens.
-                    if token.token_id() < eot {
-                        decoded.probability_sum += f64::from(token.token_probability());
-                        decoded.tokens += 1;
-                    }
-                }
-            }
             // whisper.cpp times are centiseconds from the start of the (padded) audio.
             let to_ms = |cs: i64| u32::try_from(cs.max(0).saturating_mul(10)).unwrap_or(u32::MAX);
             let start_ms = to_ms(segment.start_timestamp()).min(limit_ms);
             let end_ms = to_ms(segment.end_timestamp()).clamp(start_ms, limit_ms);
+            for i in 0..segment.n_tokens() {
+                let Some(token) = segment.get_token(i) else {
+                    continue;
+                };
+                // Ids from end-of-text up are special and timestamp tokens.
+                if token.token_id() >= eot {
+                    continue;
+                }
+                let probability = token.token_probability();
+                decoded.probability_sum += f64::from(probability);
+                decoded.tokens += 1;
+                let data = token.token_data();
+                let centiseconds =
+                    (data.t0 >= 0 && data.t1 >= data.t0).then_some((data.t0, data.t1));
+                if let Ok(bytes) = token.to_bytes() {
+                    let piece = Piece {
+                        bytes,
+                        probability,
+                        centiseconds,
+                    };
+                    words.push(piece, (start_ms, end_ms));
+                }
+            }
+            words.finish_word();
             decoded.segments.push(Segment {
                 start_ms,
                 end_ms,
                 text: text.into(),
             });
         }
+        decoded.words = words.into_words();
         decoded
     }
 }
@@ -275,6 +295,8 @@ struct Decoded {
     probability_sum: f64,
     tokens: usize,
     no_speech_prob: f32,
+    /// The kept segments' words.
+    words: Vec<Word>,
 }
 
 /// Whisper's own `'static` spelling of a language code, or a config error.
@@ -328,6 +350,8 @@ fn template(settings: &Settings, language: Option<&'static str>) -> Template {
     params.set_print_progress(false);
     params.set_print_realtime(false);
     params.set_print_timestamps(false);
+    // Token times for the words (computed after decoding: the text does not change).
+    params.set_token_timestamps(true);
     params.set_suppress_blank(true);
     // Suppress non-speech tokens ("[Music]", "♪"…), as OpenAI's and faster-whisper's
     // defaults do.
@@ -351,6 +375,16 @@ impl SpeechToText for LocalWhisper {
         audio: Pcm16kMono<'_>,
         options: &TranscribeOptions,
     ) -> Result<Transcript, PluginError> {
+        self.transcribe_detailed(audio, options)
+            .map(|detailed| detailed.transcript)
+    }
+
+    /// The transcript with its words: each word's probability is its least sure letter token's.
+    fn transcribe_detailed(
+        &self,
+        audio: Pcm16kMono<'_>,
+        options: &TranscribeOptions,
+    ) -> Result<DetailedTranscript, PluginError> {
         let samples = audio.as_slice();
         if samples.is_empty() {
             return Err(PluginError::invalid_input("the utterance has no samples"));
@@ -364,7 +398,7 @@ impl SpeechToText for LocalWhisper {
                 guard::rms_dbfs(samples),
                 self.settings.silence_threshold_dbfs
             );
-            return Ok(Transcript::empty());
+            return Ok(DetailedTranscript::from(Transcript::empty()));
         }
         let call_prompt = match options.prompt().filter(|p| !p.trim().is_empty()) {
             Some(prompt) => Some(tokenize(&self.context, prompt)?),

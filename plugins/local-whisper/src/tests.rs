@@ -414,3 +414,89 @@ fn english_only_model_refuses_auto_and_other_languages_at_check_and_per_call() {
     assert_eq!(err.kind, ErrorKind::InvalidInput);
     assert!(err.message().contains("English-only"), "{}", err.message());
 }
+
+/// The detailed transcript of `samples` through the ABI adapter.
+fn detailed(samples: &[i16]) -> DetailedTranscript {
+    shared()
+        .transcribe_detailed(samples, &TranscribeOptions::default())
+        .unwrap_or_else(|e| panic!("detailed transcription failed: {e}"))
+}
+
+#[test]
+fn words_spell_the_transcript_in_order_with_probabilities() {
+    let samples = speak("What is the weather like in Paris today?", "en-us", 160);
+    let duration_ms = u32::try_from(samples.len() / 16).expect("a short clip");
+    let heard = detailed(&samples);
+    let words = heard.word_list();
+    let joined = words
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(normalize(&joined), normalize(&heard.transcript.text));
+    assert_words(&joined, &["weather", "paris"]);
+    let mut last_start = 0;
+    for word in words {
+        let p = word
+            .probability
+            .into_option()
+            .expect("every word has a probability");
+        assert!((0.0..=1.0).contains(&p), "{word:?}");
+        assert!(
+            word.start_ms >= last_start && word.start_ms <= word.end_ms,
+            "{word:?}"
+        );
+        assert!(
+            word.end_ms <= duration_ms.max(1000),
+            "{word:?} past {duration_ms} ms"
+        );
+        last_start = word.start_ms;
+    }
+    // A real, clearly spoken last word is sure.
+    let last = words.last().expect("words").probability.into_option();
+    assert!(last.is_some_and(|p| p > 0.8), "last word {last:?}");
+}
+
+/// The probability of the last word heard for `text`.
+fn last_word_probability(text: &str) -> f32 {
+    let heard = detailed(&speak(text, "en-us", 160));
+    let last = heard
+        .word_list()
+        .last()
+        .map(|w| w.probability.into_option());
+    last.flatten()
+        .unwrap_or_else(|| panic!("no last word with a probability for {text:?}: {heard:?}"))
+}
+
+/// The turn cue the host builds on (issue 11): tiny.en "finishes" a sentence cut short by a
+/// pause with a word it invents ("Could you tell me the" → "… tell me that?"), and is unsure
+/// of it (0.4–0.6 here), while clearly spoken last words are sure (0.92–1.0).
+#[test]
+fn an_invented_ending_is_less_sure_than_a_real_one() {
+    for text in [
+        "Could you tell me the",
+        "Who wrote the book about",
+        "How do I make a cup of",
+    ] {
+        let p = last_word_probability(text);
+        assert!(p < 0.7, "{text:?}: the last word's probability is {p}");
+    }
+    for text in [
+        "What is the weather like in Paris today?",
+        "How many minutes are there in a full week?",
+        "Tell me a joke.",
+        "Recommend a good movie for tonight.",
+        "Who won the World Cup last year?",
+        "Please play some jazz music.",
+    ] {
+        let p = last_word_probability(text);
+        assert!(p > 0.9, "{text:?}: the last word's probability is {p}");
+    }
+}
+
+#[test]
+fn silence_has_no_words() {
+    let heard = detailed(&vec![0; 16_000]);
+    assert!(heard.transcript.text.is_empty());
+    assert!(heard.word_list().is_empty());
+}

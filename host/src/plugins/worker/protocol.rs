@@ -72,8 +72,8 @@ pub(crate) enum Reply {
     Ready(String),
     /// A call failed (or setup did).
     Error(PluginError),
-    /// A transcript.
-    Transcript(Transcript),
+    /// A transcript, with its words where the provider reports them.
+    Transcript(DetailedTranscript),
     /// A health report.
     Health(HealthReport),
     /// The voices.
@@ -452,7 +452,7 @@ impl Reply {
                     .bool(err.retryable)
                     .opt_u64(err.retry_after_ms.into_option());
             }
-            Reply::Transcript(t) => enc_transcript(e, t),
+            Reply::Transcript(t) => enc_detailed(e, t),
             Reply::Health(h) => {
                 e.bool(h.healthy).str(&h.detail);
             }
@@ -504,7 +504,7 @@ impl Reply {
                     retry_after_ms: retry_after.into(),
                 })
             }
-            103 => Reply::Transcript(dec_transcript(d)?),
+            103 => Reply::Transcript(dec_detailed(d)?),
             104 => Reply::Health(HealthReport {
                 healthy: d.bool()?,
                 detail: d.string()?.into(),
@@ -674,7 +674,9 @@ mod tests {
                 end_ms: 2,
                 text: "hi".into(),
             }]);
-        round_trip_reply(Reply::Transcript(transcript.clone()));
+        round_trip_reply(Reply::Transcript(DetailedTranscript::from(
+            transcript.clone(),
+        )));
         round_trip_reply(Reply::Error(
             PluginError::rate_limited("slow", Some(250)).with_retryable(false),
         ));

@@ -185,7 +185,7 @@ fn handle(provider: &Provider, open: &Open, id: u64, request: Request) {
     match (provider, request) {
         (Provider::Stt(stt), Request::Transcribe(options, samples)) => reply_with(
             id,
-            stt.transcribe(Pcm16kMono::new(&samples), &options)
+            stt.transcribe_detailed(Pcm16kMono::new(&samples), &options)
                 .into_result(),
             Reply::Transcript,
         ),
