@@ -146,6 +146,20 @@ fn definition() -> PluginDefinition {
 plugin_api::export_plugin!(definition);
 "#;
 
+/// Copies the `.rs` files under `from` (submodules' directories too) to `to`.
+fn copy_sources(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read a plugin-api source directory") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_name().expect("a file name");
+        if path.is_dir() {
+            copy_sources(&path, &to.join(name));
+        } else if path.extension().and_then(|e| e.to_str()) == Some("rs") {
+            let text = std::fs::read_to_string(&path).expect("read a plugin-api source");
+            write_if_changed(&to.join(name), &text);
+        }
+    }
+}
+
 /// Builds (once per test process) the plugin against the incompatible plugin-api; returns the
 /// library and the version it was built against.
 fn incompatible_plugin() -> &'static (PathBuf, String) {
@@ -165,15 +179,10 @@ fn incompatible_plugin() -> &'static (PathBuf, String) {
             &ws.join("plugin-api/Cargo.toml"),
             &standalone_plugin_api_manifest(&version),
         );
-        let api_src = workspace_root().join("plugin-api/src");
-        for entry in std::fs::read_dir(&api_src).expect("read plugin-api/src") {
-            let path = entry.expect("a directory entry").path();
-            if path.extension().and_then(|e| e.to_str()) == Some("rs") {
-                let text = std::fs::read_to_string(&path).expect("read a plugin-api source");
-                let name = path.file_name().expect("a file name");
-                write_if_changed(&ws.join("plugin-api/src").join(name), &text);
-            }
-        }
+        copy_sources(
+            &workspace_root().join("plugin-api/src"),
+            &ws.join("plugin-api/src"),
+        );
         write_if_changed(&ws.join("plugin/Cargo.toml"), PLUGIN_MANIFEST);
         write_if_changed(&ws.join("plugin/src/lib.rs"), PLUGIN_SOURCE);
         // The workspace's lock file pins the same dependency versions, which are in the local
