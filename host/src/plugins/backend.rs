@@ -49,33 +49,27 @@ pub(crate) trait RoleBackend: Sized {
 /// A plugin constructor: settings text in, a provider out.
 pub(crate) type Constructor<T> = extern "C" fn(RStr<'_>) -> RResult<T, PluginError>;
 
-impl RoleBackend for SttBackend {
-    type InProcess = SttBox;
-    const ROLE: Role = Role::SpeechToText;
-    fn constructor(module: PluginModule_Ref) -> Constructor<SttBox> {
-        module.new_stt()
-    }
-    fn in_process(boxed: SttBox) -> Self {
-        SttBackend::InProcess(boxed)
-    }
-    fn worker(worker: Arc<Worker>) -> Self {
-        SttBackend::Worker(worker)
-    }
+/// Implements [`RoleBackend`] for a role's backend enum.
+macro_rules! role_backend {
+    ($backend:ident, $boxed:ty, $role:expr, $constructor:ident) => {
+        impl RoleBackend for $backend {
+            type InProcess = $boxed;
+            const ROLE: Role = $role;
+            fn constructor(module: PluginModule_Ref) -> Constructor<$boxed> {
+                module.$constructor()
+            }
+            fn in_process(boxed: $boxed) -> Self {
+                $backend::InProcess(boxed)
+            }
+            fn worker(worker: Arc<Worker>) -> Self {
+                $backend::Worker(worker)
+            }
+        }
+    };
 }
 
-impl RoleBackend for TtsBackend {
-    type InProcess = TtsBox;
-    const ROLE: Role = Role::TextToSpeech;
-    fn constructor(module: PluginModule_Ref) -> Constructor<TtsBox> {
-        module.new_tts()
-    }
-    fn in_process(boxed: TtsBox) -> Self {
-        TtsBackend::InProcess(boxed)
-    }
-    fn worker(worker: Arc<Worker>) -> Self {
-        TtsBackend::Worker(worker)
-    }
-}
+role_backend!(SttBackend, SttBox, Role::SpeechToText, new_stt);
+role_backend!(TtsBackend, TtsBox, Role::TextToSpeech, new_tts);
 
 fn unexpected(what: &str, reply: &Reply) -> PluginError {
     PluginError::internal(format!(
