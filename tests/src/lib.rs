@@ -209,6 +209,20 @@ impl ConfigDir {
         }
     }
 
+    /// A directory whose `default.toml` turns the turn-taking models off (the loudness gate
+    /// and a fixed silence, `silence_hangover_ms`): for tests about something else whose
+    /// input is a tone (not speech to Silero VAD), whose pause must not end a turn, or that
+    /// count speech-to-text calls (speculative transcription calls the provider at each
+    /// pause). Their own `test.toml` goes on top.
+    pub fn energy_endpointing() -> Self {
+        let dir = Self::new();
+        dir.write(
+            "default.toml",
+            "[pipeline]\nvad = \"energy\"\nturn_model = \"none\"\n",
+        );
+        dir
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -8,7 +8,9 @@
 use std::process::Command;
 
 use openclaw_voice_tests::fake_discord::{FakeDiscord, ALICE, BOT_ID, GUILD_ID, LOUNGE, STAGE};
-use openclaw_voice_tests::{binary, toml_path, workspace_root, ConfigDir, PluginDir, FAULT, TONE};
+use openclaw_voice_tests::{
+    binary, espeak_speech, toml_path, workspace_root, ConfigDir, PluginDir, FAULT, TONE,
+};
 
 /// Runs the script against `fake` for `channel`; (exit code, stdout, stderr).
 fn smoke(fake: &FakeDiscord, channel: u64, speaker_token: &str) -> (Option<i32>, String, String) {
@@ -35,21 +37,12 @@ fn smoke_expecting(
             toml_path(plugins.path())
         ),
     );
-    let wav = config.path().join("question.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&wav, spec).expect("create the WAV");
-    for i in 0..16_000 {
-        let t = f64::from(i) / 16_000.0;
-        writer
-            .write_sample((8_000.0 * (t * 440.0 * std::f64::consts::TAU).sin()) as i16)
-            .expect("write the WAV");
-    }
-    writer.finalize().expect("finish the WAV");
+    // Speech, as Silero VAD (the default) wants: a tone is not speech to it.
+    let wav = espeak_speech(
+        config.path(),
+        "question.wav",
+        "What is the capital of France?",
+    );
     let out = Command::new(workspace_root().join("scripts/discord-smoke"))
         .args([
             "--guild",

@@ -259,7 +259,8 @@ struct Simulation {
 impl Simulation {
     fn new(extra: &str) -> Self {
         let plugins = PluginDir::with(&[OPENAI_WHISPER, WHISPER, ELEVENLABS, OPENAI_TTS, ESPEAK]);
-        let config = ConfigDir::new();
+        // The tests count calls to each provider: one transcription per turn, no speculation.
+        let config = ConfigDir::energy_endpointing();
         config.write(
             "test.toml",
             &format!(

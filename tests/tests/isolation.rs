@@ -41,7 +41,8 @@ impl Setup {
     fn new() -> Setup {
         Setup {
             plugins: PluginDir::with(&[FAULT, STALL, TONE]),
-            config: ConfigDir::new(),
+            // Each test counts calls, or pauses inside a question: no speculation, no model.
+            config: ConfigDir::energy_endpointing(),
             out: tempfile::tempdir().expect("a temporary directory"),
         }
     }

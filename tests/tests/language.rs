@@ -74,7 +74,8 @@ fn fake(seen: Arc<Mutex<Seen>>, language: &'static str, text: &'static str) -> F
 /// One simulated turn with `pipeline` and `voices` (TOML lines) against `server`.
 fn simulate(server: &FakeServer, pipeline: &str, voices: &str) -> Run {
     let plugins = PluginDir::with(&[OPENAI_WHISPER, OPENAI_TTS]);
-    let config = ConfigDir::new();
+    // The tests count requests: one transcription per turn, no speculation.
+    let config = ConfigDir::energy_endpointing();
     let url = server.base_url();
     config.write(
         "test.toml",

@@ -51,7 +51,8 @@ impl Setup {
     /// `body` is appended after `[plugins]` and must hold the rest of the configuration.
     fn new(body: &str) -> Setup {
         let plugins = PluginDir::with(&[FAULT]);
-        let config = ConfigDir::new();
+        // The input is a tone: speech to the loudness gate, not to Silero.
+        let config = ConfigDir::energy_endpointing();
         config.write(
             "test.toml",
             &format!("[plugins]\ndir = {}\n{body}", toml_path(plugins.path())),

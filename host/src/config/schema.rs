@@ -339,11 +339,11 @@ impl Default for AgentConfig {
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum VadKind {
-    /// Silero VAD, a small neural network (`silero_vad.onnx`), per speaker.
-    Silero,
-    /// The loudness gate: frames louder than `speech_threshold_dbfs` are speech. The default
-    /// until the turn-taking benchmark meets its goals (docs/BENCHMARKS.md).
+    /// Silero VAD, a small neural network (`silero_vad.onnx`), per speaker. The default.
     #[default]
+    Silero,
+    /// The loudness gate: frames louder than `speech_threshold_dbfs` are speech. What runs
+    /// when Silero or ONNX Runtime is not installed.
     Energy,
 }
 
@@ -352,11 +352,11 @@ pub enum VadKind {
 #[serde(rename_all = "kebab-case")]
 pub enum TurnModelKind {
     /// Smart Turn v3.2 (`smart-turn-v3.2-cpu.onnx`) asks, at each pause, whether the words so
-    /// far are a finished turn.
-    SmartTurn,
-    /// A fixed silence (`silence_hangover_ms`) ends the turn. The default until the
-    /// turn-taking benchmark meets its goals (docs/BENCHMARKS.md).
+    /// far are a finished turn. The default.
     #[default]
+    SmartTurn,
+    /// A fixed silence (`silence_hangover_ms`) ends the turn. What runs when the model is
+    /// not installed.
     None,
 }
 
@@ -365,7 +365,7 @@ pub enum TurnModelKind {
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
     /// `silero` or `energy`. When the Silero model or ONNX Runtime is not installed (and no
-    /// path is set), the energy gate runs instead, with one warning. Default: `energy`.
+    /// path is set), the energy gate runs instead, with one warning. Default: `silero`.
     pub vad: VadKind,
     /// Silero speech probability at or above which a window is speech (0 to 1); speech goes
     /// on until it falls below this minus 0.15. Default: 0.5.
@@ -374,7 +374,7 @@ pub struct PipelineConfig {
     /// network, so silent speakers cost next to nothing. Default: -60.
     pub vad_energy_gate_dbfs: f32,
     /// `smart-turn` or `none`. Without the model (and no path set) `none` runs, with one
-    /// warning. Default: `none`.
+    /// warning. Default: `smart-turn`.
     pub turn_model: TurnModelKind,
     /// Smart Turn probability above which the turn is complete (0 to 1). Default: 0.5.
     pub turn_threshold: f32,
@@ -455,10 +455,10 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
-            vad: VadKind::Energy,
+            vad: VadKind::Silero,
             vad_threshold: 0.5,
             vad_energy_gate_dbfs: -60.0,
-            turn_model: TurnModelKind::None,
+            turn_model: TurnModelKind::SmartTurn,
             turn_threshold: 0.5,
             turn_pause_ms: 100,
             turn_complete_silence_ms: 250,
