@@ -416,13 +416,14 @@ fn turn_models_that_are_absent_or_wrong_are_reported() {
 
 /// The speculative transcript's word probabilities cross the plugin ABI on both paths (a
 /// worker process and in process) and reach the turn-end rule: with a minimum no word
-/// reaches, a question ends at the long silence, and the rule says whose word was unsure.
+/// reaches (and a Smart Turn threshold every answer passes), a question waits for the middle
+/// silence, and the rule says the word was unsure and how sure.
 #[test]
 fn the_last_words_probability_reaches_the_turn_rule_from_a_worker_and_in_process() {
     for isolation in ["process", "in-process"] {
         let env = Offline::new(&format!(
             "[pipeline]\nvad = \"silero\"\nturn_model = \"smart-turn\"\n\
-             turn_last_word_min_probability = 1.0\n\
+             turn_last_word_min_probability = 1.0\nturn_threshold = 0.0\n\
              [providers.local-whisper]\nisolation = \"{isolation}\"\n"
         ));
         let question = espeak_speech(env.dir(), "q.wav", "What is the capital of France?");
@@ -438,8 +439,8 @@ fn the_last_words_probability_reaches_the_turn_rule_from_a_worker_and_in_process
         let turns = turns(&run);
         assert_eq!(turns.len(), 1, "{isolation}: {run}");
         let rule = &turns[0]["end_rule"];
-        assert_eq!(rule["rule"], "silence_limit", "{isolation}: {rule}");
-        let p = rule["unsure_last_word"].as_f64();
+        assert_eq!(rule["rule"], "last_word_unsure", "{isolation}: {rule}");
+        let p = rule["last_word"].as_f64();
         assert!(
             p.is_some_and(|p| (0.0..1.0).contains(&p)),
             "{isolation}: no word probability reached the rule: {rule}"

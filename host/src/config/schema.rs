@@ -387,10 +387,12 @@ pub struct PipelineConfig {
     /// Silence that ends a turn Smart Turn found incomplete (the speaker may go on), in ms.
     /// Default: 2000.
     pub turn_incomplete_silence_ms: u32,
-    /// With `turn_text_check`: silence that ends a turn whose speculative transcript ends a
-    /// sentence (`.`, `?`, `!` after a word a sentence can end on) while Smart Turn found it
-    /// incomplete, in ms; from `turn_complete_silence_ms` (the transcript wins) to
-    /// `turn_incomplete_silence_ms` (the model wins). Default: 1000.
+    /// The middle silence, in ms, from `turn_complete_silence_ms` to
+    /// `turn_incomplete_silence_ms`: where the cues disagree it ends the turn. With
+    /// `turn_text_check`, a speculative transcript that ends a sentence (`.`, `?`, `!` after a
+    /// word a sentence can end on) while Smart Turn found the turn incomplete; and a transcript
+    /// whose last word is unsure (`turn_last_word_min_probability`) while Smart Turn found it
+    /// complete. Default: 1000.
     pub turn_text_complete_silence_ms: u32,
     /// Start speech-to-text at each pause, while the turn is being decided; a speculation is
     /// dropped when the speaker goes on. Default: true.
@@ -403,10 +405,11 @@ pub struct PipelineConfig {
     pub turn_text_check: bool,
     /// With speculative speech-to-text and a provider that reports word probabilities
     /// (local-whisper does): a transcript at a pause whose last word's probability is below
-    /// this (0 to 1) is unfinished, like one that stops mid-sentence: the turn waits for the
-    /// long silence. Whisper "finishes" a sentence cut short by a pause with a word it invents
-    /// ("Could you tell me the" heard as "Could you tell me, Mur?") and is unsure of that
-    /// word; 0 turns the cue off. Default: 0.5 (docs/BENCHMARKS.md, "Turn taking").
+    /// this (0 to 1) holds a turn Smart Turn found complete for the middle silence
+    /// (`turn_text_complete_silence_ms`) instead of the short one. Whisper "finishes" a
+    /// sentence cut short by a pause with a word it invents ("Could you tell me the" heard as
+    /// "Could you tell me, Mur?") and is unsure of that word; 0 turns the cue off. Default:
+    /// 0.5 (docs/BENCHMARKS.md, "Turn taking").
     pub turn_last_word_min_probability: f32,
     /// The Silero VAD model file. Default: none, meaning `silero_vad.onnx` in the models
     /// directory (`$OPENCLAW_MODELS_DIR`, else `~/.cache/openclaw-voice/models`, where

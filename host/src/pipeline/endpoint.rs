@@ -106,6 +106,15 @@ pub enum EndRule {
         /// The model's probability.
         probability: f32,
     },
+    /// The turn model found the turn complete but the speculative transcript's last word is
+    /// unsure (below `turn_last_word_min_probability`), and `turn_text_complete_silence_ms`
+    /// passed.
+    LastWordUnsure {
+        /// The model's probability.
+        probability: f32,
+        /// The last word's probability.
+        last_word: f32,
+    },
     /// The long silence passed (the model found the turn incomplete, or had not answered).
     SilenceLimit {
         /// The model's probability, when it answered.
@@ -125,9 +134,10 @@ pub enum EndRule {
 }
 
 /// Every [`EndRule::label`].
-pub(crate) const END_RULES: [&str; 6] = [
+pub(crate) const END_RULES: [&str; 7] = [
     "turn_complete",
     "transcript_complete",
+    "last_word_unsure",
     "silence_limit",
     "silence",
     "max_length",
@@ -135,12 +145,13 @@ pub(crate) const END_RULES: [&str; 6] = [
 ];
 
 impl EndRule {
-    /// A short label: `turn_complete`, `transcript_complete`, `silence_limit`, `silence`,
-    /// `max_length`, `input_ended`.
+    /// A short label: `turn_complete`, `transcript_complete`, `last_word_unsure`,
+    /// `silence_limit`, `silence`, `max_length`, `input_ended`.
     pub fn label(&self) -> &'static str {
         match self {
             EndRule::TurnComplete { .. } => "turn_complete",
             EndRule::TranscriptComplete { .. } => "transcript_complete",
+            EndRule::LastWordUnsure { .. } => "last_word_unsure",
             EndRule::SilenceLimit { .. } => "silence_limit",
             EndRule::Silence => "silence",
             EndRule::MaxLength => "max_length",
@@ -158,6 +169,13 @@ impl std::fmt::Display for EndRule {
             EndRule::TranscriptComplete { probability } => write!(
                 f,
                 "transcript: sentence ended (turn model: incomplete p={probability:.2})"
+            ),
+            EndRule::LastWordUnsure {
+                probability,
+                last_word,
+            } => write!(
+                f,
+                "last word unsure p={last_word:.2} (turn model: complete p={probability:.2})"
             ),
             EndRule::SilenceLimit {
                 probability: Some(p),
@@ -206,36 +224,47 @@ pub(crate) struct Verdict {
 impl Verdict {
     /// The fused turn-end rule (ARCHITECTURE.md, "Turn taking"): how much silence ends the
     /// turn, and the rule it then ends by. A transcript that stops mid-sentence waits for the
-    /// long silence whatever the model says; otherwise the model's "complete" ends the turn
-    /// after the short silence; a transcript that ends a sentence against the model's
-    /// "incomplete" ends it after `text_complete_ms`; anything else waits for the long
-    /// silence.
+    /// long silence whatever the model says. Where the model says "complete", the turn ends
+    /// after the short silence, or after `text_complete_ms` when the transcript's last word
+    /// is unsure (likely misheard or invented: weaker evidence than a word no sentence ends
+    /// on, so it never costs the long silence). Where it says "incomplete", a transcript
+    /// that ends a sentence ends the turn after `text_complete_ms`; anything else waits for
+    /// the long silence.
     pub fn rule(&self, cfg: &EndpointConfig) -> (u32, EndRule) {
         let probability = self.probability;
         let unsure_last_word = self
             .last_word
             .filter(|&p| p < cfg.last_word_min_probability);
-        if self.text == TextCue::Unfinished || unsure_last_word.is_some() {
-            let rule = EndRule::SilenceLimit {
-                probability: Some(probability),
-                unfinished_words: self.text == TextCue::Unfinished,
-                unsure_last_word,
-            };
-            (cfg.incomplete_ms, rule)
-        } else if probability > cfg.turn_threshold {
-            (cfg.complete_ms, EndRule::TurnComplete { probability })
-        } else if self.text == TextCue::Finished {
-            (
+        let complete = probability > cfg.turn_threshold;
+        match (self.text, unsure_last_word) {
+            (TextCue::Unfinished, _) => (
+                cfg.incomplete_ms,
+                EndRule::SilenceLimit {
+                    probability: Some(probability),
+                    unfinished_words: true,
+                    unsure_last_word,
+                },
+            ),
+            (_, Some(last_word)) if complete => (
+                cfg.text_complete_ms,
+                EndRule::LastWordUnsure {
+                    probability,
+                    last_word,
+                },
+            ),
+            (_, None) if complete => (cfg.complete_ms, EndRule::TurnComplete { probability }),
+            (TextCue::Finished, _) => (
                 cfg.text_complete_ms,
                 EndRule::TranscriptComplete { probability },
-            )
-        } else {
-            let rule = EndRule::SilenceLimit {
-                probability: Some(probability),
-                unfinished_words: false,
-                unsure_last_word: None,
-            };
-            (cfg.incomplete_ms, rule)
+            ),
+            (TextCue::Neutral, unsure_last_word) => (
+                cfg.incomplete_ms,
+                EndRule::SilenceLimit {
+                    probability: Some(probability),
+                    unfinished_words: false,
+                    unsure_last_word,
+                },
+            ),
         }
     }
 }
@@ -894,7 +923,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unsure_last_word_makes_the_transcript_unfinished() {
+    fn an_unsure_last_word_outweighs_the_models_complete_for_the_middle_silence() {
         let c = EndpointConfig {
             use_turn_model: true,
             complete_ms: 250,
@@ -913,27 +942,45 @@ mod tests {
             .rule(&c)
         };
         // "Could you tell me, Mur?": the model says complete, the sentence looks finished,
-        // but the word that ends it is invented: the long silence.
+        // but the word that ends it is likely invented: the middle silence, not the short.
         let (ms, r) = rule(0.9, TextCue::Finished, Some(0.3));
+        assert_eq!(ms, 400);
+        assert_eq!(
+            r,
+            EndRule::LastWordUnsure {
+                probability: 0.9,
+                last_word: 0.3,
+            }
+        );
+        assert_eq!(r.label(), "last_word_unsure");
+        assert!(r.to_string().contains("last word unsure p=0.30"), "{r}");
+        // Against the model's "incomplete", a sentence that ends with an unsure word still
+        // ends: after the middle silence, as with a sure one (a misheard question must not
+        // wait for the long silence).
+        let (ms, r) = rule(0.1, TextCue::Finished, Some(0.5));
+        assert_eq!((ms, r.label()), (400, "transcript_complete"));
+        // Neither finished words nor the model: the long silence, and the rule says the word
+        // was unsure.
+        let (ms, r) = rule(0.1, TextCue::Neutral, Some(0.5));
         assert_eq!(ms, 2000);
         assert_eq!(
             r,
             EndRule::SilenceLimit {
-                probability: Some(0.9),
+                probability: Some(0.1),
                 unfinished_words: false,
-                unsure_last_word: Some(0.3),
+                unsure_last_word: Some(0.5),
             }
         );
-        assert!(r.to_string().contains("last word is unsure p=0.30"), "{r}");
-        // It outweighs a finished sentence against the model's "incomplete" too.
-        assert_eq!(rule(0.1, TextCue::Finished, Some(0.5)).0, 2000);
+        assert!(r.to_string().contains("last word is unsure p=0.50"), "{r}");
         // A sure last word, the minimum itself, or no word probability: the rule as before.
         assert_eq!(rule(0.9, TextCue::Finished, Some(0.95)).0, 250);
         assert_eq!(rule(0.9, TextCue::Finished, Some(0.6)).0, 250);
         assert_eq!(rule(0.9, TextCue::Neutral, None).0, 250);
         assert_eq!(rule(0.1, TextCue::Finished, None).0, 400);
-        // Words that stop mid-sentence say so whatever the last word's probability.
-        let (_, r) = rule(0.9, TextCue::Unfinished, Some(0.2));
+        // Words that stop mid-sentence wait for the long silence whatever the last word's
+        // probability.
+        let (ms, r) = rule(0.9, TextCue::Unfinished, Some(0.2));
+        assert_eq!(ms, 2000);
         assert!(matches!(
             r,
             EndRule::SilenceLimit {
