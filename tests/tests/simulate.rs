@@ -416,14 +416,14 @@ fn turn_models_that_are_absent_or_wrong_are_reported() {
 
 /// The speculative transcript's word probabilities cross the plugin ABI on both paths (a
 /// worker process and in process) and reach the turn-end rule: with a minimum no word
-/// reaches (and a Smart Turn threshold every answer passes), a question waits for the middle
+/// reaches (and a Smart Turn threshold every answer passes, 0.001), a question waits for the middle
 /// silence, and the rule says the word was unsure and how sure.
 #[test]
 fn the_last_words_probability_reaches_the_turn_rule_from_a_worker_and_in_process() {
     for isolation in ["process", "in-process"] {
         let env = Offline::new(&format!(
             "[pipeline]\nvad = \"silero\"\nturn_model = \"smart-turn\"\n\
-             turn_last_word_min_probability = 1.0\nturn_threshold = 0.0\n\
+             turn_last_word_min_probability = 1.0\nturn_threshold = 0.001\n\
              [providers.local-whisper]\nisolation = \"{isolation}\"\n"
         ));
         let question = espeak_speech(env.dir(), "q.wav", "What is the capital of France?");
