@@ -409,7 +409,7 @@ pub struct PipelineConfig {
     /// (`turn_text_complete_silence_ms`) instead of the short one. Whisper "finishes" a
     /// sentence cut short by a pause with a word it invents ("Could you tell me the" heard as
     /// "Could you tell me, Mur?") and is unsure of that word; 0 turns the cue off. Default:
-    /// 0.5 (docs/BENCHMARKS.md, "Turn taking").
+    /// 0.4 (docs/BENCHMARKS.md, "Turn taking").
     pub turn_last_word_min_probability: f32,
     /// The Silero VAD model file. Default: none, meaning `silero_vad.onnx` in the models
     /// directory (`$OPENCLAW_MODELS_DIR`, else `~/.cache/openclaw-voice/models`, where
@@ -469,7 +469,7 @@ impl Default for PipelineConfig {
             turn_text_complete_silence_ms: 1_000,
             speculative_stt: true,
             turn_text_check: true,
-            turn_last_word_min_probability: 0.5,
+            turn_last_word_min_probability: 0.4,
             silero_model: None,
             smart_turn_model: None,
             onnxruntime: None,
