@@ -30,7 +30,7 @@ use anyhow::bail;
 use crate::agent::Agent;
 use crate::cli::Cli;
 use crate::config::{self, LoadedConfig};
-use crate::ops::{Components, OpsState};
+use crate::ops::{Components, OpsState, TurnTaking};
 use crate::pipeline::{SessionDeps, TurnModels};
 use crate::plugins::{PluginSet, Providers};
 
@@ -92,6 +92,7 @@ pub(crate) async fn build_session_deps(
         tts: providers.tts.clone(),
         plugins: providers.plugin_infos(),
         agent_kind: Some(agent.kind()),
+        turn_taking: Some(TurnTaking::of(&models, &loaded.config.pipeline)),
     });
     Ok(SessionDeps {
         stt: providers.stt,

@@ -389,6 +389,10 @@ fn health_is_degraded_with_an_open_circuit_and_unhealthy_without_a_working_provi
     assert_eq!(flaky["circuit_reason"], "unavailable", "{health:#}");
     assert_eq!(flaky["circuit_opened"], 1, "{health:#}");
     assert_eq!(health["services"]["stt:ears"]["circuit"], "closed");
+    // The turn taking that runs: the energy gate, chosen in this setup's default.toml.
+    let turn_taking = &health["services"]["turn_taking"];
+    assert_eq!(turn_taking["status"], "up", "{health:#}");
+    assert_eq!(turn_taking["kind"], "energy+silence", "{health:#}");
     assert_eq!(health["services"]["tts:voice"]["circuit"], "closed");
     assert_eq!(health["services"]["discord_gateway"]["status"], "disabled");
     assert_eq!(health["services"]["agent"]["kind"], "echo");

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{AgentHealth, GatewayStatus, OpsState, StorageStatus};
+use super::{AgentHealth, GatewayStatus, OpsState, StorageStatus, TurnTaking};
 use crate::plugins::breaker::CircuitState;
 use crate::plugins::{StatsSnapshot, WorkerStatus};
 
@@ -226,6 +226,8 @@ pub(crate) struct HealthInput {
     pub transport_only_sessions: i64,
     /// The guild settings store.
     pub storage: StorageStatus,
+    /// The turn taking that runs, once the providers are built.
+    pub turn_taking: Option<TurnTaking>,
 }
 
 /// One provider's service entry, and whether it counts as working (circuit not open, and
@@ -276,6 +278,9 @@ pub(crate) fn evaluate(
         storage_service(&input.storage).map(|s| ("guild_settings", s)),
         Some(("voice_sessions", sessions_service(input))),
         Some(("agent", agent_service(input, &age))),
+        input
+            .turn_taking
+            .map(|t| ("turn_taking", turn_taking_service(t))),
     ];
     for (name, (worst, service)) in parts.into_iter().flatten() {
         status = status.worst(worst);
@@ -327,6 +332,22 @@ fn sessions_service(input: &HealthInput) -> (HealthStatus, ServiceHealth) {
         input.unheard_speakers
     ));
     (HealthStatus::Degraded, sessions)
+}
+
+/// The turn taking: `kind` is what runs (`silero+smart-turn`); `fallback` when a model the
+/// configuration asks for is not installed. The bot works either way (the energy gate and a
+/// fixed silence are the documented fallback), so this never degrades the status.
+fn turn_taking_service(t: TurnTaking) -> (HealthStatus, ServiceHealth) {
+    let mut service = ServiceHealth::status(if t.fallback { "fallback" } else { "up" });
+    service.kind = Some(format!("{}+{}", t.vad, t.turn_model));
+    if t.fallback {
+        service.reason = Some(
+            "a turn-taking model or ONNX Runtime is not installed: run scripts/fetch-turn-models \
+             (docs/MODELS.md)"
+                .into(),
+        );
+    }
+    (HealthStatus::Healthy, service)
 }
 
 /// The agent: down (its last call failed) or starting is degraded.
@@ -431,6 +452,7 @@ impl OpsState {
             dave_sessions: super::hearing::DAVE_SESSIONS.get(),
             transport_only_sessions: super::hearing::TRANSPORT_ONLY_SESSIONS.get(),
             storage: self.storage(),
+            turn_taking: components.turn_taking,
         }
     }
 
@@ -539,7 +561,44 @@ mod tests {
             dave_sessions: 0,
             transport_only_sessions: 0,
             storage: StorageStatus::NotUsed,
+            turn_taking: None,
         }
+    }
+
+    #[test]
+    fn the_turn_taking_fallback_is_shown_and_degrades_nothing() {
+        use crate::config::{PipelineConfig, TurnModelKind, VadKind};
+        let mut i = input(vec![
+            provider("stt", "a", snapshot(false, None)),
+            provider("tts", "b", snapshot(false, None)),
+        ]);
+        // The defaults ask for Silero and Smart Turn; none loaded: the fallback runs.
+        let none = crate::pipeline::TurnModels::default();
+        i.turn_taking = Some(TurnTaking::of(&none, &PipelineConfig::default()));
+        let (status, services) = evaluate(&i, now());
+        assert_eq!(status, HealthStatus::Healthy);
+        let t = &services["turn_taking"];
+        assert_eq!(
+            (t.status, t.kind.as_deref()),
+            ("fallback", Some("energy+silence"))
+        );
+        assert!(t
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("fetch-turn-models")));
+        // Chosen on purpose: up, no reason.
+        let energy = PipelineConfig {
+            vad: VadKind::Energy,
+            turn_model: TurnModelKind::None,
+            ..PipelineConfig::default()
+        };
+        i.turn_taking = Some(TurnTaking::of(&none, &energy));
+        let (_, services) = evaluate(&i, now());
+        let t = &services["turn_taking"];
+        assert_eq!((t.status, t.reason.as_deref()), ("up", None));
+        // Before the providers are built there is no entry.
+        i.turn_taking = None;
+        assert!(!evaluate(&i, now()).1.contains_key("turn_taking"));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::LoadedConfig;
-use crate::pipeline::{TurnOutcome, TurnReport};
+use crate::config::{LoadedConfig, PipelineConfig, TurnModelKind, VadKind};
+use crate::pipeline::{TurnModels, TurnOutcome, TurnReport};
 use crate::plugins::{PluginDescription, SpeechToTextProvider, TextToSpeechProvider};
 pub use metrics::{Metrics, MetricsError};
 pub use server::{Limits, OpsServer, ServerError};
@@ -62,6 +62,40 @@ pub struct Components {
     pub plugins: Vec<PluginDescription>,
     /// `echo`, `openai-chat`.
     pub agent_kind: Option<&'static str>,
+    /// The turn taking that runs.
+    pub turn_taking: Option<TurnTaking>,
+}
+
+/// The turn taking a process runs (`/health`'s `turn_taking`), against what `[pipeline]`
+/// asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnTaking {
+    /// What tells speech: `silero` or `energy`.
+    pub vad: &'static str,
+    /// What ends a turn: `smart-turn` or `silence`.
+    pub turn_model: &'static str,
+    /// A model `[pipeline]` asks for (or ONNX Runtime) is not installed: the fallback runs.
+    pub fallback: bool,
+}
+
+impl TurnTaking {
+    /// What `models`, loaded for `cfg`, run.
+    pub(crate) fn of(models: &TurnModels, cfg: &PipelineConfig) -> TurnTaking {
+        TurnTaking {
+            vad: if models.vad.is_some() {
+                "silero"
+            } else {
+                "energy"
+            },
+            turn_model: if models.turn.is_some() {
+                "smart-turn"
+            } else {
+                "silence"
+            },
+            fallback: (cfg.vad == VadKind::Silero && models.vad.is_none())
+                || (cfg.turn_model == TurnModelKind::SmartTurn && models.turn.is_none()),
+        }
+    }
 }
 
 /// The agent's recent outcomes, from turn reports.
