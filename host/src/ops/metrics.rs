@@ -127,7 +127,8 @@ impl Metrics {
             Opts::new(
                 "turn_end_decisions_total",
                 "Utterances ended, by the rule that ended them (turn_complete, \
-                 transcript_complete, silence_limit, silence, max_length, input_ended)",
+                 transcript_complete, last_word_unsure, silence_limit, silence, max_length, \
+                 input_ended)",
             ),
             &["rule"],
         )?;
