@@ -348,7 +348,7 @@ fn turn_models_that_are_absent_or_wrong_are_reported() {
         1,
         "{run}"
     );
-    assert!(run.stderr.contains("make model"), "{run}");
+    assert!(run.stderr.contains("scripts/fetch-turn-models"), "{run}");
     assert!(run.stdout.contains("ended by: silence"), "{run}");
 
     // Set but missing: an error naming the file and the setting, at start and at check-config.

@@ -7,6 +7,7 @@ pub(crate) mod mel;
 pub mod models;
 pub mod playback;
 pub mod sentences;
+pub(crate) mod speculation;
 pub mod streaming;
 pub mod turn;
 

@@ -337,9 +337,10 @@ fn fallback_warning(cfg: &PipelineConfig, absent: &[String], models: &TurnModels
         ));
     }
     format!(
-        "turn-taking models not installed (not found: {}); using {}. Run `make model` \
-         (scripts/fetch-turn-models) to fetch them, or set pipeline.vad = \"energy\" and \
-         pipeline.turn_model = \"none\" to choose this on purpose",
+        "turn-taking models not installed (not found: {}); using {}. Run \
+         scripts/fetch-turn-models [DIR] (`make model` in a checkout; docs/MODELS.md) to \
+         fetch them, or set pipeline.vad = \"energy\" and pipeline.turn_model = \"none\" to \
+         choose this on purpose",
         absent.join(", "),
         instead.join(" and ")
     )

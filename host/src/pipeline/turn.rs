@@ -565,6 +565,7 @@ impl VoiceSession {
     }
 }
 
+use super::speculation::{Speculations, SttTask};
 use super::streaming::{SpeakerStreams, SpeculativeText, SttResult};
 
 struct QueuedTurn {
@@ -572,49 +573,9 @@ struct QueuedTurn {
     audio_ms: u64,
     speech_end: Instant,
     endpoint_detected: Instant,
-    stt: JoinHandle<(SttResult, Instant)>,
+    stt: SttTask,
     end_rule: EndRule,
     speculation: SpeculationReport,
-}
-
-/// Speculative transcriptions in flight, per speaker, and the ones thrown away.
-#[derive(Default)]
-struct Speculations {
-    running: HashMap<String, (u32, JoinHandle<(SttResult, Instant)>)>,
-    wasted: HashMap<String, u32>,
-}
-
-impl Speculations {
-    /// Drops the speaker's speculation, if any, counting it as wasted.
-    fn discard(&mut self, speaker: &str) {
-        if let Some((_, handle)) = self.running.remove(speaker) {
-            handle.abort();
-            *self.wasted.entry(speaker.to_string()).or_default() += 1;
-        }
-    }
-
-    /// The speculation for `pause`, if one runs; and the turn's report.
-    fn take(
-        &mut self,
-        speaker: &str,
-        pause: Option<u32>,
-    ) -> (Option<JoinHandle<(SttResult, Instant)>>, SpeculationReport) {
-        let hit = match self.running.remove(speaker) {
-            Some((p, handle)) if Some(p) == pause => Some(handle),
-            Some((p, handle)) => {
-                self.running.insert(speaker.to_string(), (p, handle));
-                self.discard(speaker);
-                None
-            }
-            None => None,
-        };
-        let report = SpeculationReport {
-            used: hit.is_some(),
-            wasted: self.wasted.remove(speaker).unwrap_or(0),
-            streamed: false,
-        };
-        (hit, report)
-    }
 }
 
 struct TurnRunner {
@@ -667,9 +628,7 @@ impl TurnRunner {
                         streams.push(&speaker.id, audio, text);
                         continue;
                     }
-                    speculations.discard(&speaker.id);
-                    let stt = self.spawn_stt(audio, text);
-                    speculations.running.insert(speaker.id, (pause, stt));
+                    speculations.start(&speaker.id, pause, self.stt_call(audio, text));
                 }
                 SessionEvent::Resumed(speaker) => speculations.discard(&speaker.id),
                 SessionEvent::BargeIn(speaker) => self.barge_in(&speaker),
@@ -697,7 +656,7 @@ impl TurnRunner {
                 stream.finish(samples, providers, self.options(), self.budget())
             }
             (None, Some(stt)) => stt,
-            (None, None) => self.spawn_stt(samples, None),
+            (None, None) => speculations.transcribe(&speaker.id, self.stt_call(samples, None)),
         };
         QueuedTurn {
             speaker,
@@ -803,14 +762,16 @@ impl TurnRunner {
         Duration::from_millis(self.deps.config.stt_budget_ms)
     }
 
-    fn spawn_stt(
+    /// One transcription of `samples` through the providers (lazy: it runs when polled);
+    /// `text` hears a speculation's words for the turn-end rule.
+    fn stt_call(
         &self,
         samples: Arc<[i16]>,
         text: Option<tokio::sync::oneshot::Sender<SpeculativeText>>,
-    ) -> JoinHandle<(SttResult, Instant)> {
+    ) -> impl std::future::Future<Output = (SttResult, Instant)> + Send + 'static {
         let providers = self.deps.stt.clone();
         let (options, budget) = (self.options(), self.budget());
-        tokio::spawn(async move {
+        async move {
             let result = failover::transcribe(&providers, samples, options, budget).await;
             if let (Some(tx), Ok(done)) = (text, &result) {
                 let _ = tx.send(SpeculativeText {
@@ -819,7 +780,7 @@ impl TurnRunner {
                 });
             }
             (result, Instant::now())
-        })
+        }
     }
 
     async fn handle(&self, turn: QueuedTurn) -> TurnReport {
