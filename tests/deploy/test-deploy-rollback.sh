@@ -3,18 +3,22 @@
 # plugins packed by scripts/package and a plain process standing in for systemd
 # (tests/deploy/supervisor.sh):
 #
-#   1. deploy release A (healthy)                 → /ready and /health answer 200
+#   1. deploy release A (healthy)                 → /ready and /health answer 200; without the
+#      turn-taking models, the pre-flight says so and names the command that fetches them
 #   2. deploy B1, whose config names a missing plugin → pre-flight refuses, A keeps serving
 #   3. deploy B2, whose config turns the ops server off → never ready → the script rolls back
 #      to A by itself within 60 s (exit 3), and A answers healthy
-#   4. deploy C (healthy)                         → current C, previous A, old releases pruned
+#   4. the release's fetch-turn-models puts the turn models in shared/models, deploy C
+#      (healthy)                                  → C runs Silero and Smart Turn from there,
+#      current C, previous A, old releases pruned
 #   5. rollback.sh → A; rollback.sh 0.9.2 → C; rollback.sh to the broken B2 → back on C (exit 3)
 #   6. a second deploy waits for the first (lock)
 #
 #   tests/deploy/test-deploy-rollback.sh      PROFILE=debug|release (default debug): which
 #                                             target/<profile>/ build to pack
-# Needs the host and plugins built (`make test` or `make build` does) and models/ggml-tiny.en.bin
-# (`make model`). Only 127.0.0.1 is used. Bounded: every wait has a timeout.
+# Needs the host and plugins built (`make test` or `make build` does), models/ggml-tiny.en.bin
+# and the turn-taking models in the models cache (`make model`). Only 127.0.0.1 is used.
+# Bounded: every wait has a timeout.
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -69,6 +73,11 @@ bin_dir="$repo/target/$profile"
 model="$repo/models/ggml-tiny.en.bin"
 [ -f "$model" ] || "$repo/scripts/fetch-model" tiny.en || { echo "no model: make model"; exit 1; }
 command -v curl >/dev/null || { echo "curl is needed"; exit 1; }
+turn_cache="${OPENCLAW_MODELS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openclaw-voice/models}"
+"$repo/scripts/fetch-turn-models" "$turn_cache" >/dev/null || { echo "no turn models: make model"; exit 1; }
+# The service finds the turn models only where the unit says (no cache to fall back on).
+unset OPENCLAW_MODELS_DIR
+export XDG_CACHE_HOME="$work/no-cache"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 url="http://127.0.0.1:$port"
@@ -132,6 +141,12 @@ check "current → 0.9.0" test "$(current)" = 0.9.0
 check "A answers /ready and /health" healthy
 check "the service runs from releases/0.9.0" test "$(serving)" = 0.9.0
 check "models linked into the release" test -f "$root/releases/0.9.0/models/ggml-tiny.en.bin"
+check "the release ships scripts/fetch-model and scripts/fetch-turn-models" \
+    test -x "$root/releases/0.9.0/scripts/fetch-model" -a -x "$root/releases/0.9.0/scripts/fetch-turn-models"
+check "no turn models: the pre-flight says the energy gate runs" \
+    grep -q "pre-flight: turn taking: energy gate" "$work/a.log"
+check "  and names the command that fetches them" \
+    grep -qF "pre-flight: to fetch them: $root/releases/0.9.0/scripts/fetch-turn-models $root/shared/models" "$work/a.log"
 check "deploy.log records it" grep -q "deployed 0.9.0" "$root/deploy.log"
 pid_a="$(cat "$root/supervisor/pid")"
 
@@ -167,10 +182,21 @@ check "  the service runs from releases/0.9.0" test "$(serving)" = 0.9.0
 check "  B2 kept for inspection, marked failed" test -f "$root/releases/0.9.1/.deploy-failed"
 check "  deploy.log records the rollback" grep -q "failed 0.9.1 .*rolled back to 0.9.0" "$root/deploy.log"
 
-echo "== 4. deploy C (healthy): previous → A, old releases pruned (--keep 2)"
+echo "== 4. the turn models into shared/models; deploy C (healthy): previous → A, old releases pruned (--keep 2)"
+# What fetch-turn-models would download (no network here): copies, as an operator's would be.
+cp "$turn_cache"/{silero_vad.onnx,smart-turn-v3.2-cpu.onnx,libonnxruntime.so} "$root/shared/models/"
+"$root/releases/0.9.0/scripts/fetch-turn-models" "$root/shared/models" >"$work/fetch.log" 2>&1
+check "the release's fetch-turn-models checks them in shared/models (rc=$?)" \
+    test "$(grep -c "already in place and valid" "$work/fetch.log")" = 3
 c="$(variant c 0.9.2)"
 run_deploy c --timeout 60 "$c"
 check "deploy C exits 0 (rc=$rc)" test "$rc" = 0
+check "  the pre-flight finds the turn models" \
+    grep -q "pre-flight: turn taking: Silero VAD, Smart Turn v3.2" "$work/c.log"
+check "  the service runs ONNX Runtime from shared/models (the unit's OPENCLAW_MODELS_DIR)" \
+    grep -q "/shared/models/libonnxruntime.so" "/proc/$(cat "$root/supervisor/pid")/maps"
+check "  and does not fall back" sh -c \
+    "sed -n '/^== start 0.9.2/,\$p' '$root/supervisor/service.log' | grep -c 'turn-taking models not installed' | grep -qx 0"
 check "current → 0.9.2" test "$(current)" = 0.9.2
 check "previous → 0.9.0" test "$(previous)" = 0.9.0
 check "C healthy" healthy
