@@ -141,8 +141,10 @@ pub struct Settings {
     /// How much of the encoder window to compute: `full`, `auto` (in proportion to the
     /// utterance) or a number of frames.
     pub audio_ctx: AudioCtx,
-    /// How many transcriptions may run at once (each holds its own decoder state: with tiny.en
-    /// the process holds 126 MB with one, 148 MB with two); further calls wait for a free one.
+    /// How many transcriptions may run at once: the most decoder states the provider makes.
+    /// One is made at load; another only when a call finds every state made so far busy (with
+    /// tiny.en each is ~23 MB: the process holds 126 MB with one, 148 MB with two). Further
+    /// calls wait for a free one; if a state cannot be made, the pool stops growing there.
     pub pool_size: u32,
     /// Whisper's no-speech probability above which a low-confidence result counts as silence.
     pub no_speech_threshold: f32,
