@@ -81,10 +81,16 @@ impl<T> Pool<T> {
             Next::Make => {}
         }
         let reservation = Reservation { pool: self };
+        let started = std::time::Instant::now();
         match make() {
             Ok(item) => {
                 reservation.keep();
-                log::debug!("made pooled item {} of {}", self.size(), self.limit());
+                log::debug!(
+                    "calls overlap: made pooled item {} of at most {} in {} ms",
+                    self.size(),
+                    self.limit(),
+                    started.elapsed().as_millis()
+                );
                 self.lease(item)
             }
             Err(e) => {
