@@ -1,13 +1,14 @@
 //! What ONNX Runtime's session options do to the turn-taking models' resident memory and
 //! speed: one variant per run (resident memory is per process), each on top of the lean
-//! sessions the host uses (no memory pattern, no pre-packing, one thread). Loads Silero VAD
+//! sessions the host uses (no memory pattern, no pre-packing, one thread); `second-silero`
+//! loads Silero twice to show what a session costs beyond the runtime's own set-up. Loads Silero VAD
 //! and Smart Turn from the models directory, runs Silero on 30 s of audio one window at a
 //! time and Smart Turn 10 times, and prints RSS and its high-water mark after each step and
 //! the median time per call.
 //!
 //! ```sh
 //! for v in lean global-pool silero-no-arena no-arena device-initializers from-memory \
-//!          no-spinning trim; do
+//!          no-spinning trim second-silero; do
 //!     cargo run -q --release -p openclaw-onnx --example session_options -- $v
 //! done
 //! ```
@@ -34,6 +35,7 @@ const VARIANTS: &[&str] = &[
     "from-memory",
     "no-spinning",
     "trim",
+    "second-silero",
 ];
 
 fn status_mb(key: &str) -> f64 {
@@ -154,6 +156,14 @@ fn main() -> Result<(), Error> {
     environment.with_name("session-options").commit();
     let mut silero = open(&dir.join("silero_vad.onnx"), &variant, true)?;
     println!("{variant}: Silero loaded: {}", rss());
+    // What one more Silero session costs (one per model, not per speaker, in the host).
+    let _second = if variant == "second-silero" {
+        let second = open(&dir.join("silero_vad.onnx"), &variant, true)?;
+        println!("{variant}: Silero loaded again: {}", rss());
+        Some(second)
+    } else {
+        None
+    };
     let mut turn = open(&dir.join("smart-turn-v3.2-cpu.onnx"), &variant, false)?;
     println!("{variant}: Smart Turn loaded: {}", rss());
     let (silero_ms, turn_ms) = run_models(&mut silero, &mut turn)?;
