@@ -3,9 +3,11 @@
 //! A whisper.cpp context (the weights) can be shared by threads, but each transcription needs
 //! a state of its own (KV caches and compute buffers, ~23 MB for tiny.en). The pool starts with
 //! one state, made at load so that a failure shows at start, and makes another only when a
-//! call finds every state made so far busy and fewer than the maximum (`pool_size`) exist: a
-//! host whose calls never overlap never pays for a second state. [`Pool::get`] makes the new
-//! item outside the lock; when making it fails, the caller logs a warning, the pool stops
+//! call finds every state made so far busy, none comes back within a grace period
+//! (`pool_grow_after_ms`), and fewer than the maximum (`pool_size`) exist: a host whose calls
+//! never overlap, or overlap only briefly (a thrown-away speculative transcription finishing
+//! as the next one starts), never pays for a second state. [`Pool::get`] makes the new item
+//! outside the lock; when making it fails, the caller logs a warning, the pool stops
 //! growing at its current size (a state is only refused when memory is short, and retrying on
 //! every overlap would spend the time and the memory again), and the caller waits for a busy
 //! item instead. The returned [`Lease`] puts the item back when dropped, even when the
@@ -14,11 +16,14 @@
 use std::fmt::Display;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// A set of reusable values made on demand up to a maximum, handed out one caller at a time.
 pub struct Pool<T> {
     inner: Mutex<Inner<T>>,
     returned: Condvar,
+    /// How long a caller waits for a busy item before making one.
+    grow_after: Duration,
 }
 
 /// The pool's state behind its lock.
@@ -38,8 +43,9 @@ enum Next<T> {
 }
 
 impl<T> Pool<T> {
-    /// A pool holding `first` that will make up to `max` items in all (at least one).
-    pub fn new(first: T, max: usize) -> Self {
+    /// A pool holding `first` that will make up to `max` items in all (at least one), each
+    /// only after a caller has waited `grow_after` for a busy one in vain.
+    pub fn new(first: T, max: usize, grow_after: Duration) -> Self {
         Pool {
             inner: Mutex::new(Inner {
                 free: vec![first],
@@ -47,6 +53,7 @@ impl<T> Pool<T> {
                 limit: max.max(1),
             }),
             returned: Condvar::new(),
+            grow_after,
         }
     }
 
@@ -72,8 +79,8 @@ impl<T> Pool<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Takes a free item; when all are in use, makes one with `make` if the pool may still
-    /// grow, else waits for one to be returned. A `make` error is logged as a warning (it
+    /// Takes a free item; when all are in use, waits for one to be returned, and makes one
+    /// with `make` instead if none is within the grace period and the pool may still grow. A `make` error is logged as a warning (it
     /// says what could not be made), and the caller waits instead.
     pub fn get<E: Display>(&self, make: impl FnOnce() -> Result<T, E>) -> Lease<'_, T> {
         match self.take_or_reserve() {
@@ -104,18 +111,32 @@ impl<T> Pool<T> {
         }
     }
 
-    /// A free item, or a reserved place for a new one (counted in `made` before it exists).
+    /// A free item, or after the grace period a reserved place for a new one (counted in
+    /// `made` before it exists).
     fn take_or_reserve(&self) -> Next<T> {
+        let deadline = Instant::now() + self.grow_after;
         let mut inner = self.lock();
-        if let Some(item) = inner.free.pop() {
-            return Next::Take(item);
+        loop {
+            if let Some(item) = inner.free.pop() {
+                return Next::Take(item);
+            }
+            if inner.made >= inner.limit {
+                inner = self
+                    .returned
+                    .wait(inner)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                inner.made += 1;
+                return Next::Make;
+            }
+            inner = match self.returned.wait_timeout(inner, left) {
+                Ok((inner, _)) => inner,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
-        if inner.made < inner.limit {
-            inner.made += 1;
-            return Next::Make;
-        }
-        drop(inner);
-        Next::Take(self.wait_for_free().into_item())
     }
 
     /// Waits until an item is returned and takes it.
@@ -170,18 +191,8 @@ impl<T> Drop for Reservation<'_, T> {
 /// An item taken from a [`Pool`]; it goes back when the lease is dropped.
 pub struct Lease<'a, T> {
     pool: &'a Pool<T>,
-    // Always `Some` until `drop` or `into_item`.
+    // Always `Some` until `drop`.
     item: Option<T>,
-}
-
-impl<T> Lease<'_, T> {
-    /// The item, taken out of the lease without returning it to the pool.
-    fn into_item(mut self) -> T {
-        match self.item.take() {
-            Some(item) => item,
-            None => unreachable!("a lease holds its item until dropped"),
-        }
-    }
 }
 
 impl<T> Deref for Lease<'_, T> {
@@ -226,7 +237,7 @@ mod tests {
 
     #[test]
     fn lease_returns_item_on_drop() {
-        let pool = Pool::new(1, 2);
+        let pool = Pool::new(1, 2, Duration::ZERO);
         let calls = AtomicUsize::new(0);
         let a = pool.get(counting(&calls));
         assert_eq!(pool.available(), 0);
@@ -241,7 +252,7 @@ mod tests {
 
     #[test]
     fn grows_only_when_calls_overlap() {
-        let pool = Pool::new(0, 4);
+        let pool = Pool::new(0, 4, Duration::ZERO);
         let calls = AtomicUsize::new(0);
         for _ in 0..10 {
             let lease = pool.get(counting(&calls));
@@ -252,8 +263,44 @@ mod tests {
     }
 
     #[test]
+    fn a_brief_overlap_waits_for_the_busy_item_instead_of_growing() {
+        let pool = Arc::new(Pool::new(0, 2, Duration::from_secs(5)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let held = pool.get(counting(&calls));
+        let waiter = {
+            let (pool, calls) = (pool.clone(), calls.clone());
+            std::thread::spawn(move || *pool.get(counting(&calls)))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+        assert_eq!(waiter.join().unwrap(), 0, "the first item, returned");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(pool.size(), 1);
+    }
+
+    #[test]
+    fn grows_once_the_grace_period_passes() {
+        let grace = Duration::from_millis(50);
+        let pool = Arc::new(Pool::new(0, 2, grace));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let _held = pool.get(counting(&calls));
+        let waiter = {
+            let (pool, calls) = (pool.clone(), calls.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let item = *pool.get(counting(&calls));
+                (item, started.elapsed())
+            })
+        };
+        let (item, waited) = waiter.join().unwrap();
+        assert_eq!(item, 1, "a made item");
+        assert!(waited >= grace, "made after {waited:?}");
+        assert_eq!((calls.load(Ordering::SeqCst), pool.size()), (1, 2));
+    }
+
+    #[test]
     fn growth_stops_at_the_maximum() {
-        let pool = Arc::new(Pool::new(0, 3));
+        let pool = Arc::new(Pool::new(0, 3, Duration::ZERO));
         let calls = Arc::new(AtomicUsize::new(0));
         let held: Vec<_> = (0..3).map(|_| pool.get(counting(&calls))).collect();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -283,7 +330,7 @@ mod tests {
 
     #[test]
     fn concurrency_peaks_at_the_maximum() {
-        let pool = Arc::new(Pool::new(0, 2));
+        let pool = Arc::new(Pool::new(0, 2, Duration::ZERO));
         let calls = Arc::new(AtomicUsize::new(0));
         let holders = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
@@ -316,7 +363,7 @@ mod tests {
 
     #[test]
     fn a_failing_maker_makes_the_caller_wait_and_stops_growth() {
-        let pool = Arc::new(Pool::new(7, 4));
+        let pool = Arc::new(Pool::new(7, 4, Duration::ZERO));
         let held = pool.get(|| Err::<u32, _>("unexpected call"));
         let attempts = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel();
@@ -365,7 +412,7 @@ mod tests {
 
     #[test]
     fn a_panicking_maker_gives_its_place_back() {
-        let pool = Pool::new(1, 2);
+        let pool = Pool::new(1, 2, Duration::ZERO);
         let held = pool.get(|| Err::<u32, _>("unexpected call"));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             pool.get(|| -> Result<u32, Infallible> { panic!("maker blew up") })
@@ -378,7 +425,7 @@ mod tests {
 
     #[test]
     fn item_comes_back_after_a_panic() {
-        let pool = Pool::new(7, 1);
+        let pool = Pool::new(7, 1, Duration::ZERO);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _lease = pool.get(|| Err::<u32, _>("unexpected call"));
             panic!("transcription blew up");

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use plugin_api::prelude::*;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperState};
@@ -86,7 +86,11 @@ impl LocalWhisper {
             template: template(&settings, language),
             other_languages: Mutex::new(HashMap::new()),
             prompt_tokens,
-            states: Pool::new(first_state, pool_size),
+            states: Pool::new(
+                first_state,
+                pool_size,
+                Duration::from_millis(u64::from(settings.pool_grow_after_ms)),
+            ),
             settings,
             model_path,
             context,
