@@ -312,14 +312,21 @@ fn open_runtime(cfg: &PipelineConfig) -> Result<(), OnnxError> {
     openclaw_onnx::init(&path).map(|_| ())
 }
 
+/// Loads the model at `path`, if any, then gives the heap's freed pages back: ONNX Runtime
+/// frees the parsed file after building a session, 2-6 MB that would otherwise stay resident.
 fn load_with<T>(
     path: Option<PathBuf>,
     setting: &'static str,
     load: fn(&Path) -> Result<T, OnnxError>,
 ) -> Result<Option<Arc<T>>, ModelError> {
-    path.map(|p| load(&p).map(Arc::new))
+    let model = path
+        .map(|p| load(&p).map(Arc::new))
         .transpose()
-        .map_err(|source| ModelError { setting, source })
+        .map_err(|source| ModelError { setting, source })?;
+    if model.is_some() {
+        crate::plugins::worker::release_free_heap();
+    }
+    Ok(model)
 }
 
 fn fallback_warning(cfg: &PipelineConfig, absent: &[String], models: &TurnModels) -> String {

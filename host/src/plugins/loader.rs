@@ -8,17 +8,16 @@
 //!
 //! **Architecture Invariant (verified loading):** no byte of a plugin runs before it is
 //! checked. The file is opened once; that descriptor is checked (a regular file, not writable
-//! by group or others, nor is its directory), read whole for the SHA-256 pin and the ELF check
-//! (every loadable segment inside the file, so a truncated library is refused instead of
-//! faulting the process with SIGBUS), and then that same descriptor is what `dlopen` maps
+//! by group or others, nor is its directory), read through for the SHA-256 pin (streamed, never
+//! held whole), its ELF headers checked (every loadable segment inside the file, so a
+//! truncated library is refused instead of faulting the process with SIGBUS), and then that same descriptor is what `dlopen` maps
 //! (`/proc/self/fd/N`): a file swapped after the check is never the one loaded. Descriptors of
 //! loaded libraries stay open for the life of the process, so their `/proc/self/fd/N` names are
 //! never reused for another file.
 
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -279,10 +278,11 @@ impl VerifiedFile {
             return Err(LoadError::Insecure("it is not a regular file".into()));
         }
         check_not_writable_by_others(path, &meta)?;
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes)
-            .map_err(|e| LoadError::Io(e.to_string()))?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        // Streamed, not read whole: a library of 10-40 MB held in memory for the hash was the
+        // peak of a plugin worker's resident memory (docs/BENCHMARKS.md, "Turn taking").
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher).map_err(|e| LoadError::Io(e.to_string()))?;
+        let sha256 = hex::encode(hasher.finalize());
         if let Some(expected) = expected_sha256 {
             if !expected.eq_ignore_ascii_case(&sha256) {
                 return Err(LoadError::HashMismatch {
@@ -291,7 +291,7 @@ impl VerifiedFile {
                 });
             }
         }
-        check_elf(&bytes)?;
+        check_elf(&file, meta.len())?;
         Ok(VerifiedFile { file, sha256 })
     }
 
@@ -336,30 +336,38 @@ fn check_not_writable_by_others(path: &Path, meta: &std::fs::Metadata) -> Result
 /// Checks an ELF file's headers against its size before anything maps it: a truncated
 /// library would otherwise fault (SIGBUS) inside `dlopen`. Files that are not ELF are left to
 /// `dlopen`, which refuses them cleanly.
-fn check_elf(bytes: &[u8]) -> Result<(), LoadError> {
-    if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+///
+/// `file` is `len` bytes long; only the ELF header and the program headers are read.
+fn check_elf(file: &File, len: u64) -> Result<(), LoadError> {
+    let read_at = |offset: u64, size: u64| -> Result<Vec<u8>, LoadError> {
+        let size = usize::try_from(size).map_err(|e| LoadError::Io(e.to_string()))?;
+        let mut buf = vec![0u8; size];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| LoadError::Io(e.to_string()))?;
+        Ok(buf)
+    };
+    let header = read_at(0, len.min(64))?;
+    if header.len() < 4 || &header[..4] != b"\x7fELF" {
         return Ok(());
     }
     let corrupt = |what: String| {
         Err(LoadError::Corrupt(format!(
-            "the ELF file is truncated or corrupt: {what} (the file has {} bytes)",
-            bytes.len()
+            "the ELF file is truncated or corrupt: {what} (the file has {len} bytes)"
         )))
     };
-    if bytes.len() < 64 || bytes[4] != 2 || bytes[5] != 1 {
+    if header.len() < 64 || header[4] != 2 || header[5] != 1 {
         return corrupt("not a complete 64-bit little-endian ELF header".into());
     }
-    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as u64;
-    let u32_at =
-        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-    let u64_at = |o: usize| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&bytes[o..o + 8]);
-        u64::from_le_bytes(a)
-    };
-    let len = bytes.len() as u64;
-    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
-    let (shoff, shentsize, shnum) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+    let (phoff, phentsize, phnum) = (
+        le_u64(&header, 0x20),
+        le_u16(&header, 0x36),
+        le_u16(&header, 0x38),
+    );
+    let (shoff, shentsize, shnum) = (
+        le_u64(&header, 0x28),
+        le_u16(&header, 0x3a),
+        le_u16(&header, 0x3c),
+    );
     let ph_end = phoff.saturating_add(phentsize.saturating_mul(phnum));
     if phentsize < 56 || ph_end > len {
         return corrupt(format!("program headers end at byte {ph_end}"));
@@ -368,9 +376,14 @@ fn check_elf(bytes: &[u8]) -> Result<(), LoadError> {
     if sh_end > len {
         return corrupt(format!("section headers end at byte {sh_end}"));
     }
+    let headers = read_at(phoff, ph_end - phoff)?;
     for i in 0..phnum {
-        let at = (phoff + i * phentsize) as usize;
-        let (kind, offset, filesz) = (u32_at(at), u64_at(at + 8), u64_at(at + 32));
+        let at = (i * phentsize) as usize;
+        let (kind, offset, filesz) = (
+            le_u32(&headers, at),
+            le_u64(&headers, at + 8),
+            le_u64(&headers, at + 32),
+        );
         // PT_LOAD (1) and PT_DYNAMIC (2) are mapped and read by the dynamic loader.
         if (kind == 1 || kind == 2) && offset.saturating_add(filesz) > len {
             return corrupt(format!(
@@ -380,6 +393,21 @@ fn check_elf(bytes: &[u8]) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+/// The little-endian integers at byte `at` of `bytes` (in bounds: callers read whole headers).
+fn le_u16(bytes: &[u8], at: usize) -> u64 {
+    u64::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(a)
 }
 
 /// Loads one plugin library, checking it first (see the module docs); `expected_sha256` pins
@@ -640,14 +668,22 @@ mod tests {
         b
     }
 
+    /// [`check_elf`] on a file holding `bytes`.
+    fn check_bytes(bytes: &[u8]) -> Result<(), LoadError> {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        check_elf(&file, bytes.len() as u64)
+    }
+
     #[test]
     fn elf_segments_past_the_end_are_refused() {
-        assert!(check_elf(&elf_with_segment(100, 200)).is_ok());
-        let err = check_elf(&elf_with_segment(5000, 200)).unwrap_err();
+        assert!(check_bytes(&elf_with_segment(100, 200)).is_ok());
+        let err = check_bytes(&elf_with_segment(5000, 200)).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
-        let err = check_elf(&b"\x7fELF\x02\x01"[..]).unwrap_err();
+        let err = check_bytes(&b"\x7fELF\x02\x01"[..]).unwrap_err();
         assert!(matches!(err, LoadError::Corrupt(_)), "{err}");
-        assert!(check_elf(b"not an elf").is_ok());
+        assert!(check_bytes(b"not an elf").is_ok());
+        assert!(check_bytes(b"").is_ok());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use plugin_api::prelude::*;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperState};
@@ -25,7 +25,8 @@ const MIN_SAMPLES: usize = STT_SAMPLE_RATE as usize;
 /// C string it never frees, so parameters are built once per language and cloned per call.
 type Template = FullParams<'static, 'static>;
 
-/// The speech-to-text provider: a loaded model and a pool of decoder states.
+/// The speech-to-text provider: a loaded model and a pool of decoder states (one made at
+/// load, more as calls overlap, up to `pool_size`).
 pub struct LocalWhisper {
     settings: Settings,
     model_path: PathBuf,
@@ -63,15 +64,14 @@ impl LocalWhisper {
                 settings.language
             )));
         }
-        let states = (0..settings.pool_size)
-            .map(|_| context.create_state())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                PluginError::internal(format!(
-                    "whisper.cpp could not make a decoder state for {}: {e}",
-                    model_path.display()
-                ))
-            })?;
+        // One state now, so that a failure shows at load; more only when calls overlap.
+        let first_state = context.create_state().map_err(|e| {
+            PluginError::internal(format!(
+                "whisper.cpp could not make a decoder state for {}: {e}",
+                model_path.display()
+            ))
+        })?;
+        let pool_size = usize::try_from(settings.pool_size).unwrap_or(1);
         let language = match settings.forced_language() {
             _ if !multilingual => Some("en"),
             None => None,
@@ -86,16 +86,20 @@ impl LocalWhisper {
             template: template(&settings, language),
             other_languages: Mutex::new(HashMap::new()),
             prompt_tokens,
-            states: Pool::new(states),
+            states: Pool::new(
+                first_state,
+                pool_size,
+                Duration::from_millis(u64::from(settings.pool_grow_after_ms)),
+            ),
             settings,
             model_path,
             context,
             multilingual,
         };
         log::info!(
-            "loaded {} ({} decoder states, {} threads each) in {} ms",
+            "loaded {} (1 decoder state, up to {} as calls overlap; {} threads each) in {} ms",
             provider.model_path.display(),
-            provider.states.size(),
+            provider.states.limit(),
             provider.settings.threads,
             started.elapsed().as_millis()
         );
@@ -170,9 +174,14 @@ impl LocalWhisper {
             None => {}
         }
         let waited = Instant::now();
-        let Some(mut state) = self.states.get() else {
-            return Err(PluginError::internal("the decoder state pool is empty"));
-        };
+        let mut state = self.states.get(|| {
+            self.context.create_state().map_err(|e| {
+                format!(
+                    "whisper.cpp could not make another decoder state for {}: {e}",
+                    self.model_path.display()
+                )
+            })
+        });
         let started = Instant::now();
         state
             .full(params, &pcm)
@@ -411,10 +420,11 @@ impl SpeechToText for LocalWhisper {
 
     fn health(&self) -> Result<HealthReport, PluginError> {
         Ok(HealthReport::healthy(format!(
-            "model {} loaded; {} of {} decoder states free",
+            "model {} loaded; {} of {} decoder states free (at most {})",
             self.model_path.display(),
             self.states.available(),
-            self.states.size()
+            self.states.size(),
+            self.states.limit()
         )))
     }
 }

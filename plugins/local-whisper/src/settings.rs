@@ -141,9 +141,20 @@ pub struct Settings {
     /// How much of the encoder window to compute: `full`, `auto` (in proportion to the
     /// utterance) or a number of frames.
     pub audio_ctx: AudioCtx,
-    /// How many transcriptions may run at once (each holds its own decoder state: with tiny.en
-    /// the process holds 126 MB with one, 148 MB with two); further calls wait for a free one.
+    /// How many transcriptions may run at once: the most decoder states the provider makes.
+    /// One is made at load; another only when a call finds every state made so far busy for
+    /// `pool_grow_after_ms` (with tiny.en each is ~23 MB: the process holds 126 MB with one,
+    /// 148 MB with two). Further calls wait for a free one; if a state cannot be made, the
+    /// pool stops growing there.
     pub pool_size: u32,
+    /// How long a call that finds every decoder state busy waits for one to come back before
+    /// making another (while fewer than `pool_size` exist), in ms. A speculative
+    /// transcription the host threw away is usually done within this (one decode of a short
+    /// utterance: 250–550 ms on the benchmark machine), so a single speaker's overlapping calls
+    /// need no second state (~37 MB with tiny.en once two decodes run). Calls that overlap
+    /// for longer pay this wait until the pool has grown. 0 makes a state at once. Default:
+    /// 500 (docs/BENCHMARKS.md, "Turn taking" → "Memory").
+    pub pool_grow_after_ms: u32,
     /// Whisper's no-speech probability above which a low-confidence result counts as silence.
     pub no_speech_threshold: f32,
     /// Utterances quieter than this (RMS, in dBFS) are empty without running the model.
@@ -161,6 +172,7 @@ impl Default for Settings {
             initial_prompt: None,
             audio_ctx: AudioCtx::Auto,
             pool_size: 2,
+            pool_grow_after_ms: 500,
             no_speech_threshold: 0.6,
             silence_threshold_dbfs: -60.0,
         }
@@ -171,6 +183,8 @@ impl Default for Settings {
 const MAX_THREADS: u32 = 64;
 const MAX_BEAM: u32 = 16;
 const MAX_POOL: u32 = 16;
+/// The largest accepted `pool_grow_after_ms` (10 s).
+const MAX_GROW_AFTER_MS: u32 = 10_000;
 
 impl Settings {
     /// Parses and checks settings (TOML text). Does not look at the model file.
@@ -253,6 +267,15 @@ impl PluginSettings for Settings {
             return bad(
                 "pool_size",
                 format!("must be between 1 and {MAX_POOL}, got {}", self.pool_size),
+            );
+        }
+        if self.pool_grow_after_ms > MAX_GROW_AFTER_MS {
+            return bad(
+                "pool_grow_after_ms",
+                format!(
+                    "must be 0 to {MAX_GROW_AFTER_MS} ms, got {}",
+                    self.pool_grow_after_ms
+                ),
             );
         }
         if !(0.0..=1.0).contains(&self.no_speech_threshold) {
@@ -389,6 +412,7 @@ mod tests {
             ("threads = 0", "threads"),
             ("beam_size = 99", "beam_size"),
             ("pool_size = 0", "pool_size"),
+            ("pool_grow_after_ms = 10001", "pool_grow_after_ms"),
             ("no_speech_threshold = 1.5", "no_speech_threshold"),
             ("silence_threshold_dbfs = 3.0", "silence_threshold_dbfs"),
             ("model_name = \"../etc\"", "model_name"),

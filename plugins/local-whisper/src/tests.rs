@@ -274,6 +274,48 @@ fn health_reports_the_loaded_model() {
 }
 
 #[test]
+fn decoder_states_are_made_only_when_calls_overlap() {
+    let stt = plugin().stt(&settings("pool_size = 2")).unwrap();
+    let states = |stt: &TestStt| stt.health().unwrap().detail.to_string();
+    assert!(
+        states(&stt).ends_with("1 of 1 decoder states free (at most 2)"),
+        "{}",
+        states(&stt)
+    );
+    let audio = Arc::new(speak("Turn off the lights.", "en-us", 170));
+    for _ in 0..2 {
+        let heard = stt
+            .transcribe(&audio, &TranscribeOptions::default())
+            .unwrap();
+        assert_words(&heard.text, &["lights"]);
+    }
+    assert!(
+        states(&stt).ends_with("1 of 1 decoder states free (at most 2)"),
+        "calls one after the other share one state: {}",
+        states(&stt)
+    );
+    let stt = Arc::new(stt);
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let (stt, audio) = (stt.clone(), audio.clone());
+            std::thread::spawn(move || {
+                let options = TranscribeOptions::default();
+                stt.transcribe(&audio, &options).unwrap().text.to_string()
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_words(&thread.join().unwrap(), &["lights"]);
+    }
+    let detail = states(&stt);
+    assert!(
+        detail.ends_with("1 of 1 decoder states free (at most 2)")
+            || detail.ends_with("2 of 2 decoder states free (at most 2)"),
+        "never more states than pool_size: {detail}"
+    );
+}
+
+#[test]
 fn behaves_as_the_host_expects() {
     plugin().check_stt(&settings("")).unwrap();
 }

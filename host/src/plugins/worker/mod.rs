@@ -33,6 +33,18 @@ pub(crate) use protocol::{Reply, Request, Setup};
 const RESTART_MIN: Duration = Duration::from_millis(50);
 const RESTART_MAX: Duration = Duration::from_secs(10);
 
+/// Gives the heap's free pages back to the system (glibc's `malloc_trim`). Loading a model
+/// frees its parse and read buffers, and glibc keeps such pages resident until something
+/// reuses them: called once a worker's provider is built and after the host's turn models
+/// load (docs/BENCHMARKS.md, "Turn taking" → "Memory"). A no-op off glibc.
+pub(crate) fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes a plain integer and only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// How to start workers: the program (this binary, or another path in tests) and limits.
 #[derive(Debug, Clone)]
 pub struct WorkerLauncher {

@@ -103,6 +103,7 @@ pub fn serve(memory_limit_mb: Option<u64>) -> i32 {
             return 0;
         }
     };
+    super::release_free_heap();
     let provider = Arc::new(provider);
     let open = Arc::new(Open::default());
     loop {
