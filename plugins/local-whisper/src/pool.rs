@@ -4,9 +4,8 @@
 //! a state of its own (KV caches and compute buffers, ~23 MB for tiny.en). The pool starts with
 //! one state, made at load so that a failure shows at start, and makes another only when a
 //! call finds every state made so far busy, none comes back within a grace period
-//! (`pool_grow_after_ms`), and fewer than the maximum (`pool_size`) exist: a host whose calls
-//! never overlap, or overlap only briefly (a thrown-away speculative transcription finishing
-//! as the next one starts), never pays for a second state. [`Pool::get`] makes the new item
+//! (`pool_grow_after_ms`, none by default), and fewer than the maximum (`pool_size`) exist: a
+//! host whose calls never overlap never pays for a second state. [`Pool::get`] makes the new item
 //! outside the lock; when making it fails, the caller logs a warning, the pool stops
 //! growing at its current size (a state is only refused when memory is short, and retrying on
 //! every overlap would spend the time and the memory again), and the caller waits for a busy

@@ -148,12 +148,12 @@ pub struct Settings {
     /// pool stops growing there.
     pub pool_size: u32,
     /// How long a call that finds every decoder state busy waits for one to come back before
-    /// making another (while fewer than `pool_size` exist), in ms. A speculative
-    /// transcription the host threw away is usually done within this (one decode of a short
-    /// utterance: 250–550 ms on the benchmark machine), so a single speaker's overlapping calls
-    /// need no second state (~37 MB with tiny.en once two decodes run). Calls that overlap
-    /// for longer pay this wait until the pool has grown. 0 makes a state at once. Default:
-    /// 500 (docs/BENCHMARKS.md, "Turn taking" → "Memory").
+    /// making another (while fewer than `pool_size` exist), in ms. 0 makes a state at once:
+    /// the OpenClaw host never overlaps one speaker's calls (a speculation it threw away is
+    /// decoded to its end before that speaker's next call starts), so overlapping calls are
+    /// different speakers', which should not wait. A host that does overlap one speaker's
+    /// calls can trade latency for memory here (a second state is ~37 MB with tiny.en once
+    /// two decodes run). Default: 0 (docs/BENCHMARKS.md, "Turn taking" → "Memory").
     pub pool_grow_after_ms: u32,
     /// Whisper's no-speech probability above which a low-confidence result counts as silence.
     pub no_speech_threshold: f32,
@@ -172,7 +172,7 @@ impl Default for Settings {
             initial_prompt: None,
             audio_ctx: AudioCtx::Auto,
             pool_size: 2,
-            pool_grow_after_ms: 500,
+            pool_grow_after_ms: 0,
             no_speech_threshold: 0.6,
             silence_threshold_dbfs: -60.0,
         }
