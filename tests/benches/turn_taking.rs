@@ -461,11 +461,20 @@ fn describe(turns: &[serde_json::Value]) -> String {
         .collect()
 }
 
-fn wasted(turns: &[serde_json::Value]) -> u64 {
-    turns
-        .iter()
-        .map(|t| t["speculation"]["wasted"].as_u64().unwrap_or(0))
-        .sum()
+/// Speculations thrown away: how many, per turn, and how many of them never ran (thrown
+/// away while they waited for the speaker's earlier transcription).
+fn wasted(turns: &[serde_json::Value]) -> String {
+    let sum = |key: &str| -> u64 {
+        turns
+            .iter()
+            .map(|t| t["speculation"][key].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let (thrown, skipped) = (sum("wasted"), sum("skipped"));
+    format!(
+        "{thrown} ({:.2} per turn; {skipped} of them thrown away before they ran)",
+        thrown as f64 / turns.len().max(1) as f64
+    )
 }
 
 fn count_rules(turns: &[serde_json::Value]) -> String {
@@ -511,13 +520,12 @@ fn paused_set() {
     println!(
         "paused questions that stayed one turn: {whole}/{} ({}%; goal >= 95%), both halves heard \
          in {heard} of them; turns beyond one per question: {}; end rules {}; speculations \
-         thrown away: {} ({:.2} per turn)",
+         thrown away: {}",
         PAUSED.len(),
         whole * 100 / PAUSED.len(),
         all_turns.len().saturating_sub(PAUSED.len()),
         count_rules(&all_turns),
-        wasted(&all_turns),
-        wasted(&all_turns) as f64 / all_turns.len().max(1) as f64
+        wasted(&all_turns)
     );
 }
 
@@ -565,13 +573,11 @@ fn plain_set() {
     println!(
         "plain questions heard: {matched}/{}; turns beyond one per question: {} (goal 0); \
          waited for the long silence: {long_waits} (goal 0); utterances with no words (noise \
-         that reached speech-to-text): {ignored}; end rules {}; speculations thrown away: {} \
-         ({:.2} per turn)",
+         that reached speech-to-text): {ignored}; end rules {}; speculations thrown away: {}",
         PLAIN.len(),
         turns.len().saturating_sub(PLAIN.len()),
         count_rules(&turns),
-        wasted(&turns),
-        wasted(&turns) as f64 / turns.len().max(1) as f64
+        wasted(&turns)
     );
 }
 
@@ -640,14 +646,14 @@ fn latency_set() {
     println!(
         "end of speech -> first reply audio over {} turns: p50 {:.0} ms, p95 {:.0} ms (goal p50 \
          <= 450 ms); turns beyond one per question: {}; end rules {}; speculations thrown \
-         away: {:.2} per turn; CPU {:.2} s per turn (host and workers, {:.1} s in all); peak RSS \
+         away: {}; CPU {:.2} s per turn (host and workers, {:.1} s in all); peak RSS \
          {rss:.1} MB (host and workers)",
         first_audio.len(),
         percentile(&first_audio, 0.5),
         percentile(&first_audio, 0.95),
         turns.len().saturating_sub(PLAIN.len()),
         count_rules(&turns),
-        wasted(&turns) as f64 / turns.len().max(1) as f64,
+        wasted(&turns),
         cpu / turns.len().max(1) as f64,
         cpu
     );

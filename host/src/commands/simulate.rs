@@ -468,14 +468,15 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
         opt(ms.voice_to_voice)
     );
     println!(
-        "  ended by: {} · speculative stt: {}, {} thrown away",
+        "  ended by: {} · speculative stt: {}, {} thrown away ({} before they ran)",
         report.end_rule,
         match (report.speculation.streamed, report.speculation.used) {
             (true, _) => "streamed at each pause",
             (false, true) => "used",
             (false, false) => "not used",
         },
-        report.speculation.wasted
+        report.speculation.wasted,
+        report.speculation.skipped
     );
     for e in &report.errors {
         println!("  error: {}", telemetry::scrub(e));

@@ -10,10 +10,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::streaming::SttResult;
 use super::turn::SpeculationReport;
@@ -21,12 +21,27 @@ use super::turn::SpeculationReport;
 /// A transcription under way: its result and when it came.
 pub(crate) type SttTask = JoinHandle<(SttResult, Instant)>;
 
-/// One speculation: the pause it transcribes, its task, and the token that tells it, while
-/// it waits for its turn, that it was thrown away.
+/// Where a transcription is: waiting for the speaker's earlier one, calling the provider, or
+/// thrown away before it called (then it never does).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Waiting,
+    Called,
+    Dropped,
+}
+
+/// A transcription's phase, shared by its task and the session.
+type SharedPhase = Arc<Mutex<Phase>>;
+
+fn lock(phase: &SharedPhase) -> std::sync::MutexGuard<'_, Phase> {
+    phase.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One speculation: the pause it transcribes, its task and its phase.
 struct Speculation {
     pause: u32,
     task: SttTask,
-    dropped: CancellationToken,
+    phase: SharedPhase,
 }
 
 /// The speculations of one session, by speaker id.
@@ -35,7 +50,8 @@ pub(crate) struct Speculations {
     running: HashMap<String, Speculation>,
     /// The speaker's last thrown-away speculation, possibly still decoding.
     stale: HashMap<String, SttTask>,
-    wasted: HashMap<String, u32>,
+    /// Per speaker: thrown away, and of those, thrown away before they called the provider.
+    wasted: HashMap<String, (u32, u32)>,
 }
 
 impl Speculations {
@@ -46,13 +62,9 @@ impl Speculations {
         F: Future<Output = (SttResult, Instant)> + Send + 'static,
     {
         self.discard(speaker);
-        let dropped = CancellationToken::new();
-        let task = self.after_stale(speaker, dropped.clone(), transcribe);
-        let speculation = Speculation {
-            pause,
-            task,
-            dropped,
-        };
+        let phase = Arc::new(Mutex::new(Phase::Waiting));
+        let task = self.after_stale(speaker, phase.clone(), transcribe);
+        let speculation = Speculation { pause, task, phase };
         self.running.insert(speaker.to_string(), speculation);
     }
 
@@ -62,15 +74,10 @@ impl Speculations {
     where
         F: Future<Output = (SttResult, Instant)> + Send + 'static,
     {
-        self.after_stale(speaker, CancellationToken::new(), transcribe)
+        self.after_stale(speaker, Arc::new(Mutex::new(Phase::Waiting)), transcribe)
     }
 
-    fn after_stale<F>(
-        &mut self,
-        speaker: &str,
-        dropped: CancellationToken,
-        transcribe: F,
-    ) -> SttTask
+    fn after_stale<F>(&mut self, speaker: &str, phase: SharedPhase, transcribe: F) -> SttTask
     where
         F: Future<Output = (SttResult, Instant)> + Send + 'static,
     {
@@ -79,21 +86,34 @@ impl Speculations {
             if let Some(before) = before {
                 let _ = before.await;
             }
-            if dropped.is_cancelled() {
-                // Thrown away before it started: nobody reads this.
-                return (Err(Vec::new()), Instant::now());
+            {
+                let mut now = lock(&phase);
+                if *now == Phase::Dropped {
+                    // Thrown away before it called: nobody reads this.
+                    return (Err(Vec::new()), Instant::now());
+                }
+                *now = Phase::Called;
             }
             transcribe.await
         })
     }
 
-    /// Throws away the speaker's speculation, if any, counting it as wasted: it stops if it
-    /// has not started, else it decodes on and the next one waits for it.
+    /// Throws away the speaker's speculation, if any, counting it as wasted: it never calls
+    /// the provider if it has not yet, else it decodes on and the next one waits for it.
     pub(crate) fn discard(&mut self, speaker: &str) {
         if let Some(s) = self.running.remove(speaker) {
-            s.dropped.cancel();
+            let before_call = {
+                let mut now = lock(&s.phase);
+                let waiting = *now == Phase::Waiting;
+                if waiting {
+                    *now = Phase::Dropped;
+                }
+                waiting
+            };
             self.stale.insert(speaker.to_string(), s.task);
-            *self.wasted.entry(speaker.to_string()).or_default() += 1;
+            let (wasted, skipped) = self.wasted.entry(speaker.to_string()).or_default();
+            *wasted += 1;
+            *skipped += u32::from(before_call);
         }
     }
 
@@ -112,9 +132,11 @@ impl Speculations {
             }
             None => None,
         };
+        let (wasted, skipped) = self.wasted.remove(speaker).unwrap_or_default();
         let report = SpeculationReport {
             used: hit.is_some(),
-            wasted: self.wasted.remove(speaker).unwrap_or(0),
+            wasted,
+            skipped,
             streamed: false,
         };
         (hit, report)
@@ -172,7 +194,7 @@ mod tests {
             "two calls overlapped"
         );
         assert_eq!(counters[2].load(Ordering::SeqCst), 2, "pause 2's call ran");
-        assert_eq!((report.used, report.wasted), (true, 2));
+        assert_eq!((report.used, report.wasted, report.skipped), (true, 2, 1));
     }
 
     #[tokio::test]
@@ -205,6 +227,6 @@ mod tests {
         assert!(result.is_err(), "the test call's result");
         assert!(s.stale.is_empty());
         let (task, report) = s.take("bob", Some(1));
-        assert!(task.is_some() && report.used && report.wasted == 0);
+        assert!(task.is_some() && report.used && report.wasted == 0 && report.skipped == 0);
     }
 }

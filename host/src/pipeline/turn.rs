@@ -450,6 +450,9 @@ pub struct SpeculationReport {
     pub used: bool,
     /// Speculations started in this turn and thrown away (the speaker went on).
     pub wasted: u32,
+    /// Of those, the ones thrown away while they waited for the speaker's earlier
+    /// transcription: they never called the provider (no CPU spent).
+    pub skipped: u32,
     /// Whether the transcript came from a streaming transcription fed at each pause (the
     /// provider streams; nothing is thrown away then).
     pub streamed: bool,
