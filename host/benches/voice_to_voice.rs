@@ -1,7 +1,9 @@
 //! Voice-to-voice latency on the offline stack (local-whisper, echo agent, espeak): from the
 //! detected end of an utterance (the configured silence hang-over excluded) to the first reply
 //! audio, over 24 spoken questions in several voices. Goal: p50 ≤ 400 ms on a 2-core machine.
-//! Also runs `openclaw-voice simulate` once and reports its peak RSS (goal ≤ 200 MB).
+//! Also runs `openclaw-voice simulate` on one question and reports its peak RSS: with the
+//! defaults (the turn-taking models: goal ≤ 230 MB, issue #11) and with the energy gate (the
+//! earlier goal, ≤ 200 MB with tiny.en).
 //!
 //! Needs the release plugins and the model: `make build model`, then
 //! `cargo bench -p openclaw-voice --bench voice_to_voice`.
@@ -86,88 +88,100 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx]
 }
 
-fn main() {
-    // `cargo bench` passes `--bench`; nothing else to parse.
-    let work = tempfile::tempdir().expect("temp dir");
-    let plugins = profile_dir();
-    let vars = vec![
+/// One measured turn: question, voice, audio ms, STT ms after the endpoint, voice-to-voice
+/// ms, transcript.
+type Row = (String, &'static str, u64, f64, f64, String);
+
+/// The `OPENCLAW__…` overrides every run here uses: the release plugins and the model.
+fn overrides() -> Vec<(String, String)> {
+    vec![
         (
             "OPENCLAW__PLUGINS__DIR".to_string(),
-            format!("\"{}\"", plugins.display()),
+            format!("\"{}\"", profile_dir().display()),
         ),
         (
             "OPENCLAW__PROVIDERS__LOCAL-WHISPER__SETTINGS__MODEL".to_string(),
             format!("\"{}\"", model().display()),
         ),
-    ];
-    let loaded = config::load(&root().join("config"), "offline", vars.clone()).expect("config");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let mut rows = Vec::new();
-    rt.block_on(async {
-        let set = PluginSet::scan(&plugins).expect("plugins");
-        let providers = Providers::build(&set, &loaded.config).await;
-        assert!(
-            providers.failures.is_empty() && !providers.stt.is_empty() && !providers.tts.is_empty(),
-            "providers: {:?} (run `make build`)",
-            providers.failures
-        );
-        let deps = SessionDeps {
-            stt: providers.stt,
-            tts: providers.tts,
-            agent: Agent::Echo,
-            config: loaded.config.pipeline.clone(),
-            voices: loaded.config.tts.voices.clone(),
-            // The fixed hang-over: this bench measures from the endpoint on (see the
-            // turn-taking bench in docs/BENCHMARKS.md for end of speech → reply).
-            models: Default::default(),
-        };
-        let playback = Arc::new(Playback::new(Arc::new(Discard), false));
-        let (mut router, mut session) = VoiceSession::start(deps, "bench".into(), playback);
-        for (n, question) in QUESTIONS.iter().enumerate() {
-            let (voice, speed) = VOICES[n % VOICES.len()];
-            let path = work.path().join(format!("q{n}.wav"));
-            let ok = Command::new("espeak-ng")
-                .args(["-v", voice, "-s", speed, "-w"])
-                .arg(&path)
-                .arg(question)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            assert!(ok, "espeak-ng failed (make deps)");
-            let wav = read_wav(&path).expect("wav");
-            let speaker = Speaker {
-                id: format!("s{}", n % 3),
-                name: format!("speaker{}", n % 3),
-            };
-            let frame = (wav.sample_rate / 50) as usize * usize::from(wav.channels);
-            let silence = vec![0i16; frame];
-            let hangover_frames = loaded.config.pipeline.silence_hangover_ms as usize / 20 + 2;
-            for chunk in wav
-                .samples
-                .chunks(frame)
-                .chain(std::iter::repeat_n(&silence[..], hangover_frames))
-            {
-                let mut f = chunk.to_vec();
-                f.resize(frame, 0);
-                router.push(&speaker, &f, wav.channels, wav.sample_rate, Instant::now());
-            }
-            let report = tokio::time::timeout(Duration::from_secs(60), session.reports.recv())
-                .await
-                .expect("a turn within 60 s")
-                .expect("session alive");
-            let ms = report.timeline.ms();
-            rows.push((
-                question.to_string(),
-                voice,
-                report.utterance_ms,
-                ms.stt_done.unwrap_or(f64::NAN) - ms.endpoint_detected,
-                ms.voice_to_voice.unwrap_or(f64::NAN),
-                report.transcript.clone(),
-            ));
-        }
-        session.shutdown();
-    });
+    ]
+}
 
+/// `question` spoken by espeak-ng into `path`.
+fn speak(path: &Path, question: &str, (voice, speed): (&str, &str)) {
+    let ok = Command::new("espeak-ng")
+        .args(["-v", voice, "-s", speed, "-w"])
+        .arg(path)
+        .arg(question)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "espeak-ng failed (make deps)");
+}
+
+/// Every question through one session, frame by frame; a row per turn.
+async fn run_questions(work: &Path, loaded: &config::LoadedConfig) -> Vec<Row> {
+    let set = PluginSet::scan(&profile_dir()).expect("plugins");
+    let providers = Providers::build(&set, &loaded.config).await;
+    assert!(
+        providers.failures.is_empty() && !providers.stt.is_empty() && !providers.tts.is_empty(),
+        "providers: {:?} (run `make build`)",
+        providers.failures
+    );
+    let deps = SessionDeps {
+        stt: providers.stt,
+        tts: providers.tts,
+        agent: Agent::Echo,
+        config: loaded.config.pipeline.clone(),
+        voices: loaded.config.tts.voices.clone(),
+        // No turn models: the energy gate and its fixed hang-over. This bench measures from
+        // the endpoint on (the turn-taking bench in docs/BENCHMARKS.md measures end of
+        // speech → reply with the models).
+        models: Default::default(),
+    };
+    let playback = Arc::new(Playback::new(Arc::new(Discard), false));
+    let (mut router, mut session) = VoiceSession::start(deps, "bench".into(), playback);
+    let mut rows = Vec::new();
+    for (n, question) in QUESTIONS.iter().enumerate() {
+        let voice = VOICES[n % VOICES.len()];
+        let path = work.join(format!("q{n}.wav"));
+        speak(&path, question, voice);
+        let wav = read_wav(&path).expect("wav");
+        let speaker = Speaker {
+            id: format!("s{}", n % 3),
+            name: format!("speaker{}", n % 3),
+        };
+        let frame = (wav.sample_rate / 50) as usize * usize::from(wav.channels);
+        let silence = vec![0i16; frame];
+        let hangover_frames = loaded.config.pipeline.silence_hangover_ms as usize / 20 + 2;
+        for chunk in wav
+            .samples
+            .chunks(frame)
+            .chain(std::iter::repeat_n(&silence[..], hangover_frames))
+        {
+            let mut f = chunk.to_vec();
+            f.resize(frame, 0);
+            router.push(&speaker, &f, wav.channels, wav.sample_rate, Instant::now());
+        }
+        let report = tokio::time::timeout(Duration::from_secs(60), session.reports.recv())
+            .await
+            .expect("a turn within 60 s")
+            .expect("session alive");
+        let ms = report.timeline.ms();
+        rows.push((
+            question.to_string(),
+            voice.0,
+            report.utterance_ms,
+            ms.stt_done.unwrap_or(f64::NAN) - ms.endpoint_detected,
+            ms.voice_to_voice.unwrap_or(f64::NAN),
+            report.transcript.clone(),
+        ));
+    }
+    session.shutdown();
+    rows
+}
+
+/// The table and the percentiles.
+fn report(rows: &[Row]) {
     println!(
         "{:<4} {:<9} {:>7} {:>8} {:>8}  transcript",
         "#", "voice", "audio", "stt ms", "v2v ms"
@@ -182,10 +196,12 @@ fn main() {
             v2v
         );
     }
-    let mut v2v: Vec<f64> = rows.iter().map(|r| r.4).filter(|v| v.is_finite()).collect();
-    v2v.sort_by(|a, b| a.total_cmp(b));
-    let mut stt: Vec<f64> = rows.iter().map(|r| r.3).filter(|v| v.is_finite()).collect();
-    stt.sort_by(|a, b| a.total_cmp(b));
+    let sorted = |f: fn(&Row) -> f64| {
+        let mut v: Vec<f64> = rows.iter().map(f).filter(|v| v.is_finite()).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
+    };
+    let (v2v, stt) = (sorted(|r| r.4), sorted(|r| r.3));
     println!(
         "voice-to-voice over {} turns: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms (stt p50 {:.0} ms)",
         v2v.len(),
@@ -194,21 +210,46 @@ fn main() {
         v2v.last().copied().unwrap_or(f64::NAN),
         percentile(&stt, 0.5)
     );
+}
 
-    // Peak RSS of a whole `simulate` run with tiny.en.
-    let question = work.path().join("q0.wav");
-    let out = Command::new(profile_dir().join("openclaw-voice"))
-        .current_dir(root())
-        .args(["--env", "offline", "simulate", "--fast", "--input"])
-        .arg(&question)
-        .arg("--output")
-        .arg(work.path().join("reply.wav"))
-        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .expect("run openclaw-voice simulate");
-    let text = String::from_utf8_lossy(&out.stdout);
-    match text.lines().find(|l| l.contains("peak memory")) {
-        Some(line) => println!("simulate: {line}"),
-        None => println!("simulate did not report its peak memory:\n{text}"),
+/// Peak RSS of a whole `simulate` run with tiny.en on `question`, with the defaults (the
+/// turn-taking models, when installed) and with the energy gate.
+fn simulate_rss(work: &Path, question: &Path, vars: &[(String, String)]) {
+    for (label, extra) in [
+        ("defaults", vec![]),
+        (
+            "energy gate, no turn model",
+            vec![
+                ("OPENCLAW__PIPELINE__VAD", "\"energy\""),
+                ("OPENCLAW__PIPELINE__TURN_MODEL", "\"none\""),
+            ],
+        ),
+    ] {
+        let out = Command::new(profile_dir().join("openclaw-voice"))
+            .current_dir(root())
+            .args(["--env", "offline", "simulate", "--fast", "--input"])
+            .arg(question)
+            .arg("--output")
+            .arg(work.join("reply.wav"))
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra)
+            .output()
+            .expect("run openclaw-voice simulate");
+        let text = String::from_utf8_lossy(&out.stdout);
+        match text.lines().find(|l| l.contains("peak memory")) {
+            Some(line) => println!("simulate ({label}): {line}"),
+            None => println!("simulate ({label}) did not report its peak memory:\n{text}"),
+        }
     }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let work = tempfile::tempdir().expect("temp dir");
+    let vars = overrides();
+    let loaded = config::load(&root().join("config"), "offline", vars.clone()).expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let rows = rt.block_on(run_questions(work.path(), &loaded));
+    report(&rows);
+    simulate_rss(work.path(), &work.path().join("q0.wav"), &vars);
 }
