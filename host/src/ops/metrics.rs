@@ -302,8 +302,9 @@ const CIRCUIT_OPENED: &str = "provider_circuit_opened_total";
 const PLUGIN_INFO: &str = "plugin_info";
 const LOG_SENT: &str = "log_events_sent_total";
 const LOG_DROPPED: &str = "log_events_dropped_total";
+const TURN_FALLBACK: &str = "turn_taking_fallback";
 
-const FAMILIES: [(&str, &str, &[&str]); 8] = [
+const FAMILIES: [(&str, &str, &[&str]); 9] = [
     (
         REQUESTS,
         "Provider calls by outcome (success or the error kind)",
@@ -342,6 +343,12 @@ const FAMILIES: [(&str, &str, &[&str]); 8] = [
     (
         LOG_DROPPED,
         "Log lines the CloudWatch Logs sink dropped (buffer full, endpoint failing, shutdown)",
+        &[],
+    ),
+    (
+        TURN_FALLBACK,
+        "1 while a turn-taking model the configuration asks for is not installed and the \
+         energy gate or a fixed silence runs instead",
         &[],
     ),
 ];
@@ -497,6 +504,12 @@ impl Collector for ComponentsCollector {
             );
         }
         let (log_sent, log_dropped) = crate::telemetry::cloudwatch::counters();
+        // No series before the turn taking is known (the providers are still being built).
+        let turn_fallback = components
+            .turn_taking
+            .iter()
+            .map(|t| gauge(&[], if t.fallback { 1.0 } else { 0.0 }))
+            .collect();
         let plugins = components
             .plugins
             .iter()
@@ -524,6 +537,7 @@ impl Collector for ComponentsCollector {
                 MetricType::COUNTER,
                 vec![counter(&[], log_dropped)],
             ),
+            family(TURN_FALLBACK, MetricType::GAUGE, turn_fallback),
         ]
     }
 }
@@ -606,6 +620,25 @@ mod tests {
         assert!(text.contains("log_events_dropped_total 0\n"), "{text}");
         assert!(text.contains("log_events_sent_total 0\n"), "{text}");
         assert!(!text.contains("secret words"));
+    }
+
+    #[test]
+    fn the_turn_taking_fallback_is_a_gauge_once_the_turn_taking_is_known() {
+        let components = Arc::new(RwLock::new(Components::default()));
+        let m = Metrics::new(components.clone()).unwrap();
+        assert!(!m.render().unwrap().contains("\nturn_taking_fallback "));
+        let mut turn_taking = super::super::TurnTaking {
+            vad: "energy",
+            turn_model: "silence",
+            fallback: true,
+        };
+        components.write().unwrap().turn_taking = Some(turn_taking);
+        let text = m.render().unwrap();
+        assert!(text.contains("# TYPE turn_taking_fallback gauge"), "{text}");
+        assert!(text.contains("\nturn_taking_fallback 1\n"), "{text}");
+        turn_taking.fallback = false;
+        components.write().unwrap().turn_taking = Some(turn_taking);
+        assert!(m.render().unwrap().contains("\nturn_taking_fallback 0\n"));
     }
 
     #[test]
