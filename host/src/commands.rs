@@ -92,7 +92,7 @@ pub(crate) async fn build_session_deps(
         tts: providers.tts.clone(),
         plugins: providers.plugin_infos(),
         agent_kind: Some(agent.kind()),
-        turn_taking: Some(TurnTaking::of(&models, &loaded.config.pipeline)),
+        turn_taking: Some(TurnTaking::of(&models)),
     });
     Ok(SessionDeps {
         stt: providers.stt,

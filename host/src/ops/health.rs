@@ -572,9 +572,13 @@ mod tests {
             provider("stt", "a", snapshot(false, None)),
             provider("tts", "b", snapshot(false, None)),
         ]);
-        // The defaults ask for Silero and Smart Turn; none loaded: the fallback runs.
-        let none = crate::pipeline::TurnModels::default();
-        i.turn_taking = Some(TurnTaking::of(&none, &PipelineConfig::default()));
+        // The defaults ask for Silero and Smart Turn; none installed: the fallback runs,
+        // with the warning `TurnModels::load` gives then.
+        let missing = crate::pipeline::TurnModels {
+            warning: Some("turn-taking models not installed".into()),
+            ..Default::default()
+        };
+        i.turn_taking = Some(TurnTaking::of(&missing));
         let (status, services) = evaluate(&i, now());
         assert_eq!(status, HealthStatus::Healthy);
         let t = &services["turn_taking"];
@@ -592,7 +596,8 @@ mod tests {
             turn_model: TurnModelKind::None,
             ..PipelineConfig::default()
         };
-        i.turn_taking = Some(TurnTaking::of(&none, &energy));
+        let chosen = crate::pipeline::TurnModels::load(&energy).unwrap();
+        i.turn_taking = Some(TurnTaking::of(&chosen));
         let (_, services) = evaluate(&i, now());
         let t = &services["turn_taking"];
         assert_eq!((t.status, t.reason.as_deref()), ("up", None));

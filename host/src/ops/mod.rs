@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{LoadedConfig, PipelineConfig, TurnModelKind, VadKind};
+use crate::config::LoadedConfig;
 use crate::pipeline::{TurnModels, TurnOutcome, TurnReport};
 use crate::plugins::{PluginDescription, SpeechToTextProvider, TextToSpeechProvider};
 pub use metrics::{Metrics, MetricsError};
@@ -79,8 +79,8 @@ pub struct TurnTaking {
 }
 
 impl TurnTaking {
-    /// What `models`, loaded for `cfg`, run.
-    pub(crate) fn of(models: &TurnModels, cfg: &PipelineConfig) -> TurnTaking {
+    /// What `models` run.
+    pub(crate) fn of(models: &TurnModels) -> TurnTaking {
         TurnTaking {
             vad: if models.vad.is_some() {
                 "silero"
@@ -92,8 +92,7 @@ impl TurnTaking {
             } else {
                 "silence"
             },
-            fallback: (cfg.vad == VadKind::Silero && models.vad.is_none())
-                || (cfg.turn_model == TurnModelKind::SmartTurn && models.turn.is_none()),
+            fallback: models.is_fallback(),
         }
     }
 }

@@ -233,6 +233,14 @@ pub struct TurnModels {
     pub warning: Option<String>,
 }
 
+impl TurnModels {
+    /// Whether a model `[pipeline]` asks for (or ONNX Runtime) was not installed, so the
+    /// energy gate or the fixed silence runs instead: exactly when there is a warning.
+    pub fn is_fallback(&self) -> bool {
+        self.warning.is_some()
+    }
+}
+
 /// A model file: the configured path (must exist) or the default one (may be absent).
 fn model_path(configured: &Option<String>, file: &str) -> (Option<PathBuf>, bool) {
     match configured {
