@@ -8,16 +8,10 @@
 
 use std::time::Instant;
 
-use openclaw_onnx::{Input, Model, ModelOptions};
+mod common;
+use common::{median_ms, silero_window, smart_turn_features, status_mb, SILERO_WINDOWS};
 
-fn status_mb(key: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
+use openclaw_onnx::{Input, Model, ModelOptions};
 
 /// RSS, and its anonymous (heap) and file-backed (library code) parts.
 fn rss_mb() -> String {
@@ -27,11 +21,6 @@ fn rss_mb() -> String {
         status_mb("RssAnon:"),
         status_mb("RssFile:")
     )
-}
-
-fn median_ms(mut times: Vec<f64>) -> f64 {
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,10 +40,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{mode}: Smart Turn loaded: {}", rss_mb());
     let mut state = vec![0f32; 256];
     let mut times = Vec::new();
-    for n in 0..940 {
-        let window: Vec<f32> = (0..576)
-            .map(|i| ((n * 576 + i) as f32 * 0.05).sin() * 0.3)
-            .collect();
+    for n in 0..SILERO_WINDOWS {
+        let window = silero_window(n);
         let started = Instant::now();
         let out = silero.run(&[
             ("input", Input::F32(&[1, 576], &window)),
@@ -69,9 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rss_mb(),
         median_ms(times)
     );
-    let features: Vec<f32> = (0..80 * 800)
-        .map(|i| ((i % 800) as f32 * 0.01).sin())
-        .collect();
+    let features = smart_turn_features();
     let mut times = Vec::new();
     for _ in 0..10 {
         let started = Instant::now();

@@ -18,6 +18,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+mod common;
+use common::{median_ms, silero_window, smart_turn_features, status_mb, SILERO_WINDOWS};
+
 use ort::environment::GlobalThreadPoolOptions;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
@@ -38,15 +41,6 @@ const VARIANTS: &[&str] = &[
     "second-silero",
 ];
 
-fn status_mb(key: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// RSS, its anonymous part, and the high-water mark so far.
 fn rss() -> String {
     format!(
@@ -55,11 +49,6 @@ fn rss() -> String {
         status_mb("RssAnon:"),
         status_mb("VmHWM:")
     )
-}
-
-fn median_ms(mut times: Vec<f64>) -> f64 {
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
 }
 
 /// Gives freed heap pages back to the system, as the host does after loading its models.
@@ -110,10 +99,8 @@ fn run_models(silero: &mut Session, turn: &mut Session) -> Result<(f64, f64), Er
     let mut state = vec![0f32; 256];
     let sr = [16_000i64];
     let mut times = Vec::new();
-    for n in 0..940 {
-        let window: Vec<f32> = (0..576)
-            .map(|i| ((n * 576 + i) as f32 * 0.05).sin() * 0.3)
-            .collect();
+    for n in 0..SILERO_WINDOWS {
+        let window = silero_window(n);
         let started = Instant::now();
         let outputs = silero.run(ort::inputs![
             "input" => TensorRef::from_array_view(([1usize, 576], &window[..]))?,
@@ -125,9 +112,7 @@ fn run_models(silero: &mut Session, turn: &mut Session) -> Result<(f64, f64), Er
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     let silero_ms = median_ms(times);
-    let features: Vec<f32> = (0..80 * 800)
-        .map(|i| ((i % 800) as f32 * 0.01).sin())
-        .collect();
+    let features = smart_turn_features();
     let mut times = Vec::new();
     for _ in 0..10 {
         let started = Instant::now();
