@@ -11,7 +11,7 @@ use std::time::Instant;
 mod common;
 use common::{median_ms, silero_window, smart_turn_features, status_mb, SILERO_WINDOWS};
 
-use openclaw_onnx::{Input, Model, ModelOptions};
+use openclaw_onnx::{Element, Input, InputSpec, Model, ModelOptions};
 
 /// RSS, and its anonymous (heap) and file-backed (library code) parts.
 fn rss_mb() -> String {
@@ -33,10 +33,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = openclaw_onnx::models_dir().ok_or("HOME is not set")?;
     openclaw_onnx::init(&openclaw_onnx::find_runtime(None)?)?;
     println!("{mode}: runtime opened: {}", rss_mb());
-    // No signature to check here: the host checks it (`pipeline/models.rs`).
-    let silero = Model::load_with(&dir.join("silero_vad.onnx"), &[], &[], options)?;
+    // The host's signatures (`pipeline/models.rs`): the loader refuses a model whose inputs
+    // differ.
+    let silero_inputs = [
+        InputSpec {
+            name: "input",
+            element: Element::F32,
+            dims: &[-1, -1],
+        },
+        InputSpec {
+            name: "state",
+            element: Element::F32,
+            dims: &[2, -1, 128],
+        },
+        InputSpec {
+            name: "sr",
+            element: Element::I64,
+            dims: &[],
+        },
+    ];
+    let turn_inputs = [InputSpec {
+        name: "input_features",
+        element: Element::F32,
+        dims: &[-1, 80, 800],
+    }];
+    let silero = Model::load_with(
+        &dir.join("silero_vad.onnx"),
+        &silero_inputs,
+        &["output", "stateN"],
+        options,
+    )?;
     println!("{mode}: Silero loaded: {}", rss_mb());
-    let turn = Model::load_with(&dir.join("smart-turn-v3.2-cpu.onnx"), &[], &[], options)?;
+    let turn = Model::load_with(
+        &dir.join("smart-turn-v3.2-cpu.onnx"),
+        &turn_inputs,
+        &["logits"],
+        options,
+    )?;
     println!("{mode}: Smart Turn loaded: {}", rss_mb());
     let mut state = vec![0f32; 256];
     let mut times = Vec::new();
