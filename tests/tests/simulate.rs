@@ -66,6 +66,18 @@ impl Offline {
         all.extend(args.iter().map(|s| s.to_string()));
         openclaw_voice(all, &[])
     }
+
+    /// `simulate --fast` on `input`, the reply into this directory.
+    fn simulate_fast(&self, input: &Path) -> Run {
+        let reply = self.dir().join("reply.wav");
+        self.simulate(&[
+            "--fast",
+            "--input",
+            input.to_str().expect("a UTF-8 path"),
+            "--output",
+            reply.to_str().expect("a UTF-8 path"),
+        ])
+    }
 }
 
 fn turns(run: &Run) -> Vec<serde_json::Value> {
@@ -263,21 +275,14 @@ fn silence_and_noise_make_no_turn() {
         "0.3",
     ]);
     for input in [&silence, &noise] {
-        let reply = env.dir().join("reply.wav");
-        let run = env.simulate(&[
-            "--fast",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            reply.to_str().unwrap(),
-        ]);
+        let run = env.simulate_fast(input);
         assert!(run.success(), "{run}");
         assert!(
             turns(&run).is_empty(),
             "no turn from {}: {run}",
             input.display()
         );
-        let (seconds, _) = wav_stats(&reply);
+        let (seconds, _) = wav_stats(&env.dir().join("reply.wav"));
         assert_eq!(seconds, 0.0, "the bot said nothing");
     }
 }
@@ -427,14 +432,7 @@ fn the_last_words_probability_reaches_the_turn_rule_from_a_worker_and_in_process
              [providers.local-whisper]\nisolation = \"{isolation}\"\n"
         ));
         let question = espeak_speech(env.dir(), "q.wav", "What is the capital of France?");
-        let reply = env.dir().join("reply.wav");
-        let run = env.simulate(&[
-            "--fast",
-            "--input",
-            question.to_str().unwrap(),
-            "--output",
-            reply.to_str().unwrap(),
-        ]);
+        let run = env.simulate_fast(&question);
         assert!(run.success(), "{isolation}: {run}");
         let turns = turns(&run);
         assert_eq!(turns.len(), 1, "{isolation}: {run}");

@@ -881,16 +881,21 @@ mod tests {
         assert!(u[0].end_rule.to_string().contains("mid-sentence"));
     }
 
-    #[test]
-    fn the_fused_rule_weighs_transcript_and_model() {
-        let c = EndpointConfig {
+    /// The turn model on, with the three silences 250 / 400 / 2000 ms.
+    fn fused() -> EndpointConfig {
+        EndpointConfig {
             use_turn_model: true,
             complete_ms: 250,
             text_complete_ms: 400,
             incomplete_ms: 2000,
             turn_threshold: 0.5,
             ..cfg()
-        };
+        }
+    }
+
+    #[test]
+    fn the_fused_rule_weighs_transcript_and_model() {
+        let c = fused();
         let rule = |probability, text| {
             Verdict {
                 probability,
@@ -925,13 +930,8 @@ mod tests {
     #[test]
     fn an_unsure_last_word_outweighs_the_models_complete_for_the_middle_silence() {
         let c = EndpointConfig {
-            use_turn_model: true,
-            complete_ms: 250,
-            text_complete_ms: 400,
-            incomplete_ms: 2000,
-            turn_threshold: 0.5,
             last_word_min_probability: 0.6,
-            ..cfg()
+            ..fused()
         };
         let rule = |probability, text, last_word| {
             Verdict {
