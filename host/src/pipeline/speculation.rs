@@ -168,13 +168,18 @@ mod tests {
         }
     }
 
+    /// Calls running now, the most at once, calls run.
+    fn counters() -> Arc<[AtomicUsize; 3]> {
+        Arc::new([
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        ])
+    }
+
     #[tokio::test]
     async fn a_speakers_transcriptions_never_overlap_and_a_dropped_one_waiting_never_runs() {
-        let counters = Arc::new([
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-        ]);
+        let counters = counters();
         let mut s = Speculations::default();
         // Pause 1 starts; the speaker goes on while it decodes.
         s.start("ann", 1, call(100, &counters));
@@ -193,17 +198,17 @@ mod tests {
             1,
             "two calls overlapped"
         );
-        assert_eq!(counters[2].load(Ordering::SeqCst), 2, "pause 2's call ran");
+        assert_eq!(
+            counters[2].load(Ordering::SeqCst),
+            2,
+            "pause 2's call never ran"
+        );
         assert_eq!((report.used, report.wasted, report.skipped), (true, 2, 1));
     }
 
     #[tokio::test]
     async fn other_speakers_do_not_wait_and_a_finished_stale_call_is_not_waited_for() {
-        let counters = Arc::new([
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-        ]);
+        let counters = counters();
         let mut s = Speculations::default();
         s.start("ann", 1, call(1_000, &counters));
         tokio::time::sleep(Duration::from_millis(10)).await;
