@@ -151,22 +151,11 @@ impl GuildStore {
 
     /// Runs every migration. Processes sharing one SQLite file (a shard cluster on one host)
     /// may race: the loser finds the tables made and fails; once the winner has recorded them
-    /// (a moment later, or seconds on a loaded host) they are applied. So it looks again, up
-    /// to about 5 s in all. (PostgreSQL takes an advisory lock instead.)
+    /// (a moment later, or seconds on a loaded host) they are applied. So it looks again (see
+    /// [`again_while`]). PostgreSQL takes an advisory lock instead.
     async fn migrate_at_start(&self) -> Result<(), StoreError> {
-        const ATTEMPTS: u32 = 12;
-        let mut attempt = 1;
-        loop {
-            match self.migrate(MIGRATIONS.len()).await {
-                Err(e) if attempt < ATTEMPTS && self.backend() == Some(StorageBackend::Sqlite) => {
-                    tracing::debug!(attempt, "migrating the settings database again: {e}");
-                    let wait = (100 * u64::from(attempt)).min(500);
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        let sqlite = self.backend() == Some(StorageBackend::Sqlite);
+        again_while(|| self.migrate(MIGRATIONS.len()), |_| sqlite).await
     }
 
     /// A store that could not be opened: the defaults for every guild, changes refused.
@@ -342,9 +331,46 @@ fn query_error(e: sqlx::Error) -> StoreError {
     StoreError::Query(e.to_string())
 }
 
+/// How many times [`again_while`] tries: about 5 s in all, 100 ms apart growing to 500 ms.
+const SHARED_FILE_ATTEMPTS: u32 = 12;
+
+/// Runs `op` until it succeeds, fails in a way `retry` does not accept, or
+/// [`SHARED_FILE_ATTEMPTS`] are spent: how processes that open one SQLite file at once wait
+/// for each other at start.
+async fn again_while<T, E, Op, Fut>(mut op: Op, retry: impl Fn(&E) -> bool) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    Op: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < SHARED_FILE_ATTEMPTS && retry(&e) => {
+                tracing::debug!(attempt, "opening the settings database again: {e}");
+                let wait = (100 * u64::from(attempt)).min(500);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// SQLite's "busy" or "locked" (primary result codes 5 and 6, with any extended code).
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
 /// Opens (creating it and its directory if missing) the SQLite file in WAL mode. A file
 /// without write permission is refused here: SQLite would open it read-only and fail at the
 /// first change, and a root process would not notice the permission at all.
+///
+/// Switching a new file to WAL takes a lock SQLite's busy timeout does not wait for, so
+/// processes creating one file at once find it busy: the open is tried again.
 async fn open_sqlite(path: &Path) -> Result<SqlitePool, StoreError> {
     let file_error = |reason: String| StoreError::File {
         path: path.display().to_string(),
@@ -362,6 +388,14 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| file_error(format!("cannot create {}: {e}", dir.display())))?;
     }
+    again_while(|| connect_sqlite(path), is_busy)
+        .await
+        .map_err(|e| file_error(e.to_string()))
+}
+
+/// One attempt at opening the SQLite file and reading its schema (a corrupt file opens;
+/// reading its schema is what fails).
+async fn connect_sqlite(path: &Path) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -370,13 +404,10 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, StoreError> {
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(options)
-        .await
-        .map_err(|e| file_error(e.to_string()))?;
-    // A corrupt file opens; reading its schema is what fails.
+        .await?;
     sqlx::query("SELECT COUNT(*) FROM sqlite_master")
         .execute(&pool)
-        .await
-        .map_err(|e| file_error(e.to_string()))?;
+        .await?;
     Ok(pool)
 }
 
