@@ -487,22 +487,43 @@ fn count_rules(turns: &[serde_json::Value]) -> String {
     format!("{rules:?}")
 }
 
+/// The turns a run withdrew because the speaker went on (`simulate` notes them on stderr),
+/// with how long each one's reply had played, in ms, when it was stopped.
+fn withdrawn(run: &Run) -> Vec<Option<u64>> {
+    run.stderr
+        .lines()
+        .filter(|l| l.contains("went on speaking"))
+        .map(|l| {
+            l.split("stopped after ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|ms| ms.parse().ok())
+        })
+        .collect()
+}
+
 /// Paused questions: how many stayed one turn. Each question runs through `simulate` on its
 /// own (followed by 3 s of silence), so a turn is counted against the question it came from
 /// whatever the speech-to-text made of it: one turn is one turn even when a word is misheard,
-/// and the words check says apart whether both halves were heard.
+/// and the words check says apart whether both halves were heard. In real time (the product:
+/// a turn that ended in the pause is withdrawn when the speaker goes on, and the bench says
+/// how many were and how long their replies had played); `OCV_TURN_FAST=1` runs `--fast`,
+/// which never withdraws a turn.
 fn paused_set() {
     let env = Env::new();
+    let real_time = std::env::var("OCV_TURN_FAST").as_deref() != Ok("1");
     let gap = silence(&env, "gap.wav", 3.0);
     let (mut whole, mut heard, mut all_turns) = (0, 0, Vec::new());
+    let mut joined: Vec<Option<u64>> = Vec::new();
     for (n, (before, after, a, b)) in PAUSED.iter().enumerate() {
         let pause_ms = 600 + (n * 400 / PAUSED.len()) as u32; // 600-980 ms
         let speech = env.speech(&format!("p{n}.wav"), n, before, Some((after, pause_ms)));
         let input = env.path(&format!("paused-{n}.wav"));
         join(&[speech, gap.clone()], &input);
-        let run = env.simulate(&input, false);
+        let run = env.simulate(&input, real_time);
         check_run(&run);
         let turns = turns(&run);
+        let withdrawn = withdrawn(&run);
         let text =
             |t: &serde_json::Value| t["transcript"].as_str().unwrap_or_default().to_lowercase();
         let one = turns.len() == 1;
@@ -510,22 +531,43 @@ fn paused_set() {
         whole += usize::from(one);
         heard += usize::from(both);
         println!(
-            "{} \"{before} … {after}\" ({pause_ms} ms pause): {} turn(s)\n{}",
+            "{} \"{before} … {after}\" ({pause_ms} ms pause): {} turn(s){}\n{}",
             if one { "ok   " } else { "SPLIT" },
             turns.len(),
+            if withdrawn.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} withdrawn (reply played {withdrawn:?} ms)",
+                    withdrawn.len()
+                )
+            },
             describe(&turns)
         );
         all_turns.extend(turns);
+        joined.extend(withdrawn);
     }
+    let played: Vec<u64> = joined.iter().flatten().copied().collect();
     println!(
         "paused questions that stayed one turn: {whole}/{} ({}%; goal >= 95%), both halves heard \
          in {heard} of them; turns beyond one per question: {}; end rules {}; speculations \
-         thrown away: {}",
+         thrown away: {}; {}",
         PAUSED.len(),
         whole * 100 / PAUSED.len(),
         all_turns.len().saturating_sub(PAUSED.len()),
         count_rules(&all_turns),
-        wasted(&all_turns)
+        wasted(&all_turns),
+        if real_time {
+            format!(
+                "turns withdrawn as the speaker went on: {} (their replies had played {:?} ms; \
+                 {} had not started)",
+                joined.len(),
+                played,
+                joined.len() - played.len()
+            )
+        } else {
+            "--fast: no turn is withdrawn".to_string()
+        }
     );
 }
 

@@ -445,3 +445,51 @@ fn the_last_words_probability_reaches_the_turn_rule_from_a_worker_and_in_process
         );
     }
 }
+
+#[test]
+fn going_on_after_the_turn_ended_withdraws_it_and_answers_the_whole() {
+    // The energy gate and a fixed 500 ms silence, so that the 800 ms pause surely ends the
+    // first turn; the speaker goes on 300 ms later, while its reply is under way or playing.
+    let env = Offline::new("[pipeline]\nvad = \"energy\"\nturn_model = \"none\"\n");
+    let before = espeak_speech(env.dir(), "a.wav", "How many minutes are there in");
+    let after = espeak_speech(env.dir(), "b.wav", "a full week?");
+    let question = env.dir().join("paused.wav");
+    let padded = env.dir().join("a-pause.wav");
+    // espeak-ng ends with 0.3 s of silence: trim it, then pause 0.8 s.
+    sox(&[
+        before.to_str().unwrap(),
+        padded.to_str().unwrap(),
+        "reverse",
+        "silence",
+        "1",
+        "0.01",
+        "0.5%",
+        "reverse",
+        "pad",
+        "0",
+        "0.8",
+    ]);
+    sox(&[
+        padded.to_str().unwrap(),
+        after.to_str().unwrap(),
+        question.to_str().unwrap(),
+    ]);
+    let reply = env.dir().join("reply.wav");
+    let run = env.simulate(&[
+        "--input",
+        question.to_str().unwrap(),
+        "--output",
+        reply.to_str().unwrap(),
+    ]);
+    assert!(run.success(), "{run}");
+    assert!(
+        run.stderr.contains("went on speaking"),
+        "the pause ended a turn, which was withdrawn: {run}"
+    );
+    let turns = turns(&run);
+    assert_eq!(turns.len(), 1, "one question, one answer: {run}");
+    assert_eq!(turns[0]["continued"], true, "{run}");
+    assert_eq!(turns[0]["outcome"]["kind"], "completed", "{run}");
+    let heard = text(&turns[0], "transcript");
+    assert!(heard.contains("minutes") && heard.contains("week"), "{run}");
+}

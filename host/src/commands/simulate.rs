@@ -209,7 +209,9 @@ async fn finish_playback(session: VoiceSession, playback: &Playback, serving: &S
     } else if let Some(end) = playback.ends_at() {
         tokio::select! {
             () = tokio::time::sleep_until(end.into()) => {}
-            () = shutdown.requested() => playback.stop(),
+            () = shutdown.requested() => {
+                playback.stop();
+            }
         }
     }
 }
@@ -252,6 +254,19 @@ impl Tally {
     /// Counts and prints one report (a no-speech report is a note, not a turn).
     fn report(&self, ops: &OpsState, report: &TurnReport, json: bool) {
         ops.observe_turn(report);
+        if report.outcome == TurnOutcome::Continued {
+            eprintln!(
+                "({} went on speaking: the turn that ended after {} ms of audio continues in the \
+                 next one{})",
+                report.speaker.name,
+                report.utterance_ms,
+                match report.reply_played_ms {
+                    Some(ms) => format!(", its reply stopped after {ms} ms"),
+                    None => String::new(),
+                }
+            );
+            return;
+        }
         if !report.is_turn() {
             eprintln!(
                 "(no speech recognised from {}: {} ms of audio ignored)",
@@ -425,6 +440,8 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
             "end_rule": report.end_rule,
             "ended_by": report.end_rule.to_string(),
             "speculation": report.speculation,
+            "continued": report.continued,
+            "reply_played_ms": report.reply_played_ms,
             "errors": report.errors.iter().map(|e| telemetry::scrub(e)).collect::<Vec<_>>(),
         });
         println!("{value}");
@@ -436,7 +453,12 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
         report.speaker.name,
         report.utterance_ms as f64 / 1000.0
     );
-    println!("  heard:  {:?}", report.transcript);
+    let continued = if report.continued {
+        " (the speaker went on: it continues the turn before)"
+    } else {
+        ""
+    };
+    println!("  heard:  {:?}{continued}", report.transcript);
     println!("  reply:  {:?}", report.reply);
     let outcome = match &report.outcome {
         TurnOutcome::Completed => "completed".to_string(),
@@ -445,6 +467,7 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
         TurnOutcome::Cancelled => "cancelled".to_string(),
         TurnOutcome::NotAddressed => "not addressed to the bot".to_string(),
         TurnOutcome::NoSpeech => "no speech".to_string(),
+        TurnOutcome::Continued => "continued by the next turn".to_string(),
     };
     println!(
         "  outcome: {outcome} · stt {} · tts {}",

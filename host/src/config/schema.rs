@@ -411,6 +411,13 @@ pub struct PipelineConfig {
     /// "Could you tell me, Mur?") and is unsure of that word; 0 turns the cue off. Default:
     /// 0.4 (docs/BENCHMARKS.md, "Turn taking").
     pub turn_last_word_min_probability: f32,
+    /// When a speaker goes on this soon (ms) after the end of their speech, although the turn
+    /// had ended, the new speech continues that turn: its reply is stopped (unless it was
+    /// already heard in full) and the whole is answered as one question. A pause the
+    /// turn-end rule misjudged then costs a reply begun and stopped instead of two answers.
+    /// 0 turns it off; `simulate --fast` has no real time to go on in and never continues.
+    /// Default: 1200.
+    pub turn_resume_ms: u32,
     /// The Silero VAD model file. Default: none, meaning `silero_vad.onnx` in the models
     /// directory (`$OPENCLAW_MODELS_DIR`, else `~/.cache/openclaw-voice/models`, where
     /// `make model` puts it). A path set here must exist.
@@ -470,6 +477,7 @@ impl Default for PipelineConfig {
             speculative_stt: true,
             turn_text_check: true,
             turn_last_word_min_probability: 0.4,
+            turn_resume_ms: 1_200,
             silero_model: None,
             smart_turn_model: None,
             onnxruntime: None,

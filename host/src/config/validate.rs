@@ -70,6 +70,12 @@ fn validate_turn_taking(pl: &PipelineConfig, errors: &mut Vec<ConfigError>) {
             "must be between 0 and 1 (0 turns the cue off)",
         ));
     }
+    if pl.turn_resume_ms > 5_000 {
+        errors.push(invalid(
+            "pipeline.turn_resume_ms",
+            "must be at most 5000 (0 turns it off)",
+        ));
+    }
     for (key, value) in [
         ("pipeline.silero_model", &pl.silero_model),
         ("pipeline.smart_turn_model", &pl.smart_turn_model),

@@ -35,12 +35,13 @@ pub(crate) const STAGE_BUCKETS: [f64; 9] = crate::plugins::stats::LATENCY_BUCKET
 pub(crate) const ERROR_TYPES: [&str; 4] = ["stt", "agent", "tts", "turn"];
 
 /// `voice_turns_total{outcome}` values.
-pub(crate) const TURN_OUTCOMES: [&str; 5] = [
+pub(crate) const TURN_OUTCOMES: [&str; 6] = [
     "completed",
     "interrupted",
     "failed",
     "cancelled",
     "no_speech",
+    "continued",
 ];
 
 /// The metrics could not be set up or rendered.
@@ -254,6 +255,7 @@ pub(crate) fn outcome_label(outcome: &TurnOutcome) -> &'static str {
         TurnOutcome::Cancelled => "cancelled",
         TurnOutcome::NotAddressed => "not_addressed",
         TurnOutcome::NoSpeech => "no_speech",
+        TurnOutcome::Continued => "continued",
     }
 }
 
@@ -573,6 +575,8 @@ mod tests {
             reply_audio_ms: 0,
             end_rule: crate::pipeline::EndRule::Silence,
             speculation: Default::default(),
+            continued: false,
+            reply_played_ms: None,
         }
     }
 

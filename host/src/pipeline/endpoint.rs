@@ -11,8 +11,12 @@
 //! `turn_complete_silence_ms` if the model found it complete, or after
 //! `turn_incomplete_silence_ms` whatever it found; without the model, after
 //! `silence_hangover_ms`. `max_utterance_ms` cuts long speech. Utterances with less than
-//! `min_utterance_ms` of speech are dropped as noise. This is the hot path: no allocation per
-//! frame once warm (a pause copies the utterance once).
+//! `min_utterance_ms` of speech are dropped as noise. An utterance's audio is kept for
+//! `turn_resume_ms` after its end of speech: when the speaker goes on within that time (for
+//! `min_utterance_ms` of speech), the new utterance continues it, starting with its audio, and
+//! [`EndpointEvent::Continued`] tells the session to withdraw the turn that ended too early.
+//! This is the hot path: no allocation per frame once warm (a pause copies the utterance once,
+//! so does the end of an utterance that may be continued).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -67,6 +71,9 @@ pub struct EndpointConfig {
     pub last_word_min_probability: f32,
     /// Whether a turn model decides (else `hangover_ms` does).
     pub use_turn_model: bool,
+    /// Speech this soon after an utterance's end of speech continues that utterance (0:
+    /// never).
+    pub resume_ms: u32,
 }
 
 impl From<&PipelineConfig> for EndpointConfig {
@@ -86,6 +93,7 @@ impl From<&PipelineConfig> for EndpointConfig {
             turn_threshold: c.turn_threshold,
             last_word_min_probability: c.turn_last_word_min_probability,
             use_turn_model: c.turn_model == TurnModelKind::SmartTurn,
+            resume_ms: c.turn_resume_ms,
         }
     }
 }
@@ -287,6 +295,9 @@ pub struct UtteranceAudio {
     /// The pause it ended in, when a pause was reported and no speech came after it: the
     /// speculative transcription of that pause (same audio) can stand for this one.
     pub pause: Option<u32>,
+    /// When it continues the speaker's previous utterance (they went on within
+    /// `turn_resume_ms`): how many of its first samples are that utterance's audio.
+    pub continued: Option<usize>,
 }
 
 impl UtteranceAudio {
@@ -312,6 +323,14 @@ pub enum EndpointEvent {
     },
     /// The speaker talked again after a pause: its verdict and speculation are void.
     Resumed,
+    /// The speaker went on within `turn_resume_ms` of their last utterance's end of speech,
+    /// for `min_utterance_ms` of speech: the utterance in progress continues that one (its
+    /// first `carried` samples are that one's audio), whose turn ended too early. A pause's
+    /// verdict and speculation in between are void, as with [`EndpointEvent::Resumed`].
+    Continued {
+        /// Samples of the previous utterance at the start of this one.
+        carried: usize,
+    },
     /// An utterance ended and is ready for speech-to-text.
     Utterance(UtteranceAudio),
     /// An utterance ended but was too short to count (a click, a cough).
@@ -323,17 +342,42 @@ pub enum EndpointEvent {
 
 enum State {
     Idle,
-    Speaking {
-        voiced_ms: u32,
-        silence_ms: u32,
-        total_ms: u32,
-        last_voiced_len: usize,
-        last_voiced_at: Instant,
-        /// The pause reported in the current silence, if any.
-        paused: Option<u32>,
-        /// The turn model's answer for that pause.
-        verdict: Option<Verdict>,
-    },
+    Speaking(Speech),
+}
+
+/// An utterance in progress.
+struct Speech {
+    /// Voiced time since it started (not counting the audio it continues).
+    voiced_ms: u32,
+    silence_ms: u32,
+    /// Its length, the audio it continues included (for `max_utterance_ms`).
+    total_ms: u32,
+    last_voiced_len: usize,
+    last_voiced_at: Instant,
+    /// The pause reported in the current silence, if any.
+    paused: Option<u32>,
+    /// The turn model's answer for that pause.
+    verdict: Option<Verdict>,
+    /// The previous utterance, when this one started within `resume_ms` of its end.
+    carried: Option<Carried>,
+}
+
+/// The previous utterance's audio at the start of the one in progress.
+#[derive(Clone, Copy)]
+struct Carried {
+    /// Its samples.
+    samples: usize,
+    /// Its voiced time.
+    voiced_ms: u32,
+    /// Whether the speaker has gone on long enough (`min_voiced_ms`) for a continuation.
+    confirmed: bool,
+}
+
+/// The last utterance, kept while its speaker may go on with it.
+struct Ended {
+    samples: Vec<i16>,
+    voiced_ms: u32,
+    speech_end: Instant,
 }
 
 /// How frames are told to be speech.
@@ -410,6 +454,8 @@ pub struct SpeakerEndpointer {
     state: State,
     detector: Detector,
     pauses: u32,
+    /// The last utterance, for `resume_ms` after its end of speech.
+    ended: Option<Ended>,
 }
 
 impl SpeakerEndpointer {
@@ -439,6 +485,7 @@ impl SpeakerEndpointer {
                 None => Detector::Energy,
             },
             pauses: 0,
+            ended: None,
         }
     }
 
@@ -446,22 +493,22 @@ impl SpeakerEndpointer {
     pub(crate) fn current_voiced_ms(&self) -> u32 {
         match self.state {
             State::Idle => 0,
-            State::Speaking { voiced_ms, .. } => voiced_ms,
+            State::Speaking(Speech { voiced_ms, .. }) => voiced_ms,
         }
     }
 
     /// Whether an utterance is in progress.
     pub(crate) fn is_speaking(&self) -> bool {
-        matches!(self.state, State::Speaking { .. })
+        matches!(self.state, State::Speaking(_))
     }
 
     /// The turn model's answer for pause `pause`; ignored if the speaker went on since.
     pub(crate) fn set_verdict(&mut self, pause: u32, answer: Verdict) {
-        if let State::Speaking {
+        if let State::Speaking(Speech {
             paused: Some(p),
             verdict,
             ..
-        } = &mut self.state
+        }) = &mut self.state
         {
             if *p == pause {
                 *verdict = Some(answer);
@@ -504,20 +551,16 @@ impl SpeakerEndpointer {
         match &mut self.state {
             State::Idle => {
                 if voiced {
-                    self.utterance.clear();
-                    self.utterance.extend(self.preroll.drain(..));
-                    push_i16(&mut self.utterance, &self.resampled);
-                    self.state = State::Speaking {
-                        voiced_ms: frame_ms,
-                        silence_ms: 0,
-                        total_ms: frame_ms,
-                        last_voiced_len: self.utterance.len(),
-                        last_voiced_at: now,
-                        paused: None,
-                        verdict: None,
-                    };
+                    self.begin(frame_ms, now);
                     Some(EndpointEvent::SpeechStarted)
                 } else {
+                    if self
+                        .ended
+                        .as_ref()
+                        .is_some_and(|e| !self.may_resume(e, now))
+                    {
+                        self.ended = None;
+                    }
                     for &v in &self.resampled {
                         if self.preroll.len() == self.preroll_cap {
                             self.preroll.pop_front();
@@ -529,8 +572,44 @@ impl SpeakerEndpointer {
                     None
                 }
             }
-            State::Speaking { .. } => self.speaking(voiced, frame_ms, now),
+            State::Speaking(_) => self.speaking(voiced, frame_ms, now),
         }
+    }
+
+    /// Whether speech at `now` continues the utterance that ended as `ended` did.
+    fn may_resume(&self, ended: &Ended, now: Instant) -> bool {
+        let since = now.saturating_duration_since(ended.speech_end);
+        since.as_millis() <= u128::from(self.cfg.resume_ms)
+    }
+
+    /// Starts an utterance with the frame just resampled: after the pre-roll, and after the
+    /// previous utterance's audio when the speaker may be going on with it.
+    fn begin(&mut self, frame_ms: u32, now: Instant) {
+        self.utterance.clear();
+        let carried = match &self.ended {
+            Some(e) if self.may_resume(e, now) => {
+                self.utterance.extend_from_slice(&e.samples);
+                Some(Carried {
+                    samples: e.samples.len(),
+                    voiced_ms: e.voiced_ms,
+                    confirmed: false,
+                })
+            }
+            _ => None,
+        };
+        let carried_ms = self.utterance.len() as u64 * 1000 / u64::from(UTTERANCE_RATE);
+        self.utterance.extend(self.preroll.drain(..));
+        push_i16(&mut self.utterance, &self.resampled);
+        self.state = State::Speaking(Speech {
+            voiced_ms: frame_ms,
+            silence_ms: 0,
+            total_ms: frame_ms.saturating_add(carried_ms as u32),
+            last_voiced_len: self.utterance.len(),
+            last_voiced_at: now,
+            paused: None,
+            verdict: None,
+            carried,
+        });
     }
 
     /// Downmixes `interleaved` into `self.mono`; returns the frame's RMS level.
@@ -584,7 +663,7 @@ impl SpeakerEndpointer {
     /// One frame of an utterance in progress: count it, report a pause or a resumption,
     /// end the utterance when a rule says so.
     fn speaking(&mut self, voiced: bool, frame_ms: u32, now: Instant) -> Option<EndpointEvent> {
-        let State::Speaking {
+        let State::Speaking(Speech {
             voiced_ms,
             silence_ms,
             total_ms,
@@ -592,7 +671,8 @@ impl SpeakerEndpointer {
             last_voiced_at,
             paused,
             verdict,
-        } = &mut self.state
+            carried,
+        }) = &mut self.state
         else {
             return None;
         };
@@ -607,6 +687,12 @@ impl SpeakerEndpointer {
             if paused.take().is_some() {
                 *verdict = None;
                 event = Some(EndpointEvent::Resumed);
+            }
+            if let Some(c) = carried.as_mut().filter(|c| !c.confirmed) {
+                if *voiced_ms >= self.cfg.min_voiced_ms {
+                    c.confirmed = true;
+                    event = Some(EndpointEvent::Continued { carried: c.samples });
+                }
             }
         } else {
             *silence_ms += frame_ms;
@@ -633,10 +719,10 @@ impl SpeakerEndpointer {
             (*silence_ms >= limit).then_some(rule)
         };
         if let Some(rule) = rule {
-            let (voiced_ms, keep, speech_end, pause) =
-                (*voiced_ms, *last_voiced_len, *last_voiced_at, *paused);
-            self.end_state();
-            return Some(self.finish(voiced_ms, keep, speech_end, now, rule, pause));
+            let State::Speaking(speech) = self.end_state() else {
+                return None;
+            };
+            return Some(self.finish(speech, now, rule));
         }
         if !voiced && paused.is_none() && *silence_ms >= cfg.pause_ms {
             self.pauses = self.pauses.wrapping_add(1);
@@ -656,62 +742,66 @@ impl SpeakerEndpointer {
         event
     }
 
-    /// Back to idle; Silero starts afresh for the next utterance.
-    fn end_state(&mut self) {
-        self.state = State::Idle;
+    /// Back to idle (the state it leaves); Silero starts afresh for the next utterance.
+    fn end_state(&mut self) -> State {
         self.preroll.clear();
         if let Detector::Silero { stream, idle } = &mut self.detector {
             stream.reset();
             *idle = true;
         }
+        std::mem::replace(&mut self.state, State::Idle)
     }
 
-    fn finish(
-        &mut self,
-        voiced_ms: u32,
-        last_voiced_len: usize,
-        speech_end: Instant,
-        now: Instant,
-        end_rule: EndRule,
-        pause: Option<u32>,
-    ) -> EndpointEvent {
-        if voiced_ms < self.cfg.min_voiced_ms {
+    /// The utterance `speech` ended at `now` by `end_rule`: dropped as noise, or handed over
+    /// (and kept, when the speaker may go on with it).
+    fn finish(&mut self, speech: Speech, now: Instant, end_rule: EndRule) -> EndpointEvent {
+        let mut last_voiced_len = speech.last_voiced_len;
+        // Speech too short to continue the previous utterance is on its own.
+        let carried = match speech.carried {
+            Some(c) if c.confirmed => Some(c),
+            Some(c) => {
+                self.utterance.drain(..c.samples.min(self.utterance.len()));
+                last_voiced_len = last_voiced_len.saturating_sub(c.samples);
+                None
+            }
+            None => None,
+        };
+        if speech.voiced_ms < self.cfg.min_voiced_ms {
             self.utterance.clear();
-            return EndpointEvent::Dropped { voiced_ms };
+            return EndpointEvent::Dropped {
+                voiced_ms: speech.voiced_ms,
+            };
         }
         let keep = (last_voiced_len + TRAILING_KEEP).min(self.utterance.len());
         let mut samples = std::mem::take(&mut self.utterance);
         samples.truncate(keep);
         self.utterance = Vec::with_capacity(UTTERANCE_RATE as usize * 4);
+        let voiced_ms = speech.voiced_ms + carried.map_or(0, |c| c.voiced_ms);
+        let resumable =
+            self.cfg.resume_ms > 0 && !matches!(end_rule, EndRule::MaxLength | EndRule::InputEnded);
+        self.ended = resumable.then(|| Ended {
+            samples: samples.clone(),
+            voiced_ms,
+            speech_end: speech.last_voiced_at,
+        });
         EndpointEvent::Utterance(UtteranceAudio {
             samples,
             voiced_ms,
-            speech_end,
+            speech_end: speech.last_voiced_at,
             endpoint_detected: now,
             truncated: end_rule == EndRule::MaxLength,
             end_rule,
-            pause,
+            pause: speech.paused,
+            continued: carried.map(|c| c.samples),
         })
     }
 
     /// Ends an utterance in progress (the speaker left, or the input ended).
     pub fn flush(&mut self, now: Instant) -> Option<EndpointEvent> {
+        self.ended = None;
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => None,
-            State::Speaking {
-                voiced_ms,
-                last_voiced_len,
-                last_voiced_at,
-                paused,
-                ..
-            } => Some(self.finish(
-                voiced_ms,
-                last_voiced_len,
-                last_voiced_at,
-                now,
-                EndRule::InputEnded,
-                paused,
-            )),
+            State::Speaking(speech) => Some(self.finish(speech, now, EndRule::InputEnded)),
         }
     }
 }
@@ -1062,6 +1152,106 @@ mod tests {
             Duration::from_millis(2000)
         );
         assert_eq!(u[0].voiced_ms, 1400);
+    }
+
+    #[test]
+    fn going_on_soon_after_the_end_continues_the_utterance() {
+        let mut ep = SpeakerEndpointer::new(cfg());
+        // 1 s of speech, 800 ms of silence (the turn ends at 500), 1 s of speech.
+        let events = feed(&mut ep, &[(0.3, 50), (0.0, 40), (0.3, 50), (0.0, 40)]);
+        let u = utterances(&events);
+        assert_eq!(u.len(), 2, "{events:?}");
+        assert_eq!(u[0].continued, None);
+        let carried = u[0].samples.len();
+        let continued = events
+            .iter()
+            .position(|e| matches!(e, EndpointEvent::Continued { carried: c } if *c == carried));
+        let second = events
+            .iter()
+            .rposition(|e| matches!(e, EndpointEvent::Utterance(_)));
+        assert!(
+            continued < second,
+            "Continued comes before the utterance: {events:?}"
+        );
+        assert_eq!(u[1].continued, Some(carried));
+        assert_eq!(
+            &u[1].samples[..carried],
+            &u[0].samples[..],
+            "it starts with the first"
+        );
+        assert_eq!(u[1].voiced_ms, 2_000, "both parts' speech");
+        assert_eq!(u[1].end_rule, EndRule::Silence);
+    }
+
+    #[test]
+    fn a_blip_after_the_end_or_speech_after_the_window_is_on_its_own() {
+        let mut ep = SpeakerEndpointer::new(cfg());
+        // 1 s of speech, 700 ms of silence, a 100 ms click (too short to continue it; dropped),
+        // 600 ms of silence, 1 s of speech: 1.42 s after the first ended, past the 1.2 s.
+        let events = feed(
+            &mut ep,
+            &[
+                (0.3, 50),
+                (0.0, 35),
+                (0.3, 5),
+                (0.0, 30),
+                (0.3, 50),
+                (0.0, 40),
+            ],
+        );
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, EndpointEvent::Continued { .. })),
+            "{events:?}"
+        );
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, EndpointEvent::Dropped { voiced_ms: 100 })));
+        let u = utterances(&events);
+        assert_eq!(u.len(), 2);
+        assert_eq!(u[1].continued, None);
+        assert_eq!(u[1].voiced_ms, 1_000);
+    }
+
+    #[test]
+    fn a_click_within_the_window_leaves_the_continuation_open() {
+        let mut c = cfg();
+        c.resume_ms = 2_000;
+        let mut ep = SpeakerEndpointer::new(c);
+        // A click 600 ms after the end of speech is dropped; speech 1.32 s after the end
+        // continues the utterance.
+        let events = feed(
+            &mut ep,
+            &[
+                (0.3, 50),
+                (0.0, 30),
+                (0.3, 5),
+                (0.0, 30),
+                (0.3, 50),
+                (0.0, 40),
+            ],
+        );
+        let u = utterances(&events);
+        assert_eq!(u.len(), 2, "{events:?}");
+        assert_eq!(u[1].continued, Some(u[0].samples.len()));
+        assert_eq!(u[1].voiced_ms, 2_000, "the click is not counted");
+    }
+
+    #[test]
+    fn no_continuation_when_off_or_after_the_length_cap() {
+        let mut c = cfg();
+        c.resume_ms = 0;
+        let mut ep = SpeakerEndpointer::new(c);
+        let events = feed(&mut ep, &[(0.3, 50), (0.0, 30), (0.3, 50), (0.0, 40)]);
+        assert!(utterances(&events).iter().all(|u| u.continued.is_none()));
+        let mut c = cfg();
+        c.max_ms = 1_000;
+        let mut ep = SpeakerEndpointer::new(c);
+        let events = feed(&mut ep, &[(0.3, 50), (0.0, 10), (0.3, 20), (0.0, 40)]);
+        let u = utterances(&events);
+        assert!(u[0].truncated, "{events:?}");
+        assert!(u.iter().all(|u| u.continued.is_none()), "{events:?}");
     }
 
     #[test]

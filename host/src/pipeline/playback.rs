@@ -21,7 +21,8 @@ pub trait AudioOutput: Send + Sync + 'static {
 pub struct Playback {
     output: Arc<dyn AudioOutput>,
     realtime: bool,
-    end_at: Mutex<Option<Instant>>,
+    /// While audio plays: when this stretch of it started, and when it ends.
+    playing: Mutex<Option<(Instant, Instant)>>,
 }
 
 impl Playback {
@@ -31,12 +32,12 @@ impl Playback {
         Playback {
             output,
             realtime,
-            end_at: Mutex::new(None),
+            playing: Mutex::new(None),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        match self.end_at.lock() {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Instant)>> {
+        match self.playing.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
@@ -45,35 +46,45 @@ impl Playback {
     /// Queues audio; returns when it will start playing.
     pub fn enqueue(&self, audio: &Audio) -> Instant {
         let now = Instant::now();
-        let mut end_at = self.lock();
-        let start = match *end_at {
-            Some(end) if end > now => end,
-            _ => now,
+        let mut playing = self.lock();
+        let (began, start) = match *playing {
+            Some((began, end)) if end > now => (began, end),
+            _ => (now, now),
         };
         self.output.enqueue(audio, start);
         if self.realtime {
-            *end_at = Some(start + duration(audio));
+            *playing = Some((began, start + duration(audio)));
         }
         start
     }
 
+    /// Whether audio plays in real time (not an offline `--fast` run).
+    pub(crate) fn is_realtime(&self) -> bool {
+        self.realtime
+    }
+
     /// Whether queued audio is still playing.
     pub(crate) fn is_playing(&self) -> bool {
-        matches!(*self.lock(), Some(end) if end > Instant::now())
+        matches!(*self.lock(), Some((_, end)) if end > Instant::now())
     }
 
     /// When the queued audio ends, if it is still playing.
     pub(crate) fn ends_at(&self) -> Option<Instant> {
-        let end = *self.lock();
-        end.filter(|e| *e > Instant::now())
+        let playing = *self.lock();
+        playing.map(|(_, end)| end).filter(|e| *e > Instant::now())
     }
 
-    /// Stops playback now, dropping what was not played.
-    pub fn stop(&self) {
+    /// Stops playback now, dropping what was not played; how long the audio stopped had
+    /// been playing, if any was.
+    pub fn stop(&self) -> Option<Duration> {
         let now = Instant::now();
-        let mut end_at = self.lock();
-        *end_at = None;
+        let mut playing = self.lock();
+        let played = playing
+            .take()
+            .filter(|(_, end)| *end > now)
+            .map(|(began, _)| now.saturating_duration_since(began));
         self.output.stop(now);
+        played
     }
 }
 

@@ -7,7 +7,8 @@
 //! (dropped when the speaker goes on) or for each utterance at once, then handles turns in
 //! order: agent reply streamed into sentences, each sentence synthesized and queued for
 //! playback as its first chunk arrives. A barge-in cancels the turn in progress and stops
-//! playback.
+//! playback. A speaker who goes on soon after their turn ended (`turn_resume_ms`) withdraws
+//! it (its reply stops; [`TurnOutcome::Continued`]) and the next turn answers the whole.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,9 @@ pub(crate) enum SessionEvent {
     ),
     /// A speaker went on after a pause: drop the speculation.
     Resumed(Speaker),
+    /// A speaker went on soon after their utterance ended: withdraw its turn (the utterance
+    /// in progress starts with that one's audio: this many samples).
+    Continued(Speaker, usize),
     /// A speaker talked over the bot for longer than the barge-in minimum.
     BargeIn(Speaker),
 }
@@ -226,6 +230,12 @@ impl FrameRouter {
                         .send(SessionEvent::Resumed(slot.speaker.clone()));
                 }
             }
+            Some(EndpointEvent::Continued { carried }) => {
+                slot.verdict = None;
+                let _ = self
+                    .events
+                    .send(SessionEvent::Continued(slot.speaker.clone(), carried));
+            }
             Some(EndpointEvent::SpeechStarted) | None => {}
         }
     }
@@ -343,6 +353,8 @@ impl TurnReport {
             reply_audio_ms: 0,
             end_rule: turn.end_rule,
             speculation: turn.speculation,
+            continued: turn.continued,
+            reply_played_ms: None,
         }
     }
 }
@@ -412,6 +424,9 @@ pub enum TurnOutcome {
     Cancelled,
     /// Heard, but not addressed to the bot (wake names in a busy channel): no reply.
     NotAddressed,
+    /// The speaker went on within `turn_resume_ms`: this turn was withdrawn (its reply, if
+    /// begun, stopped) and the next turn answers the whole; not a turn.
+    Continued,
 }
 
 /// Everything about one turn, for the caller to print, log or count.
@@ -441,6 +456,11 @@ pub struct TurnReport {
     pub end_rule: EndRule,
     /// Speculative speech-to-text in this turn.
     pub speculation: SpeculationReport,
+    /// Whether it continues a turn the speaker went on with (that turn was withdrawn).
+    pub continued: bool,
+    /// A turn withdrawn while its reply played ([`TurnOutcome::Continued`]): how long the
+    /// reply had played.
+    pub reply_played_ms: Option<u64>,
 }
 
 /// What speculative speech-to-text did in one turn.
@@ -463,7 +483,7 @@ impl TurnReport {
     pub(crate) fn is_turn(&self) -> bool {
         !matches!(
             self.outcome,
-            TurnOutcome::NoSpeech | TurnOutcome::NotAddressed
+            TurnOutcome::NoSpeech | TurnOutcome::NotAddressed | TurnOutcome::Continued
         )
     }
 }
@@ -526,6 +546,10 @@ impl VoiceSession {
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let mut cfg = EndpointConfig::from(&deps.config);
         cfg.use_turn_model &= deps.models.turn.is_some();
+        if !playback.is_realtime() {
+            // A reply is over at once (`simulate --fast`): nothing left to withdraw.
+            cfg.resume_ms = 0;
+        }
         let router = FrameRouter {
             cfg,
             barge_in_ms: deps.config.barge_in.then_some(deps.config.barge_in_min_ms),
@@ -579,6 +603,102 @@ struct QueuedTurn {
     stt: SttTask,
     end_rule: EndRule,
     speculation: SpeculationReport,
+    continued: bool,
+    link: Arc<TurnLink>,
+}
+
+/// A queued turn as its speaker's going on sees it: open (it may still be withdrawn),
+/// withdrawn, or closed with or without its reply heard in full.
+#[derive(Default)]
+struct TurnLink {
+    state: std::sync::atomic::AtomicU8,
+    withdrawn: CancellationToken,
+}
+
+impl TurnLink {
+    const OPEN: u8 = 0;
+    const WITHDRAWN: u8 = 1;
+    const ANSWERED: u8 = 2;
+    const UNANSWERED: u8 = 3;
+
+    fn swap_open(&self, to: u8) -> Result<u8, u8> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.state.compare_exchange(Self::OPEN, to, SeqCst, SeqCst)
+    }
+
+    /// The speaker went on: withdraws the turn unless its reply was heard in full; whether
+    /// the new speech continues it (also when it had no reply to withdraw).
+    fn withdraw(&self) -> bool {
+        match self.swap_open(Self::WITHDRAWN) {
+            Ok(_) => {
+                self.withdrawn.cancel();
+                true
+            }
+            Err(state) => state != Self::ANSWERED,
+        }
+    }
+
+    /// The turn is over, its reply heard in full or not; false when it had been withdrawn.
+    fn close(&self, answered: bool) -> bool {
+        let to = if answered {
+            Self::ANSWERED
+        } else {
+            Self::UNANSWERED
+        };
+        self.swap_open(to).is_ok()
+    }
+}
+
+/// What the session loop keeps per speaker between events.
+#[derive(Default)]
+struct Speakers {
+    speculations: Speculations,
+    streams: SpeakerStreams,
+    /// Each speaker's last queued turn, which their going on may withdraw.
+    last_turn: HashMap<String, Arc<TurnLink>>,
+    /// Samples to cut from the start of a speaker's utterance in progress: it began as a
+    /// continuation of a turn whose reply had been heard in full, so it stands on its own.
+    cut: HashMap<String, usize>,
+}
+
+impl Speakers {
+    /// `speaker` went on after their turn ended: it is withdrawn (the utterance in progress
+    /// continues it), unless its reply was heard in full (the utterance then loses the
+    /// `carried` samples of that turn's audio it starts with). A speculation from a pause in
+    /// between is void.
+    fn continued(&mut self, speaker: &Speaker, carried: usize) {
+        self.speculations.discard(&speaker.id);
+        let withdrawn = self
+            .last_turn
+            .get(&speaker.id)
+            .is_none_or(|turn| turn.withdraw());
+        if withdrawn {
+            tracing::info!(speaker = %speaker.name, "went on after the turn ended: the turn continues");
+        } else {
+            tracing::debug!(speaker = %speaker.name, "went on after a reply heard in full: a new turn");
+            self.cut.insert(speaker.id.clone(), carried);
+        }
+    }
+
+    /// A pause's audio without what was cut from the speaker's utterance.
+    fn without_cut(&self, speaker: &str, audio: Arc<[i16]>) -> Arc<[i16]> {
+        match self.cut.get(speaker) {
+            Some(&n) => Arc::from(&audio[n.min(audio.len())..]),
+            None => audio,
+        }
+    }
+
+    /// Whether the speaker's finished utterance `audio` continues their previous turn; its
+    /// audio loses what was cut.
+    fn continues(&mut self, speaker: &str, audio: &mut UtteranceAudio) -> bool {
+        match (self.cut.remove(speaker), audio.continued) {
+            (Some(n), Some(_)) => {
+                audio.samples.drain(..n.min(audio.samples.len()));
+                false
+            }
+            (_, continued) => continued.is_some(),
+        }
+    }
 }
 
 struct TurnRunner {
@@ -614,26 +734,29 @@ impl TurnRunner {
                 }
             })
         };
-        let mut speculations = Speculations::default();
-        let mut streams = SpeakerStreams::default();
+        let mut speakers = Speakers::default();
         while let Some(event) = events.recv().await {
             match event {
                 SessionEvent::Utterance(speaker, audio) => {
-                    let turn = self.queued_turn(speaker, audio, &mut speculations, &mut streams);
+                    let turn = self.queued_turn(speaker, audio, &mut speakers);
                     let _ = queue_tx.send(turn);
                 }
                 SessionEvent::Paused(speaker, pause, audio, text) => {
+                    let audio = speakers.without_cut(&speaker.id, audio);
                     let options = self.options();
-                    if streams
+                    if speakers
+                        .streams
                         .ready(&self.deps.stt, &options, &speaker.id, &audio)
                         .await
                     {
-                        streams.push(&speaker.id, audio, text);
+                        speakers.streams.push(&speaker.id, audio, text);
                         continue;
                     }
-                    speculations.start(&speaker.id, pause, self.stt_call(audio, text));
+                    let call = self.stt_call(audio, text);
+                    speakers.speculations.start(&speaker.id, pause, call);
                 }
-                SessionEvent::Resumed(speaker) => speculations.discard(&speaker.id),
+                SessionEvent::Resumed(speaker) => speakers.speculations.discard(&speaker.id),
+                SessionEvent::Continued(speaker, carried) => speakers.continued(&speaker, carried),
                 SessionEvent::BargeIn(speaker) => self.barge_in(&speaker),
             }
         }
@@ -646,10 +769,16 @@ impl TurnRunner {
     fn queued_turn(
         &self,
         speaker: Speaker,
-        audio: UtteranceAudio,
-        speculations: &mut Speculations,
-        streams: &mut SpeakerStreams,
+        mut audio: UtteranceAudio,
+        speakers: &mut Speakers,
     ) -> QueuedTurn {
+        let continued = speakers.continues(&speaker.id, &mut audio);
+        let Speakers {
+            speculations,
+            streams,
+            last_turn,
+            ..
+        } = speakers;
         let (speculated, mut speculation) = speculations.take(&speaker.id, audio.pause);
         let samples = Arc::from(audio.samples.as_slice());
         let stt = match (streams.take(&speaker.id), speculated) {
@@ -661,6 +790,8 @@ impl TurnRunner {
             (None, Some(stt)) => stt,
             (None, None) => speculations.transcribe(&speaker.id, self.stt_call(samples, None)),
         };
+        let link = Arc::new(TurnLink::default());
+        last_turn.insert(speaker.id.clone(), link.clone());
         QueuedTurn {
             speaker,
             audio_ms: audio.duration_ms(),
@@ -669,6 +800,8 @@ impl TurnRunner {
             stt,
             end_rule: audio.end_rule,
             speculation,
+            continued,
+            link,
         }
     }
 
@@ -786,15 +919,47 @@ impl TurnRunner {
         }
     }
 
+    /// Answers `turn`, unless its speaker goes on before its reply has been heard in full:
+    /// then it stops where it is, its reply stopped, reported [`TurnOutcome::Continued`].
     async fn handle(&self, turn: QueuedTurn) -> TurnReport {
         let mut report = TurnReport::new(&turn);
+        let link = turn.link.clone();
+        let withdrawn = tokio::select! {
+            biased;
+            () = link.withdrawn.cancelled() => true,
+            () = self.answer(&mut report, turn) => false,
+        };
+        if withdrawn {
+            self.lock_current().take();
+            let replying = self
+                .answering
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if replying.is_some() {
+                let played = self.playback.stop();
+                report.reply_played_ms = played.map(|d| d.as_millis() as u64);
+                tracing::info!(
+                    played_ms = report.reply_played_ms,
+                    "the reply to the withdrawn turn was stopped"
+                );
+            }
+        }
+        if withdrawn || !link.close(report.outcome == TurnOutcome::Completed) {
+            report.outcome = TurnOutcome::Continued;
+        }
+        report
+    }
+
+    /// Transcript → agent → speech → playback, the report filled in on the way.
+    async fn answer(&self, report: &mut TurnReport, turn: QueuedTurn) {
         if self.shutdown.is_cancelled() {
             turn.stt.abort();
             report.outcome = TurnOutcome::Cancelled;
-            return report;
+            return;
         }
-        let Some(heard) = self.transcribed(&mut report, turn.stt).await else {
-            return report;
+        let Some(heard) = self.transcribed(report, turn.stt).await else {
+            return;
         };
         *self.answering.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.speaker.clone());
         let cancel = self.shutdown.child_token();
@@ -808,7 +973,7 @@ impl TurnRunner {
         };
         report.outcome = tokio::select! {
             _ = cancel.cancelled() => stopped(),
-            outcome = self.reply(&mut report, heard) => outcome,
+            outcome = self.reply(report, heard) => outcome,
         };
         // Let the reply finish playing before the next turn, unless it is interrupted.
         if let (TurnOutcome::Completed, Some(end)) = (&report.outcome, self.playback.ends_at()) {
@@ -822,7 +987,6 @@ impl TurnRunner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        report
     }
 
     /// Waits for the turn's transcript and fills in the report; what the agent answers, or
@@ -1027,5 +1191,34 @@ impl Spoken {
                 sentence.chars().take(60).collect::<String>()
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_can_be_withdrawn_until_its_reply_is_heard_in_full() {
+        let open = TurnLink::default();
+        assert!(open.withdraw(), "an open turn is withdrawn");
+        assert!(open.withdrawn.is_cancelled());
+        assert!(
+            !open.close(true),
+            "a withdrawn turn does not close as answered"
+        );
+
+        let answered = TurnLink::default();
+        assert!(answered.close(true));
+        assert!(!answered.withdraw(), "a reply heard in full stays");
+        assert!(!answered.withdrawn.is_cancelled());
+
+        let unanswered = TurnLink::default();
+        assert!(unanswered.close(false));
+        assert!(
+            unanswered.withdraw(),
+            "nothing was heard (no words, not addressed, cut): the speech continues it"
+        );
+        assert!(!unanswered.withdrawn.is_cancelled(), "nothing left to stop");
     }
 }

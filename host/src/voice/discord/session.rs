@@ -671,6 +671,7 @@ pub(crate) fn outcome_text(outcome: &TurnOutcome) -> String {
         TurnOutcome::Failed(why) => format!("failed: {why}"),
         TurnOutcome::Cancelled => "cancelled".into(),
         TurnOutcome::NotAddressed => "not addressed".into(),
+        TurnOutcome::Continued => "continued by the next turn".into(),
     }
 }
 
@@ -838,6 +839,8 @@ mod tests {
             reply_audio_ms: 0,
             end_rule: crate::pipeline::EndRule::Silence,
             speculation: Default::default(),
+            continued: false,
+            reply_played_ms: None,
         }
     }
 
