@@ -3,10 +3,12 @@
 //! here: 20 questions with a 0.6–1.0 s pause in the middle (an SSML `<break>` inside the
 //! sentence, so espeak-ng's intonation goes on across it) and 20 plain ones, four voices, with
 //! keyboard-like clicks and a music-like chord between the plain ones. Each paused question is
-//! one `simulate --fast` run (so each turn is counted against its question); the plain set is
-//! one run. Prints:
-//! how many paused questions stayed one turn (goal ≥ 95 %), how many plain ones waited for the
-//! long silence (goal 0), turns that match no question (goal 0), and speculations thrown away.
+//! one `simulate` run in real time (so each turn is counted against its question, and a turn
+//! that ended in the pause is withdrawn when the speaker goes on, as in the product); the plain
+//! set is one run. `OCV_TURN_FAST=1` runs them `--fast` (no turn is ever withdrawn). Prints:
+//! how many paused questions stayed one turn (goal ≥ 95 %), how many turns were withdrawn and
+//! how long their replies had played, how many plain ones waited for the long silence (goal
+//! 0), turns that match no question (goal 0), and speculations thrown away.
 //!
 //! `OCV_TURN_VOICES=flite` makes the same sets with another synthesizer (CMU Flite, four
 //! voices; Debian's `flite`), held out from any tuning: the pause follows a comma, so the
@@ -502,6 +504,11 @@ fn withdrawn(run: &Run) -> Vec<Option<u64>> {
         .collect()
 }
 
+/// Whether the accuracy sets run in real time, as the product does (`OCV_TURN_FAST=1`: `--fast`).
+fn real_time() -> bool {
+    std::env::var("OCV_TURN_FAST").as_deref() != Ok("1")
+}
+
 /// Paused questions: how many stayed one turn. Each question runs through `simulate` on its
 /// own (followed by 3 s of silence), so a turn is counted against the question it came from
 /// whatever the speech-to-text made of it: one turn is one turn even when a word is misheard,
@@ -511,7 +518,7 @@ fn withdrawn(run: &Run) -> Vec<Option<u64>> {
 /// which never withdraws a turn.
 fn paused_set() {
     let env = Env::new();
-    let real_time = std::env::var("OCV_TURN_FAST").as_deref() != Ok("1");
+    let real_time = real_time();
     let gap = silence(&env, "gap.wav", 3.0);
     let (mut whole, mut heard, mut all_turns) = (0, 0, Vec::new());
     let mut joined: Vec<Option<u64>> = Vec::new();
@@ -589,7 +596,7 @@ fn plain_set() {
     }
     let input = env.path("plain.wav");
     join(&parts, &input);
-    let run = env.simulate(&input, false);
+    let run = env.simulate(&input, real_time());
     check_run(&run);
     let turns = turns(&run);
     let long_waits = turns
@@ -615,11 +622,13 @@ fn plain_set() {
     println!(
         "plain questions heard: {matched}/{}; turns beyond one per question: {} (goal 0); \
          waited for the long silence: {long_waits} (goal 0); utterances with no words (noise \
-         that reached speech-to-text): {ignored}; end rules {}; speculations thrown away: {}",
+         that reached speech-to-text): {ignored}; end rules {}; speculations thrown away: {}; \
+         turns withdrawn as the speaker went on: {:?} (ms their replies had played)",
         PLAIN.len(),
         turns.len().saturating_sub(PLAIN.len()),
         count_rules(&turns),
-        wasted(&turns)
+        wasted(&turns),
+        withdrawn(&run)
     );
 }
 

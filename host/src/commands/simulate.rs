@@ -423,6 +423,19 @@ fn peak_rss_kb_of(pid: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// How a turn ended, as `simulate` prints it.
+fn outcome_words(outcome: &TurnOutcome) -> String {
+    match outcome {
+        TurnOutcome::Completed => "completed".to_string(),
+        TurnOutcome::Interrupted => "interrupted (barge-in)".to_string(),
+        TurnOutcome::Failed(why) => format!("FAILED: {}", telemetry::scrub(why)),
+        TurnOutcome::Cancelled => "cancelled".to_string(),
+        TurnOutcome::NotAddressed => "not addressed to the bot".to_string(),
+        TurnOutcome::NoSpeech => "no speech".to_string(),
+        TurnOutcome::Continued => "continued by the next turn".to_string(),
+    }
+}
+
 fn print_turn(n: usize, report: &TurnReport, json: bool) {
     let ms = report.timeline.ms();
     if json {
@@ -441,7 +454,6 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
             "ended_by": report.end_rule.to_string(),
             "speculation": report.speculation,
             "continued": report.continued,
-            "reply_played_ms": report.reply_played_ms,
             "errors": report.errors.iter().map(|e| telemetry::scrub(e)).collect::<Vec<_>>(),
         });
         println!("{value}");
@@ -460,17 +472,9 @@ fn print_turn(n: usize, report: &TurnReport, json: bool) {
     };
     println!("  heard:  {:?}{continued}", report.transcript);
     println!("  reply:  {:?}", report.reply);
-    let outcome = match &report.outcome {
-        TurnOutcome::Completed => "completed".to_string(),
-        TurnOutcome::Interrupted => "interrupted (barge-in)".to_string(),
-        TurnOutcome::Failed(why) => format!("FAILED: {}", telemetry::scrub(why)),
-        TurnOutcome::Cancelled => "cancelled".to_string(),
-        TurnOutcome::NotAddressed => "not addressed to the bot".to_string(),
-        TurnOutcome::NoSpeech => "no speech".to_string(),
-        TurnOutcome::Continued => "continued by the next turn".to_string(),
-    };
     println!(
-        "  outcome: {outcome} · stt {} · tts {}",
+        "  outcome: {} · stt {} · tts {}",
+        outcome_words(&report.outcome),
         report.stt_provider.as_deref().unwrap_or("-"),
         report.tts_provider.as_deref().unwrap_or("-")
     );

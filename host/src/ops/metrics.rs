@@ -35,12 +35,13 @@ pub(crate) const STAGE_BUCKETS: [f64; 9] = crate::plugins::stats::LATENCY_BUCKET
 pub(crate) const ERROR_TYPES: [&str; 4] = ["stt", "agent", "tts", "turn"];
 
 /// `voice_turns_total{outcome}` values.
-pub(crate) const TURN_OUTCOMES: [&str; 6] = [
+pub(crate) const TURN_OUTCOMES: [&str; 7] = [
     "completed",
     "interrupted",
     "failed",
     "cancelled",
     "no_speech",
+    "not_addressed",
     "continued",
 ];
 
