@@ -72,6 +72,8 @@ pub struct FrameRouter {
     models: TurnModels,
     speculative: bool,
     text_check: bool,
+    /// How long a verdict waits for the speculative transcript (none: as long as it takes).
+    text_wait: Option<Duration>,
 }
 
 struct SpeakerSlot {
@@ -99,13 +101,28 @@ impl SpeakerSlot {
     }
 }
 
+/// The speculative transcript, when one is coming and arrives within `wait` (none: however
+/// long it takes).
+async fn heard_within(
+    transcript: Option<tokio::sync::oneshot::Receiver<SpeculativeText>>,
+    wait: Option<Duration>,
+) -> Option<SpeculativeText> {
+    let rx = transcript?;
+    match wait {
+        Some(wait) => tokio::time::timeout(wait, rx).await.ok()?.ok(),
+        None => rx.await.ok(),
+    }
+}
+
 /// Asks Smart Turn about `audio` on a blocking thread and, when a transcript is coming, reads
-/// its [`TextCue`]; the fused [`Verdict`] comes on the receiver (which closes without one if
-/// the model fails).
+/// its [`TextCue`] (if it comes within `text_wait`: a slow transcription does not hold the
+/// decision past that, the model decides alone); the fused [`Verdict`] comes on the receiver
+/// (which closes without one if the model fails).
 fn ask_turn_model(
     model: Arc<SmartTurn>,
     audio: Arc<[i16]>,
     transcript: Option<tokio::sync::oneshot::Receiver<SpeculativeText>>,
+    text_wait: Option<Duration>,
 ) -> tokio::sync::oneshot::Receiver<Verdict> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -117,10 +134,7 @@ fn ask_turn_model(
             }
             Err(_) => return,
         };
-        let heard = match transcript {
-            Some(rx) => rx.await.ok(),
-            None => None,
-        };
+        let heard = heard_within(transcript, text_wait).await;
         let verdict = Verdict {
             probability,
             text: heard
@@ -140,6 +154,7 @@ struct PauseHandling<'a> {
     turn_model: Option<&'a Arc<SmartTurn>>,
     speculative: bool,
     text_check: bool,
+    text_wait: Option<Duration>,
 }
 
 impl PauseHandling<'_> {
@@ -151,7 +166,7 @@ impl PauseHandling<'_> {
             (None, None)
         };
         if let Some(model) = self.turn_model {
-            let verdict = ask_turn_model(model.clone(), audio.clone(), text_rx);
+            let verdict = ask_turn_model(model.clone(), audio.clone(), text_rx, self.text_wait);
             slot.verdict = Some((pause, verdict));
         }
         if self.speculative {
@@ -219,6 +234,7 @@ impl FrameRouter {
                     turn_model: self.models.turn.as_ref(),
                     speculative: self.speculative,
                     text_check: self.text_check,
+                    text_wait: self.text_wait,
                 };
                 pauses.paused(slot, pause, Arc::from(audio));
             }
@@ -559,6 +575,11 @@ impl VoiceSession {
             models: deps.models.clone(),
             speculative: deps.config.speculative_stt,
             text_check: deps.config.turn_text_check && deps.config.language.starts_with("en"),
+            // In real time the transcript is a cue only until the middle silence; `--fast`
+            // waits for every verdict (`settle`), so model time is not simulated time.
+            text_wait: playback.is_realtime().then(|| {
+                Duration::from_millis(u64::from(cfg.text_complete_ms.saturating_sub(cfg.pause_ms)))
+            }),
         };
         let shutdown = CancellationToken::new();
         let runner = Arc::new(TurnRunner {
@@ -1220,5 +1241,40 @@ mod tests {
             "nothing was heard (no words, not addressed, cut): the speech continues it"
         );
         assert!(!unanswered.withdrawn.is_cancelled(), "nothing left to stop");
+    }
+
+    fn words(text: &str) -> SpeculativeText {
+        SpeculativeText {
+            text: text.into(),
+            last_word: Some(0.9),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_verdict_waits_for_the_transcript_only_as_long_as_it_is_told() {
+        let limit = Some(Duration::from_millis(50));
+        let (late, rx) = tokio::sync::oneshot::channel::<SpeculativeText>();
+        assert!(
+            heard_within(Some(rx), limit).await.is_none(),
+            "not there in time"
+        );
+        drop(late);
+
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tx.send(words("What is it?")).expect("sent");
+        let heard = heard_within(Some(rx), limit).await.map(|h| h.text);
+        assert_eq!(heard.as_deref(), Some("What is it?"));
+
+        // Without a limit (`simulate --fast`) it waits for however long the words take.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiting = tokio::spawn(heard_within(Some(rx), None));
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(!waiting.is_finished());
+        tx.send(words("Go on.")).expect("sent");
+        assert!(waiting.await.expect("joins").is_some());
+        assert!(
+            heard_within(None, limit).await.is_none(),
+            "no transcript coming"
+        );
     }
 }
