@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{AgentConfig, AgentKind};
 pub use openai::OpenAiChat;
@@ -29,6 +30,10 @@ pub struct AgentRequest {
     /// The language it was said in (a code such as `fr`): detected by speech-to-text, else
     /// the configured one; the reply should be in it. `None`: unknown.
     pub language: Option<String>,
+    /// Cancelled when the turn is withdrawn (the speaker went on, and the next question holds
+    /// this one): the exchange then leaves the conversation memory. `Default` for a request
+    /// that is never withdrawn.
+    pub withdrawn: CancellationToken,
 }
 
 /// Why the agent could not answer.
@@ -78,8 +83,9 @@ impl AgentError {
 /// Reply text deltas, in order; the channel closes when the reply is complete.
 pub(crate) type ReplyStream = mpsc::Receiver<Result<String, AgentError>>;
 
-/// One remembered exchange: the speaker's id, what they said, the reply.
-type Exchange = (String, String, String);
+/// One remembered exchange: the speaker's id, what they said, the reply, and the token that
+/// withdraws it.
+type Exchange = (String, String, String, CancellationToken);
 
 /// Past exchanges, per conversation.
 #[derive(Debug, Default)]
@@ -103,19 +109,25 @@ impl Memory {
         };
         turns
             .get(conversation)
-            .map(|q| q.iter().map(|(_, u, a)| (u.clone(), a.clone())).collect())
+            .map(|q| {
+                q.iter()
+                    .filter(|(_, _, _, withdrawn)| !withdrawn.is_cancelled())
+                    .map(|(_, u, a, _)| (u.clone(), a.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    /// Keeps an exchange of `speaker`'s (the oldest goes beyond the capacity).
+    /// Keeps an exchange of `speaker`'s (the oldest goes beyond the capacity), until
+    /// `withdrawn` is cancelled.
     pub(crate) fn remember_from(
         &self,
         conversation: &str,
         speaker: &str,
-        user: String,
-        assistant: String,
+        (user, assistant): (String, String),
+        withdrawn: &CancellationToken,
     ) {
-        if self.capacity == 0 || assistant.trim().is_empty() {
+        if self.capacity == 0 || assistant.trim().is_empty() || withdrawn.is_cancelled() {
             return;
         }
         let mut turns = match self.turns.lock() {
@@ -123,7 +135,8 @@ impl Memory {
             Err(p) => p.into_inner(),
         };
         let q = turns.entry(conversation.to_string()).or_default();
-        q.push_back((speaker.to_string(), user, assistant));
+        q.retain(|(_, _, _, withdrawn)| !withdrawn.is_cancelled());
+        q.push_back((speaker.to_string(), user, assistant, withdrawn.clone()));
         while q.len() > self.capacity {
             q.pop_front();
         }
@@ -140,7 +153,7 @@ impl Memory {
         let mut removed = 0;
         for q in turns.values_mut() {
             let before = q.len();
-            q.retain(|(who, _, _)| who != speaker);
+            q.retain(|(who, _, _, _)| who != speaker);
             removed += before - q.len();
         }
         removed
@@ -226,6 +239,7 @@ mod tests {
             speaker_name: "Ann".into(),
             text: "what time is it".into(),
             language: None,
+            withdrawn: CancellationToken::new(),
         });
         let mut text = String::new();
         let mut deltas = 0;
@@ -246,6 +260,7 @@ mod tests {
             speaker_name: "Ann".into(),
             text: long.join(" "),
             language: Some("en".into()),
+            withdrawn: CancellationToken::new(),
         });
         let mut text = String::new();
         while let Some(d) = rx.recv().await {
@@ -256,11 +271,12 @@ mod tests {
 
     #[test]
     fn memory_keeps_the_last_turns_per_conversation() {
+        let kept = CancellationToken::new();
         let m = Memory::new(2);
         for i in 0..3 {
-            m.remember_from("a", "s", format!("q{i}"), format!("a{i}"));
+            m.remember_from("a", "s", (format!("q{i}"), format!("a{i}")), &kept);
         }
-        m.remember_from("b", "s", "x".into(), "y".into());
+        m.remember_from("b", "s", ("x".into(), "y".into()), &kept);
         let h = m.history("a");
         assert_eq!(
             h,
@@ -271,12 +287,41 @@ mod tests {
 
     #[test]
     fn forgetting_a_speaker_removes_only_their_exchanges() {
+        let kept = CancellationToken::new();
         let m = Memory::new(8);
-        m.remember_from("a", "ann", "q1".into(), "a1".into());
-        m.remember_from("a", "bob", "q2".into(), "a2".into());
-        m.remember_from("b", "ann", "q3".into(), "a3".into());
+        m.remember_from("a", "ann", ("q1".into(), "a1".into()), &kept);
+        m.remember_from("a", "bob", ("q2".into(), "a2".into()), &kept);
+        m.remember_from("b", "ann", ("q3".into(), "a3".into()), &kept);
         assert_eq!(m.forget_speaker("ann"), 2);
         assert_eq!(m.history("a"), vec![("q2".into(), "a2".into())]);
         assert!(m.history("b").is_empty());
+    }
+
+    #[test]
+    fn a_withdrawn_exchange_leaves_the_memory_whenever_it_was_remembered() {
+        let m = Memory::new(8);
+        let (kept, fragment, late) = (
+            CancellationToken::new(),
+            CancellationToken::new(),
+            CancellationToken::new(),
+        );
+        m.remember_from("a", "ann", ("q1".into(), "a1".into()), &kept);
+        m.remember_from("a", "ann", ("how many".into(), "sixty".into()), &fragment);
+        fragment.cancel();
+        late.cancel();
+        m.remember_from("a", "ann", ("what is".into(), "it".into()), &late);
+        m.remember_from(
+            "a",
+            "ann",
+            ("how many in a week".into(), "10080".into()),
+            &kept,
+        );
+        assert_eq!(
+            m.history("a"),
+            vec![
+                ("q1".into(), "a1".into()),
+                ("how many in a week".into(), "10080".into())
+            ]
+        );
     }
 }

@@ -142,8 +142,8 @@ impl OpenAiChat {
                 Ok(full) => self.memory.remember_from(
                     &request.conversation,
                     &request.speaker_id,
-                    user_content(&request),
-                    full,
+                    (user_content(&request), full),
+                    &request.withdrawn,
                 ),
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
@@ -441,6 +441,7 @@ mod tests {
             speaker_name: "Ann".into(),
             text: text.into(),
             language: None,
+            withdrawn: Default::default(),
         }
     }
 

@@ -72,8 +72,18 @@ pub struct FrameRouter {
     models: TurnModels,
     speculative: bool,
     text_check: bool,
-    /// How long a verdict waits for the speculative transcript (none: as long as it takes).
-    text_wait: Option<Duration>,
+    /// How long a "complete" verdict waits for the speculative transcript (none: as long as
+    /// it takes).
+    text_wait: Option<TextWait>,
+}
+
+/// How long Smart Turn's "complete" waits for the speculative transcript before it decides
+/// alone. An "incomplete" always waits for it: only the words can end that turn sooner.
+#[derive(Debug, Clone, Copy)]
+struct TextWait {
+    limit: Duration,
+    /// Smart Turn's probability above which it says "complete" (`turn_threshold`).
+    complete_above: f32,
 }
 
 struct SpeakerSlot {
@@ -115,14 +125,14 @@ async fn heard_within(
 }
 
 /// Asks Smart Turn about `audio` on a blocking thread and, when a transcript is coming, reads
-/// its [`TextCue`] (if it comes within `text_wait`: a slow transcription does not hold the
-/// decision past that, the model decides alone); the fused [`Verdict`] comes on the receiver
-/// (which closes without one if the model fails).
+/// its [`TextCue`] (a "complete" waits for it only as `text_wait` says: a slow transcription
+/// does not hold the turn's end past that); the fused [`Verdict`] comes on the receiver (which
+/// closes without one if the model fails).
 fn ask_turn_model(
     model: Arc<SmartTurn>,
     audio: Arc<[i16]>,
     transcript: Option<tokio::sync::oneshot::Receiver<SpeculativeText>>,
-    text_wait: Option<Duration>,
+    text_wait: Option<TextWait>,
 ) -> tokio::sync::oneshot::Receiver<Verdict> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -134,7 +144,10 @@ fn ask_turn_model(
             }
             Err(_) => return,
         };
-        let heard = heard_within(transcript, text_wait).await;
+        let wait = text_wait
+            .filter(|w| probability > w.complete_above)
+            .map(|w| w.limit);
+        let heard = heard_within(transcript, wait).await;
         let verdict = Verdict {
             probability,
             text: heard
@@ -154,7 +167,7 @@ struct PauseHandling<'a> {
     turn_model: Option<&'a Arc<SmartTurn>>,
     speculative: bool,
     text_check: bool,
-    text_wait: Option<Duration>,
+    text_wait: Option<TextWait>,
 }
 
 impl PauseHandling<'_> {
@@ -575,10 +588,13 @@ impl VoiceSession {
             models: deps.models.clone(),
             speculative: deps.config.speculative_stt,
             text_check: deps.config.turn_text_check && deps.config.language.starts_with("en"),
-            // In real time the transcript is a cue only until the middle silence; `--fast`
-            // waits for every verdict (`settle`), so model time is not simulated time.
-            text_wait: playback.is_realtime().then(|| {
-                Duration::from_millis(u64::from(cfg.text_complete_ms.saturating_sub(cfg.pause_ms)))
+            // In real time a "complete" waits for the transcript until the middle silence;
+            // `--fast` waits for every verdict (`settle`): model time is not simulated time.
+            text_wait: playback.is_realtime().then(|| TextWait {
+                limit: Duration::from_millis(u64::from(
+                    cfg.text_complete_ms.saturating_sub(cfg.pause_ms),
+                )),
+                complete_above: cfg.turn_threshold,
             }),
         };
         let shutdown = CancellationToken::new();
@@ -994,7 +1010,7 @@ impl TurnRunner {
         };
         report.outcome = tokio::select! {
             _ = cancel.cancelled() => stopped(),
-            outcome = self.reply(report, heard) => outcome,
+            outcome = self.reply(report, heard, turn.link.withdrawn.clone()) => outcome,
         };
         // Let the reply finish playing before the next turn, unless it is interrupted.
         if let (TurnOutcome::Completed, Some(end)) = (&report.outcome, self.playback.ends_at()) {
@@ -1054,14 +1070,21 @@ impl TurnRunner {
         Some(Heard { text, language })
     }
 
-    /// Agent → sentences → TTS → playback, with the agent and TTS overlapping.
-    async fn reply(&self, report: &mut TurnReport, heard: Heard) -> TurnOutcome {
+    /// Agent → sentences → TTS → playback, with the agent and TTS overlapping; `withdrawn`
+    /// takes the exchange out of the agent's memory if the turn is withdrawn.
+    async fn reply(
+        &self,
+        report: &mut TurnReport,
+        heard: Heard,
+        withdrawn: CancellationToken,
+    ) -> TurnOutcome {
         let request = AgentRequest {
             conversation: self.conversation.clone(),
             speaker_id: report.speaker.id.clone(),
             speaker_name: report.speaker.name.clone(),
             text: heard.text,
             language: heard.language.clone(),
+            withdrawn,
         };
         let deltas = self.deps.agent.reply(request);
         let (sentence_tx, sentence_rx) = mpsc::unbounded_channel::<String>();
