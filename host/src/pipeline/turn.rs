@@ -961,12 +961,15 @@ impl TurnRunner {
     async fn handle(&self, turn: QueuedTurn) -> TurnReport {
         let mut report = TurnReport::new(&turn);
         let link = turn.link.clone();
+        let transcription = turn.stt.abort_handle();
         let withdrawn = tokio::select! {
             biased;
             () = link.withdrawn.cancelled() => true,
             () = self.answer(&mut report, turn) => false,
         };
         if withdrawn {
+            // Its words are no longer wanted (a provider call in progress ends on its own).
+            transcription.abort();
             self.lock_current().take();
             let replying = self
                 .answering
