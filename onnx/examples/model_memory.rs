@@ -11,7 +11,10 @@ use std::time::Instant;
 mod common;
 use common::{median_ms, silero_window, smart_turn_features, status_mb, SILERO_WINDOWS};
 
-use openclaw_onnx::{Element, Input, InputSpec, Model, ModelOptions};
+use openclaw_onnx::signatures::{
+    SILERO_INPUTS, SILERO_OUTPUTS, SMART_TURN_INPUTS, SMART_TURN_OUTPUTS,
+};
+use openclaw_onnx::{Input, Model, ModelOptions};
 
 /// RSS, and its anonymous (heap) and file-backed (library code) parts.
 fn rss_mb() -> String {
@@ -33,41 +36,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = openclaw_onnx::models_dir().ok_or("HOME is not set")?;
     openclaw_onnx::init(&openclaw_onnx::find_runtime(None)?)?;
     println!("{mode}: runtime opened: {}", rss_mb());
-    // The host's signatures (`pipeline/models.rs`): the loader refuses a model whose inputs
-    // differ.
-    let silero_inputs = [
-        InputSpec {
-            name: "input",
-            element: Element::F32,
-            dims: &[-1, -1],
-        },
-        InputSpec {
-            name: "state",
-            element: Element::F32,
-            dims: &[2, -1, 128],
-        },
-        InputSpec {
-            name: "sr",
-            element: Element::I64,
-            dims: &[],
-        },
-    ];
-    let turn_inputs = [InputSpec {
-        name: "input_features",
-        element: Element::F32,
-        dims: &[-1, 80, 800],
-    }];
     let silero = Model::load_with(
         &dir.join("silero_vad.onnx"),
-        &silero_inputs,
-        &["output", "stateN"],
+        &SILERO_INPUTS,
+        &SILERO_OUTPUTS,
         options,
     )?;
     println!("{mode}: Silero loaded: {}", rss_mb());
     let turn = Model::load_with(
         &dir.join("smart-turn-v3.2-cpu.onnx"),
-        &turn_inputs,
-        &["logits"],
+        &SMART_TURN_INPUTS,
+        &SMART_TURN_OUTPUTS,
         options,
     )?;
     println!("{mode}: Smart Turn loaded: {}", rss_mb());

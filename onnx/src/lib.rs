@@ -160,6 +160,41 @@ pub struct InputSpec {
     pub dims: &'static [i64],
 }
 
+/// The turn-taking models' signatures as this project runs them, for [`Model::load_with`]: the
+/// host loads Silero VAD and Smart Turn with these, and the memory examples measure them so.
+pub mod signatures {
+    use super::{Element, InputSpec};
+
+    /// Silero VAD v6 (16 kHz branch): `input` [B, 576], `state` [2, B, 128], `sr` scalar.
+    pub const SILERO_INPUTS: [InputSpec; 3] = [
+        InputSpec {
+            name: "input",
+            element: Element::F32,
+            dims: &[-1, -1],
+        },
+        InputSpec {
+            name: "state",
+            element: Element::F32,
+            dims: &[2, -1, 128],
+        },
+        InputSpec {
+            name: "sr",
+            element: Element::I64,
+            dims: &[],
+        },
+    ];
+    /// Silero VAD's outputs: the speech probability and the next state.
+    pub const SILERO_OUTPUTS: [&str; 2] = ["output", "stateN"];
+    /// Smart Turn v3.2: `input_features` [B, 80, 800] (Whisper log-mel).
+    pub const SMART_TURN_INPUTS: [InputSpec; 1] = [InputSpec {
+        name: "input_features",
+        element: Element::F32,
+        dims: &[-1, 80, 800],
+    }];
+    /// Smart Turn's output: `logits` [B, 1].
+    pub const SMART_TURN_OUTPUTS: [&str; 1] = ["logits"];
+}
+
 /// One input value for [`Model::run`].
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {

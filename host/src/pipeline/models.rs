@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use openclaw_onnx::{Element, Input, InputSpec, Model, ModelOptions, OnnxError};
+use openclaw_onnx::signatures::{
+    SILERO_INPUTS, SILERO_OUTPUTS, SMART_TURN_INPUTS, SMART_TURN_OUTPUTS,
+};
+use openclaw_onnx::{Input, Model, ModelOptions, OnnxError};
 
 use super::mel::LogMel;
 use crate::config::{PipelineConfig, TurnModelKind, VadKind};
@@ -70,24 +73,7 @@ pub struct Silero {
 impl Silero {
     /// Loads and checks the model (`input` [B, 576], `state` [2, B, 128], `sr` scalar).
     pub fn load(path: &Path) -> Result<Silero, OnnxError> {
-        let inputs = [
-            InputSpec {
-                name: "input",
-                element: Element::F32,
-                dims: &[-1, -1],
-            },
-            InputSpec {
-                name: "state",
-                element: Element::F32,
-                dims: &[2, -1, 128],
-            },
-            InputSpec {
-                name: "sr",
-                element: Element::I64,
-                dims: &[],
-            },
-        ];
-        let model = Model::load_with(path, &inputs, &["output", "stateN"], ModelOptions::lean())?;
+        let model = Model::load_with(path, &SILERO_INPUTS, &SILERO_OUTPUTS, ModelOptions::lean())?;
         Ok(Silero { model })
     }
 
@@ -188,12 +174,12 @@ impl std::fmt::Debug for SmartTurn {
 impl SmartTurn {
     /// Loads and checks the model (`input_features` [B, 80, 800] → `logits` [B, 1]).
     pub fn load(path: &Path) -> Result<SmartTurn, OnnxError> {
-        let inputs = [InputSpec {
-            name: "input_features",
-            element: Element::F32,
-            dims: &[-1, 80, 800],
-        }];
-        let model = Model::load_with(path, &inputs, &["logits"], ModelOptions::lean())?;
+        let model = Model::load_with(
+            path,
+            &SMART_TURN_INPUTS,
+            &SMART_TURN_OUTPUTS,
+            ModelOptions::lean(),
+        )?;
         Ok(SmartTurn {
             model,
             mel: LogMel::new(),
