@@ -72,9 +72,6 @@ pub struct FrameRouter {
     models: TurnModels,
     speculative: bool,
     text_check: bool,
-    /// How long a "complete" verdict waits for the speculative transcript (none: as long as
-    /// it takes).
-    text_wait: Option<TextWait>,
 }
 
 /// How long Smart Turn's "complete" waits for the speculative transcript before it decides
@@ -84,6 +81,19 @@ struct TextWait {
     limit: Duration,
     /// Smart Turn's probability above which it says "complete" (`turn_threshold`).
     complete_above: f32,
+}
+
+impl TextWait {
+    /// In real time, until the middle silence; none for `--fast`, which waits for every
+    /// verdict (`FrameRouter::settle`), as model time is not simulated time.
+    fn of(cfg: &EndpointConfig, playback: &Playback) -> Option<TextWait> {
+        playback.is_realtime().then(|| TextWait {
+            limit: Duration::from_millis(u64::from(
+                cfg.text_complete_ms.saturating_sub(cfg.pause_ms),
+            )),
+            complete_above: cfg.turn_threshold,
+        })
+    }
 }
 
 struct SpeakerSlot {
@@ -247,7 +257,7 @@ impl FrameRouter {
                     turn_model: self.models.turn.as_ref(),
                     speculative: self.speculative,
                     text_check: self.text_check,
-                    text_wait: self.text_wait,
+                    text_wait: TextWait::of(&self.cfg, &self.playback),
                 };
                 pauses.paused(slot, pause, Arc::from(audio));
             }
@@ -588,14 +598,6 @@ impl VoiceSession {
             models: deps.models.clone(),
             speculative: deps.config.speculative_stt,
             text_check: deps.config.turn_text_check && deps.config.language.starts_with("en"),
-            // In real time a "complete" waits for the transcript until the middle silence;
-            // `--fast` waits for every verdict (`settle`): model time is not simulated time.
-            text_wait: playback.is_realtime().then(|| TextWait {
-                limit: Duration::from_millis(u64::from(
-                    cfg.text_complete_ms.saturating_sub(cfg.pause_ms),
-                )),
-                complete_above: cfg.turn_threshold,
-            }),
         };
         let shutdown = CancellationToken::new();
         let runner = Arc::new(TurnRunner {
@@ -967,15 +969,16 @@ impl TurnRunner {
             () = link.withdrawn.cancelled() => true,
             () = self.answer(&mut report, turn) => false,
         };
+        // The turn is no longer the one replying, however `answer` ended.
+        self.lock_current().take();
+        let replying = self
+            .answering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if withdrawn {
             // Its words are no longer wanted (a provider call in progress ends on its own).
             transcription.abort();
-            self.lock_current().take();
-            let replying = self
-                .answering
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
             if replying.is_some() {
                 let played = self.playback.stop();
                 report.reply_played_ms = played.map(|d| d.as_millis() as u64);
@@ -991,7 +994,8 @@ impl TurnRunner {
         report
     }
 
-    /// Transcript → agent → speech → playback, the report filled in on the way.
+    /// Transcript → agent → speech → playback, the report filled in on the way; the turn is
+    /// left set as the one replying (`handle` clears it).
     async fn answer(&self, report: &mut TurnReport, turn: QueuedTurn) {
         if self.shutdown.is_cancelled() {
             turn.stt.abort();
@@ -1022,11 +1026,6 @@ impl TurnRunner {
                 _ = tokio::time::sleep_until(end.into()) => {}
             }
         }
-        self.lock_current().take();
-        self.answering
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
     }
 
     /// Waits for the turn's transcript and fills in the report; what the agent answers, or
