@@ -79,15 +79,16 @@ impl<T> Pool<T> {
     }
 
     /// Takes a free item; when all are in use, waits for one to be returned, and makes one
-    /// with `make` instead if none is within the grace period and the pool may still grow. A `make` error is logged as a warning (it
-    /// says what could not be made), and the caller waits instead.
+    /// with `make` instead if none is within the grace period and the pool may still grow. A
+    /// `make` error is logged as a warning (it says what could not be made), and the caller
+    /// waits instead.
     pub fn get<E: Display>(&self, make: impl FnOnce() -> Result<T, E>) -> Lease<'_, T> {
         match self.take_or_reserve() {
             Next::Take(item) => return self.lease(item),
             Next::Make => {}
         }
         let reservation = Reservation { pool: self };
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         match make() {
             Ok(item) => {
                 reservation.keep();
